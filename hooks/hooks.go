@@ -1,0 +1,53 @@
+package hooks
+
+import (
+	"context"
+	"io"
+
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+// Command is one ref update a client asked for.
+type Command struct {
+	Name refs.Name
+	Old  objects.Hash // ZeroHash: create
+	New  objects.Hash // ZeroHash: delete
+}
+
+// Push is what a pre-receive hook sees.
+type Push struct {
+	Repo       objects.RepoName
+	Commands   []Command
+	Quarantine *objects.Quarantine // the push's objects; readable here only
+	Options    []string            // push options (git push -o), opaque
+	Atomic     bool                // client asked for --atomic
+	Pusher     string              // authenticated identity, "anonymous" on loopback
+	// Progress reaches the client as "remote: " lines (side band 2).
+	// Write whole lines.
+	Progress io.Writer
+}
+
+// Result is a hook's decision.
+type Result struct {
+	// Refused maps a ref the hook refuses to the reason the client sees in
+	// "! [remote rejected] <ref> (<reason>)".
+	Refused map[refs.Name]string
+	// Updates are extra ref updates (data refs, refs/runs/...) committed in
+	// the same atomic write as the accepted commands. If every command is
+	// refused, Updates are still committed with the push's objects, so a
+	// failed run stays fetchable.
+	Updates []refs.Update
+}
+
+// PreReceive decides a push. An error refuses every command with the
+// error's text.
+type PreReceive interface {
+	PreReceive(ctx context.Context, p *Push) (*Result, error)
+}
+
+// None accepts every push.
+type None struct{}
+
+// PreReceive accepts p unchanged.
+func (None) PreReceive(context.Context, *Push) (*Result, error) { return &Result{}, nil }

@@ -1,0 +1,93 @@
+package objects
+
+import (
+	"context"
+	"errors"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// Hash is a SHA-1 object name.
+type Hash = plumbing.Hash
+
+// ZeroHash is the all-zero hash: "no object" in ref updates.
+var ZeroHash = plumbing.ZeroHash
+
+// Type is a Git object type (commit, tree, blob, tag).
+type Type = plumbing.ObjectType
+
+// RepoName names one repo, without the ".git" suffix: "demo", "team/demo".
+// Construct it with ParseRepoName so it is always valid.
+type RepoName string
+
+// ErrNotFound is returned when an object is not in the repo.
+var ErrNotFound = errors.New("objects: object not found")
+
+// Object is one inflated Git object.
+type Object struct {
+	Type Type
+	Data []byte
+}
+
+// Limits bound what one push may bring.
+type Limits struct {
+	MaxPackBytes   int64 // whole received pack; 0 means the default
+	MaxObjectBytes int64 // one inflated object; 0 means the default
+}
+
+// Store reads and writes objects in one Pebble database.
+//
+// Methods (implemented in store.go):
+//
+//	func New(db *pebble.DB, limits Limits) *Store
+//	func (s *Store) DB() *pebble.DB
+//	func (s *Store) Get(ctx context.Context, repo RepoName, h Hash) (*Object, error)
+//	func (s *Store) Has(ctx context.Context, repo RepoName, h Hash) (bool, error)
+//	func (s *Store) Raw(ctx context.Context, repo RepoName, h Hash) (typ Type, size int64, zdata []byte, err error)
+//	func (s *Store) Put(ctx context.Context, repo RepoName, typ Type, data []byte) (Hash, error) // not synced; made durable by the next synced ref update
+//	func (s *Store) Storer(repo RepoName) storer.EncodedObjectStorer                         // read-only, for go-git plumbing (object.GetCommit, ...)
+//	func (s *Store) NewQuarantine(repo RepoName) *Quarantine
+//	func (s *Store) DeleteRepo(ctx context.Context, repo RepoName) error
+type Store struct {
+	db     *pebble.DB
+	limits Limits
+}
+
+// Quarantine holds the objects of one push until refs.Store commits them
+// with the ref updates, or Close drops them.
+//
+// Methods (implemented in quarantine.go):
+//
+//	func (q *Quarantine) Repo() RepoName
+//	func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error) // resolves ofs/ref deltas against the quarantine and the repo; enforces Limits
+//	func (q *Quarantine) Put(typ Type, data []byte) (Hash, error)
+//	func (q *Quarantine) Get(ctx context.Context, h Hash) (*Object, error)            // sees quarantine, then repo
+//	func (q *Quarantine) Has(ctx context.Context, h Hash) (bool, error)
+//	func (q *Quarantine) Storer() storer.EncodedObjectStorer                         // quarantine + repo, for hooks
+//	func (q *Quarantine) Check(ctx context.Context, tips []Hash) error              // fsck of ingested objects + connectivity from tips; *CheckError
+//	func (q *Quarantine) Batch() *pebble.Batch                                       // for refs.Store to commit atomically
+//	func (q *Quarantine) Close() error                                               // drop unless committed
+type Quarantine struct {
+	store *Store
+	repo  RepoName
+	batch *pebble.Batch
+}
+
+// CheckError is a rejected object: which object, which check, and why.
+type CheckError struct {
+	Object Hash
+	Check  string // git fsck's message id, e.g. "hasDotgit", "zeroPaddedFilemode", "missingObject"
+	Detail string
+}
+
+func (e *CheckError) Error() string {
+	return "objects: " + e.Object.String() + ": " + e.Check + ": " + e.Detail
+}
+
+var (
+	_ = context.Background
+	_ storer.EncodedObjectStorer
+	_ *pebble.DB
+)
