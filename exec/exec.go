@@ -1,0 +1,204 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"time"
+)
+
+// RunnerPath is where the weir binary is mounted, read-only, inside a
+// sandbox whose Spec.Weir is set. SQL nodes run "RunnerPath <args>".
+const RunnerPath = "/weir/bin/weir-runner"
+
+// HostRuntime is the built-in runtime: the host's /usr, /bin, /lib*, and
+// /etc bind-mounted read-only onto an otherwise empty root, so that
+// /usr/bin/python3 and /bin/sh with the host's packages work.
+const HostRuntime = "host"
+
+// Paths a node sees inside its sandbox.
+const (
+	InputsDir = "/in"  // each Spec.Inputs entry at /in/<name>, read-only
+	OutputDir = "/out" // the node's output folder, writable up to Limits.OutputBytes
+	TmpDir    = "/tmp" // a private tmpfs of Limits.TmpBytes; the node's cwd
+)
+
+// Limits bound what one node may consume. A zero field means "use the
+// Sandboxes' default" (Config.Defaults, itself defaulting to DefaultLimits).
+type Limits struct {
+	Wall        time.Duration // wall-clock time from start to exit
+	Memory      int64         // bytes of memory (cgroup limit, swap included)
+	Pids        int64         // processes and threads at once
+	CPU         float64       // cores (CFS quota); 1.5 = one and a half cores
+	OutputBytes int64         // bytes the node may write under /out
+	TmpBytes    int64         // size of the /tmp tmpfs
+	OpenFiles   uint64        // RLIMIT_NOFILE
+}
+
+// DefaultLimits are laptop defaults: 10 minutes wall, 2 GiB memory, 256
+// processes, 1 core, 1 GiB output, 256 MiB /tmp, 1024 open files.
+func DefaultLimits() Limits {
+	return Limits{
+		Wall:        10 * time.Minute,
+		Memory:      2 << 30,
+		Pids:        256,
+		CPU:         1,
+		OutputBytes: 1 << 30,
+		TmpBytes:    256 << 20,
+		OpenFiles:   1024,
+	}
+}
+
+// orDefault fills the zero fields of l from d.
+func (l Limits) orDefault(d Limits) Limits {
+	if l.Wall <= 0 {
+		l.Wall = d.Wall
+	}
+	if l.Memory <= 0 {
+		l.Memory = d.Memory
+	}
+	if l.Pids <= 0 {
+		l.Pids = d.Pids
+	}
+	if l.CPU <= 0 {
+		l.CPU = d.CPU
+	}
+	if l.OutputBytes <= 0 {
+		l.OutputBytes = d.OutputBytes
+	}
+	if l.TmpBytes <= 0 {
+		l.TmpBytes = d.TmpBytes
+	}
+	if l.OpenFiles == 0 {
+		l.OpenFiles = d.OpenFiles
+	}
+	return l
+}
+
+// Spec is one node run.
+type Spec struct {
+	// ID names the run's container, cgroup and state dir. It must be unique
+	// among running sandboxes and match [A-Za-z0-9][A-Za-z0-9_.-]{0,99}.
+	ID string
+	// Runtime is HostRuntime ("" means HostRuntime) or a name registered
+	// in Config.Runtimes.
+	Runtime string
+	// Args is argv inside the sandbox; Args[0] is an absolute path or a
+	// name looked up in the PATH of Env.
+	Args []string
+	// Env is exactly the environment the node sees; nothing of the
+	// server's environment is inherited.
+	Env []string
+	// Inputs maps a name to a host dir or file, mounted read-only at
+	// /in/<name>. Names are single path elements.
+	Inputs map[string]string
+	// Output is a host dir that receives what the node wrote to /out once
+	// it exits (whether it succeeded or not). It must exist and be empty.
+	// "" means the node gets a scratch /out that is thrown away.
+	Output string
+	// Weir mounts the weir binary (Config.WeirBinary) read-only at
+	// RunnerPath.
+	Weir bool
+	// Limits bound the run; zero fields take the defaults.
+	Limits Limits
+	// Stdout, if set, receives the node's combined stdout and stderr live,
+	// besides the bounded capture in Result.Output.
+	Stdout io.Writer
+}
+
+// Reason says why a node stopped.
+type Reason string
+
+// Reasons, in the order Run checks them.
+const (
+	ReasonOK      Reason = "ok"            // exit status 0
+	ReasonSetup   Reason = "setup"         // the sandbox could not be built or started
+	ReasonTime    Reason = "time-limit"    // killed at Limits.Wall
+	ReasonMemory  Reason = "memory-limit"  // the kernel's OOM killer fired in the node's cgroup
+	ReasonProcs   Reason = "process-limit" // a fork failed at Limits.Pids and the node failed
+	ReasonOutput  Reason = "output-quota"  // /out filled up to Limits.OutputBytes
+	ReasonExit    Reason = "exit"          // any other non-zero exit or signal
+	ReasonAborted Reason = "aborted"       // ctx was cancelled
+)
+
+// OutputTail is how many bytes of combined output Result.Output keeps (the
+// last ones).
+const OutputTail = 64 << 10
+
+// Result is how a node run ended. Node failures are reported here, never as
+// an error from Run.
+type Result struct {
+	ExitCode int    // exit status; 128+signal if killed by a signal; -1 if it never started
+	Reason   Reason // why it stopped
+	// Message says in user words what happened, e.g. "killed after 1s wall
+	// time limit"; empty when Reason is ReasonOK.
+	Message string
+	// Output is the tail (OutputTail bytes) of the node's stdout and
+	// stderr, interleaved in the order written.
+	Output       []byte
+	Wall         time.Duration // start to exit
+	CPU          time.Duration // user+system CPU of every process in the sandbox
+	PeakMemory   int64         // bytes, cgroup high-water mark
+	BytesWritten int64         // bytes used under /out at exit
+}
+
+// Config configures Sandboxes.
+type Config struct {
+	// StateDir holds container state, staging mounts and the host-runtime
+	// rootfs skeleton. It must be private to one server (default
+	// /run/weir/exec). Everything under it belongs to exec.
+	StateDir string
+	// Runtimes maps a runtime name to a rootfs dir on the host.
+	// HostRuntime is built in and cannot be overridden.
+	Runtimes map[string]string
+	// Defaults fill the zero fields of Spec.Limits (zero fields here take
+	// DefaultLimits).
+	Defaults Limits
+	// WeirBinary is the binary mounted at RunnerPath (default: the running
+	// executable).
+	WeirBinary string
+}
+
+// Errors for misuse of the API. Node failures are never errors.
+var (
+	ErrBadSpec     = errors.New("exec: bad spec")
+	ErrNoRuntime   = errors.New("exec: unknown runtime")
+	ErrUnsupported = errors.New("exec: sandboxes are not supported on this host")
+)
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+
+// validate checks the parts of spec Run relies on.
+func (s *Spec) validate() error {
+	if !idRE.MatchString(s.ID) {
+		return fmt.Errorf("%w: id %q", ErrBadSpec, s.ID)
+	}
+	if len(s.Args) == 0 || s.Args[0] == "" {
+		return fmt.Errorf("%w: no args", ErrBadSpec)
+	}
+	for name := range s.Inputs {
+		if name == "" || name == "." || name == ".." || containsSlash(name) {
+			return fmt.Errorf("%w: input name %q", ErrBadSpec, name)
+		}
+	}
+	return nil
+}
+
+func containsSlash(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' || s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Runner runs nodes. *Sandboxes implements it; callers that only run nodes
+// should depend on this.
+type Runner interface {
+	Run(ctx context.Context, spec Spec) (*Result, error)
+}
+
+var _ Runner = (*Sandboxes)(nil)
