@@ -1,0 +1,90 @@
+package exec
+
+import (
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"strings"
+
+	"github.com/opencontainers/runc/libcontainer"
+	// nsenter's C constructor joins and sets up namespaces in the re-executed
+	// init before the Go runtime starts; libcontainer needs it.
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+	"golang.org/x/sys/unix"
+)
+
+// InitArg is argv[1] of the re-executed binary acting as a container's
+// init (libcontainer's convention).
+const InitArg = "init"
+
+// execArg is argv[1] of the in-sandbox shim that seals the node (seccomp)
+// and execs its argv.
+const execArg = "__weir-sandbox-exec"
+
+// shimPath is where the weir binary is mounted, read-only, in every
+// sandbox, to act as the seccomp shim.
+const shimPath = "/weir/bin/.sandbox-exec"
+
+// Init must be called first thing in main's package init (and in TestMain
+// of any test binary that runs sandboxes). When the process was started as
+// a container's init or as the in-sandbox shim it never returns; otherwise
+// it does nothing.
+//
+// argv of the two hidden entries:
+//
+//	<bin> init                                   libcontainer's container init
+//	<bin> __weir-sandbox-exec <home> -- argv...  seccomp, then execve(argv)
+//
+// <home> is "1" when the node's Env had HOME (libcontainer adds one
+// otherwise, which the shim removes so the env is exactly Spec.Env).
+func Init() {
+	if len(os.Args) < 2 {
+		return
+	}
+	switch os.Args[1] {
+	case InitArg:
+		libcontainer.Init() // never returns
+		os.Exit(1)
+	case execArg:
+		err := shim(os.Args[2:])
+		fmt.Fprintf(os.Stderr, "weir sandbox: %v\n", err)
+		os.Exit(127)
+	}
+}
+
+// shim runs inside the sandbox as the unprivileged node user, with
+// no_new_privs already set: it installs the seccomp filter on every thread
+// and replaces itself with the node's program.
+func shim(args []string) error {
+	if len(args) < 3 || args[1] != "--" {
+		return fmt.Errorf("bad shim argv %q", args)
+	}
+	keepHome := args[0] == "1"
+	argv := args[2:]
+	env := os.Environ()
+	if !keepHome {
+		kept := env[:0]
+		for _, kv := range env {
+			if !strings.HasPrefix(kv, "HOME=") {
+				kept = append(kept, kv)
+			}
+		}
+		env = kept
+	}
+	path := argv[0]
+	if !strings.Contains(path, "/") {
+		p, err := osexec.LookPath(path)
+		if err != nil {
+			return fmt.Errorf("%s: command not found", path)
+		}
+		path = p
+	}
+	// Belt and braces against leaked descriptors (CVE-2024-21626 class):
+	// nothing but stdio crosses into the node.
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err := installSeccomp(); err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	err := unix.Exec(path, argv, env)
+	return fmt.Errorf("exec %s: %w", argv[0], err)
+}

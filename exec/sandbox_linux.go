@@ -1,0 +1,514 @@
+package exec
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	// Device rules in the devices cgroup need the devices manager.
+	_ "github.com/opencontainers/cgroups/devices"
+	devcfg "github.com/opencontainers/cgroups/devices/config"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"golang.org/x/sys/unix"
+)
+
+// nodeUID and nodeGID are who a node runs as, on the host as well as
+// inside (no user namespace): nobody/nogroup, with every capability dropped.
+const (
+	nodeUID = 65534
+	nodeGID = 65534
+)
+
+// Sandboxes builds and runs sandboxes. It is safe for concurrent use; each
+// Run owns its container from creation to teardown.
+type Sandboxes struct {
+	cfg          Config
+	containers   string // libcontainer root: <StateDir>/containers
+	runs         string // per-run staging: <StateDir>/runs
+	hostRoot     string // skeleton rootfs of the host runtime
+	cgroupPrefix string // relative cgroup parent, unique per StateDir
+	log          *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]bool
+}
+
+// New prepares cfg.StateDir (creating the host-runtime skeleton once) and
+// sweeps what a crashed server with the same StateDir left: containers and
+// their processes, mounts under StateDir, and cgroups under its prefix.
+func New(cfg Config) (*Sandboxes, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("%w: sandboxes need root (running as uid %d)", ErrUnsupported, os.Geteuid())
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil && !cgroups.IsCgroup2UnifiedMode() {
+		return nil, fmt.Errorf("%w: no pids cgroup controller", ErrUnsupported)
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = "/run/weir/exec"
+	}
+	abs, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.StateDir = abs
+	if cfg.WeirBinary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("exec: find own binary: %w", err)
+		}
+		cfg.WeirBinary = exe
+	}
+	cfg.Defaults = cfg.Defaults.orDefault(DefaultLimits())
+	for name, dir := range cfg.Runtimes {
+		if name == HostRuntime || name == "" {
+			return nil, fmt.Errorf("%w: runtime name %q is reserved", ErrBadSpec, name)
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("%w: runtime %s: rootfs %s is not a directory", ErrBadSpec, name, dir)
+		}
+	}
+	sum := sha256.Sum256([]byte(cfg.StateDir))
+	s := &Sandboxes{
+		cfg:          cfg,
+		containers:   filepath.Join(cfg.StateDir, "containers"),
+		runs:         filepath.Join(cfg.StateDir, "runs"),
+		hostRoot:     filepath.Join(cfg.StateDir, "rootfs-host"),
+		cgroupPrefix: "weir-exec-" + hex.EncodeToString(sum[:4]),
+		log:          slog.Default().With("component", "exec"),
+		running:      map[string]bool{},
+	}
+	for _, d := range []string{cfg.StateDir, s.containers, s.runs} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("exec: state dir: %w", err)
+		}
+	}
+	s.sweep()
+	if err := buildHostRoot(s.hostRoot); err != nil {
+		return nil, fmt.Errorf("exec: host runtime skeleton: %w", err)
+	}
+	return s, nil
+}
+
+// Run runs spec in a fresh sandbox, waits for it (or its limits), tears the
+// sandbox down and reports how it ended. The error is non-nil only for a
+// bad spec or a duplicate ID; everything that happens to the node, including
+// a sandbox that could not be built (ReasonSetup), is in the Result.
+func (s *Sandboxes) Run(ctx context.Context, spec Spec) (*Result, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	rt := spec.Runtime
+	if rt == "" {
+		rt = HostRuntime
+	}
+	rootfs := s.hostRoot
+	if rt != HostRuntime {
+		var ok bool
+		if rootfs, ok = s.cfg.Runtimes[rt]; !ok {
+			return nil, fmt.Errorf("%w: %q", ErrNoRuntime, rt)
+		}
+	}
+	for name, src := range spec.Inputs {
+		if !filepath.IsAbs(src) {
+			return nil, fmt.Errorf("%w: input %s: path %q is not absolute", ErrBadSpec, name, src)
+		}
+		if _, err := os.Stat(src); err != nil {
+			return nil, fmt.Errorf("%w: input %s: %v", ErrBadSpec, name, err)
+		}
+	}
+	if spec.Output != "" {
+		if fi, err := os.Stat(spec.Output); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("%w: output %q is not a directory", ErrBadSpec, spec.Output)
+		}
+	}
+	cid := "weir-" + spec.ID
+	s.mu.Lock()
+	if s.running[cid] {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: id %q is already running", ErrBadSpec, spec.ID)
+	}
+	s.running[cid] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, cid)
+		s.mu.Unlock()
+	}()
+
+	lim := spec.Limits.orDefault(s.cfg.Defaults)
+	r := &run{s: s, spec: spec, lim: lim, cid: cid, rootfs: rootfs,
+		capture: newTail(OutputTail, spec.Stdout)}
+	res := r.do(ctx)
+	s.log.Debug("node finished", "id", spec.ID, "reason", res.Reason, "exit", res.ExitCode, "wall", res.Wall)
+	return res, nil
+}
+
+// run is one Run in flight.
+type run struct {
+	s       *Sandboxes
+	spec    Spec
+	lim     Limits
+	cid     string
+	rootfs  string
+	capture *tail
+
+	runDir string // <runs>/<cid>
+	outDir string // tmpfs of lim.OutputBytes, bound at /out
+}
+
+func (r *run) do(ctx context.Context) *Result {
+	res := &Result{ExitCode: -1}
+	setupFail := func(err error) *Result {
+		res.Reason = ReasonSetup
+		res.Message = "the sandbox could not be started: " + err.Error()
+		res.Output = r.capture.bytes()
+		return res
+	}
+	r.runDir = filepath.Join(r.s.runs, r.cid)
+	r.outDir = filepath.Join(r.runDir, "out")
+	defer r.cleanupRunDir()
+	if err := r.prepareOut(); err != nil {
+		return setupFail(err)
+	}
+	config := r.config()
+	container, err := libcontainer.Create(r.s.containers, r.cid, config)
+	if err != nil {
+		return setupFail(err)
+	}
+	defer func() {
+		if err := container.Destroy(); err != nil {
+			r.s.log.Warn("destroy sandbox", "id", r.spec.ID, "err", err)
+		}
+	}()
+	noNewPrivs := true
+	home := "0"
+	for _, kv := range r.spec.Env {
+		if strings.HasPrefix(kv, "HOME=") {
+			home = "1"
+		}
+	}
+	proc := &libcontainer.Process{
+		Args:            append([]string{shimPath, execArg, home, "--"}, r.spec.Args...),
+		Env:             r.spec.Env,
+		UID:             nodeUID,
+		GID:             nodeGID,
+		Cwd:             TmpDir,
+		Stdout:          r.capture,
+		Stderr:          r.capture,
+		Init:            true,
+		NoNewPrivileges: &noNewPrivs,
+	}
+	wallCtx, cancel := context.WithTimeout(ctx, r.lim.Wall)
+	defer cancel()
+	start := time.Now()
+	if err := container.Run(proc); err != nil {
+		return setupFail(err)
+	}
+	var (
+		killedBy = make(chan error, 1)
+		exited   = make(chan struct{})
+	)
+	go func() {
+		select {
+		case <-wallCtx.Done():
+			killedBy <- wallCtx.Err()
+			// SIGKILL to the PID-namespace init takes every process with it;
+			// the cgroup kill in Destroy is the backstop.
+			_ = container.Signal(unix.SIGKILL)
+		case <-exited:
+			killedBy <- nil
+		}
+	}()
+	ps, waitErr := proc.Wait()
+	res.Wall = time.Since(start)
+	close(exited)
+	killErr := <-killedBy
+
+	st := r.stats(container)
+	res.CPU, res.PeakMemory = st.cpu, st.peakMem
+	res.ExitCode = exitCode(ps, waitErr)
+	// The main process is gone; make sure nothing it started lingers before
+	// reading /out (Destroy repeats this and removes the cgroups).
+	_ = container.Signal(unix.SIGKILL)
+	used, full := r.outUsage()
+	res.BytesWritten = used
+	if err := r.collectOut(); err != nil {
+		r.capture.Write([]byte("weir: copying /out to the host failed: " + err.Error() + "\n"))
+		if res.Reason == "" && res.ExitCode == 0 {
+			res.Reason, res.Message = ReasonSetup, "the node's output could not be collected: "+err.Error()
+		}
+	}
+	res.Output = r.capture.bytes()
+	if res.Reason != "" {
+		return res
+	}
+	switch {
+	case errors.Is(killErr, context.DeadlineExceeded) && ctx.Err() == nil:
+		res.Reason = ReasonTime
+		res.Message = fmt.Sprintf("killed after the %s wall time limit", r.lim.Wall)
+	case killErr != nil:
+		res.Reason = ReasonAborted
+		res.Message = "cancelled: " + ctx.Err().Error()
+	case st.oomKills > 0:
+		res.Reason = ReasonMemory
+		res.Message = fmt.Sprintf("killed for exceeding the %s memory limit", bytesString(r.lim.Memory))
+	case st.pidsMax > 0 && res.ExitCode != 0:
+		res.Reason = ReasonProcs
+		res.Message = fmt.Sprintf("failed after hitting the %d process limit", r.lim.Pids)
+	case full:
+		res.Reason = ReasonOutput
+		res.Message = fmt.Sprintf("filled the %s output quota of /out", bytesString(r.lim.OutputBytes))
+	case res.ExitCode != 0:
+		res.Reason = ReasonExit
+		if res.ExitCode > 128 {
+			res.Message = fmt.Sprintf("killed by signal %d", res.ExitCode-128)
+		} else {
+			res.Message = fmt.Sprintf("exited with status %d", res.ExitCode)
+		}
+	default:
+		res.Reason = ReasonOK
+	}
+	return res
+}
+
+func exitCode(ps *os.ProcessState, err error) int {
+	if ps == nil {
+		var ee interface{ Sys() any }
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+				ps = nil
+				if ws.Signaled() {
+					return 128 + int(ws.Signal())
+				}
+				return ws.ExitStatus()
+			}
+		}
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+		if ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	}
+	return ps.ExitCode()
+}
+
+// prepareOut mounts a tmpfs of the output quota on the run's staging dir.
+// tmpfs refuses writes past size= with ENOSPC, which is how the quota is
+// enforced; a full tmpfs after the run is how it is reported.
+func (r *run) prepareOut() error {
+	if err := os.MkdirAll(r.outDir, 0o700); err != nil {
+		return err
+	}
+	data := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d,nr_inodes=65536", r.lim.OutputBytes, nodeUID, nodeGID)
+	if err := unix.Mount("weir-out", r.outDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		return fmt.Errorf("mount output tmpfs: %w", err)
+	}
+	return nil
+}
+
+// outUsage reports the bytes used in /out and whether the quota is
+// (practically) exhausted: fewer than two pages or no inodes left.
+func (r *run) outUsage() (int64, bool) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(r.outDir, &st); err != nil {
+		return 0, false
+	}
+	used := int64(st.Blocks-st.Bfree) * st.Bsize
+	full := int64(st.Bavail)*st.Bsize < 2*4096 || st.Ffree == 0
+	return used, full
+}
+
+// collectOut copies what the node left in /out to spec.Output (regular
+// files and dirs only; symlinks and special files are skipped, so a node
+// cannot make the server follow a link).
+func (r *run) collectOut() error {
+	if r.spec.Output == "" {
+		return nil
+	}
+	return copyTree(r.outDir, r.spec.Output)
+}
+
+func (r *run) cleanupRunDir() {
+	if r.runDir == "" {
+		return
+	}
+	if err := unix.Unmount(r.outDir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		r.s.log.Warn("unmount output", "id", r.spec.ID, "err", err)
+	}
+	if err := os.RemoveAll(r.runDir); err != nil {
+		r.s.log.Warn("remove run dir", "id", r.spec.ID, "err", err)
+	}
+}
+
+// cgroupStats are the figures read from the cgroup before it is destroyed.
+type cgroupStats struct {
+	cpu      time.Duration
+	peakMem  int64
+	oomKills int64
+	pidsMax  int64
+}
+
+func (r *run) stats(c *libcontainer.Container) cgroupStats {
+	var st cgroupStats
+	state, err := c.State()
+	if err != nil {
+		return st
+	}
+	p := state.CgroupPaths
+	if d := p["memory"]; d != "" {
+		st.peakMem = readInt(filepath.Join(d, "memory.max_usage_in_bytes"))
+		st.oomKills = readKey(filepath.Join(d, "memory.oom_control"), "oom_kill")
+	}
+	if d := p["pids"]; d != "" {
+		st.pidsMax = readKey(filepath.Join(d, "pids.events"), "max")
+	}
+	if d := p["cpuacct"]; d != "" {
+		st.cpu = time.Duration(readInt(filepath.Join(d, "cpuacct.usage")))
+	}
+	if d := p[""]; d != "" && cgroups.IsCgroup2UnifiedMode() {
+		st.peakMem = readInt(filepath.Join(d, "memory.peak"))
+		st.oomKills = readKey(filepath.Join(d, "memory.events"), "oom_kill")
+		st.pidsMax = readKey(filepath.Join(d, "pids.events"), "max")
+		st.cpu = time.Duration(readKey(filepath.Join(d, "cpu.stat"), "usage_usec")) * time.Microsecond
+	}
+	return st
+}
+
+func readInt(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+// readKey reads "key value" lines (memory.oom_control, pids.events).
+func readKey(path, key string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == key {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func bytesString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// config is the libcontainer configuration of one sandbox.
+func (r *run) config() *configs.Config {
+	const (
+		roBind = unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV
+		noX    = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	)
+	var mounts []*configs.Mount
+	mounts = append(mounts,
+		&configs.Mount{Source: "proc", Destination: "/proc", Device: "proc", Flags: noX},
+		&configs.Mount{Source: "tmpfs", Destination: "/dev", Device: "tmpfs",
+			Flags: unix.MS_NOSUID | unix.MS_STRICTATIME | unix.MS_NOEXEC, Data: "mode=755,size=64k"},
+	)
+	if r.rootfs == r.s.hostRoot {
+		mounts = append(mounts, hostMounts()...)
+	}
+	mounts = append(mounts,
+		&configs.Mount{Source: "tmpfs", Destination: TmpDir, Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV,
+			Data: fmt.Sprintf("size=%d,mode=1777,nr_inodes=65536", r.lim.TmpBytes)},
+		&configs.Mount{Source: "tmpfs", Destination: InputsDir, Device: "tmpfs", Flags: noX,
+			Data: "size=64k,mode=0755,nr_inodes=4096"},
+		&configs.Mount{Source: r.outDir, Destination: OutputDir, Device: "bind",
+			Flags: unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV},
+		&configs.Mount{Source: r.s.cfg.WeirBinary, Destination: shimPath, Device: "bind", Flags: roBind},
+	)
+	if r.spec.Weir {
+		mounts = append(mounts, &configs.Mount{Source: r.s.cfg.WeirBinary, Destination: RunnerPath, Device: "bind", Flags: roBind})
+	}
+	for _, name := range sortedKeys(r.spec.Inputs) {
+		mounts = append(mounts, &configs.Mount{Source: r.spec.Inputs[name], Destination: InputsDir + "/" + name,
+			Device: "bind", Flags: roBind})
+	}
+
+	var devs []*devcfg.Device
+	var rules []*devcfg.Rule
+	for _, d := range []struct {
+		name  string
+		minor int64
+	}{{"null", 3}, {"zero", 5}, {"full", 7}, {"random", 8}, {"urandom", 9}} {
+		dev := &devcfg.Device{
+			Rule: devcfg.Rule{Type: devcfg.CharDevice, Major: 1, Minor: d.minor, Permissions: "rwm", Allow: true},
+			Path: "/dev/" + d.name, FileMode: 0o666,
+		}
+		devs = append(devs, dev)
+		rules = append(rules, &dev.Rule)
+	}
+	pids := r.lim.Pids
+	period := uint64(100000)
+	oomAdj := 1000 // the node, never the server, is the OOM killer's first pick
+	return &configs.Config{
+		Rootfs:            r.rootfs,
+		Readonlyfs:        true,
+		ParentDeathSignal: int(unix.SIGKILL),
+		Hostname:          "weir-sandbox",
+		Capabilities:      &configs.Capabilities{},
+		NoNewPrivileges:   true,
+		OomScoreAdj:       &oomAdj,
+		Namespaces: configs.Namespaces{
+			{Type: configs.NEWNS}, {Type: configs.NEWUTS}, {Type: configs.NEWIPC},
+			{Type: configs.NEWPID}, {Type: configs.NEWNET}, {Type: configs.NEWCGROUP},
+		},
+		Networks: []*configs.Network{{Type: "loopback", Address: "127.0.0.1/0", Gateway: "localhost"}},
+		Cgroups: &cgroups.Cgroup{
+			Path: r.s.cgroupPrefix + "/" + r.cid,
+			Resources: &cgroups.Resources{
+				Memory:     r.lim.Memory,
+				MemorySwap: r.lim.Memory,
+				PidsLimit:  &pids,
+				CpuPeriod:  period,
+				CpuQuota:   int64(r.lim.CPU * float64(period)),
+				Devices:    append([]*devcfg.Rule{{Type: devcfg.WildcardDevice, Permissions: "rwm", Allow: false}}, rules...),
+			},
+		},
+		Devices: devs,
+		Mounts:  mounts,
+		MaskPaths: []string{
+			"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+			"/proc/sysrq-trigger", "/proc/kallsyms", "/proc/kmsg", "/proc/interrupts",
+			"/sys/firmware", "/sys/devices/virtual/powercap",
+		},
+		ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"},
+		Rlimits: []configs.Rlimit{
+			{Type: unix.RLIMIT_NOFILE, Hard: r.lim.OpenFiles, Soft: r.lim.OpenFiles},
+			{Type: unix.RLIMIT_CORE, Hard: 0, Soft: 0},
+		},
+	}
+}

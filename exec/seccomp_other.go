@@ -1,0 +1,7 @@
+//go:build !amd64
+
+package exec
+
+// installSeccomp is only implemented for amd64; elsewhere sandboxes refuse
+// to start rather than run a node without its syscall filter.
+func installSeccomp() error { return ErrUnsupported }
