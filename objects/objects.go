@@ -3,6 +3,7 @@ package objects
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -55,6 +56,12 @@ type Store struct {
 	limits Limits
 }
 
+// Default limits, used where Limits holds 0.
+const (
+	DefaultMaxPackBytes   int64 = 1 << 30   // 1 GiB
+	DefaultMaxObjectBytes int64 = 256 << 20 // 256 MiB
+)
+
 // Quarantine holds the objects of one push until refs.Store commits them
 // with the ref updates, or Close drops them.
 //
@@ -73,6 +80,13 @@ type Quarantine struct {
 	store *Store
 	repo  RepoName
 	batch *pebble.Batch
+
+	// mu serialises writes to batch against reads through it: a Pebble
+	// batch is not safe for a write concurrent with anything else.
+	mu        sync.RWMutex
+	ingested  map[Hash]Type // every object written into this quarantine
+	committed bool
+	closed    bool
 }
 
 // CheckError is a rejected object: which object, which check, and why.

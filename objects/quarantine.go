@@ -1,0 +1,222 @@
+package objects
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// ErrClosed is returned by a Quarantine used after Close.
+var ErrClosed = errors.New("objects: quarantine closed")
+
+// Repo returns the repo the quarantine belongs to.
+func (q *Quarantine) Repo() RepoName { return q.repo }
+
+// IngestPack reads one packfile (version 2 or 3) from r, verifies its
+// trailing SHA-1, resolves its ofs- and ref-deltas (a thin pack's bases may
+// be in the quarantine or the repo), and writes every object into the
+// quarantine. It returns the hashes of the pack's objects in pack order.
+//
+// It reads exactly the pack and nothing after it. On any error (malformed
+// pack: ErrBadPack; over Limits: ErrTooLarge) nothing is written.
+//
+// Non-delta entries are stored with their original zlib bytes; resolved
+// deltas are deflated once at the fastest level.
+func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error) {
+	if err := q.usable(); err != nil {
+		return nil, err
+	}
+	lim := q.store.limits
+	pp, err := parsePack(r, lim)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	err = pp.resolveDeltas(lim, func(h Hash) (*Object, error) {
+		return q.Get(ctx, h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil, ErrClosed
+	}
+	hashes := make([]Hash, len(pp.entries))
+	for i, e := range pp.entries {
+		hashes[i] = e.hash
+		if err := q.batch.Set(ObjectKey(q.repo, e.hash), e.value, nil); err != nil {
+			return nil, fmt.Errorf("objects: quarantine write: %w", err)
+		}
+		q.ingested[e.hash] = e.typ
+	}
+	return hashes, nil
+}
+
+// Put writes one object into the quarantine and returns its hash.
+func (q *Quarantine) Put(typ Type, data []byte) (Hash, error) {
+	if !validType(typ) {
+		return ZeroHash, fmt.Errorf("objects: put: invalid type %v", typ)
+	}
+	if int64(len(data)) > q.store.limits.MaxObjectBytes {
+		return ZeroHash, fmt.Errorf("%w: object of %d bytes exceeds MaxObjectBytes (%d)", ErrTooLarge, len(data), q.store.limits.MaxObjectBytes)
+	}
+	h := plumbing.ComputeHash(typ, data)
+	v := encodeValue(typ, int64(len(data)), deflate(data))
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ZeroHash, ErrClosed
+	}
+	if err := q.batch.Set(ObjectKey(q.repo, h), v, nil); err != nil {
+		return ZeroHash, fmt.Errorf("objects: quarantine write: %w", err)
+	}
+	q.ingested[h] = typ
+	return h, nil
+}
+
+func (q *Quarantine) usable() error {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed || q.committed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Get returns object h from the quarantine or, failing that, the repo.
+func (q *Quarantine) Get(ctx context.Context, h Hash) (*Object, error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return nil, ErrClosed
+	}
+	return getObject(q.batch, q.repo, h)
+}
+
+// Has reports whether h is in the quarantine or the repo.
+func (q *Quarantine) Has(ctx context.Context, h Hash) (bool, error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return false, ErrClosed
+	}
+	return hasObject(q.batch, q.repo, h)
+}
+
+// Raw is Store.Raw over the quarantine and the repo.
+func (q *Quarantine) Raw(ctx context.Context, h Hash) (typ Type, size int64, zdata []byte, err error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return 0, 0, nil, ErrClosed
+	}
+	return getRaw(q.batch, q.repo, h)
+}
+
+// Ingested returns the hashes of every object written into the quarantine,
+// sorted.
+func (q *Quarantine) Ingested() []Hash {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	out := make([]Hash, 0, len(q.ingested))
+	for h := range q.ingested {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return string(out[i][:]) < string(out[j][:]) })
+	return out
+}
+
+// Storer adapts the quarantine plus the repo to go-git's read-only object
+// storer, for pre-receive hooks that walk the pushed commits.
+func (q *Quarantine) Storer() storer.EncodedObjectStorer {
+	ctx := context.Background()
+	return &goStorer{repo: q.repo, get: func(h Hash) (*Object, error) {
+		return q.Get(ctx, h)
+	}, has: func(h Hash) (bool, error) {
+		return q.Has(ctx, h)
+	}, raw: func(h Hash) (Type, int64, error) {
+		t, sz, _, err := q.Raw(ctx, h)
+		return t, sz, err
+	}, iter: func(fn func(key, value []byte) error) error {
+		q.mu.RLock()
+		defer q.mu.RUnlock()
+		if q.closed {
+			return ErrClosed
+		}
+		return iterRepo(q.batch, q.repo, fn)
+	}}
+}
+
+// Batch returns the quarantine's indexed batch. Package refs adds its ref
+// writes to it, commits it with pebble.Sync and then calls MarkCommitted.
+// Nobody else may write to it.
+func (q *Quarantine) Batch() *pebble.Batch { return q.batch }
+
+// MarkCommitted records that the batch was committed, so Close keeps its
+// contents. Called by package refs after a successful commit.
+func (q *Quarantine) MarkCommitted() {
+	q.mu.Lock()
+	q.committed = true
+	q.mu.Unlock()
+}
+
+// Committed reports whether the quarantine's objects were committed.
+func (q *Quarantine) Committed() bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	return q.committed
+}
+
+// Close releases the quarantine. Unless its batch was committed, its objects
+// are dropped: nothing of them ever reached the database. Close is
+// idempotent.
+func (q *Quarantine) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
+	q.closed = true
+	q.ingested = nil
+	return q.batch.Close()
+}
+
+// CommitWith runs write on the quarantine's batch (package refs adds its
+// ref updates there) and commits the batch with pebble.Sync: the objects
+// and whatever write added become durable and visible together, or not at
+// all. After a successful commit the quarantine is marked committed; Close
+// must still be called. If write fails nothing is committed and the
+// quarantine stays usable only for Close.
+func (q *Quarantine) CommitWith(write func(b *pebble.Batch) error) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	if q.committed {
+		return fmt.Errorf("objects: quarantine already committed")
+	}
+	if err := write(q.batch); err != nil {
+		// The batch now holds a partial write; poison it so it can never
+		// be committed later.
+		q.closed = true
+		q.ingested = nil
+		_ = q.batch.Close()
+		return err
+	}
+	if err := q.batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("objects: commit quarantine: %w", err)
+	}
+	q.committed = true
+	return nil
+}
