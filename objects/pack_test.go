@@ -1,0 +1,351 @@
+package objects
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// history makes n commits that each change one line of a 300-line file
+// (so pack-objects emits deltas) and returns the commits, oldest first.
+func history(g *gitRepo, n int) []Hash {
+	lines := make([]string, 300)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("line %d of a file that compresses and deltifies well", i)
+	}
+	var commits []Hash
+	for c := 0; c < n; c++ {
+		lines[c*7%300] = fmt.Sprintf("changed in commit %d", c)
+		g.write("data/big.txt", strings.Join(lines, "\n")+"\n")
+		g.write(fmt.Sprintf("dir%d/small.txt", c%3), fmt.Sprintf("small %d\n", c))
+		commits = append(commits, g.commit(fmt.Sprintf("commit %d", c)))
+	}
+	return commits
+}
+
+func countKind(kinds []byte, k byte) int {
+	n := 0
+	for _, x := range kinds {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
+
+func TestIngestPackMatchesGit(t *testing.T) {
+	g := newGitRepo(t)
+	commits := history(g, 8)
+	t.Run("ofs-delta", func(t *testing.T) {
+		pack := g.packRevs([]string{"--delta-base-offset"}, "HEAD")
+		if n := countKind(packKinds(t, pack), packOfsDelta); n == 0 {
+			t.Fatalf("test pack has no ofs-deltas; kinds %v", packKinds(t, pack))
+		}
+		testIngestMatches(t, g, commits, pack)
+	})
+	t.Run("ref-delta", func(t *testing.T) {
+		pack := g.packRevs(nil, "HEAD")
+		if n := countKind(packKinds(t, pack), packRefDelta); n == 0 {
+			t.Fatalf("test pack has no ref-deltas; kinds %v", packKinds(t, pack))
+		}
+		testIngestMatches(t, g, commits, pack)
+	})
+}
+
+func testIngestMatches(t *testing.T, g *gitRepo, commits []Hash, pack []byte) {
+	ctx := context.Background()
+	s := memStore(t, Limits{})
+	q := s.NewQuarantine("demo")
+	defer q.Close()
+	hashes, err := q.IngestPack(ctx, bytes.NewReader(pack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := g.allObjects()
+	if len(hashes) != len(want) {
+		t.Fatalf("ingested %d objects, git has %d", len(hashes), len(want))
+	}
+	for h, o := range want {
+		got, err := q.Get(ctx, h)
+		if err != nil {
+			t.Fatalf("quarantine get %s: %v", h, err)
+		}
+		if got.Type != o.Type || !bytes.Equal(got.Data, o.Data) {
+			t.Fatalf("object %s differs from git's", h)
+		}
+		if ok, _ := s.Has(ctx, "demo", h); ok {
+			t.Fatalf("object %s visible in the store before commit", h)
+		}
+	}
+	if err := q.Check(ctx, []Hash{commits[len(commits)-1]}); err != nil {
+		t.Fatalf("check of a git-made pack: %v", err)
+	}
+	commitQuarantine(t, q)
+	for h, o := range want {
+		got, err := s.Get(ctx, "demo", h)
+		if err != nil {
+			t.Fatalf("store get %s: %v", h, err)
+		}
+		if got.Type != o.Type || !bytes.Equal(got.Data, o.Data) {
+			t.Fatalf("object %s differs from git's after commit", h)
+		}
+		typ, size, z, err := s.Raw(ctx, "demo", h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := inflate(z, size)
+		if err != nil || typ != o.Type || !bytes.Equal(data, o.Data) {
+			t.Fatalf("raw %s does not inflate to the object: %v", h, err)
+		}
+	}
+	// Other repos do not see them.
+	if _, err := s.Get(ctx, "other", commits[0]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("other repo sees object: %v", err)
+	}
+}
+
+func TestIngestThinPack(t *testing.T) {
+	ctx := context.Background()
+	g := newGitRepo(t)
+	commits := history(g, 6)
+	base, tip := commits[2], commits[5]
+
+	s := memStore(t, Limits{})
+	q := s.NewQuarantine("demo")
+	if _, err := q.IngestPack(ctx, bytes.NewReader(g.packRevs(nil, base.String()))); err != nil {
+		t.Fatal(err)
+	}
+	commitQuarantine(t, q)
+	q.Close()
+
+	thin := g.packRevs([]string{"--thin"}, tip.String(), "^"+base.String())
+	if n := countKind(packKinds(t, thin), packRefDelta); n == 0 {
+		t.Fatalf("thin pack has no ref-deltas; kinds %v", packKinds(t, thin))
+	}
+	q2 := s.NewQuarantine("demo")
+	defer q2.Close()
+	if _, err := q2.IngestPack(ctx, bytes.NewReader(thin)); err != nil {
+		t.Fatalf("thin pack with bases in the repo: %v", err)
+	}
+	if err := q2.Check(ctx, []Hash{tip}); err != nil {
+		t.Fatal(err)
+	}
+	want := g.allObjects()
+	for h, o := range want {
+		got, err := q2.Get(ctx, h)
+		if err != nil || !bytes.Equal(got.Data, o.Data) {
+			t.Fatalf("object %s after thin pack: %v", h, err)
+		}
+	}
+
+	// The same thin pack into a repo without the bases fails, writes nothing.
+	q3 := s.NewQuarantine("empty")
+	defer q3.Close()
+	_, err := q3.IngestPack(ctx, bytes.NewReader(thin))
+	if !errors.Is(err, ErrBadPack) || !strings.Contains(err.Error(), "neither in the pack nor in the repo") {
+		t.Fatalf("thin pack without bases: %v", err)
+	}
+	if n := len(q3.Ingested()); n != 0 {
+		t.Fatalf("failed ingest left %d objects", n)
+	}
+}
+
+func TestIngestPackRejects(t *testing.T) {
+	g := newGitRepo(t)
+	history(g, 3)
+	pack := g.packRevs(nil, "HEAD")
+
+	flip := bytes.Clone(pack)
+	flip[len(flip)-30] ^= 0x40 // inside the last entry or the checksum
+	badSum := bytes.Clone(pack)
+	badSum[len(badSum)-1] ^= 1
+	badVersion := bytes.Clone(pack)
+	badVersion[7] = 9
+
+	cases := []struct {
+		name   string
+		pack   []byte
+		lim    Limits
+		target error
+		text   string
+	}{
+		{"empty", nil, Limits{}, ErrBadPack, "header"},
+		{"not a pack", []byte("GARBAGE GARBAGE GARBAGE"), Limits{}, ErrBadPack, "no PACK signature"},
+		{"bad version", badVersion, Limits{}, ErrBadPack, "unsupported version 9"},
+		{"truncated", pack[:len(pack)/2], Limits{}, ErrBadPack, "unexpected EOF"},
+		{"no checksum", pack[:len(pack)-20], Limits{}, ErrBadPack, "trailing checksum"},
+		{"bad checksum", badSum, Limits{}, ErrBadPack, "trailing checksum mismatch"},
+		{"corrupt byte", flip, Limits{}, ErrBadPack, ""},
+		{"pack over limit", pack, Limits{MaxPackBytes: int64(len(pack)) / 2}, ErrTooLarge, "MaxPackBytes"},
+		{"object over limit", pack, Limits{MaxObjectBytes: 1000}, ErrTooLarge, "MaxObjectBytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := memStore(t, tc.lim)
+			q := s.NewQuarantine("demo")
+			defer q.Close()
+			_, err := q.IngestPack(context.Background(), bytes.NewReader(tc.pack))
+			if !errors.Is(err, tc.target) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("got %v, want %v containing %q", err, tc.target, tc.text)
+			}
+			if n := len(q.Ingested()); n != 0 {
+				t.Fatalf("failed ingest wrote %d objects", n)
+			}
+		})
+	}
+}
+
+// The reader must stop exactly at the end of the pack: on the wire, what
+// follows belongs to the protocol.
+func TestIngestPackReadsExactly(t *testing.T) {
+	g := newGitRepo(t)
+	history(g, 3)
+	pack := g.packRevs(nil, "HEAD")
+	r := bytes.NewReader(append(bytes.Clone(pack), "after the pack"...))
+	// A reader that is not a ByteReader and returns short reads.
+	q := memStore(t, Limits{}).NewQuarantine("demo")
+	defer q.Close()
+	if _, err := q.IngestPack(context.Background(), io.LimitReader(r, int64(len(pack)))); err != nil {
+		t.Fatal(err)
+	}
+	// Through an unlimited reader only the pack is consumed.
+	r2 := &oneByteReader{r: bytes.NewReader(append(bytes.Clone(pack), "after the pack"...))}
+	q2 := memStore(t, Limits{}).NewQuarantine("demo")
+	defer q2.Close()
+	if _, err := q2.IngestPack(context.Background(), r2); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(r2)
+	if string(rest) != "after the pack" {
+		t.Fatalf("bytes after the pack: %q", rest)
+	}
+}
+
+// oneByteReader hands out one byte per Read, so a reader that buffers
+// ahead would be caught.
+type oneByteReader struct{ r io.Reader }
+
+func (o *oneByteReader) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return o.r.Read(p)
+}
+
+func TestGoGitStorer(t *testing.T) {
+	ctx := context.Background()
+	g := newGitRepo(t)
+	commits := history(g, 5)
+	s := memStore(t, Limits{})
+	q := s.NewQuarantine("demo")
+	defer q.Close()
+	if _, err := q.IngestPack(ctx, bytes.NewReader(g.packRevs(nil, "HEAD"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []struct {
+		name string
+		s    func() (*object.Commit, error)
+	}{
+		{"quarantine", func() (*object.Commit, error) { return object.GetCommit(q.Storer(), commits[4]) }},
+	} {
+		c, err := st.s()
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if c.Message != "commit 4\n" || c.Author.Email != "author@example.com" {
+			t.Fatalf("%s: commit %q by %q", st.name, c.Message, c.Author.Email)
+		}
+		n := 0
+		err = object.NewCommitPreorderIter(c, nil, nil).ForEach(func(*object.Commit) error { n++; return nil })
+		if err != nil || n != 5 {
+			t.Fatalf("%s: walked %d commits: %v", st.name, n, err)
+		}
+		tree, err := c.Tree()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := tree.File("dir1/small.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if txt, _ := f.Contents(); txt != "small 4\n" {
+			t.Fatalf("file contents %q", txt)
+		}
+	}
+	// Not visible through the store's storer until committed.
+	if _, err := object.GetCommit(s.Storer("demo"), commits[4]); !errors.Is(err, plumbing.ErrObjectNotFound) {
+		t.Fatalf("store storer before commit: %v", err)
+	}
+	commitQuarantine(t, q)
+	c, err := object.GetCommit(s.Storer("demo"), commits[4])
+	if err != nil || c.Hash != commits[4] {
+		t.Fatalf("store storer after commit: %v", err)
+	}
+	iter, err := s.Storer("demo").IterEncodedObjects(plumbing.CommitObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	_ = iter.ForEach(func(plumbing.EncodedObject) error { n++; return nil })
+	if n != 5 {
+		t.Fatalf("iterated %d commits, want 5", n)
+	}
+	if _, err := s.Storer("demo").SetEncodedObject(&plumbing.MemoryObject{}); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("SetEncodedObject: %v", err)
+	}
+}
+
+func TestPutGet(t *testing.T) {
+	ctx := context.Background()
+	s := memStore(t, Limits{MaxObjectBytes: 100})
+	h, err := s.Put(ctx, "demo", plumbing.BlobObject, []byte("hello\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.String() != "ce013625030ba8dba906f756967f9e9ca394464a" {
+		t.Fatalf("hash %s, want git's", h)
+	}
+	o, err := s.Get(ctx, "demo", h)
+	if err != nil || string(o.Data) != "hello\n" || o.Type != plumbing.BlobObject {
+		t.Fatalf("get: %v %+v", err, o)
+	}
+	if _, err := s.Put(ctx, "demo", plumbing.BlobObject, make([]byte, 101)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("put over limit: %v", err)
+	}
+	if err := s.DeleteRepo(ctx, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Has(ctx, "demo", h); ok {
+		t.Fatal("object survives DeleteRepo")
+	}
+}
+
+func TestParseRepoName(t *testing.T) {
+	good := map[string]RepoName{
+		"demo":           "demo",
+		"demo.git":       "demo",
+		"/team/demo.git": "team/demo",
+		"a_b-c.d":        "a_b-c.d",
+		"Team1/Repo_2":   "Team1/Repo_2",
+	}
+	for in, want := range good {
+		got, err := ParseRepoName(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRepoName(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	bad := []string{"", ".git", "a/b/c", "../x", "a/..", "a..b", ".hidden", "-rf", "a//b", "a b",
+		"a\x00b", "a\nb", "a\\b", "é", strings.Repeat("x", 101), "a/.b", "a/-b"}
+	for _, in := range bad {
+		if got, err := ParseRepoName(in); !errors.Is(err, ErrBadRepoName) {
+			t.Errorf("ParseRepoName(%q) = %q, %v; want ErrBadRepoName", in, got, err)
+		}
+	}
+}
