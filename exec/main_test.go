@@ -1,15 +1,188 @@
 package exec_test
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/weir-dev/weir/exec"
 )
 
 // TestMain lets the test binary act as the container init and the
-// in-sandbox shim, as the weir binary does.
+// in-sandbox shim, as the weir binary does, and removes the shared state
+// dir at the end.
 func TestMain(m *testing.M) {
 	exec.Init()
-	os.Exit(m.Run())
+	code := m.Run()
+	if stateDir != "" {
+		os.RemoveAll(stateDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	sbOnce   sync.Once
+	sb       *exec.Sandboxes
+	sbErr    error
+	stateDir string
+)
+
+// sandboxes is the Sandboxes every test shares (one state dir).
+func sandboxes(t *testing.T) *exec.Sandboxes {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("sandboxes need root")
+	}
+	sbOnce.Do(func() {
+		stateDir, sbErr = os.MkdirTemp("", "weir-exec-test-")
+		if sbErr != nil {
+			return
+		}
+		sb, sbErr = exec.New(exec.Config{StateDir: stateDir})
+	})
+	if sbErr != nil {
+		t.Fatalf("exec.New: %v", sbErr)
+	}
+	return sb
+}
+
+// run runs spec (ID defaulting to the test's name) and checks that nothing
+// is left behind afterwards.
+func run(t *testing.T, spec exec.Spec) *exec.Result {
+	t.Helper()
+	s := sandboxes(t)
+	if spec.ID == "" {
+		spec.ID = strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())
+	}
+	if spec.Env == nil {
+		spec.Env = []string{"PATH=/usr/bin:/bin"}
+	}
+	res, err := s.Run(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Reason == exec.ReasonSetup {
+		t.Fatalf("setup failed: %s\n%s", res.Message, res.Output)
+	}
+	assertNoLeftovers(t, "weir-"+spec.ID)
+	return res
+}
+
+// py is argv running a Python one-liner with the host's Debian python.
+func py(code string) []string { return []string{"/usr/bin/python3", "-c", code} }
+
+// assertNoLeftovers checks there is no mount under the state dir, no
+// container state or run dir, no cgroup and no process of container cid.
+func assertNoLeftovers(t *testing.T, cid string) {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], stateDir+"/") {
+			t.Errorf("leftover mount %s", f[4])
+		}
+	}
+	for _, d := range []string{"containers", "runs"} {
+		ents, _ := os.ReadDir(filepath.Join(stateDir, d))
+		for _, e := range ents {
+			t.Errorf("leftover %s/%s", d, e.Name())
+		}
+	}
+	for _, dir := range cgroupParents(t) {
+		if _, err := os.Stat(filepath.Join(dir, cid)); err == nil {
+			t.Errorf("leftover cgroup %s/%s", dir, cid)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte("/"+cid+"\n")) {
+			t.Errorf("leftover process %s in cgroup of %s", filepath.Dir(p), cid)
+		}
+	}
+}
+
+// cgroupParents are the weir-exec-* dirs under this process's cgroups.
+func cgroupParents(t *testing.T) []string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || parts[1] == "" || strings.HasPrefix(parts[1], "name=") {
+			continue
+		}
+		m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", parts[1], parts[2], "weir-exec-*"))
+		out = append(out, m...)
+	}
+	return out
+}
+
+// attempts is a Python prelude: attempt(name, f) prints "name ERRNO" when f
+// raises OSError and "name ALLOWED" when it does not.
+const attempts = `
+import errno, os, socket, sys, ctypes
+def attempt(name, f):
+    try:
+        f()
+        print(name, "ALLOWED", flush=True)
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, "E%s" % e.errno), flush=True)
+`
+
+// outcomes parses "name ERRNO" lines.
+func outcomes(out []byte) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			m[f[0]] = f[1]
+		}
+	}
+	return m
+}
+
+// expectDenied asserts that every named attempt failed with one of the
+// allowed errnos.
+func expectDenied(t *testing.T, res *exec.Result, want map[string][]string) {
+	t.Helper()
+	got := outcomes(res.Output)
+	for name, errs := range want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("%s: no outcome in output:\n%s", name, res.Output)
+			continue
+		}
+		if !contains(errs, g) {
+			t.Errorf("%s: got %s, want one of %v", name, g, errs)
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+func mustWrite(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func explain(res *exec.Result) string {
+	return fmt.Sprintf("reason=%s exit=%d msg=%q output:\n%s", res.Reason, res.ExitCode, res.Message, res.Output)
 }

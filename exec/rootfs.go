@@ -233,4 +233,3 @@ func unescapeMount(s string) string {
 	}
 	return b.String()
 }
-

@@ -20,6 +20,12 @@ func (s *Sandboxes) sweep() {
 		c, err := libcontainer.Load(s.containers, e.Name())
 		if err == nil {
 			_ = c.Signal(unix.SIGKILL)
+			for i := 0; i < 100; i++ {
+				if st, err := c.Status(); err != nil || st == libcontainer.Stopped {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			if err := c.Destroy(); err != nil {
 				s.log.Warn("sweep: destroy container", "id", e.Name(), "err", err)
 			}
