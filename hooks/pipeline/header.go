@@ -111,4 +111,3 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
-

@@ -277,4 +277,3 @@ func joinKeys(m map[string]bool) string {
 	sort.Strings(keys)
 	return strings.Join(keys, ", ")
 }
-
