@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/weir-dev/weir/gitserver"
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run the Git server (smart HTTP and SSH)", run: runServe})
+}
+
+// serveConfig is every knob of weir serve; each one is a flag.
+type serveConfig struct {
+	data           string
+	httpAddr       string
+	sshAddr        string
+	authorizedKeys string
+	protected      string
+	maxPackBytes   int64
+	maxObjectBytes int64
+	assumeRemote   bool
+	logLevel       string
+	shutdownGrace  time.Duration
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.data, "data", "./weir-data", "data directory: Pebble database (pebble/), warehouse (warehouse/), users.json, SSH host key")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:7480", "smart HTTP listen address (empty: no HTTP)")
+	fs.StringVar(&c.sshAddr, "ssh", "127.0.0.1:7422", "SSH listen address (empty: no SSH)")
+	fs.StringVar(&c.authorizedKeys, "authorized-keys", "", "OpenSSH authorized_keys file whose keys may read and write every repo")
+	fs.StringVar(&c.protected, "protected", "refs/heads/main", "comma-separated refs (path.Match patterns) that refuse force pushes and deletion")
+	fs.Int64Var(&c.maxPackBytes, "max-pack-bytes", 0, "largest pack one push may send, in bytes (0: the default, 1 GiB)")
+	fs.Int64Var(&c.maxObjectBytes, "max-object-bytes", 0, "largest single object a push may bring, in bytes (0: the default, 256 MiB)")
+	fs.BoolVar(&c.assumeRemote, "assume-remote", false, "apply the non-loopback access rules (no anonymous access) even on loopback listeners; for tests")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let running sessions finish")
+}
+
+// serveApp is everything weir serve builds. Other files of this package
+// extend it without editing this one: append a function to serveSetup in
+// init, and it runs after the core is built and before the listeners
+// accept, e.g.
+//
+//	func init() {
+//		serveSetup = append(serveSetup, func(a *serveApp) error {
+//			a.Git.Hook = pipeline.New(...)
+//			a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", catalog.NewRESTHandler(...)))
+//			a.SSH.Commands["query"] = ...
+//			return nil
+//		})
+//	}
+type serveApp struct {
+	Config    serveConfig
+	Logger    *slog.Logger
+	DataDir   string // absolute
+	Warehouse string // <data>/warehouse, created
+	DB        *pebble.DB
+	Objects   *objects.Store
+	Refs      *refs.DB
+	Git       *gitserver.Server
+	Access    *gitserver.Access // shared; listeners use the views below
+	// HTTPAccess is the HTTP listener's view of Access; its HTTPIdentity
+	// authenticates requests for handlers mounted on Mux.
+	HTTPAccess *gitserver.Access
+	SSHAccess  *gitserver.Access
+	// Mux serves HTTP: "/" is Git smart HTTP; mount more next to it.
+	Mux *http.ServeMux
+	SSH *gitserver.SSHServer // nil without --ssh
+
+	httpLn, sshLn net.Listener
+	closers       []func() error // run in reverse order on shutdown
+}
+
+// serveSetup are the extensions run by weir serve; see serveApp.
+var serveSetup []func(a *serveApp) error
+
+func runServe(args []string) error {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: weir serve [flags]\n\nServe Git repos over smart HTTP and SSH. Anonymous read/write is allowed\nonly on loopback listeners; elsewhere use SSH keys and HTTP tokens (weir user).\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see weir serve --help)", fs.Arg(0))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app, err := newServeApp(cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	return app.run(ctx, os.Stdout)
+}
+
+// newServeApp opens the storage, binds the listeners and builds the
+// servers; nothing is served until run.
+func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	if cfg.httpAddr == "" && cfg.sshAddr == "" {
+		return nil, errors.New("nothing to serve: both --http and --ssh are empty")
+	}
+	a := &serveApp{Config: cfg, Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if a.DataDir, err = filepath.Abs(cfg.data); err != nil {
+		return nil, err
+	}
+	a.Warehouse = filepath.Join(a.DataDir, "warehouse")
+	if err := os.MkdirAll(a.Warehouse, 0o700); err != nil {
+		return nil, err
+	}
+	if a.DB, err = objects.Open(filepath.Join(a.DataDir, "pebble")); err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	a.closers = append(a.closers, a.DB.Close)
+	a.Objects = objects.New(a.DB, objects.Limits{MaxPackBytes: cfg.maxPackBytes, MaxObjectBytes: cfg.maxObjectBytes})
+	a.Refs = refs.NewDB(a.Objects)
+	a.Git = &gitserver.Server{
+		Objects:   a.Objects,
+		Refs:      a.Refs,
+		Protected: protectedRefs(cfg.protected),
+		Logger:    a.Logger,
+	}
+	if a.Access, err = gitserver.NewAccess(gitserver.OpenUsers(filepath.Join(a.DataDir, "users.json")), cfg.authorizedKeys); err != nil {
+		return nil, err
+	}
+
+	a.Mux = http.NewServeMux()
+	if cfg.httpAddr != "" {
+		if a.httpLn, err = net.Listen("tcp", cfg.httpAddr); err != nil {
+			return nil, fmt.Errorf("--http: %w", err)
+		}
+		a.closers = append(a.closers, ignoreClosed(a.httpLn.Close))
+		a.HTTPAccess = a.Access.WithAnonymous(gitserver.IsLoopback(a.httpLn.Addr()) && !cfg.assumeRemote)
+		a.Mux.Handle("/", gitserver.NewHTTPHandler(a.Git, a.HTTPAccess))
+	}
+	if cfg.sshAddr != "" {
+		hostKey, err := gitserver.LoadHostKey(filepath.Join(a.DataDir, "ssh_host_ed25519_key"))
+		if err != nil {
+			return nil, err
+		}
+		if a.sshLn, err = net.Listen("tcp", cfg.sshAddr); err != nil {
+			return nil, fmt.Errorf("--ssh: %w", err)
+		}
+		a.closers = append(a.closers, ignoreClosed(a.sshLn.Close))
+		a.SSHAccess = a.Access.WithAnonymous(gitserver.IsLoopback(a.sshLn.Addr()) && !cfg.assumeRemote)
+		a.SSH = gitserver.NewSSHServer(a.Git, a.SSHAccess, hostKey)
+	}
+	for _, setup := range serveSetup {
+		if err := setup(a); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// run serves until ctx is done, then shuts down gracefully.
+func (a *serveApp) run(ctx context.Context, out io.Writer) error {
+	defer a.close()
+	errc := make(chan error, 2)
+	var httpSrv *http.Server
+	fmt.Fprintf(out, "weir serve: data %s\n", a.DataDir)
+	if a.httpLn != nil {
+		httpSrv = &http.Server{
+			Handler:           a.Mux,
+			ReadHeaderTimeout: 30 * time.Second,
+			ErrorLog:          slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn),
+		}
+		go func() {
+			if err := httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http: %w", err)
+			}
+		}()
+		fmt.Fprintf(out, "weir serve: http %s (anonymous access %s)\n", cloneURL("http://", a.httpLn.Addr()), onOff(a.HTTPAccess.AnonymousAllowed()))
+	}
+	if a.sshLn != nil {
+		go func() {
+			if err := a.SSH.Serve(a.sshLn); err != nil {
+				errc <- fmt.Errorf("ssh: %w", err)
+			}
+		}()
+		fmt.Fprintf(out, "weir serve: ssh %s (anonymous access %s)\n", cloneURL("ssh://git@", a.sshLn.Addr()), onOff(a.SSHAccess.AnonymousAllowed()))
+	}
+	a.Logger.Info("weir serve started", "data", a.DataDir)
+	var err error
+	select {
+	case <-ctx.Done():
+		a.Logger.Info("shutting down", "grace", a.Config.shutdownGrace)
+	case err = <-errc:
+		a.Logger.Error("listener failed; shutting down", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.shutdownGrace)
+	defer cancel()
+	if httpSrv != nil {
+		if e := httpSrv.Shutdown(sctx); e != nil {
+			httpSrv.Close()
+		}
+	}
+	if a.SSH != nil {
+		if e := a.SSH.Shutdown(sctx); e != nil {
+			a.SSH.Close()
+		}
+	}
+	a.Logger.Info("stopped")
+	return err
+}
+
+// close releases everything in reverse order of acquisition.
+func (a *serveApp) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			a.Logger.Warn("close", "err", err)
+		}
+	}
+	a.closers = nil
+}
+
+func ignoreClosed(f func() error) func() error {
+	return func() error {
+		if err := f(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+// protectedRefs turns --protected into Server.Protected.
+func protectedRefs(list string) func(objects.RepoName, refs.Name) bool {
+	var pats []string
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			pats = append(pats, p)
+		}
+	}
+	return func(_ objects.RepoName, ref refs.Name) bool {
+		for _, p := range pats {
+			if ok, _ := path.Match(p, string(ref)); ok || p == string(ref) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// cloneURL shows how to clone from a listener: 0.0.0.0 and :: become HOST.
+func cloneURL(prefix string, addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return prefix + addr.String() + "/<repo>.git"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "HOST"
+	}
+	return prefix + net.JoinHostPort(host, port) + "/<repo>.git"
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on: loopback listener"
+	}
+	return "off: keys and tokens only"
+}
