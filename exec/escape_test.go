@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -440,4 +441,45 @@ func TestSweepAfterCrash(t *testing.T) {
 	if strings.Contains(string(mi), dir+"/") {
 		t.Errorf("mount left under %s", dir)
 	}
+}
+
+// TestConcurrentSandboxes runs 8 nodes at once, twice over: every one must
+// succeed and see only its own input and output.
+func TestConcurrentSandboxes(t *testing.T) {
+	s := sandboxes(t)
+	const n = 8
+	for round := 0; round < 3; round++ {
+		var wg sync.WaitGroup
+		errs := make(chan string, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				in := filepath.Join(t.TempDir(), "in.txt")
+				os.WriteFile(in, []byte(fmt.Sprint(i)), 0o644)
+				out := t.TempDir()
+				id := fmt.Sprintf("conc-%d-%d", round, i)
+				res, err := s.Run(context.Background(), exec.Spec{ID: id, Env: []string{"PATH=/bin"},
+					Inputs: map[string]string{"n": in}, Output: out,
+					Args: []string{"/bin/sh", "-c", "cat /in/n > /out/n; ls /in"}})
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				if res.Reason != exec.ReasonOK || string(res.Output) != "n\n" {
+					errs <- id + ": " + explain(res)
+					return
+				}
+				if b, _ := os.ReadFile(filepath.Join(out, "n")); string(b) != fmt.Sprint(i) {
+					errs <- fmt.Sprintf("%s: output %q", id, b)
+				}
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+	}
+	assertNoLeftovers(t, "weir-conc-0-0")
 }

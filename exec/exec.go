@@ -142,6 +142,9 @@ type Result struct {
 	CPU          time.Duration // user+system CPU of every process in the sandbox
 	PeakMemory   int64         // bytes, cgroup high-water mark
 	BytesWritten int64         // bytes used under /out at exit
+	// Overhead is the time Run spent outside the node: building, starting
+	// and tearing down the sandbox and collecting /out.
+	Overhead time.Duration
 }
 
 // Config configures Sandboxes.

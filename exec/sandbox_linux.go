@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,9 +150,14 @@ func (s *Sandboxes) Run(ctx context.Context, spec Spec) (*Result, error) {
 
 	lim := spec.Limits.orDefault(s.cfg.Defaults)
 	r := &run{s: s, spec: spec, lim: lim, cid: cid, rootfs: rootfs,
-		capture: newTail(OutputTail, spec.Stdout)}
+		capture: newTail(OutputTail, spec.Stdout), t0: time.Now()}
 	res := r.do(ctx)
-	s.log.Debug("node finished", "id", spec.ID, "reason", res.Reason, "exit", res.ExitCode, "wall", res.Wall)
+	r.phase("cleanup")
+	res.Overhead = time.Since(r.t0) - res.Wall
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("node finished", "id", spec.ID, "reason", res.Reason, "exit", res.ExitCode,
+			"wall", res.Wall, "overhead", res.Overhead, "phases", r.phases.String())
+	}
 	return res, nil
 }
 
@@ -166,9 +172,30 @@ type run struct {
 
 	runDir string // <runs>/<cid>
 	outDir string // tmpfs of lim.OutputBytes, bound at /out
+
+	t0     time.Time       // Run entered
+	last   time.Time       // end of the previous phase
+	phases strings.Builder // "name=duration " per phase, for the debug log
+}
+
+// phase ends a named phase of the run (for the debug log and the
+// benchmark's breakdown of where sandbox time goes).
+func (r *run) phase(name string) {
+	now := time.Now()
+	if r.last.IsZero() {
+		r.last = r.t0
+	}
+	fmt.Fprintf(&r.phases, "%s=%s ", name, now.Sub(r.last).Round(10*time.Microsecond))
+	r.last = now
 }
 
 func (r *run) do(ctx context.Context) *Result {
+	// The container's init is forked from this OS thread with a parent-death
+	// signal, which the kernel delivers when the forking *thread* exits, not
+	// the process. Go may retire idle threads, so pin this goroutine's
+	// thread until the node is gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	res := &Result{ExitCode: -1}
 	setupFail := func(err error) *Result {
 		res.Reason = ReasonSetup
@@ -182,15 +209,18 @@ func (r *run) do(ctx context.Context) *Result {
 	if err := r.prepareOut(); err != nil {
 		return setupFail(err)
 	}
+	r.phase("out-tmpfs")
 	config := r.config()
 	container, err := libcontainer.Create(r.s.containers, r.cid, config)
 	if err != nil {
 		return setupFail(err)
 	}
+	r.phase("create")
 	defer func() {
 		if err := container.Destroy(); err != nil {
 			r.s.log.Warn("destroy sandbox", "id", r.spec.ID, "err", err)
 		}
+		r.phase("destroy")
 	}()
 	noNewPrivs := true
 	home := "0"
@@ -216,6 +246,7 @@ func (r *run) do(ctx context.Context) *Result {
 	if err := container.Run(proc); err != nil {
 		return setupFail(err)
 	}
+	r.phase("start")
 	var (
 		killedBy = make(chan error, 1)
 		exited   = make(chan struct{})
@@ -235,6 +266,7 @@ func (r *run) do(ctx context.Context) *Result {
 	res.Wall = time.Since(start)
 	close(exited)
 	killErr := <-killedBy
+	r.phase("node")
 
 	st := r.stats(container)
 	res.CPU, res.PeakMemory = st.cpu, st.peakMem
@@ -251,6 +283,7 @@ func (r *run) do(ctx context.Context) *Result {
 		}
 	}
 	res.Output = r.capture.bytes()
+	r.phase("collect")
 	if res.Reason != "" {
 		return res
 	}
