@@ -1,0 +1,20 @@
+// Package gitserver owns the Git wire protocol sessions: upload-pack
+// (protocol v0, v1 and v2: clone and fetch, with negotiation, shallow and
+// side-band progress) and receive-pack (push, with report-status,
+// side-band-64k, atomic and push options). It speaks the protocol itself,
+// from go-git's plumbing types, over any byte stream; the transports (SSH,
+// smart HTTP) hand it a Session and the client's streams.
+//
+// A push is decided here in this order: the pack goes into an
+// objects.Quarantine and is checked; each command is checked (ref name,
+// permission, old value, protection); the hooks.PreReceive sees the
+// commands that stand; one refs.Store.Update moves every accepted ref, and
+// the hook's own updates, together with the quarantined objects. Nothing of
+// a refused push becomes visible.
+//
+// It must never move a ref except through that one refs.Store.Update per
+// push, never make a quarantined object readable, and never send an object
+// that no ref reaches ("not our ref"). Errors reach the client in exactly
+// one place per protocol: "ERR" pkt-lines and side band 3 in upload-pack,
+// "ng <ref> <reason>" in receive-pack's report-status.
+package gitserver

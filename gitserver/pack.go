@@ -1,0 +1,487 @@
+package gitserver
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/weir-dev/weir/objects"
+)
+
+// Which objects a fetch sends, and how.
+//
+// Commits: a date-ordered walk (newest first) from the wants, with the
+// client's common commits (haves) walked at the same time and marked
+// uninteresting; the walk stops once only uninteresting commits remain
+// queued. Shallow boundaries are grafts: a graft has no parents in the walk.
+//
+// Trees and blobs: every tree of every commit sent, minus what the client
+// already has, approximated (cheaply, and exactly enough for a non-thin
+// pack) by everything reachable from the trees of the uninteresting
+// parents of sent commits ("edges").
+//
+// The pack: version 2, every entry non-delta. Each entry's body is the
+// stored value (the object's zlib stream, never inflated or recompressed);
+// only the entry header is built here:
+//
+//	"PACK" <version:4 BE = 2> <count:4 BE>
+//	( <type:3 bits, size: 4 bits + 7 bits per continuation byte> <zlib> ) * count
+//	<SHA-1 of everything before it:20>
+
+const (
+	flagUninteresting uint8 = 1 << iota
+	flagQueued
+	flagSent
+)
+
+// commitNode is one parsed commit in a walk.
+type commitNode struct {
+	hash    objects.Hash
+	tree    objects.Hash
+	parents []objects.Hash
+	time    int64
+	flags   uint8
+}
+
+// walker walks one repo's objects for one fetch.
+type walker struct {
+	ctx     context.Context
+	store   *objects.Store // nil when walking a quarantine
+	repo    objects.RepoName
+	get     func(h objects.Hash) (*objects.Object, error)
+	commits map[objects.Hash]*commitNode
+}
+
+func newWalker(ctx context.Context, store *objects.Store, repo objects.RepoName) *walker {
+	return &walker{ctx: ctx, store: store, repo: repo, commits: map[objects.Hash]*commitNode{},
+		get: func(h objects.Hash) (*objects.Object, error) { return store.Get(ctx, repo, h) }}
+}
+
+// newQuarantineWalker walks a push's objects and the repo under them.
+func newQuarantineWalker(ctx context.Context, q *objects.Quarantine) *walker {
+	return &walker{ctx: ctx, repo: q.Repo(), commits: map[objects.Hash]*commitNode{},
+		get: func(h objects.Hash) (*objects.Object, error) { return q.Get(ctx, h) }}
+}
+
+// errNotCommit is returned by commit for an object of another type.
+var errNotCommit = errors.New("gitserver: not a commit")
+
+// commit returns the parsed commit h.
+func (w *walker) commit(h objects.Hash) (*commitNode, error) {
+	if c, ok := w.commits[h]; ok {
+		return c, nil
+	}
+	o, err := w.get(h)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", h, err)
+	}
+	if o.Type != plumbing.CommitObject {
+		return nil, fmt.Errorf("%w: %s is a %s", errNotCommit, h, o.Type)
+	}
+	c, err := parseCommit(h, o.Data)
+	if err != nil {
+		return nil, err
+	}
+	w.commits[h] = c
+	return c, nil
+}
+
+// parseCommit reads the tree, parents and committer time of a commit.
+func parseCommit(h objects.Hash, data []byte) (*commitNode, error) {
+	c := &commitNode{hash: h}
+	for len(data) > 0 {
+		nl := bytes.IndexByte(data, '\n')
+		if nl < 0 {
+			nl = len(data)
+		}
+		line := data[:nl]
+		if nl < len(data) {
+			data = data[nl+1:]
+		} else {
+			data = nil
+		}
+		if len(line) == 0 {
+			break // end of headers
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("tree ")):
+			t, ok := parseHash(line[5:])
+			if !ok {
+				return nil, fmt.Errorf("commit %s: bad tree line", h)
+			}
+			c.tree = t
+		case bytes.HasPrefix(line, []byte("parent ")):
+			p, ok := parseHash(line[7:])
+			if !ok {
+				return nil, fmt.Errorf("commit %s: bad parent line", h)
+			}
+			c.parents = append(c.parents, p)
+		case bytes.HasPrefix(line, []byte("committer ")):
+			// "committer Name <email> 1700000000 +0000"
+			gt := bytes.LastIndexByte(line, '>')
+			if gt < 0 {
+				break
+			}
+			f := bytes.Fields(line[gt+1:])
+			if len(f) > 0 {
+				if t, err := strconv.ParseInt(string(f[0]), 10, 64); err == nil {
+					c.time = t
+				}
+			}
+		}
+	}
+	if c.tree.IsZero() {
+		return nil, fmt.Errorf("commit %s: no tree", h)
+	}
+	return c, nil
+}
+
+// commitQueue is a max-heap of commits by committer time.
+type commitQueue []*commitNode
+
+func (q commitQueue) Len() int           { return len(q) }
+func (q commitQueue) Less(i, j int) bool { return q[i].time > q[j].time }
+func (q commitQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *commitQueue) Push(x any)        { *q = append(*q, x.(*commitNode)) }
+func (q *commitQueue) Pop() any {
+	old := *q
+	c := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return c
+}
+
+func (q commitQueue) allUninteresting() bool {
+	for _, c := range q {
+		if c.flags&flagUninteresting == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// fetchPlan is what one fetch asked for.
+type fetchPlan struct {
+	wants []objects.Hash // any object type
+	haves []objects.Hash // commits the client has (common)
+	// graftsWant are commits whose parents the walk of wanted commits does
+	// not follow (new and kept shallow boundaries); graftsHave the same for
+	// the client's side (its shallow commits before this fetch).
+	graftsWant map[objects.Hash]bool
+	graftsHave map[objects.Hash]bool
+	// tags are annotated tags to include when their target is sent
+	// (include-tag); nil when not asked for.
+	tags []advRef
+}
+
+// packList is the ordered list of objects to send.
+type packList struct {
+	objs    []objects.Hash
+	commits int
+}
+
+// progressFunc reports counting progress; it may be nil.
+type progressFunc func(format string, args ...any)
+
+// plan decides the objects to send.
+func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
+	pl := &packList{}
+	seen := make(map[objects.Hash]struct{}, 1024)
+	add := func(h objects.Hash) bool {
+		if _, ok := seen[h]; ok {
+			return false
+		}
+		seen[h] = struct{}{}
+		pl.objs = append(pl.objs, h)
+		return true
+	}
+
+	// Resolve the wants: tags are sent and peeled, trees and blobs sent
+	// as they are, commits walked.
+	var wantCommits, wantTrees []objects.Hash
+	for _, h := range fp.wants {
+		for depth := 0; depth < 16; depth++ {
+			typ, _, _, err := w.store.Raw(w.ctx, w.repo, h)
+			if err != nil {
+				return nil, fmt.Errorf("read wanted object %s: %w", h, err)
+			}
+			if typ == plumbing.TagObject {
+				add(h)
+				o, err := w.get(h)
+				if err != nil {
+					return nil, fmt.Errorf("read tag %s: %w", h, err)
+				}
+				t, ok := tagTarget(o.Data)
+				if !ok {
+					return nil, fmt.Errorf("tag %s: no object line", h)
+				}
+				h = t
+				continue
+			}
+			switch typ {
+			case plumbing.CommitObject:
+				wantCommits = append(wantCommits, h)
+			case plumbing.TreeObject:
+				wantTrees = append(wantTrees, h)
+			default:
+				add(h)
+			}
+			break
+		}
+	}
+
+	send, edges, err := w.walkCommits(wantCommits, fp.haves, fp.graftsWant, fp.graftsHave)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range send {
+		add(c.hash)
+		c.flags |= flagSent
+	}
+	pl.commits = len(send)
+
+	// What the client has: the trees of the edges.
+	for _, e := range edges {
+		if err := w.walkTree(e.tree, seen, nil); err != nil {
+			return nil, err
+		}
+	}
+	last := time.Now()
+	for i, c := range send {
+		if err := w.walkTree(c.tree, seen, &pl.objs); err != nil {
+			return nil, err
+		}
+		if progress != nil && i%256 == 0 && time.Since(last) > 500*time.Millisecond {
+			last = time.Now()
+			progress("Counting objects: %d\r", len(pl.objs))
+		}
+	}
+	for _, t := range wantTrees {
+		if err := w.walkTree(t, seen, &pl.objs); err != nil {
+			return nil, err
+		}
+	}
+
+	// include-tag: annotated tags whose target is being sent.
+	for _, t := range fp.tags {
+		if t.peeled.IsZero() {
+			continue
+		}
+		if _, sent := seen[t.hash]; sent {
+			continue
+		}
+		if c, ok := w.commits[t.peeled]; !ok || c.flags&flagSent == 0 {
+			continue
+		}
+		// The tag and any tags between it and its target.
+		h := t.hash
+		for depth := 0; depth < 16 && h != t.peeled; depth++ {
+			if !add(h) {
+				break
+			}
+			o, err := w.get(h)
+			if err != nil {
+				return nil, fmt.Errorf("read tag %s: %w", h, err)
+			}
+			next, ok := tagTarget(o.Data)
+			if !ok {
+				break
+			}
+			h = next
+		}
+	}
+	return pl, nil
+}
+
+// walkCommits returns the commits reachable from wants and not from haves,
+// newest first, and the uninteresting parents of those commits (edges).
+func (w *walker) walkCommits(wants, haves []objects.Hash, graftsWant, graftsHave map[objects.Hash]bool) (send, edges []*commitNode, err error) {
+	var q commitQueue
+	push := func(c *commitNode) {
+		if c.flags&flagQueued == 0 {
+			c.flags |= flagQueued
+			heap.Push(&q, c)
+		}
+	}
+	for _, h := range haves {
+		c, err := w.commit(h)
+		if err != nil {
+			if errors.Is(err, objects.ErrNotFound) || errors.Is(err, errNotCommit) {
+				continue
+			}
+			return nil, nil, err
+		}
+		c.flags |= flagUninteresting
+		push(c)
+	}
+	for _, h := range wants {
+		c, err := w.commit(h)
+		if err != nil {
+			return nil, nil, err
+		}
+		push(c)
+	}
+	var out []*commitNode
+	for q.Len() > 0 {
+		if q.allUninteresting() {
+			break
+		}
+		c := heap.Pop(&q).(*commitNode)
+		if err := w.ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if c.flags&flagUninteresting != 0 {
+			if graftsHave[c.hash] {
+				continue
+			}
+			for _, ph := range c.parents {
+				p, err := w.commit(ph)
+				if err != nil {
+					if errors.Is(err, objects.ErrNotFound) {
+						continue
+					}
+					return nil, nil, err
+				}
+				p.flags |= flagUninteresting
+				push(p)
+			}
+			continue
+		}
+		out = append(out, c)
+		if graftsWant[c.hash] {
+			continue
+		}
+		for _, ph := range c.parents {
+			p, err := w.commit(ph)
+			if err != nil {
+				return nil, nil, err
+			}
+			push(p)
+		}
+	}
+	edgeSeen := map[objects.Hash]bool{}
+	for _, c := range out {
+		if c.flags&flagUninteresting != 0 {
+			continue // reached as uninteresting after it was popped
+		}
+		send = append(send, c)
+		if graftsWant[c.hash] {
+			continue
+		}
+		for _, ph := range c.parents {
+			if p, ok := w.commits[ph]; ok && p.flags&flagUninteresting != 0 && !edgeSeen[ph] {
+				edgeSeen[ph] = true
+				edges = append(edges, p)
+			}
+		}
+	}
+	return send, edges, nil
+}
+
+// walkTree adds tree h and everything under it that is not yet in seen.
+// With out nil it only marks (the client has them).
+func (w *walker) walkTree(h objects.Hash, seen map[objects.Hash]struct{}, out *[]objects.Hash) error {
+	if _, ok := seen[h]; ok {
+		return nil
+	}
+	seen[h] = struct{}{}
+	if out != nil {
+		*out = append(*out, h)
+	}
+	o, err := w.get(h)
+	if err != nil {
+		if out == nil && errors.Is(err, objects.ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("read tree %s: %w", h, err)
+	}
+	data := o.Data
+	for len(data) > 0 {
+		sp := bytes.IndexByte(data, ' ')
+		if sp < 0 {
+			return fmt.Errorf("tree %s: bad entry", h)
+		}
+		mode := data[:sp]
+		nul := bytes.IndexByte(data[sp:], 0)
+		if nul < 0 || sp+nul+21 > len(data) {
+			return fmt.Errorf("tree %s: bad entry", h)
+		}
+		var id objects.Hash
+		copy(id[:], data[sp+nul+1:sp+nul+21])
+		data = data[sp+nul+21:]
+		switch string(mode) {
+		case "40000":
+			if err := w.walkTree(id, seen, out); err != nil {
+				return err
+			}
+		case "160000":
+			// A gitlink names a commit of another history: not ours to send.
+		default:
+			if _, ok := seen[id]; !ok {
+				seen[id] = struct{}{}
+				if out != nil {
+					*out = append(*out, id)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// appendEntryHeader appends a pack entry header: type and inflated size.
+func appendEntryHeader(dst []byte, typ plumbing.ObjectType, size int64) []byte {
+	b := byte(typ)<<4 | byte(size&0x0f)
+	size >>= 4
+	for size != 0 {
+		dst = append(dst, b|0x80)
+		b = byte(size & 0x7f)
+		size >>= 7
+	}
+	return append(dst, b)
+}
+
+// writePack streams the objects of pl from the store as a version 2 pack.
+func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName, objs []objects.Hash, w io.Writer) error {
+	h := sha1.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 64<<10)
+	var hdr [12]byte
+	copy(hdr[:], "PACK")
+	binary.BigEndian.PutUint32(hdr[4:], 2)
+	binary.BigEndian.PutUint32(hdr[8:], uint32(len(objs)))
+	if _, err := bw.Write(hdr[:]); err != nil {
+		return err
+	}
+	var eh []byte
+	for i, id := range objs {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		typ, size, zdata, err := store.Raw(ctx, repo, id)
+		if err != nil {
+			return fmt.Errorf("read object %s: %w", id, err)
+		}
+		eh = appendEntryHeader(eh[:0], typ, size)
+		if _, err := bw.Write(eh); err != nil {
+			return err
+		}
+		if _, err := bw.Write(zdata); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(h.Sum(nil))
+	return err
+}

@@ -1,0 +1,566 @@
+package gitserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+// receive-pack (gitprotocol-pack, "Pushing Data To a Server"):
+//
+//	S: <oid> <ref>\0<capabilities> ...  0000   (0{40} capabilities^{}\0<caps> when empty)
+//	C: [shallow <oid>]... <old> <new> <ref>\0<client caps>  <old> <new> <ref> ...  0000
+//	C: [push-option <text>... 0000]            (when push-options was asked for)
+//	C: <pack>                                  (absent when every command deletes)
+//	S: unpack ok|<error>  ok <ref> | ng <ref> <reason> ...  0000
+//	   (inside side band 1 when side-band-64k was asked for, hook output on
+//	   band 2, then a final 0000)
+//
+// What happens between reading and reporting, in order: the pack goes into
+// a quarantine and is checked (fsck and connectivity from the new tips);
+// every command is checked (name, permission, old value, protection); the
+// pre-receive hook sees the commands that passed; one refs.Store.Update
+// moves every accepted ref, plus the hook's own updates, and commits the
+// quarantine with them. With "atomic" any failure fails every command.
+
+// receiveCaps are the receive-pack capabilities.
+func receiveCaps() string {
+	return "report-status report-status-v2 delete-refs side-band-64k quiet atomic ofs-delta push-options object-format=sha1 agent=" + Agent
+}
+
+// advertiseReceive writes the receive-pack ref advertisement (no HEAD, no
+// peeled lines).
+func (s *Server) advertiseReceive(pw *pktWriter, sess *Session, rs *repoRefs) error {
+	if sess.Protocol == 1 {
+		pw.linef("version 1")
+	}
+	plain := &repoRefs{}
+	for _, r := range rs.list {
+		plain.list = append(plain.list, advRef{name: r.name, hash: r.hash})
+	}
+	writeRefLines(pw, plain, receiveCaps(), false)
+	return pw.flushPkt()
+}
+
+// pushCommand is one "<old> <new> <ref>" line.
+type pushCommand struct {
+	Old, New objects.Hash
+	Name     refs.Name
+}
+
+// pushRequest is a parsed command list.
+type pushRequest struct {
+	commands []pushCommand
+	caps     capList
+	shallows []objects.Hash
+	options  []string
+}
+
+// readCommandList reads shallow lines and commands up to the flush. It
+// returns nil when the client sent no command (closed or a lone flush).
+func readCommandList(pr *pktReader) (*pushRequest, error) {
+	req := &pushRequest{caps: capList{}}
+	for i := 0; ; i++ {
+		k, b, err := pr.next()
+		if err == io.EOF && i == 0 {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read commands: %w", err)
+		}
+		if k == pktFlush {
+			break
+		}
+		if k != pktData {
+			return nil, fmt.Errorf("%w: unexpected %v pkt in command list", ErrProtocol, k)
+		}
+		b = bytes.TrimSuffix(b, []byte("\n"))
+		if bytes.HasPrefix(b, []byte("shallow ")) {
+			if len(req.commands) > 0 {
+				return nil, fmt.Errorf("%w: shallow line after commands", ErrProtocol)
+			}
+			h, ok := parseHash(b[8:])
+			if !ok {
+				return nil, fmt.Errorf("%w: invalid shallow line %q", ErrProtocol, b)
+			}
+			req.shallows = append(req.shallows, h)
+			continue
+		}
+		line, caps, hasCaps := bytes.Cut(b, []byte{0})
+		if hasCaps && len(req.commands) == 0 {
+			req.caps = parseCaps(string(caps))
+		}
+		if len(line) < 83 || line[40] != ' ' || line[81] != ' ' {
+			return nil, fmt.Errorf("%w: malformed command %q", ErrProtocol, line)
+		}
+		old, ok1 := parseHash(line[:40])
+		nw, ok2 := parseHash(line[41:81])
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("%w: malformed command %q", ErrProtocol, line)
+		}
+		req.commands = append(req.commands, pushCommand{Old: old, New: nw, Name: refs.Name(line[82:])})
+	}
+	if len(req.commands) == 0 {
+		return nil, nil
+	}
+	return req, nil
+}
+
+// readPushOptions reads push-option lines up to the flush.
+func readPushOptions(pr *pktReader) ([]string, error) {
+	var opts []string
+	for {
+		line, k, err := pr.line()
+		if err != nil {
+			return nil, fmt.Errorf("read push options: %w", err)
+		}
+		if k == pktFlush {
+			return opts, nil
+		}
+		if k != pktData {
+			return nil, fmt.Errorf("%w: unexpected %v pkt in push options", ErrProtocol, k)
+		}
+		opts = append(opts, line)
+	}
+}
+
+// checkRefFormat applies git check-ref-format's rules to a full ref name
+// that must start with "refs/".
+func checkRefFormat(name string) bool {
+	if !strings.HasPrefix(name, "refs/") || len(name) > 4096 {
+		return false
+	}
+	if strings.HasSuffix(name, "/") || strings.HasSuffix(name, ".") ||
+		strings.Contains(name, "..") || strings.Contains(name, "@{") || strings.Contains(name, "//") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+		switch c {
+		case ' ', '~', '^', ':', '?', '*', '[', '\\':
+			return false
+		}
+	}
+	for _, comp := range strings.Split(name, "/") {
+		if comp == "" || comp[0] == '.' || strings.HasSuffix(comp, ".lock") || comp == "@" {
+			return false
+		}
+	}
+	return true
+}
+
+// Reasons given in "ng <ref> <reason>", in git's words where git has some.
+const (
+	reasonFunnyName    = "funny refname"
+	reasonDenied       = "permission denied"
+	reasonFetchFirst   = "fetch first"
+	reasonExists       = "already exists"
+	reasonStale        = "stale info"
+	reasonAtomic       = "atomic push failed"
+	reasonForceRefused = "protected branch: force push refused"
+	reasonDeleteRefuse = "protected branch: deletion refused"
+	reasonNotCommit    = "branch must point to a commit"
+	reasonDuplicate    = "duplicate ref in push"
+	reasonShallow      = "shallow update not allowed"
+)
+
+// pushState is one push being decided.
+type pushState struct {
+	cmds    []pushCommand
+	reasons []string // "" while the command stands
+	skip    []bool   // accepted but nothing to write (delete of a missing ref, old == new)
+}
+
+func (p *pushState) failAll(reason string) {
+	for i := range p.reasons {
+		if p.reasons[i] == "" {
+			p.reasons[i] = reason
+		}
+	}
+}
+
+func (p *pushState) anyFailed() bool {
+	for _, r := range p.reasons {
+		if r != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// serveReceive runs a receive-pack session.
+func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter, sess *Session) error {
+	rs, err := s.loadRefs(ctx, sess.Repo)
+	if errors.Is(err, ErrRepoNotFound) && sess.CreateRepo {
+		rs, err = &repoRefs{}, nil
+	}
+	if err != nil {
+		return err
+	}
+	if !sess.StatelessRPC {
+		if err := s.advertiseReceive(pw, sess, rs); err != nil {
+			return err
+		}
+		if err := pw.send(); err != nil {
+			return err
+		}
+	}
+	req, err := readCommandList(pr)
+	if err != nil || req == nil {
+		return err
+	}
+	if req.caps.has("push-options") {
+		if req.options, err = readPushOptions(pr); err != nil {
+			return err
+		}
+	}
+	var mu sync.Mutex
+	sideband := req.caps.has("side-band-64k")
+	var progress io.Writer = io.Discard
+	if sideband {
+		progress = newBandWriter(&mu, pw, bandProgress, true)
+	}
+
+	st := &pushState{cmds: req.commands, reasons: make([]string, len(req.commands)), skip: make([]bool, len(req.commands))}
+	q := s.Objects.NewQuarantine(sess.Repo)
+	defer q.Close()
+
+	unpack := "ok"
+	var tips []objects.Hash
+	needPack := false
+	for _, c := range st.cmds {
+		if !c.New.IsZero() {
+			needPack = true
+			tips = append(tips, c.New)
+		}
+	}
+	if needPack {
+		if _, err := q.IngestPack(ctx, pr.reader()); err != nil {
+			unpack = oneLine(err.Error())
+			st.failAll("unpacker error: " + unpack)
+		} else if err := q.Check(ctx, tips); err != nil {
+			unpack = oneLine(err.Error())
+			reason := unpack
+			var ce *objects.CheckError
+			if errors.As(err, &ce) {
+				reason = fmt.Sprintf("%s %s: %s", ce.Check, ce.Object, oneLine(ce.Detail))
+				if ce.Check == "missingObject" && len(req.shallows) > 0 {
+					reason = reasonShallow
+				}
+			}
+			st.failAll(reason)
+		}
+	}
+	if unpack == "ok" {
+		s.checkCommands(ctx, sess, q, st)
+	}
+	atomic := req.caps.has("atomic")
+	if atomic && st.anyFailed() {
+		st.failAll(reasonAtomic)
+	}
+
+	// The hook decides the commands that stand.
+	var extra []refs.Update
+	if unpack == "ok" {
+		push := &hooks.Push{
+			Repo: sess.Repo, Quarantine: q, Options: req.options, Atomic: atomic,
+			Pusher: sess.Identity, Progress: progress,
+		}
+		var idx []int
+		for i, c := range st.cmds {
+			if st.reasons[i] == "" {
+				push.Commands = append(push.Commands, hooks.Command{Name: c.Name, Old: c.Old, New: c.New})
+				idx = append(idx, i)
+			}
+		}
+		if len(idx) > 0 {
+			res, err := s.hook().PreReceive(ctx, push)
+			switch {
+			case err != nil:
+				s.logger().Warn("pre-receive hook failed", "repo", sess.Repo, "err", err)
+				for _, i := range idx {
+					st.reasons[i] = oneLine(err.Error())
+				}
+			case res != nil:
+				for _, i := range idx {
+					if why, ok := res.Refused[st.cmds[i].Name]; ok {
+						if why == "" {
+							why = "pre-receive hook declined"
+						}
+						st.reasons[i] = oneLine(why)
+					}
+				}
+				extra = res.Updates
+			}
+			if atomic && st.anyFailed() {
+				st.failAll(reasonAtomic)
+			}
+		}
+	}
+
+	if unpack == "ok" {
+		s.commitPush(ctx, sess, q, st, extra, atomic)
+	}
+
+	s.logPush(sess, st, unpack)
+	if req.caps.has("report-status") || req.caps.has("report-status-v2") {
+		var buf bytes.Buffer
+		rw := newPktWriter(&buf)
+		rw.linef("unpack %s", unpack)
+		for i, c := range st.cmds {
+			if st.reasons[i] == "" {
+				rw.linef("ok %s", c.Name)
+			} else {
+				rw.linef("ng %s %s", c.Name, st.reasons[i])
+			}
+		}
+		rw.flushPkt()
+		if err := rw.send(); err != nil {
+			return err
+		}
+		if sideband {
+			if _, err := newBandWriter(&mu, pw, bandPack, false).Write(buf.Bytes()); err != nil {
+				return err
+			}
+		} else if _, err := pw.w.Write(buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	if sideband {
+		mu.Lock()
+		pw.flushPkt()
+		mu.Unlock()
+	}
+	return pw.send()
+}
+
+// checkCommands applies the per-ref rules to every command.
+func (s *Server) checkCommands(ctx context.Context, sess *Session, q *objects.Quarantine, st *pushState) {
+	seen := map[refs.Name]bool{}
+	w := newQuarantineWalker(ctx, q)
+	for i, c := range st.cmds {
+		st.reasons[i] = s.checkCommand(ctx, sess, q, w, c, seen)
+	}
+	for i, c := range st.cmds {
+		if st.reasons[i] == "" && c.Old == c.New {
+			st.skip[i] = true
+		}
+	}
+}
+
+func (s *Server) checkCommand(ctx context.Context, sess *Session, q *objects.Quarantine, w *walker, c pushCommand, seen map[refs.Name]bool) string {
+	if !checkRefFormat(string(c.Name)) {
+		return reasonFunnyName
+	}
+	if seen[c.Name] {
+		return reasonDuplicate
+	}
+	seen[c.Name] = true
+	if sess.CanWrite != nil && !sess.CanWrite(c.Name) {
+		return reasonDenied
+	}
+	cur, err := s.Refs.Resolve(ctx, sess.Repo, c.Name)
+	if errors.Is(err, refs.ErrNotFound) {
+		cur, err = plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		s.logger().Error("read ref", "repo", sess.Repo, "ref", c.Name, "err", err)
+		return "failed to read ref"
+	}
+	protected := s.protected(sess.Repo, c.Name)
+	if c.New.IsZero() {
+		if protected && !cur.IsZero() {
+			return reasonDeleteRefuse
+		}
+		if cur.IsZero() {
+			return "" // deleting a missing ref: nothing to do, as git
+		}
+		if !c.Old.IsZero() && c.Old != cur {
+			return reasonFetchFirst
+		}
+		return ""
+	}
+	if c.Old != cur {
+		if c.Old.IsZero() {
+			return reasonExists
+		}
+		return reasonFetchFirst
+	}
+	if strings.HasPrefix(string(c.Name), refs.HeadsPrefix) {
+		typ, _, _, err := q.Raw(ctx, c.New)
+		if err != nil || typ != plumbing.CommitObject {
+			return reasonNotCommit
+		}
+	}
+	if protected && !c.Old.IsZero() && c.Old != c.New {
+		ok, err := isAncestor(w, c.Old, c.New)
+		if err != nil {
+			s.logger().Error("fast-forward check", "repo", sess.Repo, "ref", c.Name, "err", err)
+			return reasonForceRefused
+		}
+		if !ok {
+			return reasonForceRefused
+		}
+	}
+	return ""
+}
+
+// isAncestor reports whether commit anc is reachable from commit desc.
+func isAncestor(w *walker, anc, desc objects.Hash) (bool, error) {
+	a, err := w.commit(anc)
+	if err != nil {
+		if errors.Is(err, errNotCommit) {
+			return false, nil
+		}
+		return false, err
+	}
+	const slop = 86400 // clock skew tolerated between parent and child
+	visited := map[objects.Hash]bool{}
+	stack := []objects.Hash{desc}
+	for len(stack) > 0 {
+		h := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if h == anc {
+			return true, nil
+		}
+		if visited[h] {
+			continue
+		}
+		visited[h] = true
+		c, err := w.commit(h)
+		if err != nil {
+			if errors.Is(err, errNotCommit) {
+				continue
+			}
+			return false, err
+		}
+		if c.time < a.time-slop {
+			continue
+		}
+		stack = append(stack, c.parents...)
+	}
+	return false, nil
+}
+
+// commitPush writes the accepted commands and the hook's updates in one
+// refs.Store.Update, with the quarantine. Non-atomic pushes retry without a
+// command that turned out stale, so the others still land.
+func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quarantine, st *pushState, extra []refs.Update, atomic bool) {
+	msg := "push by " + sess.Identity
+	for attempt := 0; attempt <= len(st.cmds)+1; attempt++ {
+		var ups []refs.Update
+		var idx []int
+		for i, c := range st.cmds {
+			if st.reasons[i] != "" || st.skip[i] {
+				continue
+			}
+			if c.New.IsZero() {
+				cur, err := s.Refs.Resolve(ctx, sess.Repo, c.Name)
+				if errors.Is(err, refs.ErrNotFound) {
+					continue // nothing to delete
+				}
+				if err == nil && c.Old.IsZero() {
+					c.Old = cur // "delete whatever it is" still names the value it deletes
+				}
+			}
+			ups = append(ups, refs.Update{Name: c.Name, Old: c.Old, New: c.New})
+			idx = append(idx, i)
+		}
+		ups = append(ups, extra...)
+		if len(ups) == 0 {
+			return
+		}
+		err := s.Refs.Update(ctx, sess.Repo, ups, q, msg)
+		if err == nil {
+			s.setHeadIfUnset(ctx, sess, st)
+			return
+		}
+		var se *refs.StaleError
+		stale := errors.As(err, &se)
+		culprit := -1
+		if stale {
+			for _, i := range idx {
+				if st.cmds[i].Name == se.Name {
+					culprit = i
+				}
+			}
+		}
+		switch {
+		case culprit >= 0 && !atomic:
+			st.reasons[culprit] = reasonStale
+			continue
+		case culprit >= 0 && atomic:
+			st.reasons[culprit] = reasonStale
+			st.failAll(reasonAtomic)
+			continue // commit the hook's updates alone
+		case stale:
+			// One of the hook's own refs moved: a concurrent push to the
+			// same branch won.
+			st.failAll(reasonStale)
+		default:
+			s.logger().Error("ref update failed", "repo", sess.Repo, "err", err)
+			st.failAll("failed to update ref")
+		}
+		return
+	}
+}
+
+// setHeadIfUnset points HEAD at refs/heads/main if this push created it,
+// else at the first branch it created, when HEAD is not yet set.
+func (s *Server) setHeadIfUnset(ctx context.Context, sess *Session, st *pushState) {
+	if _, err := s.Refs.Get(ctx, sess.Repo, refs.HEAD); !errors.Is(err, refs.ErrNotFound) {
+		return
+	}
+	var target refs.Name
+	for i, c := range st.cmds {
+		if st.reasons[i] != "" || c.New.IsZero() || !strings.HasPrefix(string(c.Name), refs.HeadsPrefix) {
+			continue
+		}
+		if c.Name == refs.HeadsPrefix+"main" {
+			target = c.Name
+			break
+		}
+		if target == "" {
+			target = c.Name
+		}
+	}
+	if target == "" {
+		return
+	}
+	if err := s.Refs.SetSymbolic(ctx, sess.Repo, refs.HEAD, target); err != nil {
+		s.logger().Error("set HEAD", "repo", sess.Repo, "target", target, "err", err)
+	}
+}
+
+func (s *Server) logPush(sess *Session, st *pushState, unpack string) {
+	for i, c := range st.cmds {
+		result := "ok"
+		if st.reasons[i] != "" {
+			result = st.reasons[i]
+		}
+		s.logger().Info("push", "repo", sess.Repo, "ref", c.Name, "identity", sess.Identity,
+			"old", c.Old, "new", c.New, "result", result, "unpack", unpack)
+	}
+}
+
+// oneLine makes s safe for one pkt-line of report-status.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 1000 {
+		s = s[:1000]
+	}
+	return s
+}

@@ -1,0 +1,310 @@
+package gitserver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+// Agent is what the server calls itself in the "agent=" capability.
+var Agent = "weir/0.1"
+
+// ErrRepoNotFound is returned (wrapped) when the repo does not exist and
+// may not be created.
+var ErrRepoNotFound = errors.New("gitserver: repository not found")
+
+// ErrProtocol is returned (wrapped) when the client breaks the protocol.
+var ErrProtocol = errors.New("gitserver: protocol error")
+
+// Server speaks the Git protocol for every repo in one store.
+type Server struct {
+	Objects *objects.Store
+	Refs    refs.Store
+	// Hook decides pushes; nil accepts every push (hooks.None{}).
+	Hook hooks.PreReceive
+	// Protected reports whether ref may be neither force-pushed nor
+	// deleted. nil protects only refs/heads/main.
+	Protected func(repo objects.RepoName, ref refs.Name) bool
+	// Logger gets one line per push and per failed session; nil discards.
+	Logger *slog.Logger
+}
+
+// Service names one of the two Git services.
+type Service string
+
+// The services a Session may run.
+const (
+	UploadPack  Service = "git-upload-pack"
+	ReceivePack Service = "git-receive-pack"
+)
+
+// Session is one client connection (SSH) or one request (HTTP) to one repo.
+type Session struct {
+	Repo    objects.RepoName
+	Service Service
+	// Protocol is 0/1 or 2, from the Git-Protocol header or the
+	// GIT_PROTOCOL environment ("version=2"). receive-pack has no v2 and
+	// answers v2 requests with v0, as git does.
+	Protocol int
+	// StatelessRPC is true for HTTP (one request, one response) and false
+	// for SSH (one long conversation).
+	StatelessRPC bool
+	// Identity is "anonymous" or the authenticated user.
+	Identity string
+	// CanWrite reports whether Identity may update this ref; it is called
+	// for every ref of a push. nil allows every ref.
+	CanWrite func(ref refs.Name) bool
+	// CreateRepo lets receive-pack create the repo on its first push.
+	CreateRepo bool
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (s *Server) hook() hooks.PreReceive {
+	if s.Hook != nil {
+		return s.Hook
+	}
+	return hooks.None{}
+}
+
+func (s *Server) protected(repo objects.RepoName, ref refs.Name) bool {
+	if s.Protected != nil {
+		return s.Protected(repo, ref)
+	}
+	return ref == refs.HeadsPrefix+"main"
+}
+
+// AdvertiseRefs writes the ref advertisement (v0/v1) or the capability
+// advertisement (v2). For HTTP (StatelessRPC) the transport writes the
+// "# service=..." preamble and its flush itself.
+func (s *Server) AdvertiseRefs(ctx context.Context, w io.Writer, sess *Session) error {
+	pw := newPktWriter(w)
+	if err := s.advertise(ctx, pw, sess); err != nil {
+		return err
+	}
+	return pw.send()
+}
+
+func (s *Server) advertise(ctx context.Context, pw *pktWriter, sess *Session) error {
+	switch sess.Service {
+	case UploadPack:
+		if sess.Protocol == 2 {
+			if _, err := s.loadRefs(ctx, sess.Repo); err != nil {
+				return err
+			}
+			return advertiseV2(pw)
+		}
+		rs, err := s.loadRefs(ctx, sess.Repo)
+		if err != nil {
+			return err
+		}
+		return s.advertiseUpload(pw, sess, rs)
+	case ReceivePack:
+		rs, err := s.loadRefs(ctx, sess.Repo)
+		if errors.Is(err, ErrRepoNotFound) && sess.CreateRepo {
+			rs, err = &repoRefs{headTarget: refs.HeadsPrefix + "main"}, nil
+		}
+		if err != nil {
+			return err
+		}
+		return s.advertiseReceive(pw, sess, rs)
+	}
+	return fmt.Errorf("gitserver: unknown service %q", sess.Service)
+}
+
+// Serve runs the rest of the session: it reads the client's request from r
+// and writes the response to w. For SSH (not stateless) it first writes the
+// advertisement, then converses as the protocol requires.
+func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer, sess *Session) error {
+	pr := newPktReader(r)
+	pw := newPktWriter(w)
+	var err error
+	switch sess.Service {
+	case UploadPack:
+		if sess.Protocol == 2 {
+			err = s.serveUploadV2(ctx, pr, pw, sess)
+		} else {
+			err = s.serveUpload(ctx, pr, pw, sess)
+		}
+	case ReceivePack:
+		err = s.serveReceive(ctx, pr, pw, sess)
+	default:
+		err = fmt.Errorf("gitserver: unknown service %q", sess.Service)
+	}
+	if serr := pw.send(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		s.logger().Warn("git session failed", "repo", sess.Repo, "service", sess.Service,
+			"identity", sess.Identity, "err", err)
+	}
+	return err
+}
+
+// repoRefs is a snapshot of one repo's refs, as advertised.
+type repoRefs struct {
+	head       objects.Hash // zero when HEAD is unborn
+	headTarget refs.Name    // what HEAD points at (symbolic), "" if detached
+	list       []advRef     // sorted by name; HEAD not included
+	byName     map[refs.Name]objects.Hash
+}
+
+// advRef is one advertised ref with its peeled value (annotated tags).
+type advRef struct {
+	name   refs.Name
+	hash   objects.Hash
+	peeled objects.Hash // zero unless hash is a tag object
+}
+
+// loadRefs reads every ref of repo. ErrRepoNotFound if it has none.
+func (s *Server) loadRefs(ctx context.Context, repo objects.RepoName) (*repoRefs, error) {
+	all, err := s.Refs.List(ctx, repo, "")
+	if err != nil {
+		return nil, fmt.Errorf("list refs of %s: %w", repo, err)
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrRepoNotFound, repo)
+	}
+	rs := &repoRefs{byName: make(map[refs.Name]objects.Hash, len(all))}
+	var head *refs.Ref
+	var symbolic []refs.Ref
+	for i := range all {
+		r := all[i]
+		switch {
+		case r.Name == refs.HEAD:
+			head = &all[i]
+		case !strings.HasPrefix(string(r.Name), "refs/"):
+			// Only refs/... and HEAD are advertised.
+		case r.Target != "":
+			symbolic = append(symbolic, r)
+		default:
+			rs.byName[r.Name] = r.Hash
+		}
+	}
+	for _, r := range symbolic {
+		if h, ok := rs.byName[r.Target]; ok {
+			rs.byName[r.Name] = h
+		}
+	}
+	for name, h := range rs.byName {
+		ar := advRef{name: name, hash: h}
+		if strings.HasPrefix(string(name), refs.TagsPrefix) {
+			ar.peeled, err = s.peel(ctx, repo, h)
+			if err != nil {
+				return nil, err
+			}
+		}
+		rs.list = append(rs.list, ar)
+	}
+	sort.Slice(rs.list, func(i, j int) bool { return rs.list[i].name < rs.list[j].name })
+	switch {
+	case head == nil:
+		rs.headTarget = refs.HeadsPrefix + "main"
+		rs.head = rs.byName[rs.headTarget]
+	case head.Target != "":
+		rs.headTarget = head.Target
+		rs.head = rs.byName[head.Target]
+	default:
+		rs.head = head.Hash
+	}
+	return rs, nil
+}
+
+// peel returns the non-tag object an annotated tag h points to, or zero if
+// h is not a tag.
+func (s *Server) peel(ctx context.Context, repo objects.RepoName, h objects.Hash) (objects.Hash, error) {
+	peeled := plumbing.ZeroHash
+	for depth := 0; depth < 16; depth++ {
+		typ, _, _, err := s.Objects.Raw(ctx, repo, h)
+		if err != nil {
+			if errors.Is(err, objects.ErrNotFound) {
+				return peeled, nil
+			}
+			return peeled, fmt.Errorf("peel %s: %w", h, err)
+		}
+		if typ != plumbing.TagObject {
+			return peeled, nil
+		}
+		o, err := s.Objects.Get(ctx, repo, h)
+		if err != nil {
+			return peeled, fmt.Errorf("peel %s: %w", h, err)
+		}
+		target, ok := tagTarget(o.Data)
+		if !ok {
+			return peeled, nil
+		}
+		peeled, h = target, target
+	}
+	return peeled, nil
+}
+
+// tagTarget parses the "object <hex>" header of a tag object.
+func tagTarget(data []byte) (objects.Hash, bool) {
+	if !bytes.HasPrefix(data, []byte("object ")) || len(data) < 7+40 {
+		return plumbing.ZeroHash, false
+	}
+	return parseHash(data[7 : 7+40])
+}
+
+// parseHash parses 40 lowercase hex digits.
+func parseHash(b []byte) (objects.Hash, bool) {
+	var h objects.Hash
+	if len(b) != 40 {
+		return h, false
+	}
+	for i := 0; i < 20; i++ {
+		hi, ok1 := unhex(b[2*i])
+		lo, ok2 := unhex(b[2*i+1])
+		if !ok1 || !ok2 {
+			return h, false
+		}
+		h[i] = hi<<4 | lo
+	}
+	return h, true
+}
+
+func parseHashString(s string) (objects.Hash, bool) { return parseHash([]byte(s)) }
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// capList is the set of capabilities a client asked for.
+type capList map[string]string
+
+func parseCaps(s string) capList {
+	c := capList{}
+	for _, f := range strings.Fields(s) {
+		k, v, _ := strings.Cut(f, "=")
+		c[k] = v
+	}
+	return c
+}
+
+func (c capList) has(name string) bool { _, ok := c[name]; return ok }
+
+// bufferedReader exposes the session's buffered reader (for pack ingestion).
+func (p *pktReader) reader() *bufio.Reader { return p.r }

@@ -1,0 +1,294 @@
+package gitserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/weir-dev/weir/objects"
+)
+
+// upload-pack, protocol v2 (gitprotocol-v2):
+//
+//	S: version 2 / agent=... / ls-refs=unborn / fetch=shallow / server-option / object-format=sha1 / 0000
+//	C: command=<name> / <capability>... / 0001 / <argument>... / 0000
+//	S: <response> / 0000
+//
+// ls-refs answers "<oid> <ref>[ symref-target:<t>][ peeled:<oid>]" lines.
+// fetch answers, in order and each only when needed:
+//
+//	acknowledgments / NAK | ACK <oid>... / [ready]      (unless the client said done)
+//	0001 when ready, else 0000 and the response ends
+//	shallow-info / shallow <oid> | unshallow <oid>... / 0001
+//	packfile / <side-band pkt-lines: 1 pack, 2 progress, 3 error> / 0000
+//
+// Over SSH the client sends commands until it closes the stream or sends a
+// lone flush; over HTTP every request is one command.
+
+// advertiseV2 writes the v2 capability advertisement.
+func advertiseV2(pw *pktWriter) error {
+	pw.linef("version 2")
+	pw.linef("agent=%s", Agent)
+	pw.linef("ls-refs=unborn")
+	pw.linef("fetch=shallow")
+	pw.linef("server-option")
+	pw.linef("object-format=sha1")
+	return pw.flushPkt()
+}
+
+// v2Request is one command with its capabilities and arguments.
+type v2Request struct {
+	command string
+	caps    []string
+	args    []string
+}
+
+// readV2Request reads one command. It returns nil at the end of the
+// session (EOF or a lone flush).
+func readV2Request(pr *pktReader) (*v2Request, error) {
+	req := &v2Request{}
+	inArgs := false
+	for i := 0; ; i++ {
+		line, k, err := pr.line()
+		if err == io.EOF && i == 0 {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read command: %w", err)
+		}
+		switch k {
+		case pktFlush:
+			if i == 0 {
+				return nil, nil
+			}
+			if req.command == "" {
+				return nil, fmt.Errorf("%w: no command in request", ErrProtocol)
+			}
+			return req, nil
+		case pktDelim:
+			if inArgs {
+				return nil, fmt.Errorf("%w: second delimiter in request", ErrProtocol)
+			}
+			inArgs = true
+			continue
+		case pktResponseEnd:
+			return nil, fmt.Errorf("%w: unexpected response-end pkt", ErrProtocol)
+		}
+		switch {
+		case inArgs:
+			req.args = append(req.args, line)
+		case strings.HasPrefix(line, "command="):
+			if req.command != "" {
+				return nil, fmt.Errorf("%w: command given twice", ErrProtocol)
+			}
+			req.command = line[len("command="):]
+		default:
+			req.caps = append(req.caps, line)
+		}
+	}
+}
+
+// serveUploadV2 runs a v2 session.
+func (s *Server) serveUploadV2(ctx context.Context, pr *pktReader, pw *pktWriter, sess *Session) error {
+	if !sess.StatelessRPC {
+		if _, err := s.loadRefs(ctx, sess.Repo); err != nil {
+			return err
+		}
+		if err := advertiseV2(pw); err != nil {
+			return err
+		}
+		if err := pw.send(); err != nil {
+			return err
+		}
+	}
+	for {
+		req, err := readV2Request(pr)
+		if err != nil || req == nil {
+			return err
+		}
+		for _, c := range req.caps {
+			if strings.HasPrefix(c, "object-format=") && c != "object-format=sha1" {
+				pw.errLine("unsupported object format " + strings.TrimPrefix(c, "object-format="))
+				return fmt.Errorf("%w: %s", ErrProtocol, c)
+			}
+		}
+		switch req.command {
+		case "ls-refs":
+			err = s.lsRefs(ctx, pw, sess, req.args)
+		case "fetch":
+			err = s.fetchV2(ctx, pw, sess, req.args)
+		default:
+			pw.errLine("unknown command " + req.command)
+			err = fmt.Errorf("%w: unknown command %q", ErrProtocol, req.command)
+		}
+		if err != nil {
+			return err
+		}
+		if err := pw.send(); err != nil {
+			return err
+		}
+		if sess.StatelessRPC {
+			return nil
+		}
+	}
+}
+
+// lsRefs answers the ls-refs command.
+func (s *Server) lsRefs(ctx context.Context, pw *pktWriter, sess *Session, args []string) error {
+	var symrefs, peel, unborn bool
+	var prefixes []string
+	for _, a := range args {
+		switch {
+		case a == "symrefs":
+			symrefs = true
+		case a == "peel":
+			peel = true
+		case a == "unborn":
+			unborn = true
+		case strings.HasPrefix(a, "ref-prefix "):
+			prefixes = append(prefixes, a[len("ref-prefix "):])
+		default:
+			pw.errLine("ls-refs: unexpected argument " + a)
+			return fmt.Errorf("%w: ls-refs argument %q", ErrProtocol, a)
+		}
+	}
+	rs, err := s.loadRefs(ctx, sess.Repo)
+	if err != nil {
+		return err
+	}
+	match := func(name string) bool {
+		if len(prefixes) == 0 {
+			return true
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
+		return false
+	}
+	if match("HEAD") {
+		switch {
+		case !rs.head.IsZero():
+			line := rs.head.String() + " HEAD"
+			if symrefs && rs.headTarget != "" {
+				line += " symref-target:" + string(rs.headTarget)
+			}
+			pw.linef("%s", line)
+		case unborn && rs.headTarget != "":
+			pw.linef("unborn HEAD symref-target:%s", rs.headTarget)
+		}
+	}
+	for _, r := range rs.list {
+		if !match(string(r.name)) {
+			continue
+		}
+		line := r.hash.String() + " " + string(r.name)
+		if peel && !r.peeled.IsZero() {
+			line += " peeled:" + r.peeled.String()
+		}
+		pw.linef("%s", line)
+	}
+	return pw.flushPkt()
+}
+
+// fetchV2 answers the fetch command.
+func (s *Server) fetchV2(ctx context.Context, pw *pktWriter, sess *Session, args []string) error {
+	var wants, haves, shallows []objects.Hash
+	var done, noProgress, includeTag bool
+	depth := 0
+	for _, a := range args {
+		var ok bool
+		var h objects.Hash
+		switch {
+		case strings.HasPrefix(a, "want "):
+			if h, ok = parseHashString(a[5:]); ok {
+				wants = append(wants, h)
+			}
+		case strings.HasPrefix(a, "have "):
+			if h, ok = parseHashString(a[5:]); ok {
+				haves = append(haves, h)
+			}
+		case strings.HasPrefix(a, "shallow "):
+			if h, ok = parseHashString(a[8:]); ok {
+				shallows = append(shallows, h)
+			}
+		case strings.HasPrefix(a, "deepen "):
+			n, err := strconv.Atoi(a[7:])
+			ok = err == nil && n > 0
+			depth = n
+		case a == "done":
+			done, ok = true, true
+		case a == "thin-pack", a == "ofs-delta":
+			ok = true // we never send deltas, so both are trivially honoured
+		case a == "no-progress":
+			noProgress, ok = true, true
+		case a == "include-tag":
+			includeTag, ok = true, true
+		}
+		if !ok {
+			pw.errLine("fetch: unexpected argument " + a)
+			return fmt.Errorf("%w: fetch argument %q", ErrProtocol, a)
+		}
+	}
+	rs, err := s.loadRefs(ctx, sess.Repo)
+	if err != nil {
+		return err
+	}
+	if err := s.checkWants(ctx, sess.Repo, rs, wants); err != nil {
+		pw.errLine(err.Error())
+		return err
+	}
+	w := newWalker(ctx, s.Objects, sess.Repo)
+	neg := newNegotiator(w, wants)
+	for _, h := range haves {
+		if _, err := neg.have(h); err != nil {
+			return err
+		}
+	}
+	if !done {
+		pw.linef("acknowledgments")
+		if len(neg.common) == 0 {
+			pw.linef("NAK")
+		}
+		for _, h := range neg.common {
+			pw.linef("ACK %s", h)
+		}
+		ready, err := neg.okToGiveUp()
+		if err != nil {
+			return err
+		}
+		if !ready {
+			return pw.flushPkt()
+		}
+		pw.linef("ready")
+		pw.special(pktDelim)
+	}
+	si, err := computeShallow(w, wants, shallows, depth)
+	if err != nil {
+		return err
+	}
+	if depth > 0 || len(shallows) > 0 {
+		pw.linef("shallow-info")
+		for _, h := range si.shallow {
+			pw.linef("shallow %s", h)
+		}
+		for _, h := range si.unshallow {
+			pw.linef("unshallow %s", h)
+		}
+		pw.special(pktDelim)
+	}
+	pw.linef("packfile")
+	fp := &fetchPlan{
+		wants:      append(append([]objects.Hash{}, wants...), si.extraWants...),
+		haves:      neg.common,
+		graftsWant: si.graftsWant,
+		graftsHave: si.graftsHave,
+	}
+	if includeTag {
+		fp.tags = rs.list
+	}
+	return s.sendPack(ctx, pw, sess, w, fp, maxBandPayload, !noProgress)
+}
