@@ -1,0 +1,21 @@
+// Package node owns what runs inside a sandbox for one pipeline node: the
+// SQL runner (DuckDB in memory over the node's input Parquet files), the
+// expectation runner, the Python runner (inputs as CSV for the script,
+// outputs converted back to Parquet) and the seed loader (CSV to Parquet).
+// The weir binary exposes them as the hidden "weir node ..." commands,
+// which the hook runs with the binary mounted read-only in the sandbox.
+//
+// Files a node sees (Dirs, /in, /out and /tmp inside a sandbox):
+//
+//	/in/_code/<file>            the node's source (SQL, Python or seed CSV)
+//	/in/<ns.table>/*.parquet    each declared input table, read-only
+//	/out/<ns.table>.parquet     each declared output table, written here
+//	/tmp                        scratch (the Python runner's CSV files)
+//
+// It must never read anything but the declared inputs nor write anything
+// but the declared outputs: every DuckDB it opens is locked to the node's
+// dirs (allowed_directories, enable_external_access=false,
+// lock_configuration) before it runs user SQL, and never installs or loads
+// extensions. It must never talk to the server: its only result is files
+// in /out, its exit status and what it prints.
+package node

@@ -1,0 +1,120 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultPython is the interpreter Python models run with.
+const DefaultPython = "/usr/bin/python3"
+
+// envName turns "clean.revenue" into "CLEAN_REVENUE".
+func envName(t string) string { return strings.ToUpper(strings.ReplaceAll(t, ".", "_")) }
+
+// Python runs a Python model. Before the script starts, each input table
+// is written as CSV (with a header line) under Tmp, and the script's
+// environment says where everything is:
+//
+//	WEIR_IN_<NS>_<TABLE>            the input as CSV
+//	WEIR_IN_<NS>_<TABLE>_PARQUET    the input's folder of Parquet files
+//	WEIR_OUT_<NS>_<TABLE>           where to write the output as CSV
+//	WEIR_OUT_<NS>_<TABLE>_PARQUET   or as Parquet (if pyarrow is at hand)
+//	WEIR_PARAM_<NAME>               each push parameter, verbatim
+//
+// After the script exits 0, each output (CSV, or Parquet if the script
+// wrote that instead) is converted to Parquet in Out. It returns the row
+// count of each output.
+func Python(ctx context.Context, j *Job) (map[string]int64, error) {
+	if len(j.Outputs) == 0 {
+		return nil, errors.New("a Python model needs at least one output")
+	}
+	inDir := filepath.Join(j.Tmp, "weir-in")
+	outDir := filepath.Join(j.Tmp, "weir-out")
+	for _, d := range []string{inDir, outDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	db, conn, err := j.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	defer conn.Close()
+
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + j.Tmp,
+		"LANG=C.UTF-8",
+		"PYTHONDONTWRITEBYTECODE=1",
+		"PYTHONUNBUFFERED=1",
+	}
+	for _, t := range j.Inputs {
+		csv := filepath.Join(inDir, t+".csv")
+		ns, name, _ := strings.Cut(t, ".")
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("COPY %s.%s TO %s (FORMAT csv, HEADER)", ident(ns), ident(name), quote(csv))); err != nil {
+			return nil, fmt.Errorf("input %s: %w", t, err)
+		}
+		env = append(env, "WEIR_IN_"+envName(t)+"="+csv, "WEIR_IN_"+envName(t)+"_PARQUET="+j.InputDir(t))
+	}
+	for _, t := range j.Outputs {
+		env = append(env,
+			"WEIR_OUT_"+envName(t)+"="+filepath.Join(outDir, t+".csv"),
+			"WEIR_OUT_"+envName(t)+"_PARQUET="+filepath.Join(outDir, t+".parquet"))
+	}
+	names := make([]string, 0, len(j.Params))
+	for k := range j.Params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		env = append(env, ParamEnvPrefix+k+"="+j.Params[k])
+	}
+	py := j.Python
+	if py == "" {
+		py = DefaultPython
+	}
+	cmd := osexec.CommandContext(ctx, py, j.Source)
+	cmd.Dir = j.Tmp
+	cmd.Env = env
+	cmd.Stdout = j.Stdout
+	cmd.Stderr = j.Stdout
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(j.Source), err)
+	}
+	counts := map[string]int64{}
+	for _, t := range j.Outputs {
+		csv := filepath.Join(outDir, t+".csv")
+		pq := filepath.Join(outDir, t+".parquet")
+		var from string
+		switch {
+		case exists(pq):
+			from = "read_parquet(" + quote(pq) + ")"
+		case exists(csv):
+			from = "read_csv(" + quote(csv) + ", header=true, auto_detect=true)"
+		default:
+			return nil, fmt.Errorf("the script wrote no output for %s: write $WEIR_OUT_%s (CSV with a header) or $WEIR_OUT_%s_PARQUET", t, envName(t), envName(t))
+		}
+		out := j.OutputFile(t)
+		if _, err := conn.ExecContext(ctx, "COPY (SELECT * FROM "+from+") TO "+quote(out)+" (FORMAT parquet)"); err != nil {
+			return nil, fmt.Errorf("output %s: %w", t, err)
+		}
+		n, err := countParquet(ctx, conn, out)
+		if err != nil {
+			return nil, err
+		}
+		counts[t] = n
+	}
+	return counts, nil
+}
+
+func exists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
