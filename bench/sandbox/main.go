@@ -39,7 +39,10 @@ func main() {
 
 	phases := &phaseLog{sums: map[string][]time.Duration{}}
 	slog.SetDefault(slog.New(phases))
-	dir, err := os.MkdirTemp("", "weir-bench-sandbox-")
+	// Not under /tmp: libcontainer seals /proc/self/exe with an overlayfs whose
+	// lower layers are the binary's dir and the state dir, and overlayfs
+	// refuses overlapping layers (then it falls back to copying the binary).
+	dir, err := os.MkdirTemp("/run", "weir-bench-sandbox-")
 	check(err)
 	defer os.RemoveAll(dir)
 	sb, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state")})
@@ -275,8 +278,8 @@ type phaseLog struct {
 }
 
 func (p *phaseLog) Enabled(context.Context, slog.Level) bool { return true }
-func (p *phaseLog) WithAttrs([]slog.Attr) slog.Handler      { return p }
-func (p *phaseLog) WithGroup(string) slog.Handler           { return p }
+func (p *phaseLog) WithAttrs([]slog.Attr) slog.Handler       { return p }
+func (p *phaseLog) WithGroup(string) slog.Handler            { return p }
 func (p *phaseLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Level > slog.LevelDebug {
 		fmt.Fprintln(os.Stderr, r.Message)
