@@ -1,0 +1,313 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+// maxRetries bounds every compare-and-swap retry loop of the catalog.
+const maxRetries = 32
+
+// Resolve turns a data revision into a commit: a branch (refs/data/<rev>),
+// a data tag (refs/tags/data/<rev>) or a 40-hex commit name. ref is the
+// branch ref when rev is a branch (writable), else empty.
+func (c *Catalog) Resolve(ctx context.Context, repo objects.RepoName, rev string) (h objects.Hash, ref refs.Name, err error) {
+	if rev == "" {
+		return objects.ZeroHash, "", fmt.Errorf("%w: empty revision", ErrNoSuchBranch)
+	}
+	h, err = c.refs.Resolve(ctx, repo, DataRef(rev))
+	if err == nil {
+		return h, DataRef(rev), nil
+	}
+	if !errors.Is(err, refs.ErrNotFound) && !errors.Is(err, refs.ErrBadName) {
+		return objects.ZeroHash, "", err
+	}
+	if h, err = c.refs.Resolve(ctx, repo, TagRef(rev)); err == nil {
+		return h, "", nil
+	}
+	if ch, perr := parseHash(rev); perr == nil {
+		o, gerr := c.objs.Get(ctx, repo, ch)
+		if gerr == nil && o.Type == plumbing.CommitObject {
+			return ch, "", nil
+		}
+	}
+	return objects.ZeroHash, "", fmt.Errorf("%w: %q is not a data branch, data tag or data commit of %s", ErrNoSuchBranch, rev, repo)
+}
+
+// CreateBranch creates refs/data/<name> at the data commit rev resolves to
+// (a branch, data tag or commit). It copies one ref: O(1). If rev is a
+// branch with no data yet, nothing is created and ZeroHash is returned.
+func (c *Catalog) CreateBranch(ctx context.Context, repo objects.RepoName, name, rev string) (objects.Hash, error) {
+	h, _, err := c.Resolve(ctx, repo, rev)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	err = c.refs.Update(ctx, repo, []refs.Update{{Name: DataRef(name), Old: objects.ZeroHash, New: h}}, nil, "weir: branch "+name+" from "+rev)
+	if errors.Is(err, refs.ErrStale) {
+		return objects.ZeroHash, fmt.Errorf("%w: %s", ErrBranchExists, name)
+	}
+	if err != nil {
+		return objects.ZeroHash, fmt.Errorf("create data branch %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// DeleteBranch deletes refs/data/<name> and returns the commit it held.
+func (c *Catalog) DeleteBranch(ctx context.Context, repo objects.RepoName, name string) (objects.Hash, error) {
+	for range maxRetries {
+		h, err := c.refs.Resolve(ctx, repo, DataRef(name))
+		if errors.Is(err, refs.ErrNotFound) {
+			return objects.ZeroHash, fmt.Errorf("%w: %s", ErrNoSuchBranch, name)
+		}
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		err = c.refs.Update(ctx, repo, []refs.Update{{Name: DataRef(name), Old: h, New: objects.ZeroHash}}, nil, "weir: delete data branch "+name)
+		if errors.Is(err, refs.ErrStale) {
+			continue
+		}
+		return h, err
+	}
+	return objects.ZeroHash, fmt.Errorf("delete data branch %s: %w", name, refs.ErrStale)
+}
+
+// Tag creates the data tag refs/tags/data/<name> at rev.
+func (c *Catalog) Tag(ctx context.Context, repo objects.RepoName, name, rev string) (objects.Hash, error) {
+	h, _, err := c.Resolve(ctx, repo, rev)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	err = c.refs.Update(ctx, repo, []refs.Update{{Name: TagRef(name), Old: objects.ZeroHash, New: h}}, nil, "weir: data tag "+name)
+	if errors.Is(err, refs.ErrStale) {
+		return objects.ZeroHash, fmt.Errorf("catalog: data tag %s already exists", name)
+	}
+	return h, err
+}
+
+// ancestors returns every commit reachable from h (h included).
+func (c *Catalog) ancestors(ctx context.Context, r objectReader, h objects.Hash) (map[objects.Hash]bool, error) {
+	seen := map[objects.Hash]bool{}
+	queue := []objects.Hash{h}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		if x.IsZero() || seen[x] {
+			continue
+		}
+		seen[x] = true
+		cm, err := readCommit(ctx, r, x)
+		if err != nil {
+			return nil, err
+		}
+		queue = append(queue, cm.ParentHashes...)
+	}
+	return seen, nil
+}
+
+// mergeBase returns the nearest (breadth first from a) common ancestor of
+// a and b, or ZeroHash.
+func (c *Catalog) mergeBase(ctx context.Context, r objectReader, a, b objects.Hash) (objects.Hash, error) {
+	ofB, err := c.ancestors(ctx, r, b)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	seen := map[objects.Hash]bool{}
+	queue := []objects.Hash{a}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		if x.IsZero() || seen[x] {
+			continue
+		}
+		if ofB[x] {
+			return x, nil
+		}
+		seen[x] = true
+		cm, err := readCommit(ctx, r, x)
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		queue = append(queue, cm.ParentHashes...)
+	}
+	return objects.ZeroHash, nil
+}
+
+// Merge merges the data of branch (or tag, or commit) from into branch
+// into: a fast-forward when into has not moved since from forked, else a
+// 3-way merge table by table. If both sides changed a table (or a
+// namespace's properties) differently it returns *ConflictError and changes
+// nothing. It returns the new head of into.
+func (c *Catalog) Merge(ctx context.Context, repo objects.RepoName, from, into string) (objects.Hash, error) {
+	r := repoObjects{c.objs, repo}
+	for range maxRetries {
+		fh, _, err := c.Resolve(ctx, repo, from)
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		ih, iref, err := c.Resolve(ctx, repo, into)
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		if iref == "" {
+			return objects.ZeroHash, fmt.Errorf("%w: cannot merge into %q", ErrReadOnly, into)
+		}
+		if fh == ih {
+			return ih, nil
+		}
+		base, err := c.mergeBase(ctx, r, fh, ih)
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		var next objects.Hash
+		switch base {
+		case fh: // into already has everything from
+			return ih, nil
+		case ih: // fast-forward
+			next = fh
+		default:
+			next, err = c.threeWay(ctx, repo, base, fh, ih, from, into)
+			if err != nil {
+				return objects.ZeroHash, err
+			}
+		}
+		err = c.refs.Update(ctx, repo, []refs.Update{{Name: iref, Old: ih, New: next}}, nil, "weir: merge "+from+" into "+into)
+		if errors.Is(err, refs.ErrStale) {
+			continue
+		}
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		return next, nil
+	}
+	return objects.ZeroHash, fmt.Errorf("merge %s into %s: %w", from, into, refs.ErrStale)
+}
+
+func (c *Catalog) threeWay(ctx context.Context, repo objects.RepoName, base, fh, ih objects.Hash, from, into string) (objects.Hash, error) {
+	bs, err := c.state(ctx, repo, base)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	fs, err := c.state(ctx, repo, fh)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	is, err := c.state(ctx, repo, ih)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	out := is.clone()
+	var conflicts, changes []string
+	names := map[TableName]bool{}
+	for t := range bs.tables {
+		names[t] = true
+	}
+	for t := range fs.tables {
+		names[t] = true
+	}
+	for t := range is.tables {
+		names[t] = true
+	}
+	for t := range names {
+		b, f, i := bs.tables[t], fs.tables[t], is.tables[t]
+		switch {
+		case f == b || f == i: // from did not change it, or both agree
+		case i == b: // only from changed it
+			if f.IsZero() {
+				delete(out.tables, t)
+				changes = append(changes, "drop "+t.String())
+			} else {
+				out.tables[t] = f
+				changes = append(changes, "take "+t.String()+" from "+from)
+			}
+		default:
+			conflicts = append(conflicts, t.String())
+		}
+	}
+	nss := map[string]bool{}
+	for n := range bs.namespaces {
+		nss[n] = true
+	}
+	for n := range fs.namespaces {
+		nss[n] = true
+	}
+	for n := range is.namespaces {
+		nss[n] = true
+	}
+	for n := range nss {
+		b, f, i := bs.namespaces[n], fs.namespaces[n], is.namespaces[n]
+		switch {
+		case f == b || f == i:
+		case i == b:
+			if f.IsZero() {
+				delete(out.namespaces, n)
+			} else {
+				out.namespaces[n] = f
+			}
+		default:
+			conflicts = append(conflicts, "namespace "+n)
+		}
+	}
+	if len(conflicts) > 0 {
+		sort.Strings(conflicts)
+		return objects.ZeroHash, &ConflictError{From: from, Into: into, Tables: conflicts}
+	}
+	// A namespace dropped on one side while the other added a table to it
+	// would leave a table without its namespace: keep the namespace.
+	for t := range out.tables {
+		if _, ok := out.namespaces[t.Namespace]; !ok {
+			if h, ok := fs.namespaces[t.Namespace]; ok {
+				out.namespaces[t.Namespace] = h
+			} else if h, ok := is.namespaces[t.Namespace]; ok {
+				out.namespaces[t.Namespace] = h
+			}
+		}
+	}
+	sort.Strings(changes)
+	subject := fmt.Sprintf("weir: merge data of %s into %s", from, into)
+	return c.commitState(ctx, repo, out, []objects.Hash{ih, fh}, subject+"\n\n"+strings.Join(changes, "\n"), "", objects.ZeroHash, nil)
+}
+
+// VerifyPushedDataCommit accepts a client-made data commit (a merge or
+// revert of refs/data/*) only if its tree is a well-formed data tree and
+// every table pointer and namespace file in it is a blob this server wrote
+// (invariant 6). A forged blob is refused with an error naming the table.
+func (c *Catalog) VerifyPushedDataCommit(ctx context.Context, q *objects.Quarantine, commit objects.Hash) error {
+	repo := q.Repo()
+	st, err := readState(ctx, quarantineObjects{q}, commit)
+	if err != nil {
+		return fmt.Errorf("data commit %s: %w", commit, err)
+	}
+	names := make([]TableName, 0, len(st.tables))
+	for t := range st.tables {
+		names = append(names, t)
+	}
+	sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
+	for _, t := range names {
+		h := st.tables[t]
+		ok, err := c.wrote(repo, h)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: table %s in data commit %s points at blob %s; only pointers the server wrote may be pushed (merge or revert data commits, do not edit pointers)", ErrForgedPointer, t, commit, h)
+		}
+	}
+	for ns, h := range st.namespaces {
+		ok, err := c.wrote(repo, h)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: namespace file namespaces/%s in data commit %s (blob %s) was not written by this server", ErrForgedPointer, ns, commit, h)
+		}
+	}
+	return nil
+}

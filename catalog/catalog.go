@@ -1,0 +1,549 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go"
+	icebergcat "github.com/apache/iceberg-go/catalog"
+	icebergio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/google/uuid"
+
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+// Errors.
+var (
+	// ErrReadOnly: the view is a data tag or a commit, not a branch.
+	ErrReadOnly = errors.New("catalog: read-only view (a tag or a commit, not a branch)")
+	// ErrNoSuchBranch: refs/data/<branch> does not exist.
+	ErrNoSuchBranch = errors.New("catalog: no such data branch")
+	// ErrBranchExists: the branch to create already has a data ref.
+	ErrBranchExists = errors.New("catalog: data branch already exists")
+	// ErrForgedPointer: a pushed data tree holds a blob the server never wrote.
+	ErrForgedPointer = errors.New("catalog: table pointer was not written by this server")
+	// ErrBadWrite: a TableWrite is not usable (no files, bad mode, schema mismatch).
+	ErrBadWrite = errors.New("catalog: bad table write")
+)
+
+// ConflictError is a merge that changed nothing because both sides changed
+// the same tables (or namespaces) differently since their merge base.
+type ConflictError struct {
+	From, Into string
+	Tables     []string // "ns.table" or "namespace ns", sorted
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("catalog: merge %s into %s: both sides changed %s; nothing was merged (rewrite one side or revert a change, then merge again)",
+		e.From, e.Into, strings.Join(e.Tables, ", "))
+}
+
+// Catalog is the table catalog of every repo in one objects.Store.
+type Catalog struct {
+	objs *objects.Store
+	refs refs.Store
+	wh   Warehouse
+	log  *slog.Logger
+}
+
+// New returns a catalog over objs and rs whose files live in wh.
+func New(objs *objects.Store, rs refs.Store, wh Warehouse) *Catalog {
+	return &Catalog{objs: objs, refs: rs, wh: wh, log: slog.Default()}
+}
+
+// Warehouse returns the catalog's warehouse.
+func (c *Catalog) Warehouse() Warehouse { return c.wh }
+
+// DataRef returns refs/data/<branch>.
+func DataRef(branch string) refs.Name { return refs.Name(refs.DataPrefix + branch) }
+
+// TagRef returns refs/tags/data/<tag>, where data tags live.
+func TagRef(tag string) refs.Name { return refs.Name(refs.TagsPrefix + "data/" + tag) }
+
+// tableLocation is where table t of repo lives in the warehouse.
+func (c *Catalog) tableLocation(repo objects.RepoName, t TableName) string {
+	return c.repoRoot(repo) + t.Namespace + "/" + t.Name
+}
+
+// repoRoot is the warehouse prefix of one repo, with a trailing slash.
+func (c *Catalog) repoRoot(repo objects.RepoName) string {
+	return c.wh.Root() + "/" + repoSegment(repo) + "/"
+}
+
+func wKey(repo objects.RepoName, h objects.Hash) []byte {
+	k := make([]byte, 0, 2+len(repo)+20)
+	k = append(k, 'w')
+	k = append(k, repo...)
+	k = append(k, 0)
+	return append(k, h[:]...)
+}
+
+// putBlob stores a blob the server wrote into a data tree and records it
+// as honest ('w' key).
+func (c *Catalog) putBlob(ctx context.Context, repo objects.RepoName, kind byte, data []byte) (objects.Hash, error) {
+	h, err := c.objs.Put(ctx, repo, plumbing.BlobObject, data)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	if err := c.objs.DB().Set(wKey(repo, h), []byte{kind}, pebble.NoSync); err != nil {
+		return objects.ZeroHash, fmt.Errorf("catalog: record pointer: %w", err)
+	}
+	return h, nil
+}
+
+func (c *Catalog) putPointer(ctx context.Context, repo objects.RepoName, p Pointer) (objects.Hash, error) {
+	return c.putBlob(ctx, repo, 'p', p.Marshal())
+}
+
+func (c *Catalog) putNamespace(ctx context.Context, repo objects.RepoName, ns string, props map[string]string) (objects.Hash, error) {
+	return c.putBlob(ctx, repo, 'n', marshalNamespace(ns, props))
+}
+
+func (c *Catalog) wrote(repo objects.RepoName, h objects.Hash) (bool, error) {
+	_, closer, err := c.objs.DB().Get(wKey(repo, h))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	closer.Close()
+	return true, nil
+}
+
+func (c *Catalog) state(ctx context.Context, repo objects.RepoName, h objects.Hash) (*dataState, error) {
+	return readState(ctx, repoObjects{c.objs, repo}, h)
+}
+
+func (c *Catalog) readPointer(ctx context.Context, repo objects.RepoName, h objects.Hash) (Pointer, error) {
+	data, err := getObject(ctx, repoObjects{c.objs, repo}, h, plumbing.BlobObject)
+	if err != nil {
+		return Pointer{}, err
+	}
+	return ParsePointer(data)
+}
+
+func (c *Catalog) readNamespace(ctx context.Context, repo objects.RepoName, ns string, h objects.Hash) (map[string]string, error) {
+	data, err := getObject(ctx, repoObjects{c.objs, repo}, h, plumbing.BlobObject)
+	if err != nil {
+		return nil, err
+	}
+	return parseNamespace(ns, data)
+}
+
+// Tables returns every table of a data commit with its pointer. ZeroHash
+// is the empty data commit.
+func (c *Catalog) Tables(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash) (map[TableName]Pointer, error) {
+	st, err := c.state(ctx, repo, dataCommit)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[TableName]Pointer, len(st.tables))
+	for t, h := range st.tables {
+		p, err := c.readPointer(ctx, repo, h)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %w", t, err)
+		}
+		out[t] = p
+	}
+	return out, nil
+}
+
+// fsFunc is the iceberg-go FileIO factory for this catalog's warehouse.
+func (c *Catalog) fsFunc() table.FSysF {
+	return func(ctx context.Context) (icebergio.IO, error) { return c.wh.IO(ctx) }
+}
+
+// loadTable opens the Iceberg table a pointer blob names.
+func (c *Catalog) loadTable(ctx context.Context, repo objects.RepoName, t TableName, h objects.Hash, cat table.CatalogIO) (*table.Table, Pointer, error) {
+	p, err := c.readPointer(ctx, repo, h)
+	if err != nil {
+		return nil, Pointer{}, fmt.Errorf("table %s: %w", t, err)
+	}
+	tbl, err := table.NewFromLocation(ctx, table.Identifier{t.Namespace, t.Name}, p.MetadataLocation, c.fsFunc(), cat)
+	if err != nil {
+		return nil, Pointer{}, fmt.Errorf("table %s: read metadata %s: %w", t, p.MetadataLocation, err)
+	}
+	return tbl, p, nil
+}
+
+// ReadTableFiles returns local paths of the Parquet data files of table t's
+// current snapshot at dataCommit, downloading them from S3 into the cache
+// when the warehouse is remote.
+func (c *Catalog) ReadTableFiles(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]string, error) {
+	st, err := c.state(ctx, repo, dataCommit)
+	if err != nil {
+		return nil, err
+	}
+	h, ok := st.tables[t]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchTable, t)
+	}
+	tbl, _, err := c.loadTable(ctx, repo, t, h, nil)
+	if err != nil {
+		return nil, err
+	}
+	locs, err := dataFiles(ctx, tbl)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", t, err)
+	}
+	out := make([]string, 0, len(locs))
+	for _, l := range locs {
+		p, err := c.wh.Local(ctx, l)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %w", t, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// dataFiles lists the data files of tbl's current snapshot.
+func dataFiles(ctx context.Context, tbl *table.Table) ([]string, error) {
+	if tbl.CurrentSnapshot() == nil {
+		return nil, nil
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(tasks))
+	for _, tk := range tasks {
+		out = append(out, tk.File.FilePath())
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// TableWrite is one node output: Parquet files for one table.
+type TableWrite struct {
+	Table TableName
+	Files []string // Parquet files a node wrote (local paths)
+	Mode  string   // "replace" (default) or "append"
+}
+
+// CommitInfo is the lineage a data commit records (invariant 7).
+type CommitInfo struct {
+	RunID, Message string
+	CodeCommit     objects.Hash
+}
+
+// Write modes.
+const (
+	ModeReplace = "replace"
+	ModeAppend  = "append"
+)
+
+// WriteDataCommit turns node outputs into Iceberg snapshots (one per table)
+// and returns a new data commit whose parent is base. It moves no ref.
+// Every file is in the warehouse and every metadata file written before the
+// commit object exists, so whoever publishes the commit publishes whole
+// tables (invariant 2).
+func (c *Catalog) WriteDataCommit(ctx context.Context, repo objects.RepoName, base objects.Hash, writes []TableWrite, info CommitInfo) (objects.Hash, error) {
+	st, err := c.state(ctx, repo, base)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	seen := map[TableName]bool{}
+	var changes []string
+	for _, w := range writes {
+		if err := w.Table.Validate(); err != nil {
+			return objects.ZeroHash, err
+		}
+		if seen[w.Table] {
+			return objects.ZeroHash, fmt.Errorf("%w: table %s written twice in one commit", ErrBadWrite, w.Table)
+		}
+		seen[w.Table] = true
+		ch, err := c.writeTable(ctx, repo, st, w, info)
+		if err != nil {
+			return objects.ZeroHash, fmt.Errorf("write table %s: %w", w.Table, err)
+		}
+		changes = append(changes, ch)
+	}
+	if !info.CodeCommit.IsZero() {
+		st.code = info.CodeCommit
+	}
+	msg := info.Message
+	if msg == "" {
+		if len(changes) == 1 {
+			msg = "weir: " + changes[0]
+		} else {
+			msg = fmt.Sprintf("weir: write %d tables", len(changes))
+		}
+	}
+	return c.commitState(ctx, repo, st, []objects.Hash{base}, msg, info.RunID, info.CodeCommit, changes)
+}
+
+// commitState writes st as a commit with the given parents (ZeroHash
+// parents are dropped) and lineage trailers.
+func (c *Catalog) commitState(ctx context.Context, repo objects.RepoName, st *dataState, parents []objects.Hash, subject, run string, code objects.Hash, changes []string) (objects.Hash, error) {
+	w := repoObjects{c.objs, repo}
+	tree, err := writeTree(ctx, w, st)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	var ps []objects.Hash
+	for _, p := range parents {
+		if !p.IsZero() {
+			ps = append(ps, p)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(strings.TrimRight(subject, "\n"))
+	b.WriteString("\n\n")
+	if len(changes) > 1 {
+		for _, ch := range changes {
+			b.WriteString("- " + ch + "\n")
+		}
+		b.WriteString("\n")
+	}
+	if run != "" {
+		b.WriteString("Run: " + run + "\n")
+	}
+	if !code.IsZero() {
+		b.WriteString("Code-Commit: " + code.String() + "\n")
+	}
+	for _, ch := range changes {
+		b.WriteString("Table-Changes: " + ch + "\n")
+	}
+	return writeCommit(ctx, w, tree, ps, b.String())
+}
+
+// writeTable makes one snapshot of w.Table and points st at it. It returns a
+// one-line description of the change.
+func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dataState, w TableWrite, info CommitInfo) (string, error) {
+	mode := w.Mode
+	if mode == "" {
+		mode = ModeReplace
+	}
+	if mode != ModeReplace && mode != ModeAppend {
+		return "", fmt.Errorf("%w: mode %q (want replace or append)", ErrBadWrite, mode)
+	}
+	if len(w.Files) == 0 && mode == ModeAppend {
+		return "", fmt.Errorf("%w: append with no files", ErrBadWrite)
+	}
+	ident := table.Identifier{w.Table.Namespace, w.Table.Name}
+	var fileSchema *iceberg.Schema
+	if len(w.Files) > 0 {
+		var err error
+		if fileSchema, err = parquetSchema(w.Files[0]); err != nil {
+			return "", fmt.Errorf("%w: %s: %v", ErrBadWrite, w.Files[0], err)
+		}
+	}
+	sc := &stagingCatalog{c: c, repo: repo, t: w.Table}
+	var (
+		cur     *table.Table
+		oldRows int64
+	)
+	if h, ok := st.tables[w.Table]; ok {
+		tbl, p, err := c.loadTable(ctx, repo, w.Table, h, sc)
+		if err != nil {
+			return "", err
+		}
+		cur, oldRows = tbl, p.Rows
+	}
+	if cur != nil && fileSchema != nil && schemaString(fileSchema) != schemaString(cur.Schema()) {
+		if mode == ModeAppend {
+			return "", fmt.Errorf("%w: files have schema %s, table has %s", ErrBadWrite, schemaString(fileSchema), schemaString(cur.Schema()))
+		}
+		// A replace with a new schema starts a new Iceberg table history in
+		// the same location; the old one stays reachable through Git history.
+		meta, err := table.NewMetadata(fileSchema, iceberg.UnpartitionedSpec, table.UnsortedSortOrder, cur.Location(), nil)
+		if err != nil {
+			return "", err
+		}
+		cur = table.New(ident, meta, cur.MetadataLocation(), c.fsFunc(), sc)
+	}
+	if cur == nil {
+		if fileSchema == nil {
+			return "", fmt.Errorf("%w: new table with no files (cannot know its schema)", ErrBadWrite)
+		}
+		meta, err := table.NewMetadata(fileSchema, iceberg.UnpartitionedSpec, table.UnsortedSortOrder, c.tableLocation(repo, w.Table), nil)
+		if err != nil {
+			return "", err
+		}
+		cur = table.New(ident, meta, "", c.fsFunc(), sc)
+	}
+	sc.current = cur
+	locs := make([]string, 0, len(w.Files))
+	for _, f := range w.Files {
+		loc := cur.Location() + "/data/" + uuid.NewString() + ".parquet"
+		if err := c.wh.Upload(ctx, f, loc); err != nil {
+			return "", err
+		}
+		locs = append(locs, loc)
+	}
+	props := iceberg.Properties{}
+	if info.RunID != "" {
+		props["weir.run"] = info.RunID
+	}
+	tx := cur.NewTransaction()
+	existing, err := dataFiles(ctx, cur)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case mode == ModeAppend || len(existing) == 0:
+		if len(locs) > 0 {
+			err = tx.AddFiles(ctx, locs, props, false)
+		}
+	case len(locs) == 0:
+		err = tx.Delete(ctx, iceberg.AlwaysTrue{}, props)
+	default:
+		err = tx.ReplaceDataFiles(ctx, existing, locs, props)
+	}
+	if err != nil {
+		return "", err
+	}
+	next, err := tx.Commit(ctx)
+	if err != nil {
+		return "", err
+	}
+	if next.MetadataLocation() == "" || next.MetadataLocation() == cur.MetadataLocation() {
+		// Nothing to snapshot (replace of an empty table with nothing):
+		// still write the metadata so the table exists.
+		meta, loc, err := c.stageMetadata(ctx, repo, w.Table, cur.Metadata(), cur.MetadataLocation(), nil)
+		if err != nil {
+			return "", err
+		}
+		next = table.New(ident, meta, loc, c.fsFunc(), nil)
+	}
+	p := pointerFor(w.Table, next.Metadata(), next.MetadataLocation(), info.RunID, info.CodeCommit)
+	h, err := c.putPointer(ctx, repo, p)
+	if err != nil {
+		return "", err
+	}
+	st.tables[w.Table] = h
+	if err := c.ensureNamespace(ctx, repo, st, w.Table.Namespace); err != nil {
+		return "", err
+	}
+	switch mode {
+	case ModeAppend:
+		return fmt.Sprintf("append %d rows to %s", p.Rows-oldRows, w.Table), nil
+	default:
+		return fmt.Sprintf("replace %s: %d rows (was %d)", w.Table, p.Rows, oldRows), nil
+	}
+}
+
+func (c *Catalog) ensureNamespace(ctx context.Context, repo objects.RepoName, st *dataState, ns string) error {
+	if _, ok := st.namespaces[ns]; ok {
+		return nil
+	}
+	h, err := c.putNamespace(ctx, repo, ns, nil)
+	if err != nil {
+		return err
+	}
+	st.namespaces[ns] = h
+	return nil
+}
+
+// parquetSchema reads a Parquet file's schema as an Iceberg schema with
+// fresh field IDs.
+func parquetSchema(p string) (*iceberg.Schema, error) {
+	rdr, err := file.OpenParquetFile(p, false)
+	if err != nil {
+		return nil, err
+	}
+	defer rdr.Close()
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, err
+	}
+	as, err := fr.Schema()
+	if err != nil {
+		return nil, err
+	}
+	return table.ArrowSchemaToIcebergWithFreshIDs(as, true)
+}
+
+// stagingCatalog is the table.CatalogIO of WriteDataCommit: a commit
+// writes the new metadata file and remembers it, and moves no ref.
+type stagingCatalog struct {
+	c       *Catalog
+	repo    objects.RepoName
+	t       TableName
+	current *table.Table
+}
+
+func (s *stagingCatalog) LoadTable(context.Context, table.Identifier) (*table.Table, error) {
+	return s.current, nil
+}
+
+func (s *stagingCatalog) CommitTable(ctx context.Context, _ table.Identifier, reqs []table.Requirement, updates []table.Update) (table.Metadata, string, error) {
+	for _, r := range reqs {
+		if err := r.Validate(s.current.Metadata()); err != nil {
+			return nil, "", fmt.Errorf("%w: %v", table.ErrCommitFailed, err)
+		}
+	}
+	meta, loc, err := s.c.stageMetadata(ctx, s.repo, s.t, s.current.Metadata(), s.current.MetadataLocation(), updates)
+	if err != nil {
+		return nil, "", err
+	}
+	s.current = table.New(s.current.Identifier(), meta, loc, s.c.fsFunc(), s)
+	return meta, loc, nil
+}
+
+var metadataVersionRE = regexp.MustCompile(`^(\d+)-[0-9a-fA-F-]+\.metadata\.json$`)
+
+// stageMetadata applies updates to base (nil base: a new table) and writes
+// the result as the next metadata file of t. It refuses locations outside
+// the repo's part of the warehouse.
+func (c *Catalog) stageMetadata(ctx context.Context, repo objects.RepoName, t TableName, base table.Metadata, baseLoc string, updates []table.Update) (table.Metadata, string, error) {
+	if base == nil {
+		var err error
+		base, err = table.NewMetadata(iceberg.NewSchema(0), nil, table.UnsortedSortOrder, "", nil)
+		if err != nil {
+			return nil, "", err
+		}
+	}
+	meta, err := table.UpdateTableMetadata(base, updates, baseLoc)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrBadUpdate, err)
+	}
+	if meta.Location() == "" {
+		return nil, "", fmt.Errorf("%w: table %s has no location", ErrBadUpdate, t)
+	}
+	if !strings.HasPrefix(meta.Location()+"/", c.repoRoot(repo)) || strings.Contains(meta.Location(), "..") {
+		return nil, "", fmt.Errorf("%w: location %q of table %s is outside this repo's warehouse %s", ErrBadUpdate, meta.Location(), t, c.repoRoot(repo))
+	}
+	version := 0
+	if baseLoc != "" {
+		m := metadataVersionRE.FindStringSubmatch(path.Base(baseLoc))
+		if m == nil {
+			return nil, "", fmt.Errorf("catalog: table %s: unrecognised metadata file name %q", t, baseLoc)
+		}
+		v, _ := strconv.Atoi(m[1])
+		version = v + 1
+	}
+	loc := fmt.Sprintf("%s/metadata/%05d-%s.metadata.json", meta.Location(), version, uuid.NewString())
+	fs, err := c.wh.IO(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	wfs, ok := fs.(icebergio.WriteFileIO)
+	if !ok {
+		return nil, "", errors.New("catalog: warehouse IO cannot write")
+	}
+	data, err := jsonMarshal(meta)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := wfs.WriteFile(loc, data); err != nil {
+		return nil, "", fmt.Errorf("catalog: write metadata %s: %w", loc, err)
+	}
+	return meta, loc, nil
+}

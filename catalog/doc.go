@@ -1,0 +1,59 @@
+// Package catalog owns Iceberg tables on data refs: the table pointers a data
+// commit holds, the Iceberg metadata and Parquet files in the warehouse, the
+// iceberg-go catalog.Catalog over one repo and one branch (served over HTTP
+// by catalog/rest as the Iceberg REST catalog), data branches and tags, and
+// 3-way data merges.
+//
+// It must never move a code ref (refs/heads/*), never make a data ref point
+// at a commit whose tables are not all fully written (metadata and data files
+// are written to the warehouse before the commit object that names them), and
+// never accept a data tree it did not write itself (invariant 6, "honest
+// pointers": VerifyPushedDataCommit).
+//
+// # Data commits
+//
+// A data commit is a Git commit whose tree is:
+//
+//	tables/<namespace>/<table>   table pointer (blob, text, see Pointer)
+//	namespaces/<namespace>       namespace properties (blob, JSON, sorted keys)
+//	code                         gitlink (mode 160000) to the code commit, when known
+//
+// Its message says what changed ("weir: append 3 rows to sales.orders") and
+// carries trailers (Run:, Code-Commit:, Table-Changes:) so that `git log`
+// shows lineage (invariant 7). Author and committer are Weir <weir@localhost>.
+//
+// A branch b owns refs/data/b; a data tag t is refs/tags/data/t and points at
+// a data commit. Branch creation copies one ref: O(1), nothing is copied.
+//
+// # Keys
+//
+// The catalog shares the Pebble database of objects.Store (objects owns 'o',
+// refs owns 'r' and 'l'). The catalog owns 'w':
+//
+//	key                                  value
+//	'w' <repo> 0x00 <blobhash:20>        <kind:1>  ('p' table pointer, 'n' namespace)
+//
+// One key per blob the server itself wrote into a data tree. A pushed data
+// commit (a client-side merge or revert) is accepted only if every blob in
+// its tree has such a key. The keys are written without sync, before the
+// commit that references the blob; the synced ref update that publishes the
+// commit makes them durable too (Pebble's WAL is ordered).
+//
+// # Warehouse layout
+//
+//	<root>/<repo>/<namespace>/<table>/metadata/<version>-<uuid>.metadata.json
+//	<root>/<repo>/<namespace>/<table>/metadata/snap-*.avro, *-m*.avro
+//	<root>/<repo>/<namespace>/<table>/data/<uuid>.parquet
+//
+// where <repo> has its '/' replaced by '@' ("team/demo" -> "team@demo"),
+// which repo names cannot otherwise contain. <root> is file:///... for the
+// local warehouse or s3://bucket/prefix for S3.
+//
+// # Concurrency
+//
+// Every write is a compare-and-swap of refs/data/<branch> through
+// refs.Store.Update. A writer that loses the race re-reads the branch and
+// retries (bounded) only when the tables it changed did not change
+// meanwhile; otherwise it fails with table.ErrCommitFailed (REST: 409
+// CommitFailedException) so the Iceberg client refreshes and retries.
+package catalog
