@@ -22,8 +22,12 @@ const InitArg = "init"
 const execArg = "__weir-sandbox-exec"
 
 // shimPath is where the weir binary is mounted, read-only, in every
-// sandbox, to act as the seccomp shim.
-const shimPath = "/weir/bin/.sandbox-exec"
+// sandbox, to act as the seccomp shim; seccompPath is where the compiled
+// filter is mounted (read by the C shim in shim_cgo.go).
+const (
+	shimPath    = "/weir/bin/.sandbox-exec"
+	seccompPath = "/weir/bin/.seccomp"
+)
 
 // Init must be called first thing in main's package init (and in TestMain
 // of any test binary that runs sandboxes). When the process was started as
@@ -75,7 +79,7 @@ func shim(args []string) error {
 	if !strings.Contains(path, "/") {
 		p, err := osexec.LookPath(path)
 		if err != nil {
-			return fmt.Errorf("%s: command not found", path)
+			return fmt.Errorf("%s: command not found", path) // same words as the C shim
 		}
 		path = p
 	}

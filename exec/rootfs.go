@@ -26,7 +26,8 @@ var hostDirs = []string{"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
 // created in it at run time; inputs live under a tmpfs at /in for that
 // reason.
 func buildHostRoot(root string) error {
-	if _, err := os.Stat(filepath.Join(root, ".complete")); err == nil {
+	const marker = ".complete-v2" // bump when the layout changes
+	if _, err := os.Stat(filepath.Join(root, marker)); err == nil {
 		return nil
 	}
 	tmp := root + ".tmp"
@@ -38,7 +39,7 @@ func buildHostRoot(root string) error {
 			return err
 		}
 	}
-	for _, f := range []string{shimPath, RunnerPath} {
+	for _, f := range []string{shimPath, seccompPath, RunnerPath} {
 		if err := os.WriteFile(filepath.Join(tmp, f), nil, 0o755); err != nil {
 			return err
 		}
@@ -63,7 +64,7 @@ func buildHostRoot(root string) error {
 			}
 		}
 	}
-	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, marker), nil, 0o644); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(root); err != nil {

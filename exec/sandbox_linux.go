@@ -39,6 +39,7 @@ type Sandboxes struct {
 	containers   string // libcontainer root: <StateDir>/containers
 	runs         string // per-run staging: <StateDir>/runs
 	hostRoot     string // skeleton rootfs of the host runtime
+	seccompFile  string // the compiled seccomp program, bound at seccompPath
 	cgroupPrefix string // relative cgroup parent, unique per StateDir
 	log          *slog.Logger
 
@@ -86,6 +87,7 @@ func New(cfg Config) (*Sandboxes, error) {
 		containers:   filepath.Join(cfg.StateDir, "containers"),
 		runs:         filepath.Join(cfg.StateDir, "runs"),
 		hostRoot:     filepath.Join(cfg.StateDir, "rootfs-host"),
+		seccompFile:  filepath.Join(cfg.StateDir, "seccomp.bpf"),
 		cgroupPrefix: "weir-exec-" + hex.EncodeToString(sum[:4]),
 		log:          slog.Default().With("component", "exec"),
 		running:      map[string]bool{},
@@ -98,6 +100,19 @@ func New(cfg Config) (*Sandboxes, error) {
 	s.sweep()
 	if err := buildHostRoot(s.hostRoot); err != nil {
 		return nil, fmt.Errorf("exec: host runtime skeleton: %w", err)
+	}
+	prog := seccompProgram()
+	if len(prog) == 0 {
+		return nil, fmt.Errorf("%w: no seccomp filter for this architecture", ErrUnsupported)
+	}
+	if err := os.WriteFile(s.seccompFile, prog, 0o644); err != nil {
+		return nil, fmt.Errorf("exec: write seccomp program: %w", err)
+	}
+	if exe, err := filepath.EvalSymlinks(cfg.WeirBinary); err == nil {
+		if d := filepath.Dir(exe); strings.HasPrefix(cfg.StateDir+"/", d+"/") {
+			s.log.Warn("the state dir is inside the weir binary's dir: libcontainer cannot seal the binary with overlayfs and will copy it for every sandbox (slow); move one of them",
+				"state_dir", cfg.StateDir, "binary", exe)
+		}
 	}
 	return s, nil
 }
@@ -481,6 +496,7 @@ func (r *run) config() *configs.Config {
 		&configs.Mount{Source: r.outDir, Destination: OutputDir, Device: "bind",
 			Flags: unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV},
 		&configs.Mount{Source: r.s.cfg.WeirBinary, Destination: shimPath, Device: "bind", Flags: roBind},
+		&configs.Mount{Source: r.s.seccompFile, Destination: seccompPath, Device: "bind", Flags: roBind | unix.MS_NOEXEC},
 	)
 	if r.spec.Weir {
 		mounts = append(mounts, &configs.Mount{Source: r.s.cfg.WeirBinary, Destination: RunnerPath, Device: "bind", Flags: roBind})

@@ -114,6 +114,13 @@ func buildSeccompFilter() []unix.SockFilter {
 	return out
 }
 
+// seccompProgram is seccompFilter as the kernel's struct sock_filter
+// array (8 bytes per instruction, native byte order), the form the C shim
+// loads.
+func seccompProgram() []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&seccompFilter[0])), len(seccompFilter)*int(unsafe.Sizeof(seccompFilter[0])))
+}
+
 // installSeccomp loads seccompFilter on every thread of the calling
 // process. no_new_privs must already be set (libcontainer sets it).
 func installSeccomp() error {

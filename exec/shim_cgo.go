@@ -1,0 +1,80 @@
+package exec
+
+// The in-sandbox shim, in C so that it runs from an ELF constructor before
+// the Go runtime starts (the same trick libcontainer's nsenter uses): a
+// node's start then costs one small exec instead of booting the whole weir
+// binary a second time. It reads the seccomp program the server compiled
+// once (mounted read-only at seccompPath), sets no_new_privs, loads the
+// filter, drops every descriptor above 2 and execs the node's argv with
+// exactly the node's environment. The Go shim in init.go is the fallback
+// for a libc that does not pass argv to constructors.
+
+/*
+#cgo CFLAGS: -Wall -O2
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define WEIR_EXEC_ARG "__weir-sandbox-exec"
+#define WEIR_SECCOMP_PATH "/weir/bin/.seccomp"
+#define WEIR_MAX_INSNS 4096
+
+static void weir_shim_die(const char *what, const char *arg) {
+	int e = errno;
+	dprintf(2, "weir sandbox: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(e));
+	_exit(127);
+}
+
+__attribute__((constructor)) static void weir_shim(int argc, char **argv, char **envp) {
+	static struct sock_filter insns[WEIR_MAX_INSNS];
+	(void)envp;
+	if (argc < 5 || argv == NULL || strcmp(argv[1], WEIR_EXEC_ARG) != 0 || strcmp(argv[3], "--") != 0)
+		return;
+#ifdef SYS_close_range
+	syscall(SYS_close_range, 3U, ~0U, 0U);
+#endif
+	int fd = open(WEIR_SECCOMP_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		weir_shim_die("open", WEIR_SECCOMP_PATH);
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = read(fd, (char *)insns + got, sizeof(insns) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			weir_shim_die("read", WEIR_SECCOMP_PATH);
+		if (n == 0)
+			break;
+		got += n;
+		if (got == sizeof(insns))
+			break;
+	}
+	close(fd);
+	if (got == 0 || got % sizeof(struct sock_filter) != 0) {
+		errno = EINVAL;
+		weir_shim_die("bad seccomp program", WEIR_SECCOMP_PATH);
+	}
+	struct sock_fprog prog = { .len = got / sizeof(struct sock_filter), .filter = insns };
+	if (argv[2][0] != '1')
+		unsetenv("HOME");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		weir_shim_die("no_new_privs", NULL);
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+		weir_shim_die("seccomp", NULL);
+	execvp(argv[4], &argv[4]);
+	if (errno == ENOENT) {
+		dprintf(2, "weir sandbox: %s: command not found\n", argv[4]);
+		_exit(127);
+	}
+	weir_shim_die("exec", argv[4]);
+}
+*/
+import "C"
