@@ -275,7 +275,8 @@ func CheckTree(h Hash, data []byte) error {
 		sname := string(name)
 		switch {
 		case len(name) == 0:
-			return fail("emptyName", "contains empty pathname")
+			// git refuses to decode such a tree at all.
+			return fail("badTree", "cannot be parsed as a tree: empty filename in tree entry")
 		case bytes.IndexByte(name, '/') >= 0:
 			return fail("fullPathname", "contains full pathnames: %q", name)
 		case sname == ".":

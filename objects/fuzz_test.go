@@ -1,0 +1,77 @@
+package objects
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// FuzzIngestPack feeds arbitrary bytes to IngestPack. Whatever it accepts
+// must be internally consistent: every returned hash is readable and
+// hashes to itself; whatever it refuses leaves the quarantine empty.
+func FuzzIngestPack(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("PACK"))
+	f.Add([]byte("PACK\x00\x00\x00\x02\x00\x00\x00\x00"))
+	f.Add([]byte("PACK\x00\x00\x00\x02\xff\xff\xff\xff"))
+	s := memStore(f, Limits{MaxPackBytes: 1 << 20, MaxObjectBytes: 1 << 20})
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, pack []byte) {
+		q := s.NewQuarantine("fuzz")
+		defer q.Close()
+		hashes, err := q.IngestPack(ctx, bytes.NewReader(pack))
+		if err != nil {
+			if n := len(q.Ingested()); n != 0 {
+				t.Fatalf("refused pack left %d objects", n)
+			}
+			return
+		}
+		for _, h := range hashes {
+			o, err := q.Get(ctx, h)
+			if err != nil {
+				t.Fatalf("ingested %s unreadable: %v", h, err)
+			}
+			if got := plumbing.ComputeHash(o.Type, o.Data); got != h {
+				t.Fatalf("object %s hashes to %s", h, got)
+			}
+		}
+		_ = q.Check(ctx, hashes)
+	})
+}
+
+// FuzzCheckTree: CheckTree never panics, and a tree it accepts parses,
+// has sorted unique names, and no hostile names or modes.
+func FuzzCheckTree(f *testing.F) {
+	var id Hash
+	id[0] = 1
+	f.Add(treeBytes(treeEntry{"100644", "a", id}, treeEntry{"40000", "b", id}))
+	f.Add(treeBytes(treeEntry{"40000", "a", id}, treeEntry{"100644", "a.txt", id}))
+	f.Add(treeBytes(treeEntry{"100644", ".g\u200cit", id}))
+	f.Add(treeBytes(treeEntry{"040000", "git~1", id}))
+	f.Add([]byte("100644 a\x00short"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if CheckTree(id, data) != nil {
+			return
+		}
+		var prev []byte
+		var prevDir bool
+		first := true
+		err := walkTree(data, func(mode uint32, modeText, name []byte, h Hash) error {
+			dir := mode == 0o40000
+			if len(name) == 0 || bytes.IndexByte(name, '/') >= 0 || string(name) == "." || string(name) == ".." ||
+				bytes.EqualFold(name, []byte(".git")) || modeText[0] == '0' {
+				t.Fatalf("accepted hostile entry %q mode %s", name, modeText)
+			}
+			if !first && gitTreeCompare(prev, prevDir, name, dir) >= 0 {
+				t.Fatalf("accepted unsorted entries %q, %q", prev, name)
+			}
+			prev, prevDir, first = name, dir, false
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("accepted a tree that does not parse: %v", err)
+		}
+	})
+}
