@@ -1,0 +1,642 @@
+package catalog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/apache/iceberg-go"
+	icebergcat "github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+// CatalogType is the iceberg-go catalog type of IcebergCatalog.
+const CatalogType icebergcat.Type = "weir"
+
+// IcebergCatalog is iceberg-go's catalog.Catalog (and TransactionalCatalog)
+// over one repo at one data revision. At a branch every write is one data
+// commit and one compare-and-swap of refs/data/<branch>; at a data tag or a
+// commit it is read-only and writes fail with ErrReadOnly.
+//
+// Only single-level namespaces are supported ([a-z0-9_]+, see ValidateName).
+type IcebergCatalog struct {
+	c        *Catalog
+	repo     objects.RepoName
+	rev      string
+	ref      refs.Name    // writable branch ref, or "" when read-only
+	at       objects.Hash // the commit of a read-only view
+	identity string
+}
+
+var (
+	_ icebergcat.Catalog              = (*IcebergCatalog)(nil)
+	_ icebergcat.TransactionalCatalog = (*IcebergCatalog)(nil)
+)
+
+// Iceberg returns the Iceberg catalog of repo at rev: a branch name (read
+// and write), a data tag or a commit name (read-only). A branch that has no
+// data ref yet is created by its first write if the repo has a code branch
+// of that name or no data branch at all. identity names the writer in the
+// commits it makes ("" for anonymous).
+func (c *Catalog) Iceberg(ctx context.Context, repo objects.RepoName, rev, identity string) (*IcebergCatalog, error) {
+	ic := &IcebergCatalog{c: c, repo: repo, rev: rev, identity: identity}
+	h, ref, err := c.Resolve(ctx, repo, rev)
+	switch {
+	case err == nil:
+		ic.ref, ic.at = ref, h
+		return ic, nil
+	case !errors.Is(err, ErrNoSuchBranch):
+		return nil, err
+	}
+	if _, perr := parseHash(rev); perr == nil {
+		return nil, err
+	}
+	if _, herr := c.refs.Resolve(ctx, repo, refs.Name(refs.HeadsPrefix+rev)); herr == nil {
+		ic.ref = DataRef(rev)
+		return ic, nil
+	}
+	data, lerr := c.refs.List(ctx, repo, refs.DataPrefix)
+	if lerr != nil {
+		return nil, lerr
+	}
+	if len(data) == 0 {
+		ic.ref = DataRef(rev)
+		return ic, nil
+	}
+	return nil, err
+}
+
+// ReadOnly reports whether the view is a tag or a commit.
+func (ic *IcebergCatalog) ReadOnly() bool { return ic.ref == "" }
+
+// Repo returns the view's repo.
+func (ic *IcebergCatalog) Repo() objects.RepoName { return ic.repo }
+
+// Rev returns the revision the view was opened at.
+func (ic *IcebergCatalog) Rev() string { return ic.rev }
+
+// Head returns the data commit the view currently sees.
+func (ic *IcebergCatalog) Head(ctx context.Context) (objects.Hash, error) {
+	if ic.ref == "" {
+		return ic.at, nil
+	}
+	h, err := ic.c.refs.Resolve(ctx, ic.repo, ic.ref)
+	if errors.Is(err, refs.ErrNotFound) {
+		return objects.ZeroHash, nil
+	}
+	return h, err
+}
+
+func (ic *IcebergCatalog) current(ctx context.Context) (*dataState, error) {
+	h, err := ic.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ic.c.state(ctx, ic.repo, h)
+}
+
+// CatalogType implements catalog.Catalog.
+func (ic *IcebergCatalog) CatalogType() icebergcat.Type { return CatalogType }
+
+func tableName(ident table.Identifier) (TableName, error) {
+	if len(ident) != 2 {
+		return TableName{}, fmt.Errorf("%w: table identifier %q must be <namespace>.<table> (nested namespaces are not supported)", ErrBadName, strings.Join(ident, "."))
+	}
+	t := TableName{Namespace: ident[0], Name: ident[1]}
+	return t, t.Validate()
+}
+
+func namespaceName(ns table.Identifier) (string, error) {
+	if len(ns) != 1 {
+		return "", fmt.Errorf("%w: namespace %q must have exactly one level (nested namespaces are not supported)", ErrBadName, strings.Join(ns, "."))
+	}
+	return ns[0], ValidateName(ns[0])
+}
+
+func newRunID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "iceberg-" + hex.EncodeToString(b[:])
+}
+
+// advance runs mutate on the branch head and publishes the result as one
+// data commit with a compare-and-swap of the branch ref. On a stale ref it
+// re-reads the head and calls mutate again (attempt > 0), at most
+// maxRetries times; mutate decides whether retrying is safe. An empty
+// subject means nothing changed: no commit is made.
+func (ic *IcebergCatalog) advance(ctx context.Context, mutate func(st *dataState, attempt int) (subject string, changes []string, err error)) (objects.Hash, error) {
+	if ic.ref == "" {
+		return objects.ZeroHash, fmt.Errorf("%w: %q of %s; write to a branch", ErrReadOnly, ic.rev, ic.repo)
+	}
+	run := newRunID()
+	for attempt := range maxRetries {
+		head, err := ic.Head(ctx)
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		st, err := ic.c.state(ctx, ic.repo, head)
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		subject, changes, err := mutate(st, attempt)
+		if err != nil || subject == "" {
+			return head, err
+		}
+		code, err := ic.c.refs.Resolve(ctx, ic.repo, refs.Name(refs.HeadsPrefix+strings.TrimPrefix(string(ic.ref), refs.DataPrefix)))
+		if err != nil {
+			code = objects.ZeroHash
+		}
+		if !code.IsZero() {
+			st.code = code
+		}
+		if ic.identity != "" {
+			subject += " (by " + ic.identity + ")"
+		}
+		next, err := ic.c.commitState(ctx, ic.repo, st, []objects.Hash{head}, subject, run, code, changes)
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		err = ic.c.refs.Update(ctx, ic.repo, []refs.Update{{Name: ic.ref, Old: head, New: next}}, nil, subject)
+		if errors.Is(err, refs.ErrStale) {
+			continue
+		}
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		return next, nil
+	}
+	return objects.ZeroHash, fmt.Errorf("%w: %s moved %d times during the commit", table.ErrCommitFailed, ic.ref, maxRetries)
+}
+
+// CreateTable implements catalog.Catalog.
+func (ic *IcebergCatalog) CreateTable(ctx context.Context, ident table.Identifier, schema *iceberg.Schema, opts ...icebergcat.CreateTableOpt) (*table.Table, error) {
+	t, err := tableName(ident)
+	if err != nil {
+		return nil, err
+	}
+	if ic.ref == "" {
+		return nil, fmt.Errorf("%w: %q of %s; write to a branch", ErrReadOnly, ic.rev, ic.repo)
+	}
+	if schema == nil {
+		return nil, fmt.Errorf("%w: create table %s without a schema", ErrBadUpdate, t)
+	}
+	cfg := icebergcat.NewCreateTableCfg()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	loc := ic.c.tableLocation(ic.repo, t)
+	if cfg.Location != "" {
+		loc = cfg.Location
+	}
+	var meta table.Metadata
+	var mloc, ptrLine string
+	_, err = ic.advance(ctx, func(st *dataState, attempt int) (string, []string, error) {
+		if _, ok := st.namespaces[t.Namespace]; !ok {
+			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, t.Namespace)
+		}
+		if _, ok := st.tables[t]; ok {
+			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrTableAlreadyExists, t)
+		}
+		if attempt == 0 {
+			base, err := table.NewMetadata(schema, cfg.PartitionSpec, cfg.SortOrder, loc, cfg.Properties)
+			if err != nil {
+				return "", nil, fmt.Errorf("%w: %v", ErrBadUpdate, err)
+			}
+			if meta, mloc, err = ic.c.stageMetadata(ctx, ic.repo, t, base, "", nil); err != nil {
+				return "", nil, err
+			}
+		}
+		h, err := ic.c.putPointer(ctx, ic.repo, pointerFor(t, meta, mloc, "", objects.ZeroHash))
+		if err != nil {
+			return "", nil, err
+		}
+		st.tables[t] = h
+		ptrLine = "create table " + t.String()
+		return "weir: " + ptrLine, []string{ptrLine}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return table.New(ident, meta, mloc, ic.c.fsFunc(), ic), nil
+}
+
+// stagedTable is one table's change inside a commit: validated and written
+// on the first attempt, re-published unchanged on retries.
+type stagedTable struct {
+	t       TableName
+	orig    objects.Hash // pointer blob the change was made against (ZeroHash: created)
+	ptr     objects.Hash
+	meta    table.Metadata
+	loc     string
+	summary string
+}
+
+// stage validates reqs against the table in st and writes the updated
+// metadata. A missing table may be created only under an assert-create
+// requirement.
+func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName, reqs []table.Requirement, updates []table.Update) (*stagedTable, error) {
+	s := &stagedTable{t: t}
+	var (
+		base    table.Metadata
+		baseLoc string
+		oldRows int64
+	)
+	if h, ok := st.tables[t]; ok {
+		tbl, p, err := ic.c.loadTable(ctx, ic.repo, t, h, ic)
+		if err != nil {
+			return nil, err
+		}
+		s.orig, base, baseLoc, oldRows = h, tbl.Metadata(), tbl.MetadataLocation(), p.Rows
+	} else {
+		create := slices.ContainsFunc(reqs, func(r table.Requirement) bool { return r.GetType() == "assert-create" })
+		if !create {
+			return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchTable, t)
+		}
+		if _, ok := st.namespaces[t.Namespace]; !ok {
+			return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, t.Namespace)
+		}
+	}
+	for _, r := range reqs {
+		if err := r.Validate(base); err != nil {
+			return nil, fmt.Errorf("%w: table %s: %v", table.ErrCommitFailed, t, err)
+		}
+	}
+	meta, loc, err := ic.c.stageMetadata(ctx, ic.repo, t, base, baseLoc, updates)
+	if err != nil {
+		return nil, err
+	}
+	p := pointerFor(t, meta, loc, "", objects.ZeroHash)
+	ptr, err := ic.c.putPointer(ctx, ic.repo, p)
+	if err != nil {
+		return nil, err
+	}
+	s.ptr, s.meta, s.loc = ptr, meta, loc
+	s.summary = describe(t, meta, base == nil, oldRows, p.Rows)
+	return s, nil
+}
+
+func describe(t TableName, meta table.Metadata, created bool, oldRows, rows int64) string {
+	op := "update"
+	if snap := meta.CurrentSnapshot(); snap != nil && snap.Summary != nil {
+		op = string(snap.Summary.Operation)
+	}
+	switch {
+	case created:
+		return fmt.Sprintf("create table %s", t)
+	case op == "append" && rows >= oldRows:
+		return fmt.Sprintf("append %d rows to %s", rows-oldRows, t)
+	default:
+		return fmt.Sprintf("%s %s: %d rows (was %d)", op, t, rows, oldRows)
+	}
+}
+
+// CommitTable implements catalog.Catalog: one data commit, retried on a
+// moved branch only while the table itself is unchanged.
+func (ic *IcebergCatalog) CommitTable(ctx context.Context, ident table.Identifier, reqs []table.Requirement, updates []table.Update) (table.Metadata, string, error) {
+	t, err := tableName(ident)
+	if err != nil {
+		return nil, "", err
+	}
+	var s *stagedTable
+	_, err = ic.advance(ctx, func(st *dataState, attempt int) (string, []string, error) {
+		if attempt == 0 {
+			var err error
+			if s, err = ic.stage(ctx, st, t, reqs, updates); err != nil {
+				return "", nil, err
+			}
+		} else if st.tables[t] != s.orig {
+			return "", nil, fmt.Errorf("%w: table %s changed concurrently; refresh and try again", table.ErrCommitFailed, t)
+		}
+		if s.orig == s.ptr {
+			return "", nil, nil
+		}
+		st.tables[t] = s.ptr
+		return "weir: " + s.summary, []string{s.summary}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return s.meta, s.loc, nil
+}
+
+// CommitTransaction implements catalog.TransactionalCatalog: every table
+// change lands in one data commit, or none does.
+func (ic *IcebergCatalog) CommitTransaction(ctx context.Context, commits []table.TableCommit) error {
+	if len(commits) == 0 {
+		return icebergcat.ErrEmptyCommitList
+	}
+	names := make([]TableName, len(commits))
+	seen := map[TableName]bool{}
+	for i, cm := range commits {
+		t, err := tableName(cm.Identifier)
+		if err != nil {
+			return err
+		}
+		if seen[t] {
+			return fmt.Errorf("%w: table %s appears twice in one transaction", ErrBadUpdate, t)
+		}
+		seen[t], names[i] = true, t
+	}
+	var staged []*stagedTable
+	_, err := ic.advance(ctx, func(st *dataState, attempt int) (string, []string, error) {
+		if attempt == 0 {
+			for i, cm := range commits {
+				s, err := ic.stage(ctx, st, names[i], cm.Requirements, cm.Updates)
+				if err != nil {
+					return "", nil, err
+				}
+				staged = append(staged, s)
+			}
+		}
+		var changes []string
+		for _, s := range staged {
+			if st.tables[s.t] != s.orig {
+				return "", nil, fmt.Errorf("%w: table %s changed concurrently; refresh and try again", table.ErrCommitFailed, s.t)
+			}
+			st.tables[s.t] = s.ptr
+			changes = append(changes, s.summary)
+		}
+		return fmt.Sprintf("weir: transaction on %d tables", len(staged)), changes, nil
+	})
+	return err
+}
+
+// LoadTable implements catalog.Catalog.
+func (ic *IcebergCatalog) LoadTable(ctx context.Context, ident table.Identifier) (*table.Table, error) {
+	t, err := tableName(ident)
+	if err != nil {
+		return nil, err
+	}
+	st, err := ic.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, ok := st.tables[t]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchTable, t)
+	}
+	tbl, _, err := ic.c.loadTable(ctx, ic.repo, t, h, ic)
+	return tbl, err
+}
+
+// CheckTableExists implements catalog.Catalog.
+func (ic *IcebergCatalog) CheckTableExists(ctx context.Context, ident table.Identifier) (bool, error) {
+	t, err := tableName(ident)
+	if err != nil {
+		return false, err
+	}
+	st, err := ic.current(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, ok := st.tables[t]
+	return ok, nil
+}
+
+// ListTables implements catalog.Catalog.
+func (ic *IcebergCatalog) ListTables(ctx context.Context, namespace table.Identifier) iter.Seq2[table.Identifier, error] {
+	return func(yield func(table.Identifier, error) bool) {
+		ns, err := namespaceName(namespace)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		st, err := ic.current(ctx)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		if _, ok := st.namespaces[ns]; !ok {
+			yield(nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, ns))
+			return
+		}
+		var names []string
+		for t := range st.tables {
+			if t.Namespace == ns {
+				names = append(names, t.Name)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if !yield(table.Identifier{ns, n}, nil) {
+				return
+			}
+		}
+	}
+}
+
+// DropTable implements catalog.Catalog. The table's files stay in the
+// warehouse: older data commits still point at them.
+func (ic *IcebergCatalog) DropTable(ctx context.Context, ident table.Identifier) error {
+	t, err := tableName(ident)
+	if err != nil {
+		return err
+	}
+	_, err = ic.advance(ctx, func(st *dataState, _ int) (string, []string, error) {
+		if _, ok := st.tables[t]; !ok {
+			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchTable, t)
+		}
+		delete(st.tables, t)
+		return "weir: drop table " + t.String(), []string{"drop " + t.String()}, nil
+	})
+	return err
+}
+
+// RenameTable implements catalog.Catalog. The table keeps its warehouse
+// location; only its pointer moves.
+func (ic *IcebergCatalog) RenameTable(ctx context.Context, from, to table.Identifier) (*table.Table, error) {
+	ft, err := tableName(from)
+	if err != nil {
+		return nil, err
+	}
+	tt, err := tableName(to)
+	if err != nil {
+		return nil, err
+	}
+	_, err = ic.advance(ctx, func(st *dataState, _ int) (string, []string, error) {
+		h, ok := st.tables[ft]
+		if !ok {
+			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchTable, ft)
+		}
+		if _, ok := st.namespaces[tt.Namespace]; !ok {
+			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, tt.Namespace)
+		}
+		if _, ok := st.tables[tt]; ok {
+			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrTableAlreadyExists, tt)
+		}
+		p, err := ic.c.readPointer(ctx, ic.repo, h)
+		if err != nil {
+			return "", nil, err
+		}
+		p.Table = tt
+		nh, err := ic.c.putPointer(ctx, ic.repo, p)
+		if err != nil {
+			return "", nil, err
+		}
+		delete(st.tables, ft)
+		st.tables[tt] = nh
+		line := "rename " + ft.String() + " to " + tt.String()
+		return "weir: " + line, []string{line}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ic.LoadTable(ctx, to)
+}
+
+// ListNamespaces implements catalog.Catalog. Namespaces have one level, so
+// a non-empty parent has no children.
+func (ic *IcebergCatalog) ListNamespaces(ctx context.Context, parent table.Identifier) ([]table.Identifier, error) {
+	st, err := ic.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(parent) > 0 {
+		ns, err := namespaceName(parent)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := st.namespaces[ns]; !ok {
+			return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, ns)
+		}
+		return []table.Identifier{}, nil
+	}
+	out := make([]table.Identifier, 0, len(st.namespaces))
+	for _, ns := range slices.Sorted(maps.Keys(st.namespaces)) {
+		out = append(out, table.Identifier{ns})
+	}
+	return out, nil
+}
+
+// CreateNamespace implements catalog.Catalog.
+func (ic *IcebergCatalog) CreateNamespace(ctx context.Context, namespace table.Identifier, props iceberg.Properties) error {
+	ns, err := namespaceName(namespace)
+	if err != nil {
+		return err
+	}
+	_, err = ic.advance(ctx, func(st *dataState, _ int) (string, []string, error) {
+		if _, ok := st.namespaces[ns]; ok {
+			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrNamespaceAlreadyExists, ns)
+		}
+		h, err := ic.c.putNamespace(ctx, ic.repo, ns, props)
+		if err != nil {
+			return "", nil, err
+		}
+		st.namespaces[ns] = h
+		return "weir: create namespace " + ns, nil, nil
+	})
+	return err
+}
+
+// DropNamespace implements catalog.Catalog: only an empty namespace.
+func (ic *IcebergCatalog) DropNamespace(ctx context.Context, namespace table.Identifier) error {
+	ns, err := namespaceName(namespace)
+	if err != nil {
+		return err
+	}
+	_, err = ic.advance(ctx, func(st *dataState, _ int) (string, []string, error) {
+		if _, ok := st.namespaces[ns]; !ok {
+			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, ns)
+		}
+		for t := range st.tables {
+			if t.Namespace == ns {
+				return "", nil, fmt.Errorf("%w: %s has table %s", icebergcat.ErrNamespaceNotEmpty, ns, t)
+			}
+		}
+		delete(st.namespaces, ns)
+		return "weir: drop namespace " + ns, nil, nil
+	})
+	return err
+}
+
+// CheckNamespaceExists implements catalog.Catalog.
+func (ic *IcebergCatalog) CheckNamespaceExists(ctx context.Context, namespace table.Identifier) (bool, error) {
+	ns, err := namespaceName(namespace)
+	if err != nil {
+		return false, err
+	}
+	st, err := ic.current(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, ok := st.namespaces[ns]
+	return ok, nil
+}
+
+// LoadNamespaceProperties implements catalog.Catalog.
+func (ic *IcebergCatalog) LoadNamespaceProperties(ctx context.Context, namespace table.Identifier) (iceberg.Properties, error) {
+	ns, err := namespaceName(namespace)
+	if err != nil {
+		return nil, err
+	}
+	st, err := ic.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, ok := st.namespaces[ns]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, ns)
+	}
+	props, err := ic.c.readNamespace(ctx, ic.repo, ns, h)
+	return iceberg.Properties(props), err
+}
+
+// UpdateNamespaceProperties implements catalog.Catalog.
+func (ic *IcebergCatalog) UpdateNamespaceProperties(ctx context.Context, namespace table.Identifier, removals []string, updates iceberg.Properties) (icebergcat.PropertiesUpdateSummary, error) {
+	var sum icebergcat.PropertiesUpdateSummary
+	ns, err := namespaceName(namespace)
+	if err != nil {
+		return sum, err
+	}
+	for _, k := range removals {
+		if _, ok := updates[k]; ok {
+			return sum, fmt.Errorf("%w: property %q is both removed and updated", ErrBadUpdate, k)
+		}
+	}
+	_, err = ic.advance(ctx, func(st *dataState, _ int) (string, []string, error) {
+		h, ok := st.namespaces[ns]
+		if !ok {
+			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, ns)
+		}
+		props, err := ic.c.readNamespace(ctx, ic.repo, ns, h)
+		if err != nil {
+			return "", nil, err
+		}
+		sum = icebergcat.PropertiesUpdateSummary{Removed: []string{}, Updated: []string{}, Missing: []string{}}
+		for _, k := range removals {
+			if _, ok := props[k]; ok {
+				delete(props, k)
+				sum.Removed = append(sum.Removed, k)
+			} else {
+				sum.Missing = append(sum.Missing, k)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(updates)) {
+			if v, ok := props[k]; !ok || v != updates[k] {
+				props[k] = updates[k]
+				sum.Updated = append(sum.Updated, k)
+			}
+		}
+		nh, err := ic.c.putNamespace(ctx, ic.repo, ns, props)
+		if err != nil {
+			return "", nil, err
+		}
+		if nh == h {
+			return "", nil, nil
+		}
+		st.namespaces[ns] = nh
+		return "weir: update properties of namespace " + ns + " (" + strconv.Itoa(len(sum.Updated)) + " set, " + strconv.Itoa(len(sum.Removed)) + " removed)", nil, nil
+	})
+	return sum, err
+}
