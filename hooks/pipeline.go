@@ -1,0 +1,390 @@
+package hooks
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/weir-dev/weir/catalog"
+	"github.com/weir-dev/weir/exec"
+	"github.com/weir-dev/weir/hooks/pipeline"
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+// Catalog is what the pipeline hook needs of package catalog: the tables
+// of a data commit, their files, and new data commits. *catalog.Catalog
+// implements it.
+type Catalog interface {
+	Tables(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash) (map[catalog.TableName]catalog.Pointer, error)
+	ReadTableFiles(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash, t catalog.TableName) ([]string, error)
+	WriteDataCommit(ctx context.Context, repo objects.RepoName, base objects.Hash, writes []catalog.TableWrite, info catalog.CommitInfo) (objects.Hash, error)
+}
+
+// DataVerifier checks a data commit a client pushed to refs/data/*
+// (invariant 6: every table pointer in it is one the server wrote). A
+// Catalog that also implements it lets clients push merges and reverts of
+// data; without it such pushes are refused.
+type DataVerifier interface {
+	VerifyPushedDataCommit(ctx context.Context, q *objects.Quarantine, commit objects.Hash) error
+}
+
+// RunID names one run: "r-" and 8 hex digits.
+type RunID string
+
+func newRunID() RunID {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return RunID("r-" + hex.EncodeToString(b[:]))
+}
+
+// RunRef returns refs/runs/<id>/<part> (part is code, data or log).
+func RunRef(id RunID, part string) refs.Name {
+	return refs.Name(refs.RunsPrefix + string(id) + "/" + part)
+}
+
+// DataRef returns refs/data/<branch>.
+func DataRef(branch string) refs.Name { return refs.Name(refs.DataPrefix + branch) }
+
+// Push options the pipeline hook understands (git push -o ...).
+const (
+	OptionDryRun      = "dry-run" // plan and print the plan; change nothing
+	OptionParamPrefix = "param."  // param.NAME=VALUE: an opaque value for the models
+)
+
+// PipelineConfig configures Pipeline.
+type PipelineConfig struct {
+	Refs    refs.Store
+	Catalog Catalog
+	Runner  exec.Runner
+	// SQL parses models at plan time; nil uses an in-process DuckDB.
+	SQL pipeline.SQLParser
+	// WorkDir holds each run's staging folders (inputs linked from the
+	// warehouse, node outputs) until the run ends. Put it on the
+	// warehouse's filesystem so inputs are hard links, not copies.
+	WorkDir string
+	// Runtimes are the runtimes nodes may ask for besides exec.HostRuntime.
+	Runtimes []string
+	// Parallel bounds the nodes running at once (default runtime.NumCPU()).
+	Parallel int
+	// KeepAlive is how often a long node reports it is still running
+	// (default 10 s).
+	KeepAlive time.Duration
+	// Logger receives one line per run and per node (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Pipeline is the pre-receive hook that plans and runs the pushed
+// pipeline and moves the branch's data ref with its code ref.
+//
+// For each pushed branch refs/heads/<b> whose new commit has a pipeline:
+//
+//	plan      parse, infer SQL inputs, refuse cycles/unknown tables/...
+//	start     data = refs/data/<b> (a new branch: the data of the branch it
+//	          was made from: the one whose code commit is an ancestor, else
+//	          HEAD's, else main's)
+//	run       nodes in topological order, independent ones in parallel,
+//	          each in a sandbox seeing only its inputs and its /out
+//	write     one data commit on top of the start data (catalog), with the
+//	          run and code commit as trailers
+//	decide    ok:   Updates += refs/data/<b> start -> new, refs/runs/<id>/log
+//	          fail: Refused[refs/heads/<b>] = "weir: <node> failed: ...";
+//	                Updates += refs/runs/<id>/{code,data,log}
+//
+// gitserver commits the Updates with the accepted commands in one write, so
+// the code and data refs move together or not at all, and a branch that
+// moved since the run started loses the compare-and-swap.
+//
+// It is safe for concurrent use: pushes to different branches run at the
+// same time; pushes to one branch race to the compare-and-swap.
+type Pipeline struct {
+	cfg      PipelineConfig
+	runtimes map[string]bool
+	log      *slog.Logger
+}
+
+var _ PreReceive = (*Pipeline)(nil)
+
+// NewPipeline returns the pipeline hook.
+func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
+	if cfg.Refs == nil || cfg.Catalog == nil || cfg.Runner == nil {
+		return nil, errors.New("hooks: pipeline needs Refs, Catalog and Runner")
+	}
+	if cfg.SQL == nil {
+		cfg.SQL = &pipeline.DuckDB{}
+	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = filepath.Join(os.TempDir(), "weir-runs")
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
+		return nil, fmt.Errorf("hooks: work dir: %w", err)
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = runtime.NumCPU()
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	rt := map[string]bool{exec.HostRuntime: true}
+	for _, r := range cfg.Runtimes {
+		rt[r] = true
+	}
+	return &Pipeline{cfg: cfg, runtimes: rt, log: cfg.Logger}, nil
+}
+
+// options are the parsed push options.
+type options struct {
+	dryRun bool
+	params map[string]string
+}
+
+func parseOptions(opts []string) (options, error) {
+	o := options{params: map[string]string{}}
+	for _, s := range opts {
+		switch {
+		case s == OptionDryRun:
+			o.dryRun = true
+		case strings.HasPrefix(s, OptionParamPrefix):
+			name, val, ok := strings.Cut(s[len(OptionParamPrefix):], "=")
+			if !ok || !validParam(name) {
+				return o, fmt.Errorf("weir: bad push option %q: want param.NAME=VALUE with NAME of letters, digits and _", clipLine(s, 60))
+			}
+			o.params[name] = val
+		}
+	}
+	return o, nil
+}
+
+func validParam(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// PreReceive decides p.
+func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
+	res := &Result{Refused: map[refs.Name]string{}}
+	opts, err := parseOptions(p.Options)
+	if err != nil {
+		for _, c := range p.Commands {
+			res.Refused[c.Name] = err.Error()
+		}
+		return res, nil
+	}
+	out := &progress{w: p.Progress}
+	pushedData := map[refs.Name]bool{}
+	for _, c := range p.Commands {
+		if strings.HasPrefix(string(c.Name), refs.DataPrefix) {
+			pushedData[c.Name] = true
+		}
+	}
+	for _, c := range p.Commands {
+		name := string(c.Name)
+		switch {
+		case strings.HasPrefix(name, refs.RunsPrefix):
+			res.Refused[c.Name] = "weir: refs/runs/ is written by the server only"
+		case strings.HasPrefix(name, refs.DataPrefix):
+			if why := h.checkDataPush(ctx, p, c); why != "" {
+				res.Refused[c.Name] = why
+			}
+		case strings.HasPrefix(name, refs.HeadsPrefix):
+			branch := strings.TrimPrefix(name, refs.HeadsPrefix)
+			if pushedData[DataRef(branch)] {
+				res.Refused[c.Name] = "weir: push refs/heads/" + branch + " and refs/data/" + branch + " separately"
+				continue
+			}
+			h.branch(ctx, p, c, branch, opts, out, res)
+		}
+	}
+	return res, nil
+}
+
+// checkDataPush decides a client's push to refs/data/<b> (a data merge
+// or revert): accepted only if the catalog verifies every pointer.
+func (h *Pipeline) checkDataPush(ctx context.Context, p *Push, c Command) string {
+	if c.New.IsZero() {
+		return "weir: data refs are deleted with their branch (git push origin :" + strings.TrimPrefix(string(c.Name), refs.DataPrefix) + ")"
+	}
+	v, ok := h.cfg.Catalog.(DataVerifier)
+	if !ok {
+		return "weir: this server does not accept pushed data commits"
+	}
+	if err := v.VerifyPushedDataCommit(ctx, p.Quarantine, c.New); err != nil {
+		return "weir: data commit refused: " + err.Error()
+	}
+	return ""
+}
+
+// branch handles one pushed code branch.
+func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string, opts options, out *progress, res *Result) {
+	dref := DataRef(branch)
+	cur, err := h.cfg.Refs.Resolve(ctx, p.Repo, dref)
+	if err != nil && !errors.Is(err, refs.ErrNotFound) {
+		res.Refused[c.Name] = "weir: read " + string(dref) + ": " + err.Error()
+		return
+	}
+	if c.New.IsZero() { // branch deleted: its data goes with it
+		if !cur.IsZero() {
+			res.Updates = append(res.Updates, refs.Update{Name: dref, Old: cur, New: objects.ZeroHash})
+		}
+		return
+	}
+	start := cur
+	if cur.IsZero() {
+		start = h.baseData(ctx, p, c.New, branch)
+	}
+	pl, err := pipeline.Load(p.Quarantine.Storer(), c.New)
+	if errors.Is(err, pipeline.ErrNoPipeline) {
+		// A plain Git commit; a new branch still gets its base's data.
+		if cur.IsZero() && !start.IsZero() {
+			res.Updates = append(res.Updates, refs.Update{Name: dref, Old: objects.ZeroHash, New: start})
+		}
+		return
+	}
+	r := &run{
+		h: h, push: p, cmd: c, branch: branch, opts: opts, out: out,
+		id: newRunID(), start: start, dataOld: cur,
+	}
+	r.log = h.log.With("repo", p.Repo, "ref", c.Name, "run", r.id)
+	r.exec(ctx, pl, err, res)
+}
+
+// baseData finds the data a new branch starts from: the data of a branch
+// whose code commit is an ancestor of (or equal to) the pushed commit,
+// preferring HEAD's branch and main; else HEAD's or main's data.
+func (h *Pipeline) baseData(ctx context.Context, p *Push, commit objects.Hash, branch string) objects.Hash {
+	datas, err := h.cfg.Refs.List(ctx, p.Repo, refs.DataPrefix)
+	if err != nil || len(datas) == 0 {
+		return objects.ZeroHash
+	}
+	var prefer []string
+	if head, err := h.cfg.Refs.Get(ctx, p.Repo, refs.HEAD); err == nil && strings.HasPrefix(string(head.Target), refs.HeadsPrefix) {
+		prefer = append(prefer, strings.TrimPrefix(string(head.Target), refs.HeadsPrefix))
+	}
+	prefer = append(prefer, "main", "master")
+	byBranch := map[string]objects.Hash{}
+	for _, d := range datas {
+		byBranch[strings.TrimPrefix(string(d.Name), refs.DataPrefix)] = d.Hash
+	}
+	var order []string
+	seen := map[string]bool{branch: true}
+	for _, b := range prefer {
+		if _, ok := byBranch[b]; ok && !seen[b] {
+			order = append(order, b)
+			seen[b] = true
+		}
+	}
+	var rest []string
+	for b := range byBranch {
+		if !seen[b] {
+			rest = append(rest, b)
+		}
+	}
+	sort.Strings(rest)
+	order = append(order, rest...)
+	pushed, err := object.GetCommit(p.Quarantine.Storer(), commit)
+	if err == nil {
+		for _, b := range order {
+			code, err := h.cfg.Refs.Resolve(ctx, p.Repo, refs.Name(refs.HeadsPrefix+b))
+			if err != nil {
+				continue
+			}
+			if code == commit {
+				return byBranch[b]
+			}
+			bc, err := object.GetCommit(p.Quarantine.Storer(), code)
+			if err != nil {
+				continue
+			}
+			if ok, err := bc.IsAncestor(pushed); err == nil && ok {
+				return byBranch[b]
+			}
+		}
+	}
+	for _, b := range append([]string{"main"}, prefer...) {
+		if d, ok := byBranch[b]; ok && b != branch {
+			return d
+		}
+	}
+	return objects.ZeroHash
+}
+
+// progress serialises whole lines to the client.
+type progress struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf strings.Builder // everything written, for the run log
+}
+
+func (p *progress) linef(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	line = strings.ReplaceAll(line, "\n", " ")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf.WriteString(line + "\n")
+	if p.w != nil {
+		_, _ = io.WriteString(p.w, line+"\n")
+	}
+}
+
+func (p *progress) take() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.buf.String()
+	p.buf.Reset()
+	return s
+}
+
+func clipLine(s string, n int) string {
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func short(h objects.Hash) string { return h.String()[:7] }
+
+// commaInt formats n with thousands separators: 1204 -> "1,204".
+func commaInt(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

@@ -1,0 +1,559 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/weir-dev/weir/catalog"
+	"github.com/weir-dev/weir/exec"
+	"github.com/weir-dev/weir/hooks/node"
+	"github.com/weir-dev/weir/hooks/pipeline"
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+// NodeFailedError is a node that did not succeed.
+type NodeFailedError struct {
+	Node   string // "clean.revenue", "expect revenue_positive"
+	Reason string // one line
+}
+
+func (e *NodeFailedError) Error() string { return e.Node + " failed: " + e.Reason }
+
+// run is one execution of a pipeline.
+type run struct {
+	h       *Pipeline
+	push    *Push
+	cmd     Command
+	branch  string
+	opts    options
+	out     *progress
+	id      RunID
+	start   objects.Hash // data the run reads
+	dataOld objects.Hash // refs/data/<b> now (ZeroHash: absent)
+	log     *slog.Logger
+
+	dir  string
+	plan *pipeline.Plan
+
+	mu      sync.Mutex
+	done    int
+	outputs map[pipeline.Table]string // table -> Parquet file made in this run
+	writes  []catalog.TableWrite
+	nodeLog bytes.Buffer // full node outputs, for the run log
+}
+
+// exec plans and runs; plErr is pipeline.Load's error.
+func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res *Result) {
+	began := time.Now()
+	fail := func(node, reason string) {
+		r.out.linef("weir: %s failed: %s", node, reason)
+		r.keep(ctx, res, nil)
+		res.Refused[r.cmd.Name] = fmt.Sprintf("weir: %s failed: %s; run %s kept", node, clipLine(reason, 200), r.id)
+		r.log.Info("run failed", "node", node, "reason", reason, "ms", time.Since(began).Milliseconds())
+	}
+	if plErr != nil {
+		r.refusePlan(ctx, res, plErr)
+		return
+	}
+	existing := map[pipeline.Table]bool{}
+	if !r.start.IsZero() {
+		tabs, err := r.h.cfg.Catalog.Tables(ctx, r.push.Repo, r.start)
+		if err != nil {
+			res.Refused[r.cmd.Name] = "weir: read data of " + r.branch + ": " + clipLine(err.Error(), 200)
+			return
+		}
+		for t := range tabs {
+			existing[pipeline.Table(t.String())] = true
+		}
+	}
+	plan, err := pipeline.Build(ctx, pl, pipeline.Env{Branch: r.branch, Existing: existing, Runtimes: r.h.runtimes, SQL: r.h.cfg.SQL})
+	if err != nil {
+		r.refusePlan(ctx, res, err)
+		return
+	}
+	r.plan = plan
+	exp := "expectations"
+	if plan.Expectations() == 1 {
+		exp = "expectation"
+	}
+	mod := "models"
+	if plan.Models() == 1 {
+		mod = "model"
+	}
+	if r.opts.dryRun {
+		r.out.linef("weir: dry run on %s at %s (%d %s, %d %s)", r.branch, short(r.cmd.New), plan.Models(), mod, plan.Expectations(), exp)
+		for i, n := range plan.Nodes {
+			var ins []string
+			for _, t := range n.Inputs {
+				ins = append(ins, string(t))
+			}
+			if len(ins) == 0 {
+				ins = []string{"-"}
+			}
+			r.out.linef("weir: [%d/%d] %-20s %-7s %s  <- %s", i+1, len(plan.Nodes), n.Name, n.Kind, n.File, strings.Join(ins, ", "))
+		}
+		res.Refused[r.cmd.Name] = "weir: dry run, nothing changed"
+		return
+	}
+	r.out.linef("weir: run %s on %s at %s (%d %s, %d %s)", r.id, r.branch, short(r.cmd.New), plan.Models(), mod, plan.Expectations(), exp)
+	r.log.Info("run started", "nodes", len(plan.Nodes), "start_data", r.start.String())
+
+	r.dir, err = os.MkdirTemp(r.h.cfg.WorkDir, string(r.id)+"-")
+	if err != nil {
+		fail("run", "cannot stage: "+err.Error())
+		return
+	}
+	defer os.RemoveAll(r.dir)
+	r.outputs = map[pipeline.Table]string{}
+
+	if ferr := r.runNodes(ctx); ferr != nil {
+		var nf *NodeFailedError
+		if errors.As(ferr, &nf) {
+			fail(nf.Node, nf.Reason)
+		} else {
+			fail("run", ferr.Error())
+		}
+		return
+	}
+	newData, err := r.h.cfg.Catalog.WriteDataCommit(ctx, r.push.Repo, r.start, r.sortedWrites(), r.commitInfo())
+	if err != nil {
+		fail("run", "write data commit: "+err.Error())
+		return
+	}
+	r.out.linef("weir: %s advanced: code %s, data %s", r.branch, short(r.cmd.New), short(newData))
+	res.Updates = append(res.Updates, refs.Update{Name: DataRef(r.branch), Old: r.dataOld, New: newData})
+	if h, err := r.writeLog(true); err == nil {
+		res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "log"), New: h})
+	} else {
+		r.log.Warn("run log not kept", "err", err)
+	}
+	r.log.Info("run ok", "data", newData.String(), "ms", time.Since(began).Milliseconds())
+}
+
+// refusePlan reports a pipeline that cannot run and keeps its code and log.
+func (r *run) refusePlan(ctx context.Context, res *Result, err error) {
+	var pe *pipeline.Error
+	if errors.As(err, &pe) {
+		r.out.linef("weir: pipeline at %s refused before running anything:", short(r.cmd.New))
+		for _, p := range pe.Problems {
+			r.out.linef("weir:   %s", p.String())
+		}
+	} else {
+		r.out.linef("weir: pipeline at %s refused: %s", short(r.cmd.New), clipLine(err.Error(), 300))
+	}
+	if r.opts.dryRun {
+		res.Refused[r.cmd.Name] = "weir: dry run: plan refused: " + clipLine(err.Error(), 200)
+		return
+	}
+	r.keep(ctx, res, nil)
+	res.Refused[r.cmd.Name] = "weir: plan refused: " + clipLine(err.Error(), 200) + "; run " + string(r.id) + " kept"
+	r.log.Info("plan refused", "err", err)
+}
+
+// keep adds refs/runs/<id>/{code,data,log} for a failed run.
+func (r *run) keep(ctx context.Context, res *Result, _ error) {
+	res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "code"), New: r.cmd.New})
+	if ws := r.sortedWrites(); len(ws) > 0 {
+		info := r.commitInfo()
+		info.Message = fmt.Sprintf("weir: partial data of failed run %s on %s", r.id, r.branch)
+		if h, err := r.h.cfg.Catalog.WriteDataCommit(ctx, r.push.Repo, r.start, ws, info); err == nil {
+			res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "data"), New: h})
+			r.out.linef("weir: partial data of the run: %s (%d tables)", short(h), len(ws))
+		} else {
+			r.log.Warn("partial data not kept", "err", err)
+		}
+	}
+	if h, err := r.writeLog(false); err == nil {
+		res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "log"), New: h})
+	} else {
+		r.log.Warn("run log not kept", "err", err)
+	}
+	r.out.linef("weir: run %s kept: git fetch origin 'refs/runs/%s/*:refs/runs/%s/*'", r.id, r.id, r.id)
+}
+
+func (r *run) commitInfo() catalog.CommitInfo {
+	return catalog.CommitInfo{
+		RunID:      string(r.id),
+		CodeCommit: r.cmd.New,
+		Message:    fmt.Sprintf("weir: run %s on %s at %s", r.id, r.branch, short(r.cmd.New)),
+	}
+}
+
+func (r *run) sortedWrites() []catalog.TableWrite {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ws := append([]catalog.TableWrite(nil), r.writes...)
+	sort.Slice(ws, func(i, j int) bool { return ws[i].Table.String() < ws[j].Table.String() })
+	return ws
+}
+
+// runNodes runs the plan: a node starts when every node it reads from has
+// succeeded, at most Parallel at once; the first failure cancels the rest.
+func (r *run) runNodes(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nodes := r.plan.Nodes
+	doneCh := make(chan int, len(nodes))
+	errCh := make(chan error, len(nodes))
+	started := make([]bool, len(nodes))
+	finished := make([]bool, len(nodes))
+	running := 0
+	var firstErr error
+	for {
+		if firstErr == nil {
+			for i, n := range nodes {
+				if started[i] || running >= r.h.cfg.Parallel {
+					continue
+				}
+				ready := true
+				for _, d := range n.Deps() {
+					if !finished[d] {
+						ready = false
+						break
+					}
+				}
+				if !ready {
+					continue
+				}
+				started[i] = true
+				running++
+				go func(i int) {
+					if err := r.runNode(ctx, i); err != nil {
+						errCh <- err
+						return
+					}
+					doneCh <- i
+				}(i)
+			}
+		}
+		if running == 0 {
+			break
+		}
+		select {
+		case i := <-doneCh:
+			finished[i] = true
+			running--
+		case err := <-errCh:
+			running--
+			if firstErr == nil {
+				firstErr = err
+				cancel()
+			}
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	for i := range nodes {
+		if !finished[i] {
+			return fmt.Errorf("node %s never ran", nodes[i].Name)
+		}
+	}
+	return nil
+}
+
+// runNode stages one node's inputs, runs it in a sandbox and records its
+// outputs.
+func (r *run) runNode(ctx context.Context, i int) error {
+	n := r.plan.Nodes[i]
+	nd := filepath.Join(r.dir, strconv.Itoa(i))
+	code := filepath.Join(nd, "code")
+	outDir := filepath.Join(nd, "out")
+	for _, d := range []string{code, outDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return &NodeFailedError{Node: n.Name, Reason: "cannot stage: " + err.Error()}
+		}
+	}
+	src := path.Base(n.File)
+	if err := os.WriteFile(filepath.Join(code, src), n.Source, 0o644); err != nil {
+		return &NodeFailedError{Node: n.Name, Reason: "cannot stage: " + err.Error()}
+	}
+	inputs := map[string]string{node.CodeInput: code}
+	for _, t := range n.Inputs {
+		files, err := r.inputFiles(ctx, t)
+		if err != nil {
+			return &NodeFailedError{Node: n.Name, Reason: fmt.Sprintf("input %s: %v", t, err)}
+		}
+		dir := filepath.Join(nd, "in", string(t))
+		if err := linkFiles(dir, files); err != nil {
+			return &NodeFailedError{Node: n.Name, Reason: fmt.Sprintf("stage input %s: %v", t, err)}
+		}
+		inputs[string(t)] = dir
+	}
+	args := []string{exec.RunnerPath, "node", string(n.Kind), "--source", exec.InputsDir + "/" + node.CodeInput + "/" + src, "--ns", r.plan.Config.Namespace}
+	for _, t := range n.Inputs {
+		args = append(args, "--in", string(t))
+	}
+	for _, t := range n.Outputs {
+		args = append(args, "--out", string(t))
+	}
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"}
+	names := make([]string, 0, len(r.opts.params))
+	for k := range r.opts.params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		env = append(env, node.ParamEnvPrefix+k+"="+r.opts.params[k])
+	}
+	spec := exec.Spec{
+		ID:      fmt.Sprintf("%s-%d", r.id, i),
+		Runtime: n.Runtime,
+		Args:    args,
+		Env:     env,
+		Inputs:  inputs,
+		Output:  outDir,
+		Weir:    true,
+		Limits:  n.Limits,
+	}
+	stop := r.keepAlive(n.Name)
+	began := time.Now()
+	result, err := r.h.cfg.Runner.Run(ctx, spec)
+	stop()
+	if err != nil {
+		return &NodeFailedError{Node: n.Name, Reason: "sandbox: " + err.Error()}
+	}
+	r.mu.Lock()
+	fmt.Fprintf(&r.nodeLog, "== %s (%s) %s in %s\n%s\n", n.Name, n.File, result.Reason, result.Wall.Round(time.Millisecond), result.Output)
+	r.mu.Unlock()
+	if result.Reason != exec.ReasonOK {
+		if result.Reason == exec.ReasonAborted && ctx.Err() != nil {
+			return &NodeFailedError{Node: n.Name, Reason: "stopped: another node failed"}
+		}
+		tail := lastLines(result.Output, 8)
+		for _, l := range tail {
+			r.out.linef("weir:   | %s", clipLine(l, 200))
+		}
+		return &NodeFailedError{Node: n.Name, Reason: failReason(n, result, tail)}
+	}
+	rows := parseRows(result.Output)
+	var total int64
+	for _, t := range n.Outputs {
+		f := filepath.Join(outDir, string(t)+".parquet")
+		if st, err := os.Stat(f); err != nil || !st.Mode().IsRegular() {
+			return &NodeFailedError{Node: n.Name, Reason: "wrote no output for " + string(t)}
+		}
+		total += rows[string(t)]
+	}
+	ms := time.Since(began).Milliseconds()
+	r.mu.Lock()
+	for _, t := range n.Outputs {
+		f := filepath.Join(outDir, string(t)+".parquet")
+		r.outputs[t] = f
+		r.writes = append(r.writes, catalog.TableWrite{
+			Table: catalog.TableName{Namespace: t.Namespace(), Name: t.Name()},
+			Files: []string{f},
+			Mode:  string(n.Materialize),
+		})
+	}
+	r.done++
+	k := r.done
+	r.mu.Unlock()
+	if n.Kind == pipeline.KindExpectation {
+		r.out.linef("weir: [%d/%d] %-19s ok", k, len(r.plan.Nodes), n.Name)
+	} else {
+		r.out.linef("weir: [%d/%d] %-19s %-8s %9s rows %6d ms", k, len(r.plan.Nodes), n.Name, n.Kind, commaInt(total), ms)
+	}
+	r.log.Info("node ok", "node", n.Name, "rows", total, "ms", ms)
+	return nil
+}
+
+// inputFiles are the Parquet files of table t as the node must see it:
+// made in this run (replace: the new file; append: the old files and the
+// new one), else the table's files at the start data.
+func (r *run) inputFiles(ctx context.Context, t pipeline.Table) ([]string, error) {
+	tn := catalog.TableName{Namespace: t.Namespace(), Name: t.Name()}
+	r.mu.Lock()
+	made, ok := r.outputs[t]
+	r.mu.Unlock()
+	if ok {
+		if p := r.plan.Producer(t); p != nil && p.Materialize == pipeline.Append && !r.start.IsZero() {
+			if old, err := r.h.cfg.Catalog.ReadTableFiles(ctx, r.push.Repo, r.start, tn); err == nil {
+				return append(old, made), nil
+			}
+		}
+		return []string{made}, nil
+	}
+	return r.h.cfg.Catalog.ReadTableFiles(ctx, r.push.Repo, r.start, tn)
+}
+
+// linkFiles hard-links (or copies) files into dir as part-N.parquet.
+func linkFiles(dir string, files []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i, f := range files {
+		dst := filepath.Join(dir, fmt.Sprintf("part-%05d.parquet", i))
+		if err := os.Link(f, dst); err == nil {
+			continue
+		}
+		if err := copyFile(f, dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// keepAlive prints "<node> still running (N s)" every KeepAlive until stop.
+func (r *run) keepAlive(name string) (stop func()) {
+	done := make(chan struct{})
+	began := time.Now()
+	go func() {
+		t := time.NewTicker(r.h.cfg.KeepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				r.out.linef("weir: %s still running (%d s)", name, int(time.Since(began).Round(time.Second).Seconds()))
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// RowsPrefix starts the line a node runner prints per output table:
+// "weir-rows <ns.table> <count>".
+const RowsPrefix = "weir-rows "
+
+func parseRows(out []byte) map[string]int64 {
+	m := map[string]int64{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(l, RowsPrefix) {
+			continue
+		}
+		f := strings.Fields(l[len(RowsPrefix):])
+		if len(f) == 2 {
+			if n, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				m[f[0]] = n
+			}
+		}
+	}
+	return m
+}
+
+func lastLines(out []byte, n int) []string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		if strings.TrimSpace(l) != "" && !strings.HasPrefix(l, RowsPrefix) {
+			lines = append(lines, strings.TrimRight(l, "\r"))
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}
+
+// failReason is the one-line reason a node failed.
+func failReason(n *pipeline.Node, res *exec.Result, tail []string) string {
+	if res.Reason != exec.ReasonExit {
+		if res.Message != "" {
+			return res.Message
+		}
+		return string(res.Reason)
+	}
+	if n.Kind == pipeline.KindExpectation {
+		for _, l := range tail {
+			if strings.Contains(l, "failing rows") {
+				if i := strings.Index(l, "failing rows"); i >= 0 {
+					return strings.TrimSpace(l[:i+len("failing rows")])
+				}
+			}
+		}
+	}
+	if len(tail) > 0 {
+		return tail[len(tail)-1]
+	}
+	return fmt.Sprintf("exit status %d", res.ExitCode)
+}
+
+// writeLog stores the run's log as a commit (tree: "log") in the push's
+// quarantine, so it is committed with the push and fetchable under
+// refs/runs/<id>/log.
+func (r *run) writeLog(ok bool) (objects.Hash, error) {
+	q := r.push.Quarantine
+	r.mu.Lock()
+	text := r.out.take() + "\n" + r.nodeLog.String()
+	r.mu.Unlock()
+	blob, err := q.Put(plumbing.BlobObject, []byte(text))
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	tree := &object.Tree{Entries: []object.TreeEntry{{Name: "log", Mode: filemode.Regular, Hash: blob}}}
+	tb, err := encode(tree)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	th, err := q.Put(plumbing.TreeObject, tb)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	status := "ok"
+	if !ok {
+		status = "failed"
+	}
+	now := time.Now()
+	sig := object.Signature{Name: "weir", Email: "weir@localhost", When: now}
+	c := &object.Commit{
+		Author: sig, Committer: sig, TreeHash: th,
+		Message: fmt.Sprintf("weir: run %s on %s %s\n\nRun: %s\nCode-Commit: %s\nPusher: %s\n", r.id, r.branch, status, r.id, r.cmd.New, r.push.Pusher),
+	}
+	cb, err := encode(c)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	return q.Put(plumbing.CommitObject, cb)
+}
+
+type encoder interface {
+	Encode(plumbing.EncodedObject) error
+}
+
+func encode(e encoder) ([]byte, error) {
+	o := &plumbing.MemoryObject{}
+	if err := e.Encode(o); err != nil {
+		return nil, err
+	}
+	rd, err := o.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	return io.ReadAll(rd)
+}
