@@ -272,6 +272,20 @@ func (g *sessGit) try(dir string, args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
+// runIn runs git with stdin and fails the test if it fails.
+func (g *sessGit) runIn(dir, stdin string, args ...string) string {
+	g.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = g.env
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
 // run runs git and fails the test if it fails; it returns stdout+stderr.
 func (g *sessGit) run(dir string, args ...string) string {
 	g.t.Helper()
