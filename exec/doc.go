@@ -25,6 +25,10 @@
 //	  containers/<cid>/      libcontainer state of a running sandbox
 //	  runs/<cid>/out         tmpfs of size OutputBytes bound at /out
 //
-// Container ids and cgroups are named weir-<Spec.ID>; cgroups live under
-// /sys/fs/cgroup/<controller>/weir-exec/.
+//	  seccomp.bpf            the compiled seccomp program, bound at /weir/bin/.seccomp
+//
+// Container ids are weir-<Spec.ID>. Cgroups live under the server's own
+// cgroup in every hierarchy, as weir-exec-<hash of StateDir>/c<N>; a pool
+// of empty ones is created ahead of time (see cgroupPool) and each is used
+// by exactly one sandbox. Close removes the pool and the prefix.
 package exec

@@ -426,7 +426,8 @@ func TestSweepAfterCrash(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if _, err := exec.New(exec.Config{StateDir: dir}); err != nil {
+	second, err := exec.New(exec.Config{StateDir: dir})
+	if err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -440,6 +441,11 @@ func TestSweepAfterCrash(t *testing.T) {
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), dir+"/") {
 		t.Errorf("mount left under %s", dir)
+	}
+	second.Close()
+	first.Close()
+	if left := cgroupParents(t, cgroupPrefix(dir)); len(left) > 0 {
+		t.Errorf("cgroups left after Close: %v", left)
 	}
 }
 

@@ -162,6 +162,10 @@ type Config struct {
 	// WeirBinary is the binary mounted at RunnerPath (default: the running
 	// executable).
 	WeirBinary string
+	// CgroupPool is how many empty cgroups a background goroutine keeps
+	// ready so a sandbox's start only joins one (default 8; negative: none,
+	// each sandbox creates its own).
+	CgroupPool int
 }
 
 // Errors for misuse of the API. Node failures are never errors.

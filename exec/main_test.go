@@ -3,6 +3,8 @@ package exec_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,6 +21,9 @@ import (
 func TestMain(m *testing.M) {
 	exec.Init()
 	code := m.Run()
+	if sb != nil {
+		sb.Close()
+	}
 	if stateDir != "" {
 		os.RemoveAll(stateDir)
 	}
@@ -77,7 +82,8 @@ func run(t *testing.T, spec exec.Spec) *exec.Result {
 func py(code string) []string { return []string{"/usr/bin/python3", "-c", code} }
 
 // assertNoLeftovers checks there is no mount under the state dir, no
-// container state or run dir, no cgroup and no process of container cid.
+// container state or run dir, no process in a sandbox cgroup, and no
+// cgroup beyond the pool of empty ones kept ready.
 func assertNoLeftovers(t *testing.T, cid string) {
 	t.Helper()
 	mi, err := os.ReadFile("/proc/self/mountinfo")
@@ -95,22 +101,40 @@ func assertNoLeftovers(t *testing.T, cid string) {
 			t.Errorf("leftover %s/%s", d, e.Name())
 		}
 	}
-	for _, dir := range cgroupParents(t) {
-		if _, err := os.Stat(filepath.Join(dir, cid)); err == nil {
-			t.Errorf("leftover cgroup %s/%s", dir, cid)
+	prefix := cgroupPrefix(stateDir)
+	for _, dir := range cgroupParents(t, prefix) {
+		subs, _ := os.ReadDir(dir)
+		n := 0
+		for _, sub := range subs {
+			if !sub.IsDir() {
+				continue
+			}
+			n++
+			if b, _ := os.ReadFile(filepath.Join(dir, sub.Name(), "cgroup.procs")); len(bytes.TrimSpace(b)) > 0 {
+				t.Errorf("leftover processes in cgroup %s/%s: %s", dir, sub.Name(), b)
+			}
+		}
+		if n > 9 { // 8 ready in the pool, 1 in the filler's hands
+			t.Errorf("%d cgroups under %s, more than the pool of 8 (+1)", n, dir)
 		}
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err == nil && bytes.Contains(b, []byte("/"+cid+"\n")) {
-			t.Errorf("leftover process %s in cgroup of %s", filepath.Dir(p), cid)
+		if err == nil && bytes.Contains(b, []byte("/"+prefix+"/")) {
+			t.Errorf("leftover process %s in a sandbox cgroup (after %s)", filepath.Dir(p), cid)
 		}
 	}
 }
 
-// cgroupParents are the weir-exec-* dirs under this process's cgroups.
-func cgroupParents(t *testing.T) []string {
+// cgroupPrefix mirrors how exec names the cgroup parent of a state dir.
+func cgroupPrefix(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return "weir-exec-" + hex.EncodeToString(sum[:4])
+}
+
+// cgroupParents are the prefix dirs under this process's cgroups.
+func cgroupParents(t *testing.T, prefix string) []string {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		t.Fatal(err)
@@ -121,8 +145,10 @@ func cgroupParents(t *testing.T) []string {
 		if len(parts) != 3 || parts[1] == "" || strings.HasPrefix(parts[1], "name=") {
 			continue
 		}
-		m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", parts[1], parts[2], "weir-exec-*"))
-		out = append(out, m...)
+		d := filepath.Join("/sys/fs/cgroup", parts[1], parts[2], prefix)
+		if _, err := os.Stat(d); err == nil {
+			out = append(out, d)
+		}
 	}
 	return out
 }

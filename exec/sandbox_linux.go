@@ -42,6 +42,7 @@ type Sandboxes struct {
 	seccompFile  string // the compiled seccomp program, bound at seccompPath
 	cgroupPrefix string // relative cgroup parent, unique per StateDir
 	log          *slog.Logger
+	pool         *cgroupPool
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -108,6 +109,11 @@ func New(cfg Config) (*Sandboxes, error) {
 	if err := os.WriteFile(s.seccompFile, prog, 0o644); err != nil {
 		return nil, fmt.Errorf("exec: write seccomp program: %w", err)
 	}
+	pool := cfg.CgroupPool
+	if pool == 0 {
+		pool = defaultPoolSize
+	}
+	s.pool = newCgroupPool(s.cgroupPrefix, pool)
 	if exe, err := filepath.EvalSymlinks(cfg.WeirBinary); err == nil {
 		if d := filepath.Dir(exe); strings.HasPrefix(cfg.StateDir+"/", d+"/") {
 			s.log.Warn("the state dir is inside the weir binary's dir: libcontainer cannot seal the binary with overlayfs and will copy it for every sandbox (slow); move one of them",
@@ -536,7 +542,7 @@ func (r *run) config() *configs.Config {
 		},
 		Networks: []*configs.Network{{Type: "loopback", Address: "127.0.0.1/0", Gateway: "localhost"}},
 		Cgroups: &cgroups.Cgroup{
-			Path: r.s.cgroupPrefix + "/" + r.cid,
+			Path: r.s.pool.take(),
 			Resources: &cgroups.Resources{
 				Memory:     r.lim.Memory,
 				MemorySwap: r.lim.Memory,

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -47,21 +48,35 @@ func main() {
 	defer os.RemoveAll(dir)
 	sb, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state")})
 	check(err)
+	defer sb.Close()
+	nopool, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state-nopool"), CgroupPool: -1})
+	check(err)
+	defer nopool.Close()
 	ctx := context.Background()
 	env := []string{"PATH=/usr/bin:/bin"}
-	var seq int
-	ours := func() time.Duration {
-		seq++
-		t := time.Now()
-		res, err := sb.Run(ctx, exec.Spec{ID: fmt.Sprintf("bench-%d", seq), Args: []string{"/bin/true"}, Env: env})
-		d := time.Since(t)
-		check(err)
-		if res.Reason != exec.ReasonOK {
-			check(fmt.Errorf("weir sandbox: %s %s %s", res.Reason, res.Message, res.Output))
+	var seq atomic.Int64
+	weir := func(s *exec.Sandboxes) func() time.Duration {
+		return func() time.Duration {
+			id := fmt.Sprintf("bench-%d", seq.Add(1))
+			t := time.Now()
+			res, err := s.Run(ctx, exec.Spec{ID: id, Args: []string{"/bin/true"}, Env: env})
+			d := time.Since(t)
+			check(err)
+			if res.Reason != exec.ReasonOK {
+				check(fmt.Errorf("weir sandbox: %s %s %s", res.Reason, res.Message, res.Output))
+			}
+			return d
 		}
-		return d
 	}
-	var runc func() time.Duration
+	type contender struct {
+		name string
+		run  func() time.Duration
+		seq  []time.Duration
+	}
+	cs := []*contender{
+		{name: "weir exec", run: weir(sb)},
+		{name: "weir exec, no cgroup pool", run: weir(nopool)},
+	}
 	if *runcBin != "" {
 		if _, err := osexec.LookPath(*runcBin); err != nil {
 			fmt.Fprintf(os.Stderr, "runc CLI not found (%v); apt-get install -y runc, or -runc=\"\"\n", err)
@@ -70,9 +85,8 @@ func main() {
 		bundle := filepath.Join(dir, "bundle")
 		check(writeBundle(bundle))
 		root := filepath.Join(dir, "runc-root")
-		runc = func() time.Duration {
-			seq++
-			cmd := osexec.Command(*runcBin, "--root", root, "run", "--bundle", bundle, fmt.Sprintf("runc-%d", seq))
+		cs = append(cs, &contender{name: "runc CLI (" + *runcBin + " run)", run: func() time.Duration {
+			cmd := osexec.Command(*runcBin, "--root", root, "run", "--bundle", bundle, fmt.Sprintf("runc-%d", seq.Add(1)))
 			t := time.Now()
 			out, err := cmd.CombinedOutput()
 			d := time.Since(t)
@@ -80,36 +94,44 @@ func main() {
 				check(fmt.Errorf("runc run: %v: %s", err, out))
 			}
 			return d
-		}
+		}})
 	}
 
-	// Warm up both (page cache, skeletons, the runtime's first cgroup).
+	// Warm up (page cache, skeletons, the pools), then interleave the
+	// contenders so load from other work on the machine hits all alike.
 	for i := 0; i < 5; i++ {
-		ours()
-		if runc != nil {
-			runc()
+		for _, c := range cs {
+			c.run()
 		}
 	}
 	phases.reset()
-	// Interleave the contenders so load from other work hits both alike.
-	var a, b []time.Duration
 	for i := 0; i < *n; i++ {
-		a = append(a, ours())
-		if runc != nil {
-			b = append(b, runc())
+		for _, c := range cs {
+			c.seq = append(c.seq, c.run())
+			if c == cs[0] {
+				phases.keep()
+			} else {
+				phases.drop()
+			}
 		}
 	}
-	fmt.Printf("per-node overhead of /bin/true, %d sequential runs each (create, start, wait, destroy)\n", *n)
-	fmt.Printf("  %-28s %s\n", "weir exec (libcontainer)", summary(a))
-	if runc != nil {
-		fmt.Printf("  %-28s %s\n", "runc CLI ("+*runcBin+" run)", summary(b))
-		fmt.Printf("  ratio runc/weir: p50 %.2fx, p99 %.2fx\n",
-			float64(pct(b, 50))/float64(pct(a, 50)), float64(pct(b, 99))/float64(pct(a, 99)))
+	fmt.Printf("per-node overhead of /bin/true, %d sequential runs each, interleaved (create, start, wait, destroy)\n", *n)
+	for _, c := range cs {
+		fmt.Printf("  %-28s %s\n", c.name, summary(c.seq))
+	}
+	last := cs[len(cs)-1]
+	if *runcBin != "" {
+		fmt.Printf("  ratio runc/weir: p50 %.2fx, p99 %.2fx (goal: weir p50 <= 10 ms, p99 <= 25 ms)\n",
+			float64(pct(last.seq, 50))/float64(pct(cs[0].seq, 50)), float64(pct(last.seq, 99))/float64(pct(cs[0].seq, 99)))
 	}
 	fmt.Printf("  where weir's time goes (median per phase): %s\n", phases.medians())
 
-	// Concurrent rounds.
-	concurrent := func(f func() time.Duration) ([]time.Duration, time.Duration) {
+	// Concurrent rounds: par sandboxes at once, rounds times.
+	fmt.Printf("%d sandboxes at once, %d rounds\n", *par, *rounds)
+	for _, c := range cs {
+		if *rounds == 0 {
+			break
+		}
 		var mu sync.Mutex
 		var lat []time.Duration
 		start := time.Now()
@@ -119,7 +141,7 @@ func main() {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					d := f()
+					d := c.run()
 					mu.Lock()
 					lat = append(lat, d)
 					mu.Unlock()
@@ -127,36 +149,9 @@ func main() {
 			}
 			wg.Wait()
 		}
-		return lat, time.Since(start)
+		total := time.Since(start)
+		fmt.Printf("  %-28s latency %s; %.0f nodes/s\n", c.name, summary(lat), float64(len(lat))/total.Seconds())
 	}
-	var mu sync.Mutex
-	oursLocked := func() time.Duration {
-		mu.Lock()
-		seq++
-		id := fmt.Sprintf("bench-%d", seq)
-		mu.Unlock()
-		t := time.Now()
-		res, err := sb.Run(ctx, exec.Spec{ID: id, Args: []string{"/bin/true"}, Env: env})
-		d := time.Since(t)
-		check(err)
-		if res.Reason != exec.ReasonOK {
-			check(fmt.Errorf("weir sandbox: %s %s", res.Reason, res.Message))
-		}
-		return d
-	}
-	lat, total := concurrent(oursLocked)
-	fmt.Printf("%d sandboxes at once, %d rounds\n", *par, *rounds)
-	fmt.Printf("  %-28s latency %s; %.0f nodes/s\n", "weir exec", summary(lat), float64(len(lat))/total.Seconds())
-	if runc != nil {
-		runcLocked := func() time.Duration { mu.Lock(); mu.Unlock(); return runcSafe(runc, &mu) }
-		lat, total = concurrent(runcLocked)
-		fmt.Printf("  %-28s latency %s; %.0f nodes/s\n", "runc CLI", summary(lat), float64(len(lat))/total.Seconds())
-	}
-}
-
-// runcSafe serialises only the id counter of the runc closure.
-func runcSafe(f func() time.Duration, mu *sync.Mutex) time.Duration {
-	return f()
 }
 
 func check(err error) {
@@ -273,8 +268,29 @@ func writeBundle(dir string) error {
 // phaseLog is a slog handler that collects exec's per-phase timings from
 // its debug lines ("phases" attribute: "name=dur name=dur ...").
 type phaseLog struct {
-	mu   sync.Mutex
-	sums map[string][]time.Duration
+	mu      sync.Mutex
+	sums    map[string][]time.Duration
+	pending []string // phases of the last run, until keep or drop
+}
+
+// keep records the pending phases (the run was of the contender whose
+// breakdown is reported); drop forgets them.
+func (p *phaseLog) keep() {
+	p.mu.Lock()
+	for _, f := range p.pending {
+		k, v, _ := strings.Cut(f, "=")
+		if d, err := time.ParseDuration(v); err == nil {
+			p.sums[k] = append(p.sums[k], d)
+		}
+	}
+	p.pending = nil
+	p.mu.Unlock()
+}
+
+func (p *phaseLog) drop() {
+	p.mu.Lock()
+	p.pending = nil
+	p.mu.Unlock()
 }
 
 func (p *phaseLog) Enabled(context.Context, slog.Level) bool { return true }
@@ -282,17 +298,12 @@ func (p *phaseLog) WithAttrs([]slog.Attr) slog.Handler       { return p }
 func (p *phaseLog) WithGroup(string) slog.Handler            { return p }
 func (p *phaseLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Level > slog.LevelDebug {
-		fmt.Fprintln(os.Stderr, r.Message)
+		fmt.Fprintln(os.Stderr, r.Level, r.Message)
 	}
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "phases" {
 			p.mu.Lock()
-			for _, f := range strings.Fields(a.Value.String()) {
-				k, v, _ := strings.Cut(f, "=")
-				if d, err := time.ParseDuration(v); err == nil {
-					p.sums[k] = append(p.sums[k], d)
-				}
-			}
+			p.pending = strings.Fields(a.Value.String())
 			p.mu.Unlock()
 		}
 		return true
