@@ -547,3 +547,6 @@ func (c *Catalog) stageMetadata(ctx context.Context, repo objects.RepoName, t Ta
 	}
 	return meta, loc, nil
 }
+
+// Refs returns the catalog's ref store.
+func (c *Catalog) Refs() refs.Store { return c.refs }

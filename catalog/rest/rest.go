@@ -1,0 +1,549 @@
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/apache/iceberg-go"
+	icebergcat "github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/weir-dev/weir/catalog"
+	"github.com/weir-dev/weir/objects"
+)
+
+// Authorizer decides a request: ok=false answers 401; identity names the
+// writer in the data commits the request makes.
+type Authorizer func(r *http.Request) (identity string, ok bool)
+
+// LoopbackOnly is the default Authorizer: it allows clients on a loopback
+// address as "anonymous" and refuses everyone else.
+func LoopbackOnly(r *http.Request) (string, bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	if ip != nil && ip.IsLoopback() {
+		return "anonymous", true
+	}
+	return "", false
+}
+
+// Option configures the handler.
+type Option func(*handler)
+
+// WithAuthorizer replaces LoopbackOnly.
+func WithAuthorizer(a Authorizer) Option { return func(h *handler) { h.auth = a } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(h *handler) { h.log = l } }
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 32 << 20
+
+type handler struct {
+	c    *catalog.Catalog
+	auth Authorizer
+	log  *slog.Logger
+}
+
+// NewRESTHandler returns the Iceberg REST catalog over c.
+func NewRESTHandler(c *catalog.Catalog, opts ...Option) http.Handler {
+	h := &handler{c: c, auth: LoopbackOnly, log: slog.Default()}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// endpoints is what /v1/config advertises.
+var endpoints = []string{
+	"GET /v1/{prefix}/namespaces",
+	"POST /v1/{prefix}/namespaces",
+	"GET /v1/{prefix}/namespaces/{namespace}",
+	"HEAD /v1/{prefix}/namespaces/{namespace}",
+	"DELETE /v1/{prefix}/namespaces/{namespace}",
+	"POST /v1/{prefix}/namespaces/{namespace}/properties",
+	"GET /v1/{prefix}/namespaces/{namespace}/tables",
+	"POST /v1/{prefix}/namespaces/{namespace}/tables",
+	"GET /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+	"HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+	"POST /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+	"DELETE /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+	"POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics",
+	"POST /v1/{prefix}/tables/rename",
+	"POST /v1/{prefix}/transactions/commit",
+}
+
+// httpError is an error with a chosen status and REST error type.
+type httpError struct {
+	code int
+	typ  string
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, a ...any) error {
+	return &httpError{http.StatusBadRequest, "BadRequestException", fmt.Sprintf(format, a...)}
+}
+
+func notFound(typ, format string, a ...any) error {
+	return &httpError{http.StatusNotFound, typ, fmt.Sprintf(format, a...)}
+}
+
+// errorFor is the one place catalog errors become REST errors.
+func errorFor(err error) (int, string) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return he.code, he.typ
+	case errors.Is(err, icebergcat.ErrNoSuchTable):
+		return http.StatusNotFound, "NoSuchTableException"
+	case errors.Is(err, icebergcat.ErrNoSuchNamespace):
+		return http.StatusNotFound, "NoSuchNamespaceException"
+	case errors.Is(err, catalog.ErrNoSuchBranch):
+		return http.StatusNotFound, "NotFoundException"
+	case errors.Is(err, icebergcat.ErrTableAlreadyExists), errors.Is(err, icebergcat.ErrNamespaceAlreadyExists):
+		return http.StatusConflict, "AlreadyExistsException"
+	case errors.Is(err, icebergcat.ErrNamespaceNotEmpty):
+		return http.StatusConflict, "NamespaceNotEmptyException"
+	case errors.Is(err, table.ErrCommitFailed):
+		return http.StatusConflict, "CommitFailedException"
+	case errors.Is(err, catalog.ErrReadOnly):
+		return http.StatusForbidden, "ForbiddenException"
+	case errors.Is(err, catalog.ErrBadName), errors.Is(err, catalog.ErrBadUpdate),
+		errors.Is(err, objects.ErrBadRepoName), errors.Is(err, icebergcat.ErrEmptyCommitList):
+		return http.StatusBadRequest, "BadRequestException"
+	default:
+		return http.StatusInternalServerError, "InternalServerError"
+	}
+}
+
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, typ := errorFor(err)
+	msg := err.Error()
+	if code == http.StatusInternalServerError {
+		h.log.Error("iceberg rest", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		h.log.Info("iceberg rest refused", "method", r.Method, "path", r.URL.Path, "status", code, "err", msg)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	if r.Method == http.MethodHead {
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": code}})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func decode(r *http.Request, v any) error {
+	if r.Body == nil {
+		return badRequest("missing request body")
+	}
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &httpError{http.StatusRequestEntityTooLarge, "BadRequestException", fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes)}
+		}
+		return badRequest("malformed request body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("malformed request body: trailing data after the JSON object")
+	}
+	return nil
+}
+
+// segments splits the escaped path into unescaped segments after "v1".
+func segments(r *http.Request) ([]string, error) {
+	p := r.URL.EscapedPath()
+	p = strings.TrimPrefix(p, "/iceberg")
+	if !strings.HasPrefix(p, "/v1/") {
+		return nil, notFound("NotFoundException", "no such endpoint %s (the Iceberg REST API is under /iceberg/v1/)", r.URL.Path)
+	}
+	raw := strings.Split(strings.Trim(strings.TrimPrefix(p, "/v1/"), "/"), "/")
+	out := make([]string, len(raw))
+	for i, s := range raw {
+		u, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, badRequest("bad path segment %q: %v", s, err)
+		}
+		out[i] = u
+	}
+	return out, nil
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	identity, ok := h.auth(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+		h.writeError(w, r, &httpError{http.StatusUnauthorized, "NotAuthorizedException", "not authorized: send a bearer token (Authorization: Bearer <token>) the server accepts"})
+		return
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	}
+	if err := h.serve(w, r, identity); err != nil {
+		h.writeError(w, r, err)
+	}
+}
+
+func methodNotAllowed(r *http.Request) error {
+	return &httpError{http.StatusMethodNotAllowed, "BadRequestException", fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)}
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, identity string) error {
+	segs, err := segments(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if len(segs) == 1 && segs[0] == "config" {
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(r)
+		}
+		return h.config(w, r)
+	}
+	if len(segs) < 3 {
+		return notFound("NotFoundException", "no such endpoint %s: want /v1/<repo>/<branch>/... (get the prefix from /v1/config?warehouse=<repo>@<branch>)", r.URL.Path)
+	}
+	repo, err := objects.ParseRepoName(segs[0])
+	if err != nil {
+		return err
+	}
+	if err := h.repoExists(ctx, repo); err != nil {
+		return err
+	}
+	ic, err := h.c.Iceberg(ctx, repo, segs[1], identity)
+	if err != nil {
+		return err
+	}
+	rest := segs[2:]
+	switch {
+	case len(rest) == 1 && rest[0] == "namespaces":
+		switch r.Method {
+		case http.MethodGet:
+			return h.listNamespaces(w, r, ic)
+		case http.MethodPost:
+			return h.createNamespace(w, r, ic)
+		}
+	case len(rest) == 2 && rest[0] == "namespaces":
+		ns := nsIdent(rest[1])
+		switch r.Method {
+		case http.MethodGet:
+			props, err := ic.LoadNamespaceProperties(ctx, ns)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, map[string]any{"namespace": ns, "properties": props})
+			return nil
+		case http.MethodHead:
+			ok, err := ic.CheckNamespaceExists(ctx, ns)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return notFound("NoSuchNamespaceException", "namespace %s does not exist", rest[1])
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		case http.MethodDelete:
+			if err := ic.DropNamespace(ctx, ns); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+	case len(rest) == 3 && rest[0] == "namespaces" && rest[2] == "properties":
+		if r.Method == http.MethodPost {
+			return h.updateNamespace(w, r, ic, nsIdent(rest[1]))
+		}
+	case len(rest) == 3 && rest[0] == "namespaces" && rest[2] == "tables":
+		switch r.Method {
+		case http.MethodGet:
+			return h.listTables(w, r, ic, nsIdent(rest[1]))
+		case http.MethodPost:
+			return h.createTable(w, r, ic, nsIdent(rest[1]))
+		}
+	case len(rest) == 4 && rest[0] == "namespaces" && rest[2] == "tables":
+		ident := append(nsIdent(rest[1]), rest[3])
+		switch r.Method {
+		case http.MethodGet:
+			tbl, err := ic.LoadTable(ctx, ident)
+			if err != nil {
+				return err
+			}
+			h.writeTable(w, tbl.MetadataLocation(), tbl.Metadata())
+			return nil
+		case http.MethodHead:
+			ok, err := ic.CheckTableExists(ctx, ident)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return notFound("NoSuchTableException", "table %s does not exist", strings.Join(ident, "."))
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		case http.MethodPost:
+			return h.commitTable(w, r, ic, ident)
+		case http.MethodDelete:
+			if err := ic.DropTable(ctx, ident); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+	case len(rest) == 5 && rest[0] == "namespaces" && rest[2] == "tables" && rest[4] == "metrics":
+		if r.Method == http.MethodPost {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+	case len(rest) == 2 && rest[0] == "tables" && rest[1] == "rename":
+		if r.Method == http.MethodPost {
+			return h.renameTable(w, r, ic)
+		}
+	case len(rest) == 2 && rest[0] == "transactions" && rest[1] == "commit":
+		if r.Method == http.MethodPost {
+			return h.commitTransaction(w, r, ic)
+		}
+	default:
+		return notFound("NotFoundException", "no such endpoint %s", r.URL.Path)
+	}
+	return methodNotAllowed(r)
+}
+
+// nsIdent splits a namespace path segment on the unit separator.
+func nsIdent(s string) table.Identifier { return table.Identifier(strings.Split(s, "\x1f")) }
+
+func (h *handler) repoExists(ctx context.Context, repo objects.RepoName) error {
+	rs, err := h.c.Refs().List(ctx, repo, "refs/")
+	if err != nil {
+		return err
+	}
+	if len(rs) == 0 {
+		return notFound("NotFoundException", "repo %s does not exist (push to it first)", repo)
+	}
+	return nil
+}
+
+func (h *handler) config(w http.ResponseWriter, r *http.Request) error {
+	wh := r.URL.Query().Get("warehouse")
+	overrides := map[string]string{}
+	if wh != "" {
+		repo, branch, ok := strings.Cut(wh, "@")
+		if !ok || branch == "" {
+			return badRequest("warehouse %q: want <repo>@<branch> (or <repo>@<data-tag>, <repo>@<commit>)", wh)
+		}
+		rn, err := objects.ParseRepoName(repo)
+		if err != nil {
+			return err
+		}
+		if err := h.repoExists(r.Context(), rn); err != nil {
+			return err
+		}
+		overrides["prefix"] = url.PathEscape(string(rn)) + "/" + url.PathEscape(branch)
+	}
+	writeJSON(w, map[string]any{"defaults": map[string]string{}, "overrides": overrides, "endpoints": endpoints})
+	return nil
+}
+
+func (h *handler) writeTable(w http.ResponseWriter, loc string, meta table.Metadata) {
+	writeJSON(w, map[string]any{"metadata-location": loc, "metadata": meta, "config": h.c.Warehouse().Props()})
+}
+
+func (h *handler) listNamespaces(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog) error {
+	var parent table.Identifier
+	if p := r.URL.Query().Get("parent"); p != "" {
+		parent = nsIdent(p)
+	}
+	nss, err := ic.ListNamespaces(r.Context(), parent)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, map[string]any{"namespaces": nss})
+	return nil
+}
+
+func (h *handler) createNamespace(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog) error {
+	var req struct {
+		Namespace  table.Identifier   `json:"namespace"`
+		Properties iceberg.Properties `json:"properties"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if len(req.Namespace) == 0 {
+		return badRequest("missing namespace")
+	}
+	if err := ic.CreateNamespace(r.Context(), req.Namespace, req.Properties); err != nil {
+		return err
+	}
+	props := req.Properties
+	if props == nil {
+		props = iceberg.Properties{}
+	}
+	writeJSON(w, map[string]any{"namespace": req.Namespace, "properties": props})
+	return nil
+}
+
+func (h *handler) updateNamespace(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog, ns table.Identifier) error {
+	var req struct {
+		Removals []string           `json:"removals"`
+		Updates  iceberg.Properties `json:"updates"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	sum, err := ic.UpdateNamespaceProperties(r.Context(), ns, req.Removals, req.Updates)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, sum)
+	return nil
+}
+
+type identifier struct {
+	Namespace []string `json:"namespace"`
+	Name      string   `json:"name"`
+}
+
+func (id identifier) ident() table.Identifier {
+	return append(append(table.Identifier{}, id.Namespace...), id.Name)
+}
+
+func (h *handler) listTables(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog, ns table.Identifier) error {
+	ids := []identifier{}
+	for id, err := range ic.ListTables(r.Context(), ns) {
+		if err != nil {
+			return err
+		}
+		ids = append(ids, identifier{Namespace: id[:len(id)-1], Name: id[len(id)-1]})
+	}
+	writeJSON(w, map[string]any{"identifiers": ids})
+	return nil
+}
+
+func (h *handler) createTable(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog, ns table.Identifier) error {
+	var req struct {
+		Name          string                        `json:"name"`
+		Schema        *iceberg.Schema               `json:"schema"`
+		Location      string                        `json:"location"`
+		PartitionSpec *iceberg.UnboundPartitionSpec `json:"partition-spec"`
+		WriteOrder    *table.UnboundSortOrder       `json:"write-order"`
+		StageCreate   bool                          `json:"stage-create"`
+		Properties    iceberg.Properties            `json:"properties"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return badRequest("missing table name")
+	}
+	if req.Schema == nil {
+		return badRequest("missing schema")
+	}
+	if req.StageCreate {
+		return &httpError{http.StatusNotImplemented, "NotImplementedException", "staged table creation (stage-create) is not supported; create the table, then commit"}
+	}
+	var opts []icebergcat.CreateTableOpt
+	if req.Location != "" {
+		opts = append(opts, icebergcat.WithLocation(req.Location))
+	}
+	if req.PartitionSpec != nil {
+		spec := req.PartitionSpec.PartitionSpec
+		opts = append(opts, icebergcat.WithPartitionSpec(&spec))
+	}
+	if req.WriteOrder != nil {
+		opts = append(opts, icebergcat.WithSortOrder(req.WriteOrder.SortOrder))
+	}
+	if req.Properties != nil {
+		opts = append(opts, icebergcat.WithProperties(req.Properties))
+	}
+	tbl, err := ic.CreateTable(r.Context(), append(ns, req.Name), req.Schema, opts...)
+	if err != nil {
+		return err
+	}
+	h.writeTable(w, tbl.MetadataLocation(), tbl.Metadata())
+	return nil
+}
+
+type tableChange struct {
+	Identifier   *identifier        `json:"identifier"`
+	Requirements table.Requirements `json:"requirements"`
+	Updates      table.Updates      `json:"updates"`
+}
+
+func (h *handler) commitTable(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog, ident table.Identifier) error {
+	var req tableChange
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Identifier != nil && strings.Join(req.Identifier.ident(), ".") != strings.Join(ident, ".") {
+		return badRequest("identifier %s in the body does not match the path %s", strings.Join(req.Identifier.ident(), "."), strings.Join(ident, "."))
+	}
+	meta, loc, err := ic.CommitTable(r.Context(), ident, req.Requirements, req.Updates)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, map[string]any{"metadata-location": loc, "metadata": meta})
+	return nil
+}
+
+func (h *handler) commitTransaction(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog) error {
+	var req struct {
+		TableChanges []tableChange `json:"table-changes"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if len(req.TableChanges) == 0 {
+		return badRequest("table-changes is empty")
+	}
+	commits := make([]table.TableCommit, len(req.TableChanges))
+	for i, tc := range req.TableChanges {
+		if tc.Identifier == nil {
+			return badRequest("table-changes[%d] has no identifier", i)
+		}
+		commits[i] = table.TableCommit{Identifier: tc.Identifier.ident(), Requirements: tc.Requirements, Updates: tc.Updates}
+	}
+	if err := ic.CommitTransaction(r.Context(), commits); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handler) renameTable(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog) error {
+	var req struct {
+		Source      *identifier `json:"source"`
+		Destination *identifier `json:"destination"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Source == nil || req.Destination == nil {
+		return badRequest("rename needs source and destination")
+	}
+	if _, err := ic.RenameTable(r.Context(), req.Source.ident(), req.Destination.ident()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
