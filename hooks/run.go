@@ -447,9 +447,8 @@ func (r *run) keepAlive(name string) (stop func()) {
 	return func() { close(done) }
 }
 
-// RowsPrefix starts the line a node runner prints per output table:
-// "weir-rows <ns.table> <count>".
-const RowsPrefix = "weir-rows "
+// RowsPrefix is node.RowsPrefix: the line a node prints per output.
+const RowsPrefix = node.RowsPrefix
 
 func parseRows(out []byte) map[string]int64 {
 	m := map[string]int64{}

@@ -224,7 +224,7 @@ func SQL(ctx context.Context, j *Job) (int64, error) {
 		return 0, err
 	}
 	out := j.OutputFile(j.Outputs[0])
-	if _, err := conn.ExecContext(ctx, "COPY (\n"+q+"\n) TO "+quote(out)+" (FORMAT parquet)"); err != nil {
+	if _, err := conn.ExecContext(ctx, "COPY ("+q+"\n) TO "+quote(out)+" (FORMAT parquet)"); err != nil {
 		return 0, err
 	}
 	return countParquet(ctx, conn, out)
@@ -254,13 +254,13 @@ func Expectation(ctx context.Context, j *Job) (int64, error) {
 		return 0, err
 	}
 	var total int64
-	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM (\n"+q+"\n)").Scan(&total); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM ("+q+"\n)").Scan(&total); err != nil {
 		return 0, err
 	}
 	if total == 0 {
 		return 0, nil
 	}
-	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT * FROM (\n%s\n) LIMIT %d", q, MaxShownRows))
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT * FROM (%s\n) LIMIT %d", q, MaxShownRows))
 	if err != nil {
 		return total, err
 	}

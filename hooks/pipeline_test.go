@@ -1,0 +1,329 @@
+package hooks_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/weir-dev/weir/catalog"
+	wexec "github.com/weir-dev/weir/exec"
+	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+const repo = objects.RepoName("demo")
+
+// world is one server's stores, catalog and hook.
+type world struct {
+	objs *objects.Store
+	refs *refs.DB
+	cat  *catalog.Catalog
+	hook *hooks.Pipeline
+	git  string // a C git work tree standing in for the client
+}
+
+var (
+	sbOnce sync.Once
+	sb     *wexec.Sandboxes
+	sbErr  error
+)
+
+func sandboxes(t *testing.T) *wexec.Sandboxes {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("sandboxes need root")
+	}
+	sbOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "weir-hooks-exec-")
+		if err != nil {
+			sbErr = err
+			return
+		}
+		sb, sbErr = wexec.New(wexec.Config{StateDir: dir})
+	})
+	if sbErr != nil {
+		t.Skipf("sandboxes unavailable on this host: %v", sbErr)
+	}
+	return sb
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	db, err := objects.OpenFS("", vfs.NewMem())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w := &world{objs: objects.New(db, objects.Limits{})}
+	w.refs = refs.NewDB(w.objs)
+	wh, err := catalog.NewLocalWarehouse(filepath.Join(t.TempDir(), "warehouse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cat = catalog.New(w.objs, w.refs, wh)
+	w.hook, err = hooks.NewPipeline(hooks.PipelineConfig{
+		Refs: w.refs, Catalog: w.cat, Runner: sandboxes(t), WorkDir: t.TempDir(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.git = t.TempDir()
+	w.run(t, "git", "init", "-q", "-b", "main", ".")
+	return w
+}
+
+func (w *world) run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = w.git
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit writes files (content "" deletes) and commits them.
+func (w *world) commit(t *testing.T, files map[string]string) objects.Hash {
+	t.Helper()
+	for p, c := range files {
+		full := filepath.Join(w.git, p)
+		if c == "" {
+			os.Remove(full)
+			continue
+		}
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.run(t, "git", "add", "-A")
+	w.run(t, "git", "commit", "-q", "--allow-empty", "-m", "change")
+	return objects.Hash(parseHash(t, w.run(t, "git", "rev-parse", "HEAD")))
+}
+
+func parseHash(t *testing.T, s string) objects.Hash {
+	var h objects.Hash
+	if len(s) != 40 {
+		t.Fatalf("bad hash %q", s)
+	}
+	for i := 0; i < 20; i++ {
+		var b byte
+		for _, c := range s[2*i : 2*i+2] {
+			b <<= 4
+			switch {
+			case c >= '0' && c <= '9':
+				b |= byte(c - '0')
+			default:
+				b |= byte(c-'a') + 10
+			}
+		}
+		h[i] = b
+	}
+	return h
+}
+
+// push sends HEAD's history as branch, runs the hook like gitserver does
+// and commits what it decided. It returns the result and the progress.
+func (w *world) push(t *testing.T, branch string, opts ...string) (*hooks.Result, string) {
+	t.Helper()
+	ctx := context.Background()
+	name := refs.Name(refs.HeadsPrefix + branch)
+	old, err := w.refs.Resolve(ctx, repo, name)
+	if err != nil && err != refs.ErrNotFound && !strings.Contains(err.Error(), "not found") {
+		t.Fatal(err)
+	}
+	newH := parseHash(t, w.run(t, "git", "rev-parse", "HEAD"))
+	cmd := exec.Command("git", "pack-objects", "--revs", "--stdout", "-q")
+	cmd.Dir = w.git
+	cmd.Stdin = strings.NewReader("HEAD\n")
+	pack, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := w.objs.NewQuarantine(repo)
+	defer q.Close()
+	if _, err := q.IngestPack(ctx, bytes.NewReader(pack)); err != nil {
+		t.Fatal(err)
+	}
+	var prog bytes.Buffer
+	res, err := w.hook.PreReceive(ctx, &hooks.Push{
+		Repo: repo, Quarantine: q, Options: opts, Pusher: "test", Progress: &prog,
+		Commands: []hooks.Command{{Name: name, Old: old, New: newH}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	updates := append([]refs.Update(nil), res.Updates...)
+	if _, refused := res.Refused[name]; !refused {
+		updates = append(updates, refs.Update{Name: name, Old: old, New: newH})
+	}
+	if len(updates) > 0 {
+		if err := w.refs.Update(ctx, repo, updates, q, "push"); err != nil {
+			t.Fatalf("commit push: %v\n%s", err, prog.String())
+		}
+	}
+	return res, prog.String()
+}
+
+func (w *world) ref(t *testing.T, name string) objects.Hash {
+	h, err := w.refs.Resolve(context.Background(), repo, refs.Name(name))
+	if err != nil {
+		return objects.ZeroHash
+	}
+	return h
+}
+
+// query runs q over the tables of data commit d.
+func (w *world) query(t *testing.T, d objects.Hash, q string) string {
+	t.Helper()
+	ctx := context.Background()
+	tabs, err := w.cat.Tables(ctx, repo, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, _ := db.Conn(ctx)
+	defer conn.Close()
+	for tn := range tabs {
+		files, err := w.cat.ReadTableFiles(ctx, repo, d, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS "`+tn.Namespace+`"`)
+		list := "'" + strings.Join(files, "','") + "'"
+		if _, err := conn.ExecContext(ctx, `CREATE VIEW "`+tn.Namespace+`"."`+tn.Name+`" AS SELECT * FROM read_parquet([`+list+`])`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var s sql.NullString
+	if err := conn.QueryRowContext(ctx, q).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return s.String
+}
+
+var example = map[string]string{
+	"weir.toml":            "namespace = \"clean\"\n",
+	"seeds/raw/orders.csv": "id,customer,amount\n1,ann,10\n2,bob,-3\n3,ann,5\n4,cy,7\n",
+	"models/orders.sql":    "SELECT id, customer, amount FROM raw.orders WHERE amount > 0",
+	"models/revenue.py": `# weir: inputs = clean.orders
+# weir: outputs = clean.revenue
+import csv, os
+tot = {}
+with open(os.environ["WEIR_IN_CLEAN_ORDERS"]) as f:
+    for r in csv.DictReader(f):
+        tot[r["customer"]] = tot.get(r["customer"], 0) + int(r["amount"])
+with open(os.environ["WEIR_OUT_CLEAN_REVENUE"], "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["customer", "total"])
+    for c in sorted(tot):
+        w.writerow([c, tot[c]])
+`,
+	"expectations/revenue_positive.sql": "SELECT * FROM clean.revenue WHERE total <= 0",
+}
+
+func TestPipelineSuccessThenFailure(t *testing.T) {
+	w := newWorld(t)
+	w.commit(t, example)
+	res, prog := w.push(t, "main")
+	if len(res.Refused) > 0 {
+		t.Fatalf("refused: %v\n%s", res.Refused, prog)
+	}
+	for _, want := range []string{"(3 models, 1 expectation)", "raw.orders", "seed", "4 rows", "clean.revenue", "python", "expect revenue_positive ok", "weir: main advanced: code "} {
+		if !strings.Contains(prog, want) {
+			t.Errorf("progress lacks %q:\n%s", want, prog)
+		}
+	}
+	data := w.ref(t, "refs/data/main")
+	if data.IsZero() {
+		t.Fatalf("no refs/data/main\n%s", prog)
+	}
+	if got := w.query(t, data, "SELECT string_agg(customer || '=' || total, ',' ORDER BY customer) FROM clean.revenue"); got != "ann=15,cy=7" {
+		t.Fatalf("revenue %q", got)
+	}
+	code := w.ref(t, "refs/heads/main")
+
+	// A failing expectation: refused, branch untouched, run kept.
+	w.commit(t, map[string]string{"expectations/few.sql": "SELECT * FROM clean.revenue WHERE total < 10"})
+	res, prog = w.push(t, "main")
+	why := res.Refused["refs/heads/main"]
+	if !strings.HasPrefix(why, "weir: expect few failed: 1 failing rows; run r-") || !strings.HasSuffix(why, " kept") {
+		t.Fatalf("refusal %q\n%s", why, prog)
+	}
+	if w.ref(t, "refs/data/main") != data || w.ref(t, "refs/heads/main") != code {
+		t.Fatal("branch moved after a failed run")
+	}
+	if !strings.Contains(prog, "cy | 7") {
+		t.Fatalf("failing rows not shown:\n%s", prog)
+	}
+	id := strings.Fields(why)[len(strings.Fields(why))-2]
+	for _, part := range []string{"code", "data", "log"} {
+		if w.ref(t, "refs/runs/"+id+"/"+part).IsZero() {
+			t.Fatalf("refs/runs/%s/%s missing", id, part)
+		}
+	}
+
+	// A failing model names the node and the error.
+	w.commit(t, map[string]string{"expectations/few.sql": "", "models/orders.sql": "SELECT id, customer, amount, no_such_column FROM raw.orders"})
+	res, prog = w.push(t, "main")
+	why = res.Refused["refs/heads/main"]
+	if !strings.HasPrefix(why, "weir: clean.orders failed: ") || !strings.Contains(why, "no_such_column") {
+		t.Fatalf("refusal %q\n%s", why, prog)
+	}
+
+	// A plan problem runs nothing.
+	w.commit(t, map[string]string{"models/orders.sql": "SELECT * FROM raw.ordrs"})
+	res, prog = w.push(t, "main")
+	why = res.Refused["refs/heads/main"]
+	if !strings.Contains(why, "models/orders.sql:1: reads raw.ordrs, which is neither on branch main nor made by the pipeline") {
+		t.Fatalf("refusal %q\n%s", why, prog)
+	}
+	if w.ref(t, "refs/data/main") != data || w.ref(t, "refs/heads/main") != code {
+		t.Fatal("branch moved after a refused plan")
+	}
+}
+
+func TestPipelineParamsAndDryRun(t *testing.T) {
+	w := newWorld(t)
+	w.commit(t, map[string]string{
+		"models/p.sql": "SELECT getvariable('tag') AS tag",
+		"models/q.py":  "# weir: outputs = main.q\nimport os\nopen(os.environ['WEIR_OUT_MAIN_Q'],'w').write('tag\\n\"' + os.environ['WEIR_PARAM_tag'].replace('\"','\"\"') + '\"\\n')\n",
+	})
+	res, prog := w.push(t, "main", "dry-run")
+	if res.Refused["refs/heads/main"] != "weir: dry run, nothing changed" || !w.ref(t, "refs/data/main").IsZero() {
+		t.Fatalf("dry run: %v\n%s", res.Refused, prog)
+	}
+	if !strings.Contains(prog, "main.p") || !strings.Contains(prog, "models/q.py") {
+		t.Fatalf("dry run plan:\n%s", prog)
+	}
+	tag := "a'b\"c,d;e\nf $(g)"
+	res, prog = w.push(t, "main", "param.tag="+tag)
+	if len(res.Refused) > 0 {
+		t.Fatalf("refused: %v\n%s", res.Refused, prog)
+	}
+	d := w.ref(t, "refs/data/main")
+	if got := w.query(t, d, "SELECT tag FROM main.p"); got != tag {
+		t.Fatalf("sql param %q", got)
+	}
+	if got := w.query(t, d, "SELECT tag FROM main.q"); got != tag {
+		t.Fatalf("python param %q", got)
+	}
+}
