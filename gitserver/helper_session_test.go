@@ -3,6 +3,7 @@ package gitserver
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"flag"
 	"fmt"
@@ -386,7 +387,16 @@ func (ts *sessServer) httpServer() *httptest.Server {
 			w.Write(buf.Bytes())
 			return
 		}
-		if err := ts.srv.Serve(r.Context(), r.Body, &buf, sess); err != nil {
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			body = zr
+		}
+		if err := ts.srv.Serve(r.Context(), body, &buf, sess); err != nil {
 			ts.mu.Lock()
 			ts.errs = append(ts.errs, err)
 			ts.mu.Unlock()
