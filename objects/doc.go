@@ -14,9 +14,27 @@
 // The value is the body of a non-delta pack entry, so upload-pack streams
 // it into a pack without inflating or recompressing it.
 //
+// The hash is the last 20 bytes of the key and repo names never contain
+// 0x00, so one repo's objects are the key range ['o' repo 0x00, 'o' repo
+// 0x01). Type is the pack type number (1 commit, 2 tree, 3 blob, 4 tag);
+// size is the inflated size. A pushed non-delta entry is stored with its
+// original zlib bytes; a resolved delta or a Put is deflated at
+// zlib.BestSpeed.
+//
 // A Quarantine is an indexed Pebble batch layered over the database: objects
 // ingested into it are readable through the quarantine (so pre-receive hooks
 // can walk them) and invisible to everyone else. refs.Store commits it
-// together with the ref updates in one synced write, or it is closed and
-// dropped; after a crash nothing of it remains.
+// together with the ref updates in one synced write (Quarantine.CommitWith),
+// or it is closed and dropped; it never touches the WAL before that commit,
+// so after a crash nothing of it remains.
+//
+// Pack ingestion is two-phase: the whole pack is parsed (zlib streams kept
+// as is, non-delta objects hashed while inflating) and its trailing SHA-1
+// verified, then deltas are resolved (ofs-deltas by offset, ref-deltas by
+// hash, thin-pack bases from the quarantine or the repo), and only then is
+// anything written to the batch: a refused pack leaves no trace.
+//
+// Check is git's fsck as receive.fsckObjects runs it in strict mode (its
+// warnings are errors), with git's message ids, plus connectivity from the
+// pushed tips down to objects already in the repo.
 package objects

@@ -42,8 +42,11 @@ type Limits struct {
 //
 // Methods (implemented in store.go):
 //
+//	func Open(dir string) (*pebble.DB, error)                      // on-disk database with Weir's options
+//	func OpenFS(dir string, fs vfs.FS) (*pebble.DB, error)         // same on any vfs (vfs.NewMem() in tests)
 //	func New(db *pebble.DB, limits Limits) *Store
 //	func (s *Store) DB() *pebble.DB
+//	func (s *Store) Limits() Limits                                // with defaults filled in
 //	func (s *Store) Get(ctx context.Context, repo RepoName, h Hash) (*Object, error)
 //	func (s *Store) Has(ctx context.Context, repo RepoName, h Hash) (bool, error)
 //	func (s *Store) Raw(ctx context.Context, repo RepoName, h Hash) (typ Type, size int64, zdata []byte, err error)
@@ -51,6 +54,10 @@ type Limits struct {
 //	func (s *Store) Storer(repo RepoName) storer.EncodedObjectStorer                         // read-only, for go-git plumbing (object.GetCommit, ...)
 //	func (s *Store) NewQuarantine(repo RepoName) *Quarantine
 //	func (s *Store) DeleteRepo(ctx context.Context, repo RepoName) error
+//
+// Errors: ErrNotFound, ErrBadObject, ErrReadOnly (go-git writes),
+// ErrBadPack and ErrTooLarge (IngestPack, Put), ErrClosed (Quarantine),
+// ErrBadRepoName (ParseRepoName), *CheckError (Check).
 type Store struct {
 	db     *pebble.DB
 	limits Limits
@@ -63,18 +70,23 @@ const (
 )
 
 // Quarantine holds the objects of one push until refs.Store commits them
-// with the ref updates, or Close drops them.
+// with the ref updates, or Close drops them. It is safe for concurrent
+// use: reads may run in parallel; writes and the commit are exclusive.
 //
-// Methods (implemented in quarantine.go):
+// Methods (implemented in quarantine.go and fsck.go):
 //
 //	func (q *Quarantine) Repo() RepoName
-//	func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error) // resolves ofs/ref deltas against the quarantine and the repo; enforces Limits
+//	func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error) // resolves ofs/ref deltas against the quarantine and the repo; enforces Limits; all or nothing
 //	func (q *Quarantine) Put(typ Type, data []byte) (Hash, error)
 //	func (q *Quarantine) Get(ctx context.Context, h Hash) (*Object, error)            // sees quarantine, then repo
 //	func (q *Quarantine) Has(ctx context.Context, h Hash) (bool, error)
+//	func (q *Quarantine) Raw(ctx context.Context, h Hash) (Type, int64, []byte, error)
+//	func (q *Quarantine) Ingested() []Hash                                           // everything written into it, sorted
 //	func (q *Quarantine) Storer() storer.EncodedObjectStorer                         // quarantine + repo, for hooks
 //	func (q *Quarantine) Check(ctx context.Context, tips []Hash) error              // fsck of ingested objects + connectivity from tips; *CheckError
-//	func (q *Quarantine) Batch() *pebble.Batch                                       // for refs.Store to commit atomically
+//	func (q *Quarantine) CommitWith(write func(*pebble.Batch) error) error          // refs.Store adds its ref writes and commits with pebble.Sync
+//	func (q *Quarantine) Committed() bool
+//	func (q *Quarantine) Batch() *pebble.Batch                                       // read access to the indexed batch
 //	func (q *Quarantine) Close() error                                               // drop unless committed
 type Quarantine struct {
 	store *Store

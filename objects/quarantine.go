@@ -48,7 +48,7 @@ func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
+	if q.closed || q.committed {
 		return nil, ErrClosed
 	}
 	hashes := make([]Hash, len(pp.entries))
@@ -74,7 +74,7 @@ func (q *Quarantine) Put(typ Type, data []byte) (Hash, error) {
 	v := encodeValue(typ, int64(len(data)), deflate(data))
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
+	if q.closed || q.committed {
 		return ZeroHash, ErrClosed
 	}
 	if err := q.batch.Set(ObjectKey(q.repo, h), v, nil); err != nil {
@@ -157,18 +157,9 @@ func (q *Quarantine) Storer() storer.EncodedObjectStorer {
 	}}
 }
 
-// Batch returns the quarantine's indexed batch. Package refs adds its ref
-// writes to it, commits it with pebble.Sync and then calls MarkCommitted.
-// Nobody else may write to it.
+// Batch returns the quarantine's indexed batch, for callers that need to
+// read through it directly. Writes and the commit go through CommitWith.
 func (q *Quarantine) Batch() *pebble.Batch { return q.batch }
-
-// MarkCommitted records that the batch was committed, so Close keeps its
-// contents. Called by package refs after a successful commit.
-func (q *Quarantine) MarkCommitted() {
-	q.mu.Lock()
-	q.committed = true
-	q.mu.Unlock()
-}
 
 // Committed reports whether the quarantine's objects were committed.
 func (q *Quarantine) Committed() bool {

@@ -10,8 +10,20 @@
 //	'r' <repo> 0x00 <refname>                 <hash:20>  or  "ref: " <target>   (symbolic)
 //	'l' <repo> 0x00 <refname> 0x00 <seq:8 BE> <old:20> <new:20> <unix-nanos:8 BE> <message>
 //
-// Concurrency: Update locks the named refs (in sorted order), checks every
-// old value, writes the batch with pebble.Sync and unlocks. Updates to
-// distinct refs proceed in parallel and share fsyncs through Pebble's commit
-// pipeline (group commit).
+// Ref names never contain 0x00 (CheckName), so one ref's reflog is the key
+// range ['l' repo 0x00 name 0x00, 'l' repo 0x00 name 0x01) in sequence
+// order. A deletion removes the 'r' key and appends a reflog entry with
+// new = zero; the reflog outlives the ref.
+//
+// Concurrency: every ref maps to one of 1024 lock stripes by a hash of
+// (repo, name). Update locks the stripes of all its refs in ascending
+// stripe order (no deadlock between updates), checks every old value
+// against the database, writes refs and reflog entries into one batch (the
+// quarantine's batch when there is one), commits it with pebble.Sync and
+// unlocks. Updates to distinct refs proceed in parallel and share fsyncs
+// through Pebble's commit pipeline (group commit). Reads take no locks.
+//
+// Durability: Update returns nil only after its batch is synced to the WAL;
+// a crash at any instant leaves each batch either fully applied or absent,
+// so a code ref and a data ref moved together are always seen together.
 package refs
