@@ -489,3 +489,12 @@ func TestConcurrentSandboxes(t *testing.T) {
 	}
 	assertNoLeftovers(t, "weir-conc-0-0")
 }
+
+// TestRunnerExecutes runs the mounted weir binary (here: this test binary)
+// inside the sandbox, as SQL nodes do.
+func TestRunnerExecutes(t *testing.T) {
+	res := run(t, exec.Spec{Weir: true, Args: []string{exec.RunnerPath, "-test.list", "^TestRunnerExecutes$"}})
+	if res.Reason != exec.ReasonOK || string(res.Output) != "TestRunnerExecutes\n" {
+		t.Errorf("got %s", explain(res))
+	}
+}

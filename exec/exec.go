@@ -138,7 +138,7 @@ type Result struct {
 	// Output is the tail (OutputTail bytes) of the node's stdout and
 	// stderr, interleaved in the order written.
 	Output       []byte
-	Wall         time.Duration // start to exit
+	Wall         time.Duration // the node's run: from its start to its exit
 	CPU          time.Duration // user+system CPU of every process in the sandbox
 	PeakMemory   int64         // bytes, cgroup high-water mark
 	BytesWritten int64         // bytes used under /out at exit

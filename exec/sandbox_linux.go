@@ -261,13 +261,14 @@ func (r *run) do(ctx context.Context) *Result {
 		Init:            true,
 		NoNewPrivileges: &noNewPrivs,
 	}
-	wallCtx, cancel := context.WithTimeout(ctx, r.lim.Wall)
-	defer cancel()
-	start := time.Now()
 	if err := container.Run(proc); err != nil {
 		return setupFail(err)
 	}
 	r.phase("start")
+	// The node runs from here: its wall clock and limit start now.
+	start := time.Now()
+	wallCtx, cancel := context.WithTimeout(ctx, r.lim.Wall)
+	defer cancel()
 	var (
 		killedBy = make(chan error, 1)
 		exited   = make(chan struct{})
