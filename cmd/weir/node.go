@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
 
+	"github.com/weir-dev/weir/catalog"
+	"github.com/weir-dev/weir/exec"
+	"github.com/weir-dev/weir/hooks"
 	"github.com/weir-dev/weir/hooks/node"
 )
 
@@ -22,4 +29,60 @@ func runNode(args []string) error {
 		os.Exit(code)
 	}
 	return nil
+}
+
+// The pipeline hook in weir serve: pushes run their pipeline in sandboxes
+// (exec, state under <data>/exec) on the repo's tables (catalog, warehouse
+// <data>/warehouse), and move code and data refs together.
+func init() {
+	serveSetup = append(serveSetup, func(a *serveApp) error {
+		cat, err := serveCatalog(a)
+		if err != nil {
+			return err
+		}
+		var runner exec.Runner
+		sb, err := exec.New(exec.Config{StateDir: filepath.Join(a.DataDir, "exec")})
+		if err != nil {
+			// Plain Git still works; pipelines are refused with the reason.
+			a.Logger.Warn("sandboxes unavailable: pushes with a pipeline will be refused", "err", err)
+			runner = noSandboxes{err}
+		} else {
+			a.closers = append(a.closers, sb.Close)
+			runner = sb
+		}
+		work := filepath.Join(a.DataDir, "runs")
+		os.RemoveAll(work) // staging of runs a crash interrupted
+		h, err := hooks.NewPipeline(hooks.PipelineConfig{
+			Refs: a.Refs, Catalog: cat, Runner: runner, WorkDir: work, Logger: a.Logger,
+		})
+		if err != nil {
+			return err
+		}
+		a.Git.Hook = h
+		return nil
+	})
+}
+
+// noSandboxes is the runner of a server whose host cannot run sandboxes.
+type noSandboxes struct{ err error }
+
+// Run refuses every node.
+func (n noSandboxes) Run(context.Context, exec.Spec) (*exec.Result, error) {
+	return nil, fmt.Errorf("this server cannot run sandboxes: %v", n.err)
+}
+
+// serveCatalogs holds the one catalog of each serveApp.
+var serveCatalogs sync.Map // *serveApp -> *catalog.Catalog
+
+// serveCatalog returns the catalog of a's repos over its local warehouse.
+func serveCatalog(a *serveApp) (*catalog.Catalog, error) {
+	if c, ok := serveCatalogs.Load(a); ok {
+		return c.(*catalog.Catalog), nil
+	}
+	wh, err := catalog.NewLocalWarehouse(a.Warehouse)
+	if err != nil {
+		return nil, err
+	}
+	c, _ := serveCatalogs.LoadOrStore(a, catalog.New(a.Objects, a.Refs, wh))
+	return c.(*catalog.Catalog), nil
 }

@@ -1,0 +1,158 @@
+package node
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// QueryOptions bound a read-only query.
+type QueryOptions struct {
+	MaxRows int           // rows printed at most (default 10,000)
+	Timeout time.Duration // default 60 s
+	Memory  string        // DuckDB memory_limit (default "1GB")
+}
+
+// Query runs one SELECT over tables (ns.table -> its Parquet files) and
+// writes the result to w as tab-separated values with a header line. It
+// runs in the caller's process, so it is locked down harder than a node:
+// each table is a view over its exact files, the only paths DuckDB may
+// then open (allowed_paths) are those files, external access is disabled,
+// the configuration is locked, and anything but one SELECT is refused
+// before it runs.
+func Query(ctx context.Context, tables map[string][]string, q string, w io.Writer, o QueryOptions) error {
+	if o.MaxRows <= 0 {
+		o.MaxRows = 10000
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.Memory == "" {
+		o.Memory = "1GB"
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	exec := func(s string) error {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+		return nil
+	}
+	for _, s := range []string{
+		"SET autoinstall_known_extensions=false",
+		"SET autoload_known_extensions=false",
+		"SET threads=2",
+		"SET memory_limit=" + quote(o.Memory),
+	} {
+		if err := exec(s); err != nil {
+			return err
+		}
+	}
+	names := make([]string, 0, len(tables))
+	for t := range tables {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	schemas := map[string]bool{}
+	var allowed []string
+	for _, t := range names {
+		ns, name, ok := strings.Cut(t, ".")
+		if !ok {
+			return fmt.Errorf("table %q is not ns.table", t)
+		}
+		if !schemas[ns] {
+			schemas[ns] = true
+			if err := exec("CREATE SCHEMA IF NOT EXISTS " + ident(ns)); err != nil {
+				return err
+			}
+		}
+		var files []string
+		for _, f := range tables[t] {
+			files = append(files, quote(filepath.Clean(f)))
+			allowed = append(allowed, quote(filepath.Clean(f)))
+		}
+		if len(files) == 0 {
+			continue
+		}
+		if err := exec(fmt.Sprintf("CREATE VIEW %s.%s AS SELECT * FROM read_parquet([%s])", ident(ns), ident(name), strings.Join(files, ","))); err != nil {
+			return err
+		}
+	}
+	for _, s := range []string{
+		"SET allowed_directories=[]",
+		"SET allowed_paths=[" + strings.Join(allowed, ",") + "]",
+		"SET enable_external_access=false",
+		"SET lock_configuration=true",
+	} {
+		if err := exec(s); err != nil {
+			return err
+		}
+	}
+	q = strings.TrimRight(q, " \t\r\n;")
+	if err := checkOneSelect(ctx, conn, q); err != nil {
+		return err
+	}
+	rows, err := conn.QueryContext(ctx, "SELECT * FROM ("+q+"\n) LIMIT "+fmt.Sprint(o.MaxRows+1))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, strings.Join(cols, "\t"))
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	n := 0
+	for rows.Next() {
+		if n == o.MaxRows {
+			fmt.Fprintf(w, "(more than %d rows; add a LIMIT)\n", o.MaxRows)
+			break
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		cells := make([]string, len(vals))
+		for i, v := range vals {
+			cells[i] = tsvCell(v)
+		}
+		fmt.Fprintln(w, strings.Join(cells, "\t"))
+		n++
+	}
+	return rows.Err()
+}
+
+func tsvCell(v any) string {
+	if v == nil {
+		return "NULL"
+	}
+	var s string
+	switch x := v.(type) {
+	case []byte:
+		s = string(x)
+	case time.Time:
+		s = x.Format(time.RFC3339Nano)
+	default:
+		s = fmt.Sprint(x)
+	}
+	return strings.NewReplacer("\t", `\t`, "\n", `\n`, "\r", `\r`, `\`, `\\`).Replace(s)
+}
