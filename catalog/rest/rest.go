@@ -44,6 +44,14 @@ type Option func(*handler)
 // WithAuthorizer replaces LoopbackOnly.
 func WithAuthorizer(a Authorizer) Option { return func(h *handler) { h.auth = a } }
 
+// RepoAccess reports whether identity may read (write=false) or write
+// (write=true) repo. The default allows everything the Authorizer let in.
+type RepoAccess func(identity string, repo objects.RepoName, write bool) bool
+
+// WithRepoAccess adds a per-repo permission check: reads need read access,
+// writes (any method but GET and HEAD) need write access; refusals are 403.
+func WithRepoAccess(a RepoAccess) Option { return func(h *handler) { h.access = a } }
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(h *handler) { h.log = l } }
 
@@ -51,9 +59,10 @@ func WithLogger(l *slog.Logger) Option { return func(h *handler) { h.log = l } }
 const MaxBodyBytes = 32 << 20
 
 type handler struct {
-	c    *catalog.Catalog
-	auth Authorizer
-	log  *slog.Logger
+	c      *catalog.Catalog
+	auth   Authorizer
+	access RepoAccess
+	log    *slog.Logger
 }
 
 // NewRESTHandler returns the Iceberg REST catalog over c.
@@ -225,6 +234,16 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, identity string)
 	repo, err := objects.ParseRepoName(segs[0])
 	if err != nil {
 		return err
+	}
+	if h.access != nil {
+		write := r.Method != http.MethodGet && r.Method != http.MethodHead
+		if !h.access(identity, repo, write) {
+			what := "read"
+			if write {
+				what = "write to"
+			}
+			return &httpError{http.StatusForbidden, "ForbiddenException", fmt.Sprintf("%s may not %s repo %s", identity, what, repo)}
+		}
 	}
 	if err := h.repoExists(ctx, repo); err != nil {
 		return err

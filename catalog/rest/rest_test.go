@@ -496,3 +496,25 @@ func TestAuthorizer(t *testing.T) {
 		t.Fatalf("authorized request = %d %s", rec.Code, rec.Body)
 	}
 }
+
+func TestRepoAccess(t *testing.T) {
+	s := newServer(t, nil)
+	h := rest.NewRESTHandler(s.cat, rest.WithRepoAccess(func(id string, r objects.RepoName, write bool) bool { return !write }))
+	req := httptest.NewRequest("POST", "/v1/team%2Fdemo/main/namespaces", strings.NewReader(`{"namespace":["x"]}`))
+	req.RemoteAddr = "127.0.0.1:1"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "may not write to repo team/demo") {
+		t.Fatalf("write without permission = %d %s", rec.Code, rec.Body)
+	}
+	req = httptest.NewRequest("GET", "/v1/team%2Fdemo/main/namespaces", nil)
+	req.RemoteAddr = "127.0.0.1:1"
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("read = %d %s", rec.Code, rec.Body)
+	}
+	if s.head(t, "main") != objects.ZeroHash {
+		t.Fatal("refused write created a data ref")
+	}
+}
