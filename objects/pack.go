@@ -101,6 +101,13 @@ func (p *packReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Allocation caps: sizes in a pack header are claims, so buffers start no
+// bigger than this and grow with the data that actually arrives.
+const (
+	initialAlloc     = 1 << 20
+	maxDeltaPrealloc = 64 << 20
+)
+
 // packEntry is one pack entry after the first pass.
 type packEntry struct {
 	off  int64
@@ -158,8 +165,8 @@ func parsePack(r io.Reader, lim Limits) (*parsedPack, error) {
 		return nil, fmt.Errorf("%w: pack claims %d objects, more than MaxPackBytes (%d bytes) can hold", ErrTooLarge, count, lim.MaxPackBytes)
 	}
 	pp := &parsedPack{
-		entries: make([]*packEntry, 0, min(count, 1<<16)),
-		byOff:   make(map[int64]int, min(count, 1<<16)),
+		entries: make([]*packEntry, 0, min(count, 1024)),
+		byOff:   make(map[int64]int, min(count, 1024)),
 	}
 	var zr io.ReadCloser
 	buf := make([]byte, 32<<10)
@@ -228,7 +235,7 @@ func parsePack(r io.Reader, lim Limits) (*parsedPack, error) {
 			// The stored value is built in place: header, then the
 			// captured zlib stream.
 			hdr := encodeValue(e.typ, e.size, nil)
-			zbuf = bytes.NewBuffer(make([]byte, 0, int64(len(hdr))+e.size/2+64))
+			zbuf = bytes.NewBuffer(make([]byte, 0, int64(len(hdr))+min(e.size/2, initialAlloc)+64))
 			zbuf.Write(hdr)
 			pr.capture = zbuf
 		}
@@ -246,7 +253,7 @@ func parsePack(r io.Reader, lim Limits) (*parsedPack, error) {
 		if e.kind <= 4 {
 			hasher = plumbing.NewHasher(e.typ, e.size)
 		} else {
-			delta = make([]byte, 0, e.size)
+			delta = make([]byte, 0, min(e.size, initialAlloc))
 		}
 		var n int64
 		for {
@@ -436,7 +443,7 @@ func applyDelta(base, delta []byte, maxObject int64) ([]byte, error) {
 	if dstSize > uint64(maxObject) {
 		return nil, fmt.Errorf("%w: delta result of %d bytes exceeds MaxObjectBytes (%d)", ErrTooLarge, dstSize, maxObject)
 	}
-	out := make([]byte, 0, dstSize)
+	out := make([]byte, 0, min(dstSize, maxDeltaPrealloc))
 	for len(d) > 0 {
 		cmd := d[0]
 		d = d[1:]
