@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,7 +34,7 @@ func runNode(args []string) error {
 }
 
 // The pipeline hook in weir serve: pushes run their pipeline in sandboxes
-// (exec, state under <data>/exec) on the repo's tables (catalog, warehouse
+// (exec, state under /run/weir/exec-<hash of the data dir>) on the repo's tables (catalog, warehouse
 // <data>/warehouse), and move code and data refs together.
 func init() {
 	serveSetup = append(serveSetup, func(a *serveApp) error {
@@ -41,7 +43,7 @@ func init() {
 			return err
 		}
 		var runner exec.Runner
-		sb, err := exec.New(exec.Config{StateDir: filepath.Join(a.DataDir, "exec")})
+		sb, err := exec.New(exec.Config{StateDir: sandboxStateDir(a.DataDir)})
 		if err != nil {
 			// Plain Git still works; pipelines are refused with the reason.
 			a.Logger.Warn("sandboxes unavailable: pushes with a pipeline will be refused", "err", err)
@@ -61,6 +63,18 @@ func init() {
 		a.Git.Hook = h
 		return nil
 	})
+}
+
+// sandboxStateDir is the exec state dir of the server whose data dir is
+// data: under /run/weir (a tmpfs, away from the binary, so libcontainer
+// can seal the binary instead of copying it per sandbox), one per data dir
+// so that two servers never sweep each other's sandboxes.
+func sandboxStateDir(data string) string {
+	sum := sha256.Sum256([]byte(data))
+	if st, err := os.Stat("/run"); err == nil && st.IsDir() {
+		return filepath.Join("/run/weir", "exec-"+hex.EncodeToString(sum[:6]))
+	}
+	return filepath.Join(data, "exec")
 }
 
 // noSandboxes is the runner of a server whose host cannot run sandboxes.
