@@ -139,6 +139,9 @@ func destroyCgroup(name string) {
 // be used after Close.
 func (s *Sandboxes) Close() error {
 	s.pool.close()
+	if s.initFile != nil {
+		s.initFile.Close()
+	}
 	for _, dir := range s.cgroupDirs() {
 		subs, _ := os.ReadDir(dir)
 		for _, sub := range subs {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -36,11 +37,13 @@ const (
 // Run owns its container from creation to teardown.
 type Sandboxes struct {
 	cfg          Config
-	containers   string // libcontainer root: <StateDir>/containers
-	runs         string // per-run staging: <StateDir>/runs
-	hostRoot     string // skeleton rootfs of the host runtime
-	seccompFile  string // the compiled seccomp program, bound at seccompPath
-	cgroupPrefix string // relative cgroup parent, unique per StateDir
+	containers   string   // libcontainer root: <StateDir>/containers
+	runs         string   // per-run staging: <StateDir>/runs
+	hostRoot     string   // skeleton rootfs of the host runtime
+	seccompFile  string   // the compiled seccomp program, bound at seccompPath
+	shimBinary   string   // bound at shimPath: InitBinary, else WeirBinary
+	initFile     *os.File // sealed memfd copy of InitBinary, or nil
+	cgroupPrefix string   // relative cgroup parent, unique per StateDir
 	log          *slog.Logger
 	pool         *cgroupPool
 
@@ -112,6 +115,23 @@ func New(cfg Config) (*Sandboxes, error) {
 	pool := cfg.CgroupPool
 	if pool == 0 {
 		pool = defaultPoolSize
+	}
+	s.shimBinary = cfg.WeirBinary
+	if cfg.InitBinary == "" {
+		if exe, err := os.Executable(); err == nil {
+			cand := filepath.Join(filepath.Dir(exe), "weir-sandbox-init")
+			if _, err := os.Stat(cand); err == nil {
+				cfg.InitBinary = cand
+			}
+		}
+	}
+	if cfg.InitBinary != "" {
+		f, err := sealedCopy(cfg.InitBinary)
+		if err != nil {
+			return nil, fmt.Errorf("exec: init binary: %w", err)
+		}
+		s.initFile, s.shimBinary = f, cfg.InitBinary
+		s.cfg.InitBinary = cfg.InitBinary
 	}
 	s.pool = newCgroupPool(s.cgroupPrefix, pool)
 	if exe, err := filepath.EvalSymlinks(cfg.WeirBinary); err == nil {
@@ -261,6 +281,10 @@ func (r *run) do(ctx context.Context) *Result {
 		Init:            true,
 		NoNewPrivileges: &noNewPrivs,
 	}
+	if r.s.initFile != nil {
+		// fd 3 of the init: the trampoline in shim_cgo.go execs it.
+		proc.ExtraFiles = []*os.File{r.s.initFile}
+	}
 	if err := container.Run(proc); err != nil {
 		return setupFail(err)
 	}
@@ -359,6 +383,32 @@ func exitCode(ps *os.ProcessState, err error) int {
 		return ws.ExitStatus()
 	}
 	return ps.ExitCode()
+}
+
+// sealedCopy copies the binary at path into a sealed memfd (no write, grow,
+// shrink or further seals), so no sandbox can alter what later sandboxes
+// run as init even if the file on disk changes.
+func sealedCopy(path string) (*os.File, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("weir-sandbox-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "weir-sandbox-init")
+	if _, err := io.Copy(f, src); err != nil {
+		f.Close()
+		return nil, err
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	return f, nil
 }
 
 // prepareOut mounts a tmpfs of the output quota on the run's staging dir.
@@ -502,7 +552,7 @@ func (r *run) config() *configs.Config {
 			Data: "size=64k,mode=0755,nr_inodes=4096"},
 		&configs.Mount{Source: r.outDir, Destination: OutputDir, Device: "bind",
 			Flags: unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV},
-		&configs.Mount{Source: r.s.cfg.WeirBinary, Destination: shimPath, Device: "bind", Flags: roBind},
+		&configs.Mount{Source: r.s.shimBinary, Destination: shimPath, Device: "bind", Flags: roBind},
 		&configs.Mount{Source: r.s.seccompFile, Destination: seccompPath, Device: "bind", Flags: roBind | unix.MS_NOEXEC},
 	)
 	if r.spec.Weir {

@@ -20,6 +20,7 @@ package exec
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -75,6 +76,26 @@ __attribute__((constructor)) static void weir_shim(int argc, char **argv, char *
 		_exit(127);
 	}
 	weir_shim_die("exec", argv[4]);
+}
+
+// weir_init_trampoline runs before every other constructor (priority 101;
+// nsenter's nsexec and C++ static initialisers run later) in a binary
+// re-executed by libcontainer as "init". When the server passed a small
+// init binary (a sealed memfd of weir-sandbox-init) as the container's
+// first extra file, fd 3, it execs that instead, so the container's init
+// never boots the large weir binary. fd 3 stays open for libcontainer, as
+// an extra file it hands to the node (the shim closes it before the node
+// runs). If fd 3 is not an executable file, or is this very binary, or the
+// exec fails, the current binary carries on as init.
+__attribute__((constructor(101))) static void weir_init_trampoline(int argc, char **argv, char **envp) {
+	struct stat fdst, self;
+	if (argc < 2 || argv == NULL || strcmp(argv[1], "init") != 0 || getenv("_LIBCONTAINER_INITPIPE") == NULL)
+		return;
+	if (fstat(3, &fdst) != 0 || !S_ISREG(fdst.st_mode) || (fdst.st_mode & S_IXUSR) == 0)
+		return;
+	if (stat("/proc/self/exe", &self) == 0 && self.st_dev == fdst.st_dev && self.st_ino == fdst.st_ino)
+		return;
+	fexecve(3, argv, envp);
 }
 */
 import "C"
