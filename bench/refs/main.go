@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/weir-dev/weir/objects"
@@ -64,6 +65,7 @@ func main() {
 		weir[writers] = weirThroughput(ctx, rd, writers, *dur)
 	}
 	p50, p99 := weirLatency(ctx, rd, *latN)
+	f50, f99 := fsyncLatency(root, *latN)
 
 	gitDir := filepath.Join(root, "git")
 	a, b := gitSetup(gitDir)
@@ -81,6 +83,7 @@ func main() {
 	fmt.Printf("atomic 2-ref update latency (1 writer)      p50         p99\n")
 	fmt.Printf("  weir                                    %8s    %8s\n", round(p50), round(p99))
 	fmt.Printf("  git update-ref --stdin (fsync)          %8s    %8s\n", round(g50), round(g99))
+	fmt.Printf("  the disk itself: 4 KiB append + fdatasync %8s    %8s\n", round(f50), round(f99))
 	fmt.Println()
 	fmt.Printf("weir %.0f/s vs git %.0f/s (ratio %.1fx), 1 writer, both fsyncing\n", weir[1], gitSynced, weir[1]/gitSynced)
 	fmt.Printf("weir %.0f/s with 64 writers vs git %.0f/s (ratio %.1fx; goal 5000/s)\n", weir[64], gitSynced, weir[64]/gitSynced)
@@ -145,6 +148,29 @@ func weirLatency(ctx context.Context, rd *refs.DB, n int) (p50, p99 time.Duratio
 			log.Fatal(err)
 		}
 		prev = next
+	}
+	return percentiles(lat)
+}
+
+// fsyncLatency times appending 4 KiB to a file and fdatasync-ing it, the
+// floor under any durable write on this disk.
+func fsyncLatency(dir string, n int) (p50, p99 time.Duration) {
+	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	lat := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			log.Fatal(err)
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			log.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
 	}
 	return percentiles(lat)
 }
