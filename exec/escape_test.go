@@ -371,7 +371,10 @@ func TestNonZeroExitAndMissingCommand(t *testing.T) {
 
 func TestBadSpec(t *testing.T) {
 	s := sandboxes(t)
+	private := t.TempDir() // 0700: nobody cannot read it
+	os.Chmod(private, 0o700)
 	for _, spec := range []exec.Spec{
+		{ID: "ok", Args: []string{"/bin/true"}, Inputs: map[string]string{"p": private}},
 		{ID: "../x", Args: []string{"/bin/true"}},
 		{ID: "ok", Args: nil},
 		{ID: "ok", Args: []string{"/bin/true"}, Inputs: map[string]string{"a/b": "/etc"}},

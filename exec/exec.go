@@ -91,11 +91,15 @@ type Spec struct {
 	// Env is exactly the environment the node sees; nothing of the
 	// server's environment is inherited.
 	Env []string
-	// Inputs maps a name to a host dir or file, mounted read-only at
-	// /in/<name>. Names are single path elements.
+	// Inputs maps a name to a host dir or file (absolute path), mounted
+	// read-only at /in/<name>. Names are single path elements. The node runs
+	// as uid 65534 (nobody), so inputs must be world-readable (files 0644,
+	// dirs 0755, all the way down); Run refuses a top-level input that is not.
 	Inputs map[string]string
 	// Output is a host dir that receives what the node wrote to /out once
-	// it exits (whether it succeeded or not). It must exist and be empty.
+	// it exits (whether it succeeded or not): regular files and dirs only,
+	// owned by the server. It must exist and hold none of the names the
+	// node writes.
 	// "" means the node gets a scratch /out that is thrown away.
 	Output string
 	// Weir mounts the weir binary (Config.WeirBinary) read-only at

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -166,8 +167,19 @@ func (s *Sandboxes) Run(ctx context.Context, spec Spec) (*Result, error) {
 		if !filepath.IsAbs(src) {
 			return nil, fmt.Errorf("%w: input %s: path %q is not absolute", ErrBadSpec, name, src)
 		}
-		if _, err := os.Stat(src); err != nil {
+		fi, err := os.Stat(src)
+		if err != nil {
 			return nil, fmt.Errorf("%w: input %s: %v", ErrBadSpec, name, err)
+		}
+		// The node runs as nobody: an input it cannot read is a server bug
+		// better reported here than as EACCES inside the node.
+		need := fs.FileMode(0o004) // r for others
+		if fi.IsDir() {
+			need |= 0o001 // and x, to enter it
+		}
+		if fi.Mode().Perm()&need != need {
+			return nil, fmt.Errorf("%w: input %s: %s has mode %s; inputs must be world-readable (the node runs as uid %d)",
+				ErrBadSpec, name, src, fi.Mode().Perm(), nodeUID)
 		}
 	}
 	if spec.Output != "" {
@@ -360,6 +372,19 @@ func (r *run) do(ctx context.Context) *Result {
 		res.Reason = ReasonOK
 	}
 	return res
+}
+
+// memorySwap is the memory+swap limit: equal to the memory limit (no
+// swap) where the kernel accounts swap, unset where it does not (cgroup v1
+// without swapaccount: libcontainer would refuse the setting).
+func memorySwap(mem int64) int64 {
+	if cgroups.IsCgroup2UnifiedMode() {
+		return mem
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err != nil {
+		return 0
+	}
+	return mem
 }
 
 func exitCode(ps *os.ProcessState, err error) int {
@@ -596,7 +621,7 @@ func (r *run) config() *configs.Config {
 			Path: r.s.pool.take(),
 			Resources: &cgroups.Resources{
 				Memory:     r.lim.Memory,
-				MemorySwap: r.lim.Memory,
+				MemorySwap: memorySwap(r.lim.Memory),
 				PidsLimit:  &pids,
 				CpuPeriod:  period,
 				CpuQuota:   int64(r.lim.CPU * float64(period)),
