@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/weir-dev/weir/catalog"
+	"github.com/weir-dev/weir/catalog/rest"
+	"github.com/weir-dev/weir/gitserver"
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+func init() {
+	register(command{name: "data", summary: "data branches, tags, merges and tables (offline)", run: runData})
+	serveSetup = append(serveSetup, mountIceberg)
+}
+
+// mountIceberg serves the Iceberg REST catalog at /iceberg/ next to Git
+// smart HTTP, with the same identities and grants.
+func mountIceberg(a *serveApp) error {
+	wh, err := openWarehouse(a.DataDir, warehouseFlags{})
+	if err != nil {
+		return err
+	}
+	cat := catalog.New(a.Objects, a.Refs, wh)
+	opts := []rest.Option{rest.WithLogger(a.Logger)}
+	if a.HTTPAccess != nil {
+		acc := a.HTTPAccess
+		opts = append(opts,
+			rest.WithAuthorizer(acc.HTTPIdentity),
+			rest.WithRepoAccess(func(id string, repo objects.RepoName, write bool) bool {
+				if write {
+					return acc.Can(id, repo, gitserver.PermWrite)
+				}
+				return acc.Can(id, repo, gitserver.PermRead)
+			}))
+	}
+	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", rest.NewRESTHandler(cat, opts...)))
+	a.Logger.Info("iceberg rest catalog mounted", "path", "/iceberg/", "warehouse", wh.Root())
+	return nil
+}
+
+// warehouseFlags choose the warehouse. Empty values fall back to the
+// environment (WEIR_WAREHOUSE, WEIR_S3_ENDPOINT, WEIR_S3_REGION,
+// WEIR_S3_PATH_STYLE; credentials from AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), then to <data>/warehouse.
+// weir serve reads the environment only.
+type warehouseFlags struct {
+	warehouse, endpoint, region string
+	pathStyle                   bool
+}
+
+func (w *warehouseFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&w.warehouse, "warehouse", "", "warehouse: a folder, or s3://bucket/prefix (default $WEIR_WAREHOUSE, else <data>/warehouse); must match weir serve's")
+	fs.StringVar(&w.endpoint, "s3-endpoint", "", "S3-compatible endpoint URL (default $WEIR_S3_ENDPOINT; empty: AWS)")
+	fs.StringVar(&w.region, "s3-region", "", "S3 region (default $WEIR_S3_REGION, else us-east-1)")
+	fs.BoolVar(&w.pathStyle, "s3-path-style", false, "S3 path-style addressing (default $WEIR_S3_PATH_STYLE; most S3-compatible servers need it)")
+}
+
+func orEnv(v, env string) string {
+	if v != "" {
+		return v
+	}
+	return os.Getenv(env)
+}
+
+func (w warehouseFlags) s3Config() (catalog.S3Config, bool, error) {
+	loc := orEnv(w.warehouse, "WEIR_WAREHOUSE")
+	if !strings.HasPrefix(loc, "s3://") {
+		return catalog.S3Config{}, false, nil
+	}
+	u, err := url.Parse(loc)
+	if err != nil || u.Host == "" {
+		return catalog.S3Config{}, false, fmt.Errorf("warehouse %q: want s3://bucket/prefix", loc)
+	}
+	return catalog.S3Config{
+		Bucket:    u.Host,
+		Prefix:    strings.Trim(u.Path, "/"),
+		Endpoint:  orEnv(w.endpoint, "WEIR_S3_ENDPOINT"),
+		Region:    orEnv(w.region, "WEIR_S3_REGION"),
+		PathStyle: w.pathStyle || os.Getenv("WEIR_S3_PATH_STYLE") == "true",
+	}, true, nil
+}
+
+func openWarehouse(dataDir string, w warehouseFlags) (catalog.Warehouse, error) {
+	cfg, isS3, err := w.s3Config()
+	if err != nil {
+		return nil, err
+	}
+	if isS3 {
+		cfg.CacheDir = filepath.Join(dataDir, "cache", "s3")
+		return catalog.NewS3Warehouse(cfg)
+	}
+	dir := orEnv(w.warehouse, "WEIR_WAREHOUSE")
+	if dir == "" {
+		dir = filepath.Join(dataDir, "warehouse")
+	}
+	return catalog.NewLocalWarehouse(dir)
+}
+
+// offline is a catalog over the server's database opened directly. Pebble
+// locks the database, so this fails while weir serve runs.
+type offline struct {
+	cat   *catalog.Catalog
+	close func() error
+}
+
+func openOffline(dataDir string, w warehouseFlags) (*offline, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, "pebble")); err != nil {
+		return nil, fmt.Errorf("no Weir database in %s (is --data right?): %w", dataDir, err)
+	}
+	db, err := objects.Open(filepath.Join(dataDir, "pebble"))
+	if err != nil {
+		return nil, fmt.Errorf("%w (offline commands open the database directly: stop weir serve first, or use the Iceberg REST catalog at /iceberg/)", err)
+	}
+	wh, err := openWarehouse(dataDir, w)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	objs := objects.New(db, objects.Limits{})
+	return &offline{cat: catalog.New(objs, refs.NewDB(objs), wh), close: db.Close}, nil
+}
+
+// parseInterleaved parses flags that may come before, between or after
+// positional arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+const dataUsage = `usage: weir data <subcommand> --repo REPO [--data DIR] ...
+
+  weir data branch NAME [FROM]    create data branch NAME (refs/data/NAME) at
+                                  FROM: a branch, data tag or commit (default main)
+  weir data tag NAME [FROM]       create data tag NAME (refs/tags/data/NAME)
+  weir data merge FROM INTO       merge the data of FROM into branch INTO:
+                                  fast-forward, else 3-way by table; refused
+                                  (nothing changes) if both changed a table
+  weir data delete NAME           delete data branch NAME
+  weir data tables [REV]          list the tables at REV (default main)
+
+These commands open the database directly: stop weir serve first (Pebble
+allows one process), or use the Iceberg REST catalog at /iceberg/ while it
+runs.
+
+flags:
+`
+
+func runData(args []string) error {
+	fs := flag.NewFlagSet("data", flag.ContinueOnError)
+	data := fs.String("data", "./weir-data", "data directory (as given to weir serve)")
+	repoFlag := fs.String("repo", "", "repo name, e.g. team/demo")
+	var wf warehouseFlags
+	wf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), dataUsage)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if len(pos) == 0 {
+		fs.Usage()
+		return errors.New("missing subcommand")
+	}
+	repo, err := objects.ParseRepoName(*repoFlag)
+	if err != nil {
+		return fmt.Errorf("--repo: %w", err)
+	}
+	arg := func(i int, def string) string {
+		if i < len(pos) {
+			return pos[i]
+		}
+		return def
+	}
+	need := func(min, max int, form string) error {
+		if len(pos)-1 < min || len(pos)-1 > max {
+			return fmt.Errorf("usage: weir data %s", form)
+		}
+		return nil
+	}
+	var check error
+	switch pos[0] {
+	case "branch":
+		check = need(1, 2, "branch NAME [FROM]")
+	case "tag":
+		check = need(1, 2, "tag NAME [FROM]")
+	case "merge":
+		check = need(2, 2, "merge FROM INTO")
+	case "delete":
+		check = need(1, 1, "delete NAME")
+	case "tables":
+		check = need(0, 1, "tables [REV]")
+	default:
+		return fmt.Errorf("unknown subcommand %q (see weir data --help)", pos[0])
+	}
+	if check != nil {
+		return check
+	}
+	off, err := openOffline(*data, wf)
+	if err != nil {
+		return err
+	}
+	defer off.close()
+	return dataCommand(context.Background(), os.Stdout, off.cat, repo, pos[0], arg(1, ""), arg(2, ""))
+}
+
+func dataCommand(ctx context.Context, out io.Writer, cat *catalog.Catalog, repo objects.RepoName, sub, a1, a2 string) error {
+	switch sub {
+	case "branch":
+		if a2 == "" {
+			a2 = "main"
+		}
+		h, err := cat.CreateBranch(ctx, repo, a1, a2)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "created data branch %s at %s\n", a1, h)
+	case "tag":
+		if a2 == "" {
+			a2 = "main"
+		}
+		h, err := cat.Tag(ctx, repo, a1, a2)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "created data tag %s at %s\n", a1, h)
+	case "merge":
+		h, err := cat.Merge(ctx, repo, a1, a2)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "data branch %s is at %s\n", a2, h)
+	case "delete":
+		h, err := cat.DeleteBranch(ctx, repo, a1)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "deleted data branch %s (was %s)\n", a1, h)
+	case "tables":
+		if a1 == "" {
+			a1 = "main"
+		}
+		h, _, err := cat.Resolve(ctx, repo, a1)
+		if err != nil {
+			return err
+		}
+		tabs, err := cat.Tables(ctx, repo, h)
+		if err != nil {
+			return err
+		}
+		names := make([]catalog.TableName, 0, len(tabs))
+		for t := range tabs {
+			names = append(names, t)
+		}
+		sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
+		fmt.Fprintf(out, "%s at %s\n", a1, h)
+		for _, t := range names {
+			p := tabs[t]
+			fmt.Fprintf(out, "%-30s rows %-10d files %-5d snapshot %d  %s\n", t, p.Rows, p.Files, p.SnapshotID, p.Schema)
+		}
+	}
+	return nil
+}
+
+// sourceS3 is the S3 client for s3:// import sources.
+func sourceS3(w warehouseFlags) (*s3.Client, error) {
+	cfg, _, err := w.s3Config()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Bucket == "" {
+		cfg.Bucket = "source" // the client is not bucket-bound
+	}
+	cfg.Endpoint = orEnv(w.endpoint, "WEIR_S3_ENDPOINT")
+	cfg.Region = orEnv(w.region, "WEIR_S3_REGION")
+	cfg.PathStyle = w.pathStyle || os.Getenv("WEIR_S3_PATH_STYLE") == "true"
+	s, err := catalog.NewS3Warehouse(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.Client(), nil
+}
