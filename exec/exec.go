@@ -108,7 +108,9 @@ type Spec struct {
 	// Limits bound the run; zero fields take the defaults.
 	Limits Limits
 	// Stdout, if set, receives the node's combined stdout and stderr live,
-	// besides the bounded capture in Result.Output.
+	// in whole lines and in order (an unterminated last line comes at
+	// exit), besides the bounded capture in Result.Output. A Stdout that
+	// fails stops receiving; the node is not affected.
 	Stdout io.Writer
 }
 

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -152,36 +153,63 @@ func sortedKeys(m map[string]string) []string {
 	return ks
 }
 
-// tail keeps the last n bytes written to it and forwards every write to w.
-// Writes arrive from one goroutine (os/exec copies one shared pipe for
-// stdout and stderr), but bytes may be read concurrently.
+// maxLine bounds how much of an unterminated line the live stream holds
+// back before passing it on anyway.
+const maxLine = 64 << 10
+
+// tail keeps the last n bytes written to it and forwards the stream to w
+// in whole lines (a partial line waits for its newline, up to maxLine, or
+// for flush). Writes arrive from one goroutine (os/exec copies the one pipe
+// shared by stdout and stderr), but bytes may be read concurrently.
 type tail struct {
-	mu  sync.Mutex
-	n   int
-	buf []byte
-	w   io.Writer
+	mu      sync.Mutex
+	n       int
+	buf     []byte
+	w       io.Writer
+	partial []byte
 }
 
 func newTail(n int, w io.Writer) *tail { return &tail{n: n, w: w} }
 
-// Write keeps p's tail and forwards p; a failing forward is dropped so a
-// slow or broken progress stream never blocks the node.
+// Write keeps p's tail and forwards p's complete lines; a failing forward
+// stops forwarding, so a slow or broken progress stream never fails the
+// node.
 func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > 2*t.n {
 		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.n:]...)
 	}
-	w := t.w
-	t.mu.Unlock()
-	if w != nil {
-		if _, err := w.Write(p); err != nil {
-			t.mu.Lock()
-			t.w = nil
-			t.mu.Unlock()
-		}
+	if t.w == nil {
+		return len(p), nil
+	}
+	t.partial = append(t.partial, p...)
+	cut := bytes.LastIndexByte(t.partial, '\n') + 1
+	if cut == 0 && len(t.partial) >= maxLine {
+		cut = len(t.partial)
+	}
+	if cut > 0 {
+		t.forward(t.partial[:cut])
+		t.partial = append(t.partial[:0], t.partial[cut:]...)
 	}
 	return len(p), nil
+}
+
+// flush forwards what is left of an unterminated last line.
+func (t *tail) flush() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.w != nil && len(t.partial) > 0 {
+		t.forward(t.partial)
+	}
+	t.partial = nil
+}
+
+func (t *tail) forward(b []byte) {
+	if _, err := t.w.Write(b); err != nil {
+		t.w = nil
+	}
 }
 
 func (t *tail) bytes() []byte {

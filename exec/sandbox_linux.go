@@ -340,6 +340,7 @@ func (r *run) do(ctx context.Context) *Result {
 			res.Reason, res.Message = ReasonSetup, "the node's output could not be collected: "+err.Error()
 		}
 	}
+	r.capture.flush()
 	res.Output = r.capture.bytes()
 	r.phase("collect")
 	if res.Reason != "" {
