@@ -92,7 +92,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		// One line, so the hook's refusal can quote it.
-		fmt.Fprintf(stderr, "weir node %s: %s\n", kind, strings.Join(strings.Fields(err.Error()), " "))
+		msg := err.Error()
+		if i := strings.Index(msg, "\nLINE "); i > 0 {
+			msg = msg[:i] // DuckDB's excerpt would show our COPY wrapper
+		}
+		fmt.Fprintf(stderr, "weir node %s: %s\n", kind, strings.Join(strings.Fields(msg), " "))
 		return 1
 	}
 	names := make([]string, 0, len(counts))

@@ -1,14 +1,17 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // DefaultPython is the interpreter Python models run with.
@@ -83,9 +86,13 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 	cmd := osexec.CommandContext(ctx, py, j.Source)
 	cmd.Dir = j.Tmp
 	cmd.Env = env
-	cmd.Stdout = j.Stdout
-	cmd.Stderr = j.Stdout
+	tail := &lastLine{w: j.Stdout}
+	cmd.Stdout = tail
+	cmd.Stderr = tail
 	if err := cmd.Run(); err != nil {
+		if l := tail.last(); l != "" {
+			return nil, fmt.Errorf("%s: %s (%v)", filepath.Base(j.Source), l, err)
+		}
 		return nil, fmt.Errorf("%s: %w", filepath.Base(j.Source), err)
 	}
 	counts := map[string]int64{}
@@ -117,4 +124,44 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 func exists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
+}
+
+// lastLine passes writes on to w and remembers the last non-empty line.
+type lastLine struct {
+	w    io.Writer
+	mu   sync.Mutex
+	buf  []byte
+	line string
+}
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if s := strings.TrimSpace(string(l.buf[:i])); s != "" {
+			l.line = s
+		}
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > 4096 {
+		l.buf = l.buf[len(l.buf)-4096:]
+	}
+	l.mu.Unlock()
+	if l.w == nil {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}
+
+func (l *lastLine) last() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := strings.TrimSpace(string(l.buf)); s != "" {
+		return s
+	}
+	return l.line
 }
