@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -21,9 +22,18 @@ import (
 // message id (hasDotgit, treeNotSorted, badDate, missingObject, ...).
 // Objects are checked in hash order, so the result is deterministic.
 func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
+	q.mu.RLock()
+	types := make(map[Hash]Type, len(q.ingested))
+	for h, t := range q.ingested {
+		types[h] = t
+	}
+	q.mu.RUnlock()
 	for _, h := range q.Ingested() {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if types[h] == plumbing.BlobObject {
+			continue // nothing to check in a blob; do not inflate it
 		}
 		o, err := q.Get(ctx, h)
 		if err != nil {
@@ -67,7 +77,10 @@ func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash) error {
 		if inRepo {
 			continue
 		}
-		o, err := q.Get(ctx, w.h)
+		typ, _, _, err := q.Raw(ctx, w.h)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
 		if err != nil {
 			obj, detail := w.h, "missing "+w.h.String()
 			if !w.from.IsZero() {
@@ -79,9 +92,16 @@ func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash) error {
 			}
 			return &CheckError{Object: obj, Check: "missingObject", Detail: detail}
 		}
-		if w.typ != 0 && o.Type != w.typ {
+		if w.typ != 0 && typ != w.typ {
 			return &CheckError{Object: w.from, Check: "badType",
-				Detail: fmt.Sprintf("points to %s as a %s, but it is a %s", w.h, w.typ, o.Type)}
+				Detail: fmt.Sprintf("points to %s as a %s, but it is a %s", w.h, w.typ, typ)}
+		}
+		if typ == plumbing.BlobObject {
+			continue
+		}
+		o, err := q.Get(ctx, w.h)
+		if err != nil {
+			return err
 		}
 		links, err := objectLinks(w.h, o.Type, o.Data)
 		if err != nil {

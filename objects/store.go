@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -125,13 +126,23 @@ func validType(t Type) bool {
 	return false
 }
 
+// zlibWriters pools zlib writers: each carries about 1 MiB of deflate
+// state, far more than a typical object.
+var zlibWriters = sync.Pool{New: func() any {
+	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
+	return zw
+}}
+
 // deflate compresses data with zlib at the fastest level.
 func deflate(data []byte) []byte {
 	var buf bytes.Buffer
 	buf.Grow(len(data)/2 + 64)
-	zw, _ := zlib.NewWriterLevel(&buf, zlib.BestSpeed)
+	zw := zlibWriters.Get().(*zlib.Writer)
+	zw.Reset(&buf)
 	_, _ = zw.Write(data)
 	_ = zw.Close()
+	zw.Reset(io.Discard)
+	zlibWriters.Put(zw)
 	return buf.Bytes()
 }
 
