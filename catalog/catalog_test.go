@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -321,4 +322,51 @@ func TestRevertAndForgedPointer(t *testing.T) {
 			t.Fatalf("stray entry: %v", err)
 		}
 	})
+}
+
+func TestImportCSVAndParquet(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	csvPath := f.dir + "/orders.csv"
+	if err := os.WriteFile(csvPath, []byte("id,name,amount\n1,ana,2.5\n2,bob,3\n3,cy,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	pq, err := FetchSource(ctx, csvPath, tmp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders := TableName{"sales", "orders"}
+	h, err := f.cat.WriteBranch(ctx, f.repo, "main", []TableWrite{{Table: orders, Files: []string{pq}, Mode: ModeAppend}}, CommitInfo{RunID: "import"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h != f.head(t, "main") {
+		t.Fatal("WriteBranch did not move refs/data/main")
+	}
+	tabs, _ := f.cat.Tables(ctx, f.repo, h)
+	if p := tabs[orders]; p.Rows != 3 || p.Schema != "id:long,name:string,amount:double" {
+		t.Fatalf("pointer %+v", p)
+	}
+	// A local Parquet file is copied, never linked: rewriting it later
+	// cannot change the warehouse.
+	src := f.parquetFile(t, 10, 2)
+	local, err := FetchSource(ctx, src, tmp, nil)
+	if err != nil || local == src {
+		t.Fatalf("FetchSource(parquet) = %s, %v", local, err)
+	}
+	if _, err := f.cat.WriteBranch(ctx, f.repo, "main", []TableWrite{{Table: orders, Files: []string{local}, Mode: ModeAppend}}, CommitInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := f.cat.ReadTableFiles(ctx, f.repo, f.head(t, "main"), orders)
+	ids := parquetIDs(t, files)
+	slices.Sort(ids)
+	if !slices.Equal(ids, []int64{1, 2, 3, 10, 11}) {
+		t.Fatalf("ids = %v", ids)
+	}
+	for _, bad := range []string{f.dir + "/x.txt", "s3://bucket/key.csv", f.dir + "/missing.csv"} {
+		if _, err := FetchSource(ctx, bad, tmp, nil); err == nil {
+			t.Errorf("FetchSource(%s): no error", bad)
+		}
+	}
 }
