@@ -4,10 +4,42 @@
 // size-bounded /out and /tmp, and hard limits on wall time, memory,
 // processes, CPU, output bytes and open files.
 //
-// The weir binary doubles as the container's init: libcontainer re-executes
-// /proc/self/exe with argv[1] == "init", and the binary must call Init from
-// an init func before anything else runs (cmd/weir/init.go does; tests do it
-// in TestMain).
+// What a node gets (the host runtime):
+//
+//	namespaces   mount, pid, ipc, uts, net (only lo, up), cgroup
+//	user         uid/gid 65534 on the host too (no user namespace), no
+//	             capabilities in any set, no_new_privs
+//	seccomp      deny-list (EPERM): mount family, namespaces (unshare,
+//	             setns, clone with CLONE_NEW*; clone3 -> ENOSYS), ptrace,
+//	             process_vm_*, kexec, modules, bpf, perf, userfaultfd, keys,
+//	             swap, reboot, clocks, io_uring...; non-x86_64 ABIs killed
+//	/            read-only skeleton; /usr /etc (and /bin /lib* /sbin, or
+//	             their symlinks) bound read-only from the host
+//	/in/<name>   each input, read-only (under a root-owned tmpfs)
+//	/out         host tmpfs of Limits.OutputBytes, copied to Spec.Output
+//	/tmp         tmpfs of Limits.TmpBytes; the cwd
+//	/proc        masked: kcore, keys, kallsyms, sysrq-trigger, timer_list...;
+//	             read-only: sys, irq, bus, fs
+//	/dev         null zero full random urandom (+ fd/std* symlinks)
+//	/sys         not mounted
+//	fds          0 (/dev/null), 1 and 2 (one pipe); nothing else
+//	env          exactly Spec.Env
+//
+// # Start-up chain
+//
+// libcontainer re-executes /proc/self/exe with argv[1] == "init"; the
+// binary must call Init from an init func before anything else runs
+// (cmd/weir/init.go does; test binaries do it in TestMain). Because the
+// weir binary spends ~200 ms in package initialisers, a server normally
+// ships weir-sandbox-init (./exec/cmd/weir-sandbox-init) next to weir: New
+// seals a copy of it in a memfd and passes it to every init as fd 3, and a
+// priority-101 ELF constructor (shim_cgo.go) execs it before the large
+// binary's initialisers run. The container process is then the shim,
+//
+//	/weir/bin/.sandbox-exec __weir-sandbox-exec <home> -- argv...
+//
+// whose C constructor loads the seccomp program New compiled once
+// (seccomp.bpf), closes every fd above 2 and execs argv.
 //
 // Every sandbox Run builds is torn down before Run returns: no container
 // state, mount, cgroup or process is left behind after success, failure or
@@ -18,14 +50,15 @@
 // the server's environment, files or descriptors reach a node, and never
 // report a node's failure as a Go error: errors are for misuse only.
 //
-// Layout of the state dir:
+// Layout of the state dir (keep it outside the weir binary's dir, or
+// libcontainer cannot seal the binary with overlayfs and copies it per
+// sandbox):
 //
 //	<StateDir>/
 //	  rootfs-host/           skeleton root of the host runtime (cached)
+//	  seccomp.bpf            the compiled seccomp program, bound at /weir/bin/.seccomp
 //	  containers/<cid>/      libcontainer state of a running sandbox
 //	  runs/<cid>/out         tmpfs of size OutputBytes bound at /out
-//
-//	  seccomp.bpf            the compiled seccomp program, bound at /weir/bin/.seccomp
 //
 // Container ids are weir-<Spec.ID>. Cgroups live under the server's own
 // cgroup in every hierarchy, as weir-exec-<hash of StateDir>/c<N>; a pool
