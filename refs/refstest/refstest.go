@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (refs.Store, *objects.Store))
 		{"QuarantineVisibility", testQuarantine},
 		{"RaceOneRef", testRace},
 		{"ConcurrentDistinctRefs", testDistinct},
+		{"OverlappingOrdersNoDeadlock", testOverlap},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -458,5 +459,57 @@ func testDistinct(t *testing.T, s refs.Store, _ *objects.Store) {
 	for w := 0; w < workers; w++ {
 		wantRef(t, s, refs.Name(fmt.Sprintf("refs/heads/b%d", w)), H(w*1000+rounds))
 		wantRef(t, s, refs.Name(fmt.Sprintf("refs/data/b%d", w)), H(w*1000+rounds))
+	}
+}
+
+// testOverlap: updates naming the same refs in opposite orders, from many
+// goroutines at once, never deadlock, and every success is accounted for.
+func testOverlap(t *testing.T, s refs.Store, _ *objects.Store) {
+	ctx := context.Background()
+	names := []refs.Name{"refs/heads/a", "refs/heads/b", "refs/heads/c"}
+	for _, n := range names {
+		mustUpdate(t, s, "create", refs.Update{Name: n, Old: zero, New: H(0)})
+	}
+	var mu sync.Mutex
+	wins := 0
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 30; i++ {
+				// Read-modify-write all three refs, in an order that
+				// depends on the worker.
+				order := []int{w % 3, (w + 1 + w/3%2) % 3, (w + 2 - w/3%2) % 3}
+				cur, err := s.Resolve(ctx, repo, names[0])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				next := H(w*1000 + i + 1)
+				var us []refs.Update
+				for _, j := range order {
+					us = append(us, refs.Update{Name: names[j], Old: cur, New: next})
+				}
+				err = s.Update(ctx, repo, us, nil, "")
+				if err == nil {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				} else if !errors.Is(err, refs.ErrStale) {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	a, _ := s.Resolve(ctx, repo, names[0])
+	for _, n := range names[1:] {
+		wantRef(t, s, n, a)
+	}
+	log, err := s.Reflog(ctx, repo, names[2])
+	if err != nil || len(log) != wins+1 {
+		t.Fatalf("reflog of %s has %d entries, want %d: %v", names[2], len(log), wins+1, err)
 	}
 }
