@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -58,7 +60,10 @@ func sandboxes(t *testing.T) *wexec.Sandboxes {
 	return sb
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, hooks.PipelineConfig{}) }
+
+// newWorldWith is newWorld with cfg's Parallel and KeepAlive.
+func newWorldWith(t *testing.T, cfg hooks.PipelineConfig) *world {
 	t.Helper()
 	db, err := objects.OpenFS("", vfs.NewMem())
 	if err != nil {
@@ -74,7 +79,8 @@ func newWorld(t *testing.T) *world {
 	w.cat = catalog.New(w.objs, w.refs, wh)
 	w.hook, err = hooks.NewPipeline(hooks.PipelineConfig{
 		Refs: w.refs, Catalog: w.cat, Runner: sandboxes(t), WorkDir: t.TempDir(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Parallel: cfg.Parallel, KeepAlive: cfg.KeepAlive,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -140,43 +146,69 @@ func parseHash(t *testing.T, s string) objects.Hash {
 // and commits what it decided. It returns the result and the progress.
 func (w *world) push(t *testing.T, branch string, opts ...string) (*hooks.Result, string) {
 	t.Helper()
+	newH := parseHash(t, w.run(t, "git", "rev-parse", "HEAD"))
+	old := w.ref(t, refs.HeadsPrefix+branch)
+	res, prog, err := w.pushCommit(t, branch, old, newH, opts...)
+	if err != nil {
+		t.Fatalf("commit push: %v\n%s", err, prog)
+	}
+	return res, prog
+}
+
+// pushCommit is push of commit newH from old, returning the error of the
+// final compare-and-swap instead of failing.
+func (w *world) pushCommit(t *testing.T, branch string, old, newH objects.Hash, opts ...string) (*hooks.Result, string, error) {
+	t.Helper()
 	ctx := context.Background()
 	name := refs.Name(refs.HeadsPrefix + branch)
-	old, err := w.refs.Resolve(ctx, repo, name)
-	if err != nil && err != refs.ErrNotFound && !strings.Contains(err.Error(), "not found") {
-		t.Fatal(err)
-	}
-	newH := parseHash(t, w.run(t, "git", "rev-parse", "HEAD"))
 	cmd := exec.Command("git", "pack-objects", "--revs", "--stdout", "-q")
 	cmd.Dir = w.git
-	cmd.Stdin = strings.NewReader("HEAD\n")
+	cmd.Stdin = strings.NewReader(newH.String() + "\n")
 	pack, err := cmd.Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return nil, "", err
 	}
 	q := w.objs.NewQuarantine(repo)
 	defer q.Close()
 	if _, err := q.IngestPack(ctx, bytes.NewReader(pack)); err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return nil, "", err
 	}
-	var prog bytes.Buffer
+	prog := &lockedBuffer{}
 	res, err := w.hook.PreReceive(ctx, &hooks.Push{
-		Repo: repo, Quarantine: q, Options: opts, Pusher: "test", Progress: &prog,
+		Repo: repo, Quarantine: q, Options: opts, Pusher: "test", Progress: prog,
 		Commands: []hooks.Command{{Name: name, Old: old, New: newH}},
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return nil, "", err
 	}
 	updates := append([]refs.Update(nil), res.Updates...)
 	if _, refused := res.Refused[name]; !refused {
 		updates = append(updates, refs.Update{Name: name, Old: old, New: newH})
 	}
 	if len(updates) > 0 {
-		if err := w.refs.Update(ctx, repo, updates, q, "push"); err != nil {
-			t.Fatalf("commit push: %v\n%s", err, prog.String())
-		}
+		err = w.refs.Update(ctx, repo, updates, q, "push")
 	}
-	return res, prog.String()
+	return res, prog.String(), err
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (w *world) ref(t *testing.T, name string) objects.Hash {
@@ -325,5 +357,78 @@ func TestPipelineParamsAndDryRun(t *testing.T) {
 	}
 	if got := w.query(t, d, "SELECT tag FROM main.q"); got != tag {
 		t.Fatalf("python param %q", got)
+	}
+}
+
+func TestPipelineConcurrentPushes(t *testing.T) {
+	w := newWorld(t)
+	base := w.commit(t, map[string]string{"models/a.sql": "SELECT 1 AS x"})
+	if res, prog := w.push(t, "main"); len(res.Refused) > 0 {
+		t.Fatalf("%v\n%s", res.Refused, prog)
+	}
+	// Two different commits on top of main, and a feature branch.
+	c1 := w.commit(t, map[string]string{"models/a.sql": "SELECT 2 AS x"})
+	w.run(t, "git", "reset", "-q", "--hard", base.String())
+	c2 := w.commit(t, map[string]string{"models/a.sql": "SELECT 3 AS x"})
+	w.run(t, "git", "reset", "-q", "--hard", base.String())
+	c3 := w.commit(t, map[string]string{"models/a.sql": "SELECT 4 AS x"})
+
+	type outcome struct {
+		branch string
+		res    *hooks.Result
+		err    error
+	}
+	var wg sync.WaitGroup
+	outs := make([]outcome, 3)
+	for i, p := range []struct {
+		branch string
+		old    objects.Hash
+		commit objects.Hash
+	}{{"main", base, c1}, {"main", base, c2}, {"feature", objects.ZeroHash, c3}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, _, err := w.pushCommit(t, p.branch, p.old, p.commit)
+			outs[i] = outcome{p.branch, res, err}
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, o := range outs[:2] {
+		if len(o.res.Refused) > 0 {
+			t.Fatalf("refused: %v", o.res.Refused)
+		}
+		if o.err == nil {
+			won++
+		} else if !errors.Is(o.err, refs.ErrStale) {
+			t.Fatalf("loser's error %v is not refs.ErrStale", o.err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of two racing pushes to main won, want exactly 1", won)
+	}
+	if outs[2].err != nil || len(outs[2].res.Refused) > 0 {
+		t.Fatalf("feature push: %v %v", outs[2].err, outs[2].res.Refused)
+	}
+	// main's code and data are a pair from the same run.
+	code := w.ref(t, "refs/heads/main")
+	got := w.query(t, w.ref(t, "refs/data/main"), "SELECT x::VARCHAR FROM main.a")
+	if (code == c1) != (got == "2") || (code == c2) != (got == "3") {
+		t.Fatalf("main code %s with data x=%s", code, got)
+	}
+	if got := w.query(t, w.ref(t, "refs/data/feature"), "SELECT x::VARCHAR FROM main.a"); got != "4" {
+		t.Fatalf("feature x=%s", got)
+	}
+}
+
+func TestPipelineKeepAlive(t *testing.T) {
+	w := newWorldWith(t, hooks.PipelineConfig{KeepAlive: time.Second})
+	w.commit(t, map[string]string{"models/slow.py": "# weir: outputs = main.slow\nimport os, time\ntime.sleep(2.5)\nopen(os.environ['WEIR_OUT_MAIN_SLOW'], 'w').write('a\\n1\\n')\n"})
+	res, prog := w.push(t, "main")
+	if len(res.Refused) > 0 {
+		t.Fatalf("%v\n%s", res.Refused, prog)
+	}
+	if !strings.Contains(prog, "weir: main.slow still running (1 s)\nweir: main.slow still running (2 s)\n") {
+		t.Fatalf("no keep-alive lines:\n%s", prog)
 	}
 }
