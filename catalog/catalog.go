@@ -203,6 +203,9 @@ func (c *Catalog) ReadTableFiles(ctx context.Context, repo objects.RepoName, dat
 	}
 	out := make([]string, 0, len(locs))
 	for _, l := range locs {
+		if !strings.HasPrefix(l, c.repoRoot(repo)) || strings.Contains(l, "/../") {
+			return nil, fmt.Errorf("catalog: table %s: data file %s is outside this repo's warehouse %s; refusing to read it", t, l, c.repoRoot(repo))
+		}
 		p, err := c.wh.Local(ctx, l)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", t, err)
@@ -519,6 +522,14 @@ func (c *Catalog) stageMetadata(ctx context.Context, repo objects.RepoName, t Ta
 	}
 	if !strings.HasPrefix(meta.Location()+"/", c.repoRoot(repo)) || strings.Contains(meta.Location(), "..") {
 		return nil, "", fmt.Errorf("%w: location %q of table %s is outside this repo's warehouse %s", ErrBadUpdate, meta.Location(), t, c.repoRoot(repo))
+	}
+	for _, snap := range meta.Snapshots() {
+		if base != nil && base.SnapshotByID(snap.SnapshotID) != nil {
+			continue
+		}
+		if !strings.HasPrefix(snap.ManifestList, c.repoRoot(repo)) || strings.Contains(snap.ManifestList, "/../") {
+			return nil, "", fmt.Errorf("%w: snapshot %d of table %s has its manifest list %q outside this repo's warehouse %s", ErrBadUpdate, snap.SnapshotID, t, snap.ManifestList, c.repoRoot(repo))
+		}
 	}
 	version := 0
 	if baseLoc != "" {

@@ -454,6 +454,7 @@ func TestBadInput(t *testing.T) {
 		{"no schema", "POST", p + "/namespaces/sales/tables", `{"name":"t"}`, 400, "BadRequestException", "missing schema"},
 		{"location outside warehouse", "POST", p + "/namespaces/sales/tables", `{"name":"t","location":"file:///etc","schema":` + schema + `}`, 400, "BadRequestException", "outside"},
 		{"bad update", "POST", p + "/namespaces/sales/tables/orders", `{"updates":[{"action":"no-such-action"}]}`, 400, "BadRequestException", "malformed"},
+		{"manifest list outside warehouse", "POST", p + "/namespaces/sales/tables/orders", `{"updates":[{"action":"add-snapshot","snapshot":{"snapshot-id":1,"timestamp-ms":4000000000000,"manifest-list":"file:///etc/x.avro","summary":{"operation":"append"},"sequence-number":1,"schema-id":0}}]}`, 400, "BadRequestException", "outside this repo's warehouse"},
 		{"identifier mismatch", "POST", p + "/namespaces/sales/tables/orders", `{"identifier":{"namespace":["sales"],"name":"other"},"updates":[]}`, 400, "BadRequestException", "does not match"},
 		{"empty transaction", "POST", p + "/transactions/commit", `{"table-changes":[]}`, 400, "BadRequestException", "empty"},
 		{"unknown repo", "GET", "/iceberg/v1/nope/main/namespaces", "", 404, "NotFoundException", "repo nope does not exist"},
