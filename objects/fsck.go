@@ -580,7 +580,13 @@ func CheckCommit(h Hash, data []byte) error {
 	if i >= len(lines) || !bytes.HasPrefix(lines[i], []byte("committer ")) {
 		return fail("missingCommitter", "invalid format - expected 'committer' line")
 	}
-	return checkIdent(h, lines[i][10:])
+	if err := checkIdent(h, lines[i][10:]); err != nil {
+		return err
+	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		return fail("nulInCommit", "NUL byte in the commit object body")
+	}
+	return nil
 }
 
 // CheckTag runs git fsck's tag checks (fsck_tag_standalone). A missing

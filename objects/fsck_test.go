@@ -104,6 +104,7 @@ func TestCheckHostileObjects(t *testing.T) {
 		{"space before email", "commit", commit(tree + "author A<a@b> 1700000000 +0000\ncommitter " + ident), "missingSpaceBeforeEmail", "same"},
 		{"space before date", "commit", commit(tree + "author A <a@b>1700000000 +0000\ncommitter " + ident), "missingSpaceBeforeDate", "same"},
 		{"bad timezone", "commit", commit(tree + "author " + ident + "\ncommitter A <a@b> 1700000000 +00"), "badTimezone", "same"},
+		{"nul in message", "commit", commit(tree + "author " + ident + "\ncommitter " + ident + "\n\nhidden\x00text"), "nulInCommit", "same"},
 		{"nul in header", "commit", commit(tree + "author " + ident + "\ncommitter " + ident + "\nx \x00"), "nulInHeader", "same"},
 
 		{"tag no object", "tag", []byte("type commit\ntag v1\ntagger " + ident + "\n\nmsg\n"), "missingObject", "refuses"},

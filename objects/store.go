@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -51,11 +52,14 @@ func OpenFS(dir string, fs vfs.FS) (*pebble.DB, error) {
 	return db, nil
 }
 
-// quietLogger drops Pebble's informational lines and keeps fatal ones fatal.
+// quietLogger drops Pebble's informational lines, logs its errors with
+// slog, and keeps fatal ones fatal.
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...interface{})  {}
-func (quietLogger) Errorf(string, ...interface{}) {}
+func (quietLogger) Infof(string, ...interface{}) {}
+func (quietLogger) Errorf(format string, args ...interface{}) {
+	slog.Error("pebble", "err", fmt.Sprintf(format, args...))
+}
 func (quietLogger) Fatalf(format string, args ...interface{}) {
 	panic(fmt.Sprintf(format, args...))
 }
