@@ -349,19 +349,19 @@ func (r *run) do(ctx context.Context) *Result {
 	switch {
 	case errors.Is(killErr, context.DeadlineExceeded) && ctx.Err() == nil:
 		res.Reason = ReasonTime
-		res.Message = fmt.Sprintf("killed after the %s wall time limit", r.lim.Wall)
+		res.Message = fmt.Sprintf("killed after the %s wall time limit; make the step faster or raise its time limit", r.lim.Wall)
 	case killErr != nil:
 		res.Reason = ReasonAborted
 		res.Message = "cancelled: " + ctx.Err().Error()
 	case st.oomKills > 0:
 		res.Reason = ReasonMemory
-		res.Message = fmt.Sprintf("killed for exceeding the %s memory limit", bytesString(r.lim.Memory))
+		res.Message = fmt.Sprintf("killed for exceeding the %s memory limit; use less memory or raise the step's memory limit", bytesString(r.lim.Memory))
 	case st.pidsMax > 0 && res.ExitCode != 0:
 		res.Reason = ReasonProcs
-		res.Message = fmt.Sprintf("failed after hitting the %d process limit", r.lim.Pids)
+		res.Message = fmt.Sprintf("failed after hitting the %d process limit; start fewer processes or threads, or raise the step's process limit", r.lim.Pids)
 	case full:
 		res.Reason = ReasonOutput
-		res.Message = fmt.Sprintf("filled the %s output quota of /out", bytesString(r.lim.OutputBytes))
+		res.Message = fmt.Sprintf("filled the %s output quota of /out; write less or raise the step's output limit", bytesString(r.lim.OutputBytes))
 	case res.ExitCode != 0:
 		res.Reason = ReasonExit
 		if res.ExitCode > 128 {
