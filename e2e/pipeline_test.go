@@ -274,3 +274,61 @@ func TestPipelineKilledDuringRun(t *testing.T) {
 		t.Fatalf("push after restart:\n%s", out)
 	}
 }
+
+// TestPipelineDataRevertAndForgery pushes data commits directly: a git
+// revert of a run's data commit is accepted (table rollback, invariant 6),
+// an edited table pointer is refused, and deleting a branch deletes its
+// data ref.
+func TestPipelineDataRevertAndForgery(t *testing.T) {
+	needSandboxes(t)
+	s := startWeir(t, t.TempDir())
+	dir := exampleRepo(t)
+	git(t, dir, "push", "-q", s.URL("orders"), "main")
+	p := filepath.Join(dir, "models", "clean_orders.sql")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(b), "AND amount > 0", "AND amount > 100", 1)), 0o644)
+	git(t, dir, "commit", "-q", "-am", "only big orders")
+	git(t, dir, "push", "-q", s.URL("orders"), "main")
+	if got := query(t, s, "orders", "main", "SELECT count(*) AS n FROM main.clean_orders"); got == "n\n34\n" {
+		t.Fatalf("second run changed nothing: %q", got)
+	}
+
+	// Roll the tables back with a plain git revert of the data commit.
+	git(t, dir, "fetch", "-q", s.URL("orders"), "refs/data/main:refs/data/main")
+	git(t, dir, "checkout", "-q", "--detach", "refs/data/main")
+	git(t, dir, "revert", "--no-edit", "HEAD")
+	git(t, dir, "push", "-q", s.URL("orders"), "HEAD:refs/data/main")
+	if got := query(t, s, "orders", "main", "SELECT count(*) AS n FROM main.clean_orders"); got != "n\n34\n" {
+		t.Fatalf("after revert: %q", got)
+	}
+
+	// A hand-edited pointer is refused and changes nothing.
+	before := lsRemote(t, s.URL("orders"))
+	git(t, dir, "fetch", "-q", s.URL("orders"), "+refs/data/main:refs/data/main")
+	git(t, dir, "checkout", "-q", "--detach", "refs/data/main")
+	ptr := filepath.Join(dir, "tables", "main", "revenue")
+	pb, err := os.ReadFile(ptr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(ptr, append(pb, []byte("forged: yes\n")...), 0o644)
+	git(t, dir, "commit", "-q", "-am", "forge")
+	out := gitFails(t, dir, "push", s.URL("orders"), "HEAD:refs/data/main")
+	if !strings.Contains(out, "weir: data commit refused") || !strings.Contains(out, "main.revenue") {
+		t.Fatalf("forged push:\n%s", out)
+	}
+	if now := lsRemote(t, s.URL("orders")); now["refs/data/main"] != before["refs/data/main"] {
+		t.Fatal("forged data commit moved refs/data/main")
+	}
+
+	// Deleting a branch deletes its data.
+	git(t, dir, "checkout", "-q", "main")
+	git(t, dir, "push", "-q", s.URL("orders"), "main:refs/heads/tmp")
+	if lsRemote(t, s.URL("orders"))["refs/data/tmp"] == "" {
+		t.Fatal("new branch tmp got no data ref")
+	}
+	git(t, dir, "push", "-q", s.URL("orders"), ":refs/heads/tmp")
+	if now := lsRemote(t, s.URL("orders")); now["refs/data/tmp"] != "" || now["refs/heads/tmp"] != "" {
+		t.Fatalf("after deleting tmp: %v", now)
+	}
+}

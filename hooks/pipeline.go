@@ -255,9 +255,16 @@ func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string
 		}
 		return
 	}
-	start := cur
+	start, same := cur, false
 	if cur.IsZero() {
-		start = h.baseData(ctx, p, c.New, branch)
+		start, same = h.baseData(ctx, p, c.New, branch)
+	}
+	if same && !start.IsZero() {
+		// A new branch at its base's code commit: its data is the base's
+		// data (one ref copy, nothing runs or is copied).
+		res.Updates = append(res.Updates, refs.Update{Name: dref, Old: objects.ZeroHash, New: start})
+		out.linef("weir: %s created at %s with the data of its base (%s)", branch, short(c.New), short(start))
+		return
 	}
 	pl, err := pipeline.Load(p.Quarantine.Storer(), c.New)
 	if errors.Is(err, pipeline.ErrNoPipeline) {
@@ -276,12 +283,12 @@ func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string
 }
 
 // baseData finds the data a new branch starts from: the data of a branch
-// whose code commit is an ancestor of (or equal to) the pushed commit,
-// preferring HEAD's branch and main; else HEAD's or main's data.
-func (h *Pipeline) baseData(ctx context.Context, p *Push, commit objects.Hash, branch string) objects.Hash {
+// whose code commit is an ancestor of (or equal to: same) the pushed
+// commit, preferring HEAD's branch and main; else main's or HEAD's data.
+func (h *Pipeline) baseData(ctx context.Context, p *Push, commit objects.Hash, branch string) (data objects.Hash, same bool) {
 	datas, err := h.cfg.Refs.List(ctx, p.Repo, refs.DataPrefix)
 	if err != nil || len(datas) == 0 {
-		return objects.ZeroHash
+		return objects.ZeroHash, false
 	}
 	var prefer []string
 	if head, err := h.cfg.Refs.Get(ctx, p.Repo, refs.HEAD); err == nil && strings.HasPrefix(string(head.Target), refs.HeadsPrefix) {
@@ -316,23 +323,23 @@ func (h *Pipeline) baseData(ctx context.Context, p *Push, commit objects.Hash, b
 				continue
 			}
 			if code == commit {
-				return byBranch[b]
+				return byBranch[b], true
 			}
 			bc, err := object.GetCommit(p.Quarantine.Storer(), code)
 			if err != nil {
 				continue
 			}
 			if ok, err := bc.IsAncestor(pushed); err == nil && ok {
-				return byBranch[b]
+				return byBranch[b], false
 			}
 		}
 	}
 	for _, b := range append([]string{"main"}, prefer...) {
 		if d, ok := byBranch[b]; ok && b != branch {
-			return d
+			return d, false
 		}
 	}
-	return objects.ZeroHash
+	return objects.ZeroHash, false
 }
 
 // progress serialises whole lines to the client.
