@@ -37,6 +37,12 @@ type Result struct {
 	// the same atomic write as the accepted commands. If every command is
 	// refused, Updates are still committed with the push's objects, so a
 	// failed run stays fetchable.
+	//
+	// An update of refs/data/<b> belongs to the command on refs/heads/<b>
+	// (invariant 1): it must only ever be committed together with that
+	// command. If that command is refused later (a stale old value found at
+	// commit time), the refs/data/<b> update must be dropped with it, never
+	// committed alone; refs/runs/... updates may always be committed.
 	Updates []refs.Update
 }
 

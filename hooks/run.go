@@ -440,7 +440,7 @@ func (r *run) keepAlive(name string) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				r.out.linef("weir: %s still running (%d s)", name, int(time.Since(began).Round(time.Second).Seconds()))
+				r.out.linef("weir: %s still running (%d s)", name, int(time.Since(began).Seconds()))
 			}
 		}
 	}()
