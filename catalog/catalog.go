@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
@@ -58,7 +59,14 @@ type Catalog struct {
 	refs refs.Store
 	wh   Warehouse
 	log  *slog.Logger
+
+	casRetries atomic.Int64 // data ref CAS attempts lost to a concurrent writer
 }
+
+// CASRetries returns how many times a write of this catalog lost the
+// compare-and-swap of a data ref to a concurrent writer and was rebuilt on
+// the new head (for benchmarks and metrics).
+func (c *Catalog) CASRetries() int64 { return c.casRetries.Load() }
 
 // New returns a catalog over objs and rs whose files live in wh.
 func New(objs *objects.Store, rs refs.Store, wh Warehouse) *Catalog {

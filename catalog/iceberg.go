@@ -169,6 +169,7 @@ func (ic *IcebergCatalog) advance(ctx context.Context, mutate func(st *dataState
 		}
 		err = ic.c.refs.Update(ctx, ic.repo, []refs.Update{{Name: ic.ref, Old: head, New: next}}, nil, subject)
 		if errors.Is(err, refs.ErrStale) {
+			ic.c.casRetries.Add(1)
 			continue
 		}
 		if err != nil {

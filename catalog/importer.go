@@ -43,6 +43,7 @@ func (c *Catalog) WriteBranch(ctx context.Context, repo objects.RepoName, branch
 		}
 		err = c.refs.Update(ctx, repo, []refs.Update{{Name: DataRef(branch), Old: head, New: next}}, nil, "weir: write "+branch)
 		if errors.Is(err, refs.ErrStale) {
+			c.casRetries.Add(1)
 			continue
 		}
 		if err != nil {

@@ -1,0 +1,313 @@
+// Command catalog benchmarks Weir's data catalog and prints figures with a
+// named peer measured in the same run:
+//
+//   - data branch creation p50/p99 over N branches, with 1 table and with
+//     10k tables on the source branch (must be flat: a branch is one ref);
+//   - one-table append commit through the Iceberg REST catalog (iceberg-go's
+//     own client against Weir's handler on loopback), p50/p99;
+//   - 32 concurrent writers to 32 tables and to 1 table: commits/s, client
+//     retries (409 CommitFailed) and server CAS rebuilds per commit;
+//   - appending a 10M-row Arrow table through Weir (iceberg-go writes the
+//     Parquet, Weir commits) vs DuckDB COPY ... TO 'x.parquet' of the same
+//     rows: seconds and ratio.
+//
+// Run: go run ./bench/catalog [-branches 10000] [-rows 10000000]
+package main
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
+	icebergcat "github.com/apache/iceberg-go/catalog"
+	_ "github.com/apache/iceberg-go/catalog/rest" // registers the REST client
+	"github.com/apache/iceberg-go/table"
+	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/weir-dev/weir/catalog"
+	"github.com/weir-dev/weir/catalog/rest"
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+const repo = objects.RepoName("bench/demo")
+
+type env struct {
+	objs *objects.Store
+	refs *refs.DB
+	cat  *catalog.Catalog
+	srv  *httptest.Server
+	c409 atomic.Int64
+	dir  string
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func newEnv(dir string) *env {
+	db, err := objects.Open(filepath.Join(dir, "pebble"))
+	must(err)
+	objs := objects.New(db, objects.Limits{})
+	rs := refs.NewDB(objs)
+	wh, err := catalog.NewLocalWarehouse(filepath.Join(dir, "warehouse"))
+	must(err)
+	e := &env{objs: objs, refs: rs, cat: catalog.New(objs, rs, wh), dir: dir}
+	ctx := context.Background()
+	tree, err := objs.Put(ctx, repo, plumbing.TreeObject, nil)
+	must(err)
+	code, err := objs.Put(ctx, repo, plumbing.CommitObject, []byte("tree "+tree.String()+"\nauthor A <a@x> 1700000000 +0000\ncommitter A <a@x> 1700000000 +0000\n\ncode\n"))
+	must(err)
+	must(rs.Update(ctx, repo, []refs.Update{{Name: "refs/heads/main", New: code}}, nil, "bench"))
+	h := rest.NewRESTHandler(e.cat, rest.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	e.srv = httptest.NewServer(http.StripPrefix("/iceberg", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &status{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if rec.code == http.StatusConflict {
+			e.c409.Add(1)
+		}
+	})))
+	return e
+}
+
+type status struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *status) WriteHeader(c int) { s.code = c; s.ResponseWriter.WriteHeader(c) }
+
+func (e *env) client(branch string) icebergcat.Catalog {
+	c, err := icebergcat.Load(context.Background(), "weir", iceberg.Properties{"type": "rest", "uri": e.srv.URL + "/iceberg", "warehouse": string(repo) + "@" + branch})
+	must(err)
+	return c
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[int(float64(len(s)-1)*p)]
+}
+
+// sourceWithTables writes a data commit with n tables directly as Git
+// objects (pointer blobs, per-namespace trees) and points branch at it.
+func (e *env) sourceWithTables(branch string, n int) {
+	ctx := context.Background()
+	type ent struct {
+		name string
+		mode string
+		h    objects.Hash
+	}
+	enc := func(es []ent) []byte {
+		sort.Slice(es, func(i, j int) bool { return es[i].name < es[j].name })
+		var b strings.Builder
+		for _, x := range es {
+			b.WriteString(x.mode + " " + x.name + "\x00")
+			b.Write(x.h[:])
+		}
+		return []byte(b.String())
+	}
+	var tabs []ent
+	for i := range n {
+		p := catalog.Pointer{Table: catalog.TableName{Namespace: "ns", Name: fmt.Sprintf("t%05d", i)}, MetadataLocation: "file:///x", Schema: "id:long"}
+		h, err := e.objs.Put(ctx, repo, plumbing.BlobObject, p.Marshal())
+		must(err)
+		tabs = append(tabs, ent{p.Table.Name, "100644", h})
+	}
+	nsTree, err := e.objs.Put(ctx, repo, plumbing.TreeObject, enc(tabs))
+	must(err)
+	tablesTree, err := e.objs.Put(ctx, repo, plumbing.TreeObject, enc([]ent{{"ns", "40000", nsTree}}))
+	must(err)
+	root, err := e.objs.Put(ctx, repo, plumbing.TreeObject, enc([]ent{{"tables", "40000", tablesTree}}))
+	must(err)
+	commit, err := e.objs.Put(ctx, repo, plumbing.CommitObject, []byte("tree "+root.String()+"\nauthor Weir <weir@localhost> 1700000000 +0000\ncommitter Weir <weir@localhost> 1700000000 +0000\n\nweir: bench\n"))
+	must(err)
+	must(e.refs.Update(ctx, repo, []refs.Update{{Name: catalog.DataRef(branch), New: commit}}, nil, "bench"))
+}
+
+func benchBranches(e *env, src string, n int) (p50, p99 time.Duration) {
+	ctx := context.Background()
+	ds := make([]time.Duration, 0, n)
+	for i := range n {
+		t0 := time.Now()
+		_, err := e.cat.CreateBranch(ctx, repo, fmt.Sprintf("%s-b%05d", src, i), src)
+		ds = append(ds, time.Since(t0))
+		must(err)
+	}
+	return pct(ds, 0.5), pct(ds, 0.99)
+}
+
+var schema = iceberg.NewSchema(0,
+	iceberg.NestedField{ID: 1, Name: "id", Type: iceberg.PrimitiveTypes.Int64},
+	iceberg.NestedField{ID: 2, Name: "name", Type: iceberg.PrimitiveTypes.String},
+	iceberg.NestedField{ID: 3, Name: "amount", Type: iceberg.PrimitiveTypes.Float64},
+)
+
+var arrowSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "name", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "amount", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+}, nil)
+
+func arrowRows(from, n int) arrow.Table {
+	var recs []arrow.RecordBatch
+	const chunk = 1 << 20
+	for off := from; off < from+n; off += chunk {
+		m := min(chunk, from+n-off)
+		b := array.NewRecordBuilder(memory.DefaultAllocator, arrowSchema)
+		ib, sb, fb := b.Field(0).(*array.Int64Builder), b.Field(1).(*array.StringBuilder), b.Field(2).(*array.Float64Builder)
+		ib.Reserve(m)
+		fb.Reserve(m)
+		for i := off; i < off+m; i++ {
+			ib.UnsafeAppend(int64(i))
+			sb.Append("n" + fmt.Sprint(i))
+			fb.UnsafeAppend(float64(i) * 1.5)
+		}
+		recs = append(recs, b.NewRecordBatch())
+		b.Release()
+	}
+	t := array.NewTableFromRecords(arrowSchema, recs)
+	for _, r := range recs {
+		r.Release()
+	}
+	return t
+}
+
+func createTables(cat icebergcat.Catalog, ns string, n int) {
+	ctx := context.Background()
+	must(cat.CreateNamespace(ctx, table.Identifier{ns}, nil))
+	for i := range n {
+		_, err := cat.CreateTable(ctx, table.Identifier{ns, fmt.Sprintf("t%02d", i)}, schema, icebergcat.WithProperties(iceberg.Properties{
+			table.CommitNumRetriesKey: "100", table.CommitMinRetryWaitMsKey: "1", table.CommitMaxRetryWaitMsKey: "50", table.CommitTotalRetryTimeoutMsKey: "600000",
+		}))
+		must(err)
+	}
+}
+
+func benchAppendLatency(e *env, n int) (p50, p99 time.Duration) {
+	ctx := context.Background()
+	cat := e.client("main")
+	createTables(cat, "lat", 1)
+	tbl, err := cat.LoadTable(ctx, table.Identifier{"lat", "t00"})
+	must(err)
+	rows := arrowRows(0, 10)
+	defer rows.Release()
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		t0 := time.Now()
+		tbl, err = tbl.AppendTable(ctx, rows, 100, nil)
+		ds = append(ds, time.Since(t0))
+		must(err)
+	}
+	return pct(ds, 0.5), pct(ds, 0.99)
+}
+
+func benchWriters(e *env, ns string, writers, tables, perWriter int) (perSec float64, retries409, casRetries int64) {
+	ctx := context.Background()
+	cat := e.client("main")
+	createTables(cat, ns, tables)
+	rows := arrowRows(0, 10)
+	defer rows.Release()
+	before409, beforeCAS := e.c409.Load(), e.cat.CASRetries()
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := e.client("main")
+			for range perWriter {
+				tbl, err := c.LoadTable(ctx, table.Identifier{ns, fmt.Sprintf("t%02d", w%tables)})
+				must(err)
+				_, err = tbl.AppendTable(ctx, rows, 100, nil)
+				must(err)
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	return float64(writers*perWriter) / el.Seconds(), e.c409.Load() - before409, e.cat.CASRetries() - beforeCAS
+}
+
+func benchBulk(e *env, rows int) (weir, duck time.Duration) {
+	ctx := context.Background()
+	cat := e.client("main")
+	createTables(cat, "bulk", 1)
+	tbl, err := cat.LoadTable(ctx, table.Identifier{"bulk", "t00"})
+	must(err)
+	at := arrowRows(0, rows)
+	t0 := time.Now()
+	tbl, err = tbl.AppendTable(ctx, at, 1<<17, nil)
+	weir = time.Since(t0)
+	at.Release()
+	must(err)
+	if n := tbl.CurrentSnapshot().Summary.Properties["total-records"]; n != fmt.Sprint(rows) {
+		must(fmt.Errorf("weir appended %s rows, want %d", n, rows))
+	}
+	db, err := sql.Open("duckdb", "")
+	must(err)
+	defer db.Close()
+	out := filepath.Join(e.dir, "duck.parquet")
+	t0 = time.Now()
+	_, err = db.Exec(fmt.Sprintf(`COPY (SELECT i AS id, 'n' || i AS name, i * 1.5 AS amount FROM range(%d) t(i)) TO '%s' (FORMAT parquet)`, rows, out))
+	duck = time.Since(t0)
+	must(err)
+	return weir, duck
+}
+
+func main() {
+	branches := flag.Int("branches", 10000, "branches to create per source")
+	tables := flag.Int("tables", 10000, "tables on the large source branch")
+	appends := flag.Int("appends", 200, "appends for the REST latency figure")
+	perWriter := flag.Int("per-writer", 5, "appends per writer in the 32-writer runs")
+	rows := flag.Int("rows", 10_000_000, "rows for the bulk append vs DuckDB")
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "weir-bench-catalog-")
+	must(err)
+	defer os.RemoveAll(dir)
+	e := newEnv(dir)
+	defer e.srv.Close()
+	fmt.Printf("weir bench/catalog (on-disk Pebble in %s, synced ref updates)\n\n", dir)
+
+	e.sourceWithTables("small", 1)
+	e.sourceWithTables("large", *tables)
+	p50, p99 := benchBranches(e, "small", *branches)
+	fmt.Printf("branch creation, source with 1 table:      p50 %8v  p99 %8v  (%d branches)\n", p50, p99, *branches)
+	q50, q99 := benchBranches(e, "large", *branches)
+	fmt.Printf("branch creation, source with %d tables: p50 %8v  p99 %8v  (ratio p50 large/small %.2f)\n", *tables, q50, q99, float64(q50)/float64(p50))
+
+	a50, a99 := benchAppendLatency(e, *appends)
+	fmt.Printf("REST one-table append commit (iceberg-go AppendTable, 10 rows): p50 %v  p99 %v  (%d appends)\n", a50, a99, *appends)
+
+	for _, tc := range []struct {
+		ns     string
+		tables int
+	}{{"w32", 32}, {"w1", 1}} {
+		cps, r409, cas := benchWriters(e, tc.ns, 32, tc.tables, *perWriter)
+		n := float64(32 * *perWriter)
+		fmt.Printf("32 writers -> %2d table(s): %6.1f commits/s, client retries (409) %.2f/commit, server CAS rebuilds %.2f/commit\n", tc.tables, cps, float64(r409)/n, float64(cas)/n)
+	}
+
+	w, d := benchBulk(e, *rows)
+	fmt.Printf("append %d rows: Weir (iceberg-go Parquet + REST commit) %v, DuckDB COPY TO parquet %v, ratio Weir/DuckDB %.2f\n", *rows, w.Round(time.Millisecond), d.Round(time.Millisecond), float64(w)/float64(d))
+}
