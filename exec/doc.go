@@ -7,8 +7,11 @@
 // What a node gets (the host runtime):
 //
 //	namespaces   mount, pid, ipc, uts, net (only lo, up), cgroup
-//	user         uid/gid 65534 on the host too (no user namespace), no
-//	             capabilities in any set, no_new_privs
+//	user         uid/gid 65534 inside; a user namespace mapping the
+//	             sandbox's ids 0-65535 to host ids 1048576+ where the kernel
+//	             allows it and every dir above the state dir is searchable
+//	             by others (else host uid 65534); no capabilities in any
+//	             set; no_new_privs
 //	seccomp      deny-list (EPERM): mount family, namespaces (unshare,
 //	             setns, clone with CLONE_NEW*; clone3 -> ENOSYS), ptrace,
 //	             process_vm_*, kexec, modules, bpf, perf, userfaultfd, keys,

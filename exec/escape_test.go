@@ -552,7 +552,7 @@ func TestCustomRuntime(t *testing.T) {
 	}
 	defer s.Close()
 	res, err := s.Run(context.Background(), exec.Spec{ID: "mini", Runtime: "mini", Env: []string{"PATH=/usr/bin"},
-		Args: []string{"dash", "-c", "echo /usr/bin/*; echo x > /usr/evil || echo ro"}})
+		Args: []string{"dash", "-c", "echo /usr/bin/*; read a b c < /proc/self/uid_map; echo map $a $b $c; echo x > /usr/evil || echo ro"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,5 +561,24 @@ func TestCustomRuntime(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "usr", "evil")); err == nil {
 		t.Error("node wrote into the runtime's rootfs")
+	}
+	// The state dir's parent (the test's temp dir) is 0700: the mapped
+	// root of a user namespace could not reach the rootfs skeleton, so
+	// these sandboxes fall back to running as host uid 65534.
+	if !strings.Contains(string(res.Output), "map 0 0 4294967295\n") {
+		t.Errorf("want no user namespace: %s", res.Output)
+	}
+}
+
+// TestUserNamespace: where the kernel allows one, the node's ids are
+// unprivileged on the host (container 0-65535 = host 1048576-...).
+func TestUserNamespace(t *testing.T) {
+	res := run(t, exec.Spec{Args: []string{"/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; id -u"}})
+	want := " 0 1048576 65536\n 0 1048576 65536\n65534\n"
+	if b, _ := os.ReadFile("/proc/sys/user/max_user_namespaces"); strings.TrimSpace(string(b)) == "0" {
+		want = " 0 0 4294967295\n 0 0 4294967295\n65534\n"
+	}
+	if got := string(res.Output); got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

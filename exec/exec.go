@@ -175,6 +175,11 @@ type Config struct {
 	// Default: weir-sandbox-init next to the running binary, if there is
 	// one; otherwise the running binary serves, correctly but slowly.
 	InitBinary string
+	// NoUserNamespace turns off the user namespace sandboxes get where the
+	// kernel allows one and the mapped container root can reach StateDir
+	// (and a registered runtime's rootfs): every dir above them searchable
+	// by others. Without one a node runs as host uid 65534.
+	NoUserNamespace bool
 	// CgroupPool is how many empty cgroups a background goroutine keeps
 	// ready so a sandbox's start only joins one (default 8; negative: none,
 	// each sandbox creates its own).

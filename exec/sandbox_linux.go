@@ -27,11 +27,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nodeUID and nodeGID are who a node runs as, on the host as well as
-// inside (no user namespace): nobody/nogroup, with every capability dropped.
+// nodeUID and nodeGID are who a node runs as inside its sandbox:
+// nobody/nogroup, with every capability dropped. With a user namespace the
+// sandbox's ids 0-65535 are host ids userBase+0-65535, so a node is host
+// uid userBase+65534; without one it is host uid 65534.
 const (
-	nodeUID = 65534
-	nodeGID = 65534
+	nodeUID  = 65534
+	nodeGID  = 65534
+	userBase = 1 << 20
+	userSize = 65536
 )
 
 // Sandboxes builds and runs sandboxes. It is safe for concurrent use; each
@@ -48,6 +52,7 @@ type Sandboxes struct {
 	log          *slog.Logger
 	pool         *cgroupPool
 
+	userns  bool // sandboxes of the host runtime get a user namespace
 	mu      sync.Mutex
 	running map[string]bool
 }
@@ -100,6 +105,18 @@ func New(cfg Config) (*Sandboxes, error) {
 	for _, d := range []string{cfg.StateDir, s.containers, s.runs} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("exec: state dir: %w", err)
+		}
+	}
+	if !cfg.NoUserNamespace {
+		// The container's root (host uid userBase) must reach the rootfs
+		// skeleton in the state dir; nothing in the state dir is readable.
+		if err := os.Chmod(cfg.StateDir, 0o711); err != nil {
+			return nil, fmt.Errorf("exec: state dir: %w", err)
+		}
+		if why := usernsUnusable(cfg.StateDir); why != "" {
+			s.log.Info("sandboxes run without a user namespace (nodes are host uid 65534)", "why", why)
+		} else {
+			s.userns = true
 		}
 	}
 	s.sweep()
@@ -204,6 +221,7 @@ func (s *Sandboxes) Run(ctx context.Context, spec Spec) (*Result, error) {
 	lim := spec.Limits.orDefault(s.cfg.Defaults)
 	r := &run{s: s, spec: spec, lim: lim, cid: cid, rootfs: rootfs,
 		capture: newTail(OutputTail, spec.Stdout), t0: time.Now()}
+	r.userns = s.userns && (rt == HostRuntime || usernsUnusable(rootfs) == "")
 	res := r.do(ctx)
 	r.phase("cleanup")
 	res.Overhead = time.Since(r.t0) - res.Wall
@@ -223,6 +241,7 @@ type run struct {
 	rootfs  string
 	capture *tail
 
+	userns bool   // this sandbox has a user namespace
 	runDir string // <runs>/<cid>
 	outDir string // tmpfs of lim.OutputBytes, bound at /out
 
@@ -444,7 +463,11 @@ func (r *run) prepareOut() error {
 	if err := os.MkdirAll(r.outDir, 0o700); err != nil {
 		return err
 	}
-	data := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d,nr_inodes=65536", r.lim.OutputBytes, nodeUID, nodeGID)
+	uid, gid := nodeUID, nodeGID
+	if r.userns {
+		uid, gid = uid+userBase, gid+userBase
+	}
+	data := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d,nr_inodes=65536", r.lim.OutputBytes, uid, gid)
 	if err := unix.Mount("weir-out", r.outDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		return fmt.Errorf("mount output tmpfs: %w", err)
 	}
@@ -605,7 +628,7 @@ func (r *run) config() *configs.Config {
 	pids := r.lim.Pids
 	period := uint64(100000)
 	oomAdj := 1000 // the node, never the server, is the OOM killer's first pick
-	return &configs.Config{
+	c := &configs.Config{
 		Rootfs:            r.rootfs,
 		Readonlyfs:        true,
 		ParentDeathSignal: int(unix.SIGKILL),
@@ -642,5 +665,36 @@ func (r *run) config() *configs.Config {
 			{Type: unix.RLIMIT_NOFILE, Hard: r.lim.OpenFiles, Soft: r.lim.OpenFiles},
 			{Type: unix.RLIMIT_CORE, Hard: 0, Soft: 0},
 		},
+	}
+	if r.userns {
+		c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWUSER})
+		c.UIDMappings = []configs.IDMap{{ContainerID: 0, HostID: userBase, Size: userSize}}
+		c.GIDMappings = []configs.IDMap{{ContainerID: 0, HostID: userBase, Size: userSize}}
+	}
+	return c
+}
+
+// usernsUnusable says why sandboxes rooted at dir cannot have a user
+// namespace ("" if they can): the kernel must allow one, and the mapped
+// container root (an unprivileged host uid) must be able to reach dir, so
+// every dir from / down to dir must be searchable by others.
+func usernsUnusable(dir string) string {
+	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
+		return "the kernel has no user namespaces"
+	}
+	if n := readInt("/proc/sys/user/max_user_namespaces"); n == 0 {
+		return "user.max_user_namespaces is 0"
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err.Error()
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Sprintf("%s is not searchable by others (mode %s)", d, fi.Mode().Perm())
+		}
+		if d == "/" || d == "." {
+			return ""
+		}
 	}
 }
