@@ -61,6 +61,7 @@ type Catalog struct {
 	log  *slog.Logger
 
 	casRetries atomic.Int64 // data ref CAS attempts lost to a concurrent writer
+	metas      metaCache
 }
 
 // CASRetries returns how many times a write of this catalog lost the
@@ -182,11 +183,11 @@ func (c *Catalog) loadTable(ctx context.Context, repo objects.RepoName, t TableN
 	if err != nil {
 		return nil, Pointer{}, fmt.Errorf("table %s: %w", t, err)
 	}
-	tbl, err := table.NewFromLocation(ctx, table.Identifier{t.Namespace, t.Name}, p.MetadataLocation, c.fsFunc(), cat)
+	meta, err := c.readMetadata(ctx, p.MetadataLocation)
 	if err != nil {
 		return nil, Pointer{}, fmt.Errorf("table %s: read metadata %s: %w", t, p.MetadataLocation, err)
 	}
-	return tbl, p, nil
+	return table.New(table.Identifier{t.Namespace, t.Name}, meta, p.MetadataLocation, c.fsFunc(), cat), p, nil
 }
 
 // ReadTableFiles returns local paths of the Parquet data files of table t's
@@ -564,6 +565,7 @@ func (c *Catalog) stageMetadata(ctx context.Context, repo objects.RepoName, t Ta
 	if err := wfs.WriteFile(loc, data); err != nil {
 		return nil, "", fmt.Errorf("catalog: write metadata %s: %w", loc, err)
 	}
+	c.metas.put(loc, meta)
 	return meta, loc, nil
 }
 
