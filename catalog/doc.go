@@ -25,6 +25,10 @@
 // A branch b owns refs/data/b; a data tag t is refs/tags/data/t and points at
 // a data commit. Branch creation copies one ref: O(1), nothing is copied.
 //
+// Lineage: WriteDataCommit records the run and code commit it is given;
+// writes through the Iceberg catalog record a run id "iceberg-<random>" and,
+// as code commit, refs/heads/<branch> at the time of the write.
+//
 // # Keys
 //
 // The catalog shares the Pebble database of objects.Store (objects owns 'o',
@@ -48,6 +52,13 @@
 // where <repo> has its '/' replaced by '@' ("team/demo" -> "team@demo"),
 // which repo names cannot otherwise contain. <root> is file:///... for the
 // local warehouse or s3://bucket/prefix for S3.
+//
+// Iceberg metadata files are immutable (every version has a new name), so
+// the catalog caches parsed metadata by location.
+//
+// Writers are checked to stay inside their repo: table locations, new
+// snapshots' manifest lists and the data files ReadTableFiles hands to a
+// pipeline must all be under the repo's warehouse prefix.
 //
 // # Concurrency
 //
