@@ -45,6 +45,9 @@ func main() {
 	// refuses overlapping layers (then it falls back to copying the binary).
 	dir, err := os.MkdirTemp("/run", "weir-bench-sandbox-")
 	check(err)
+	// Searchable, so the sandboxes' mapped root reaches the state dirs and
+	// they get a user namespace, as under /run/weir/exec.
+	check(os.Chmod(dir, 0o711))
 	defer os.RemoveAll(dir)
 	sb, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state")})
 	check(err)
@@ -52,6 +55,9 @@ func main() {
 	nopool, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state-nopool"), CgroupPool: -1})
 	check(err)
 	defer nopool.Close()
+	nouserns, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state-nouserns"), NoUserNamespace: true})
+	check(err)
+	defer nouserns.Close()
 	ctx := context.Background()
 	env := []string{"PATH=/usr/bin:/bin"}
 	var seq atomic.Int64
@@ -76,6 +82,7 @@ func main() {
 	cs := []*contender{
 		{name: "weir exec", run: weir(sb)},
 		{name: "weir exec, no cgroup pool", run: weir(nopool)},
+		{name: "weir exec, no user ns", run: weir(nouserns)},
 	}
 	if *runcBin != "" {
 		if _, err := osexec.LookPath(*runcBin); err != nil {
