@@ -1,9 +1,16 @@
 // Package hooks owns what happens between receiving a push and moving its
 // refs: the pre-receive decision. gitserver calls a PreReceive with the ref
-// commands and the quarantined objects; the pipeline hook plans the pushed
-// pipeline, runs it in sandboxes (package exec) on a temporary data branch
-// (package catalog) and decides.
+// commands and the quarantined objects; the pipeline hook (Pipeline) plans
+// the pushed pipeline, runs it in sandboxes (package exec) on a temporary
+// data branch (package catalog) and decides.
+//
+// Subpackages: hooks/pipeline parses and plans a pipeline (no I/O beyond
+// the commit's files); hooks/node is what runs inside a sandbox for one
+// node ("weir node ...") and the read-only query engine ("weir query").
 //
 // It must never move a ref itself: it returns the extra ref updates (data
 // refs, run refs) and gitserver commits them with the push in one write.
+// It must never run a node outside a sandbox, never let a node see a table
+// it did not declare, and never interpret push parameters: they reach the
+// nodes verbatim.
 package hooks

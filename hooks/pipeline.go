@@ -81,6 +81,10 @@ type PipelineConfig struct {
 	Runtimes []string
 	// Parallel bounds the nodes running at once (default runtime.NumCPU()).
 	Parallel int
+	// MaxLimits cap what weir.toml may ask for; zero fields take
+	// exec.DefaultLimits(). A node may lower its limits, never raise them
+	// past these.
+	MaxLimits exec.Limits
 	// KeepAlive is how often a long node reports it is still running
 	// (default 10 s).
 	KeepAlive time.Duration
@@ -141,6 +145,17 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	d := exec.DefaultLimits()
+	m := &cfg.MaxLimits
+	if m.Wall <= 0 {
+		m.Wall = d.Wall
+	}
+	if m.Memory <= 0 {
+		m.Memory = d.Memory
+	}
+	if m.CPU <= 0 {
+		m.CPU = d.CPU
 	}
 	rt := map[string]bool{exec.HostRuntime: true}
 	for _, r := range cfg.Runtimes {

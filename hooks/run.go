@@ -313,6 +313,16 @@ func (r *run) runNode(ctx context.Context, i int) error {
 	for _, k := range names {
 		env = append(env, node.ParamEnvPrefix+k+"="+r.opts.params[k])
 	}
+	lim, max := n.Limits, r.h.cfg.MaxLimits
+	if lim.Wall > max.Wall {
+		lim.Wall = max.Wall
+	}
+	if lim.Memory > max.Memory {
+		lim.Memory = max.Memory
+	}
+	if lim.CPU > max.CPU {
+		lim.CPU = max.CPU
+	}
 	spec := exec.Spec{
 		ID:      fmt.Sprintf("%s-%d", r.id, i),
 		Runtime: n.Runtime,
@@ -321,7 +331,7 @@ func (r *run) runNode(ctx context.Context, i int) error {
 		Inputs:  inputs,
 		Output:  outDir,
 		Weir:    true,
-		Limits:  n.Limits,
+		Limits:  lim,
 	}
 	stop := r.keepAlive(n.Name)
 	began := time.Now()
