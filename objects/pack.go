@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sort"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
@@ -384,24 +386,45 @@ func (pp *parsedPack) resolveDeltas(lim Limits, base func(Hash) (*Object, error)
 			return err
 		}
 	}
-	// Thin pack: bases the sender assumed we have.
-	for len(refChildren) > 0 && resolved < nDeltas {
-		var h Hash
-		for k := range refChildren {
-			h = k
-			break
+	// Thin pack: bases the sender assumed we have. A waiting hash may also
+	// be an object of this pack that only resolves once some other outside
+	// base is in, so go round until nothing more resolves.
+	for progress := true; progress && resolved < nDeltas; {
+		progress = false
+		waiting := make([]Hash, 0, len(refChildren))
+		for h := range refChildren {
+			waiting = append(waiting, h)
 		}
-		o, err := base(h)
-		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("%w: delta base %s is neither in the pack nor in the repo", ErrBadPack, h)
+		sort.Slice(waiting, func(i, j int) bool { return bytes.Compare(waiting[i][:], waiting[j][:]) < 0 })
+		for _, h := range waiting {
+			if _, still := refChildren[h]; !still {
+				continue
+			}
+			o, err := base(h)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			stack = append(stack, item{idx: -1, h: h, typ: o.Type, data: o.Data})
+			if err := run(); err != nil {
+				return err
+			}
+			progress = true
 		}
-		if err != nil {
-			return err
+	}
+	if resolved < nDeltas && len(refChildren) > 0 {
+		var missing []Hash
+		for h := range refChildren {
+			missing = append(missing, h)
 		}
-		stack = append(stack, item{idx: -1, h: h, typ: o.Type, data: o.Data})
-		if err := run(); err != nil {
-			return err
+		sort.Slice(missing, func(i, j int) bool { return bytes.Compare(missing[i][:], missing[j][:]) < 0 })
+		names := make([]string, 0, 4)
+		for _, h := range missing[:min(len(missing), 4)] {
+			names = append(names, h.String())
 		}
+		return fmt.Errorf("%w: delta base %s is neither in the pack nor in the repo", ErrBadPack, strings.Join(names, ", "))
 	}
 	if resolved < nDeltas {
 		return fmt.Errorf("%w: %d deltas have no resolvable base (cycle?)", ErrBadPack, nDeltas-resolved)

@@ -2,7 +2,10 @@ package objects
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
+	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -442,4 +445,99 @@ func benchPack(b *testing.B) []byte {
 	}
 	history(g, 40)
 	return g.packRevs([]string{"--delta-base-offset"}, "HEAD")
+}
+
+// packWriter builds packs by hand for cases git will not produce on demand.
+type packWriter struct {
+	buf bytes.Buffer
+	n   uint32
+}
+
+func (p *packWriter) entry(kind byte, size int, prefix []byte, body []byte) {
+	c := kind<<4 | byte(size&0x0f)
+	size >>= 4
+	for size > 0 {
+		p.buf.WriteByte(c | 0x80)
+		c = byte(size & 0x7f)
+		size >>= 7
+	}
+	p.buf.WriteByte(c)
+	p.buf.Write(prefix)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(body)
+	zw.Close()
+	p.buf.Write(z.Bytes())
+	p.n++
+}
+
+func (p *packWriter) bytes() []byte {
+	var out bytes.Buffer
+	out.WriteString("PACK")
+	binary.Write(&out, binary.BigEndian, uint32(2))
+	binary.Write(&out, binary.BigEndian, p.n)
+	out.Write(p.buf.Bytes())
+	sum := sha1.Sum(out.Bytes())
+	out.Write(sum[:])
+	return out.Bytes()
+}
+
+// insertDelta is a git delta from a base of baseLen bytes to target, made
+// of insert instructions only.
+func insertDelta(baseLen int, target []byte) []byte {
+	var d []byte
+	d = binary.AppendUvarint(d, uint64(baseLen))
+	d = binary.AppendUvarint(d, uint64(len(target)))
+	for len(target) > 0 {
+		n := min(len(target), 127)
+		d = append(d, byte(n))
+		d = append(d, target[:n]...)
+		target = target[n:]
+	}
+	return d
+}
+
+// A thin pack whose ref-delta C is based on B, itself a ref-delta on A in
+// the repo, with C first: resolution must not depend on which waiting base
+// it tries first (map order made this fail one run in two).
+func TestIngestThinChainOrder(t *testing.T) {
+	ctx := context.Background()
+	s := memStore(t, Limits{})
+	a := []byte("object A, already in the repo\n")
+	ha, err := s.Put(ctx, "demo", plumbing.BlobObject, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte("object B, a delta on A\n")
+	c := []byte("object C, a delta on B\n")
+	hb := plumbing.ComputeHash(plumbing.BlobObject, b)
+	hc := plumbing.ComputeHash(plumbing.BlobObject, c)
+	var pw packWriter
+	dc := insertDelta(len(b), c)
+	pw.entry(packRefDelta, len(dc), hb[:], dc)
+	db := insertDelta(len(a), b)
+	pw.entry(packRefDelta, len(db), ha[:], db)
+	pack := pw.bytes()
+	for i := 0; i < 20; i++ {
+		q := s.NewQuarantine("demo")
+		hashes, err := q.IngestPack(ctx, bytes.NewReader(pack))
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if len(hashes) != 2 || hashes[0] != hc || hashes[1] != hb {
+			t.Fatalf("hashes %v, want [%s %s]", hashes, hc, hb)
+		}
+		o, err := q.Get(ctx, hc)
+		if err != nil || !bytes.Equal(o.Data, c) {
+			t.Fatalf("C: %v", err)
+		}
+		q.Close()
+	}
+	// Without A the same pack is refused, naming A.
+	s2 := memStore(t, Limits{})
+	q := s2.NewQuarantine("demo")
+	defer q.Close()
+	if _, err := q.IngestPack(ctx, bytes.NewReader(pack)); !errors.Is(err, ErrBadPack) || !strings.Contains(err.Error(), ha.String()) {
+		t.Fatalf("without A: %v", err)
+	}
 }
