@@ -19,6 +19,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/weir-dev/weir/hooks"
@@ -75,7 +76,7 @@ func TestHelperProcess(t *testing.T) {
 
 // sessServer is a Server on an in-memory Pebble, reachable by git.
 type sessServer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	store  *objects.Store
 	refs   refs.Store
@@ -106,12 +107,33 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func newSessServer(t *testing.T) *sessServer {
+func newSessServer(t testing.TB) *sessServer {
+	return newSessServerCache(t, 0)
+}
+
+// quietPebble drops Pebble's informational log lines.
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)              {}
+func (quietPebble) Errorf(string, ...any)             {}
+func (quietPebble) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
+// newSessServerCache is newSessServer with a Pebble block cache of
+// cacheBytes (0: the objects package's own options).
+func newSessServerCache(t testing.TB, cacheBytes int64) *sessServer {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not installed")
 	}
-	db, err := objects.OpenFS("", vfs.NewMem())
+	var db *pebble.DB
+	var err error
+	if cacheBytes > 0 {
+		cache := pebble.NewCache(cacheBytes)
+		defer cache.Unref()
+		db, err = pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Cache: cache, MemTableSize: 64 << 20, Logger: quietPebble{}})
+	} else {
+		db, err = objects.OpenFS("", vfs.NewMem())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,12 +255,12 @@ func (ts *sessServer) ref(repo, name string) objects.Hash {
 
 // sessGit runs C git in dirs under one HOME with the server's socket.
 type sessGit struct {
-	t    *testing.T
+	t    testing.TB
 	home string
 	env  []string
 }
 
-func newSessGit(t *testing.T, ts *sessServer) *sessGit {
+func newSessGit(t testing.TB, ts *sessServer) *sessGit {
 	home := t.TempDir()
 	g := &sessGit{t: t, home: home}
 	g.env = append(os.Environ(),

@@ -3,14 +3,18 @@ package gitserver
 import (
 	"bufio"
 	"bytes"
+	"compress/zlib"
 	"container/heap"
+	"container/list"
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -60,11 +64,68 @@ type walker struct {
 	repo    objects.RepoName
 	get     func(h objects.Hash) (*objects.Object, error)
 	commits map[objects.Hash]*commitNode
+	inf     inflater
+	// kept, when non-nil, collects the stored values getFromStore reads,
+	// up to keepBudget bytes.
+	kept     map[objects.Hash]rawObject
+	keptSize int
 }
 
 func newWalker(ctx context.Context, store *objects.Store, repo objects.RepoName) *walker {
-	return &walker{ctx: ctx, store: store, repo: repo, commits: map[objects.Hash]*commitNode{},
-		get: func(h objects.Hash) (*objects.Object, error) { return store.Get(ctx, repo, h) }}
+	w := &walker{ctx: ctx, store: store, repo: repo, commits: map[objects.Hash]*commitNode{}}
+	w.get = w.getFromStore
+	return w
+}
+
+// getFromStore reads and inflates h with the walker's reusable inflater.
+// The returned Data is only valid until the next call.
+func (w *walker) getFromStore(h objects.Hash) (*objects.Object, error) {
+	typ, size, zdata, err := w.store.Raw(w.ctx, w.repo, h)
+	if err != nil {
+		return nil, err
+	}
+	if w.kept != nil && w.keptSize+len(zdata) <= keepBudget {
+		w.kept[h] = rawObject{typ: typ, size: size, zdata: zdata}
+		w.keptSize += len(zdata)
+	}
+	data, err := w.inf.inflate(zdata, size)
+	if err != nil {
+		return nil, fmt.Errorf("inflate %s: %w", h, err)
+	}
+	return &objects.Object{Type: typ, Data: data}, nil
+}
+
+// inflater inflates stored objects with one reused zlib reader and output
+// buffer: a fresh zlib reader allocates (and zeroes) tens of kilobytes,
+// which dominated the cost of walking trees.
+type inflater struct {
+	br  bytes.Reader
+	zr  io.ReadCloser
+	buf []byte
+}
+
+func (f *inflater) inflate(zdata []byte, size int64) ([]byte, error) {
+	if size < 0 || size > 1<<31 {
+		return nil, fmt.Errorf("bad object size %d", size)
+	}
+	f.br.Reset(zdata)
+	if f.zr == nil {
+		zr, err := zlib.NewReader(&f.br)
+		if err != nil {
+			return nil, err
+		}
+		f.zr = zr
+	} else if err := f.zr.(zlib.Resetter).Reset(&f.br, nil); err != nil {
+		return nil, err
+	}
+	if int64(cap(f.buf)) < size {
+		f.buf = make([]byte, size)
+	}
+	buf := f.buf[:size]
+	if _, err := io.ReadFull(f.zr, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 // newQuarantineWalker walks a push's objects and the repo under them.
@@ -187,14 +248,31 @@ type fetchPlan struct {
 type packList struct {
 	objs    []objects.Hash
 	commits int
+	// kept holds the stored values of trees and commits read while
+	// planning (up to keepBudget bytes), so the pack does not read them
+	// from the store a second time.
+	kept map[objects.Hash]rawObject
 }
+
+// rawObject is a stored object value: type, inflated size, zlib stream.
+type rawObject struct {
+	typ   plumbing.ObjectType
+	size  int64
+	zdata []byte
+}
+
+// keepBudget bounds the bytes of stored values one fetch keeps in memory
+// between planning and packing.
+const keepBudget = 64 << 20
 
 // progressFunc reports counting progress; it may be nil.
 type progressFunc func(format string, args ...any)
 
 // plan decides the objects to send.
 func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
-	pl := &packList{}
+	pl := &packList{kept: map[objects.Hash]rawObject{}}
+	w.kept = pl.kept
+	defer func() { w.kept = nil }()
 	seen := make(map[objects.Hash]struct{}, 1024)
 	add := func(h objects.Hash) bool {
 		if _, ok := seen[h]; ok {
@@ -405,6 +483,7 @@ func (w *walker) walkTree(h objects.Hash, seen map[objects.Hash]struct{}, out *[
 		return fmt.Errorf("read tree %s: %w", h, err)
 	}
 	data := o.Data
+	var subs []objects.Hash // recursed into after the loop: data is reused
 	for len(data) > 0 {
 		sp := bytes.IndexByte(data, ' ')
 		if sp < 0 {
@@ -420,9 +499,7 @@ func (w *walker) walkTree(h objects.Hash, seen map[objects.Hash]struct{}, out *[
 		data = data[sp+nul+21:]
 		switch string(mode) {
 		case "40000":
-			if err := w.walkTree(id, seen, out); err != nil {
-				return err
-			}
+			subs = append(subs, id)
 		case "160000":
 			// A gitlink names a commit of another history: not ours to send.
 		default:
@@ -432,6 +509,11 @@ func (w *walker) walkTree(h objects.Hash, seen map[objects.Hash]struct{}, out *[
 					*out = append(*out, id)
 				}
 			}
+		}
+	}
+	for _, id := range subs {
+		if err := w.walkTree(id, seen, out); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -449,8 +531,10 @@ func appendEntryHeader(dst []byte, typ plumbing.ObjectType, size int64) []byte {
 	return append(dst, b)
 }
 
-// writePack streams the objects of pl from the store as a version 2 pack.
-func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName, objs []objects.Hash, w io.Writer) error {
+// writePack streams the objects of pl as a version 2 pack: kept values
+// first, else from the store.
+func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName, pl *packList, w io.Writer) error {
+	objs := pl.objs
 	h := sha1.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 64<<10)
 	var hdr [12]byte
@@ -467,9 +551,16 @@ func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName,
 				return err
 			}
 		}
-		typ, size, zdata, err := store.Raw(ctx, repo, id)
-		if err != nil {
-			return fmt.Errorf("read object %s: %w", id, err)
+		var typ plumbing.ObjectType
+		var size int64
+		var zdata []byte
+		if k, ok := pl.kept[id]; ok {
+			typ, size, zdata = k.typ, k.size, k.zdata
+		} else {
+			var err error
+			if typ, size, zdata, err = store.Raw(ctx, repo, id); err != nil {
+				return fmt.Errorf("read object %s: %w", id, err)
+			}
 		}
 		eh = appendEntryHeader(eh[:0], typ, size)
 		if _, err := bw.Write(eh); err != nil {
@@ -484,4 +575,80 @@ func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName,
 	}
 	_, err := w.Write(h.Sum(nil))
 	return err
+}
+
+// planCache remembers the object lists of full clones (no haves, no
+// shallow), keyed by repo, wants and the include-tag list: objects are
+// immutable and named by content, so an entry never goes stale. It plays
+// the part of git's reachability bitmaps: a repeated clone of the same tips
+// skips the walk. Bounded by the number of hashes held; least recently used
+// entries go first.
+type planCache struct {
+	mu      sync.Mutex
+	entries map[[sha1.Size]byte]*list.Element
+	order   list.List // front: most recently used
+	hashes  int
+}
+
+type planEntry struct {
+	key [sha1.Size]byte
+	pl  *packList
+}
+
+// planCacheMaxHashes bounds the cache: 2M hashes is about 40 MiB.
+const planCacheMaxHashes = 2 << 20
+
+// planKey names a clone plan; ok is false when the plan is not cacheable.
+func planKey(repo objects.RepoName, fp *fetchPlan) (key [sha1.Size]byte, ok bool) {
+	if len(fp.haves) > 0 || len(fp.graftsWant) > 0 || len(fp.graftsHave) > 0 {
+		return key, false
+	}
+	h := sha1.New()
+	h.Write([]byte(repo))
+	h.Write([]byte{0})
+	wants := append([]objects.Hash(nil), fp.wants...)
+	sort.Slice(wants, func(i, j int) bool { return bytes.Compare(wants[i][:], wants[j][:]) < 0 })
+	for _, w := range wants {
+		h.Write(w[:])
+	}
+	h.Write([]byte("\x00tags"))
+	for _, t := range fp.tags {
+		h.Write(t.hash[:])
+		h.Write(t.peeled[:])
+	}
+	copy(key[:], h.Sum(nil))
+	return key, true
+}
+
+func (c *planCache) get(key [sha1.Size]byte) *packList {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok {
+		c.order.MoveToFront(e)
+		return e.Value.(*planEntry).pl
+	}
+	return nil
+}
+
+func (c *planCache) put(key [sha1.Size]byte, pl *packList) {
+	if len(pl.objs) > planCacheMaxHashes/4 {
+		return // one huge clone must not flush everything else
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[[sha1.Size]byte]*list.Element{}
+	}
+	if _, ok := c.entries[key]; ok {
+		return
+	}
+	c.entries[key] = c.order.PushFront(&planEntry{key: key, pl: &packList{objs: pl.objs, commits: pl.commits}})
+	c.hashes += len(pl.objs)
+	for c.hashes > planCacheMaxHashes {
+		e := c.order.Back()
+		pe := e.Value.(*planEntry)
+		c.order.Remove(e)
+		delete(c.entries, pe.key)
+		c.hashes -= len(pe.pl.objs)
+	}
 }

@@ -39,6 +39,8 @@ type Server struct {
 	Protected func(repo objects.RepoName, ref refs.Name) bool
 	// Logger gets one line per push and per failed session; nil discards.
 	Logger *slog.Logger
+
+	plans planCache // clone plans; the zero value is ready
 }
 
 // Service names one of the two Git services.

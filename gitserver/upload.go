@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -544,7 +545,21 @@ func (s *Server) sendPack(ctx context.Context, pw *pktWriter, sess *Session, w *
 		bw.max = band
 		prog = func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
 	}
-	pl, err := w.plan(fp, prog)
+	start := time.Now()
+	key, cacheable := planKey(sess.Repo, fp)
+	var pl *packList
+	var err error
+	cached := false
+	if cacheable {
+		pl = s.plans.get(key)
+		cached = pl != nil
+	}
+	if pl == nil {
+		pl, err = w.plan(fp, prog)
+		if err == nil && cacheable {
+			s.plans.put(key, pl)
+		}
+	}
 	if err != nil {
 		if band > 0 {
 			ew := newBandWriter(&mu, pw, bandError, true)
@@ -562,7 +577,8 @@ func (s *Server) sendPack(ctx context.Context, pw *pktWriter, sess *Session, w *
 	if band > 0 {
 		out = packBandWriter{p: pw, max: band}
 	}
-	if err := writePack(ctx, s.Objects, sess.Repo, pl.objs, out); err != nil {
+	planned := time.Now()
+	if err := writePack(ctx, s.Objects, sess.Repo, pl, out); err != nil {
 		return err
 	}
 	if prog != nil {
@@ -572,6 +588,7 @@ func (s *Server) sendPack(ctx context.Context, pw *pktWriter, sess *Session, w *
 		pw.flushPkt()
 	}
 	s.logger().Info("upload-pack", "repo", sess.Repo, "identity", sess.Identity,
-		"objects", len(pl.objs), "commits", pl.commits, "haves", len(fp.haves))
+		"objects", len(pl.objs), "commits", pl.commits, "haves", len(fp.haves), "cached", cached,
+		"plan", planned.Sub(start).Round(time.Millisecond), "pack", time.Since(planned).Round(time.Millisecond))
 	return pw.send()
 }
