@@ -117,7 +117,9 @@ type Spec struct {
 // Reason says why a node stopped.
 type Reason string
 
-// Reasons, in the order Run checks them.
+// Reasons. Run reports the first that applies, in this order: setup,
+// time-limit, aborted, memory-limit, process-limit, output-quota, exit; ok
+// when none does.
 const (
 	ReasonOK      Reason = "ok"            // exit status 0
 	ReasonSetup   Reason = "setup"         // the sandbox could not be built or started
