@@ -112,6 +112,16 @@ func TestPipelineExample(t *testing.T) {
 	if l := git(t, dir, "show", strings.TrimSpace(runs)+":log"); !strings.Contains(l, "== main.revenue (models/revenue.py) ok") {
 		t.Fatalf("run log:\n%s", l)
 	}
+
+	// The local form reads a stopped server's data directory.
+	s.Stop()
+	local, err := exec.Command(weirBin, "query", "--data", s.Data, "--repo", "orders", "--ref", "main", "SELECT customer FROM main.revenue ORDER BY total DESC LIMIT 1").CombinedOutput()
+	if err != nil || string(local) != "customer\nglobex\n" {
+		t.Fatalf("weir query: %v %q", err, local)
+	}
+	if out, err := exec.Command(weirBin, "query", "--data", s.Data, "--repo", "orders", "COPY main.revenue TO '/tmp/x.csv'").CombinedOutput(); err == nil {
+		t.Fatalf("weir query ran a COPY: %s", out)
+	}
 }
 
 // TestPipelineRefusals pushes broken pipelines on top of a good main: each
