@@ -33,12 +33,6 @@ import (
 // Basic realm="weir") when credentials are missing or wrong; 403 when the
 // identity may not do this to the repo; 404 "Repository not found".
 
-// The two services, as named in URLs and SSH commands.
-const (
-	serviceUploadPack  = Service("git-upload-pack")
-	serviceReceivePack = Service("git-receive-pack")
-)
-
 // httpHandler serves smart HTTP for one listener.
 type httpHandler struct {
 	srv    *Server
@@ -120,7 +114,7 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string
 		}
 		service = Service(endpoint)
 	}
-	if service != serviceUploadPack && service != serviceReceivePack {
+	if service != UploadPack && service != ReceivePack {
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("weir: unknown service %q\n", service))
 		return
 	}
@@ -137,7 +131,7 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string
 		return
 	}
 	need := PermRead
-	if service == serviceReceivePack {
+	if service == ReceivePack {
 		need = PermWrite
 	}
 	if !h.access.Can(identity, repo, need) {
@@ -159,7 +153,7 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string
 		CanWrite: func(refs.Name) bool {
 			return h.access.Can(identity, repo, PermWrite)
 		},
-		CreateRepo: service == serviceReceivePack,
+		CreateRepo: service == ReceivePack,
 	}
 	ctx := r.Context()
 

@@ -217,7 +217,7 @@ func (s *SSHServer) serveGit(sess ssh.Session, log *slog.Logger, identity string
 		return 1
 	}
 	need := PermRead
-	if service == serviceReceivePack {
+	if service == ReceivePack {
 		need = PermWrite
 	}
 	if !s.access.Can(identity, repo, need) {
@@ -238,7 +238,7 @@ func (s *SSHServer) serveGit(sess ssh.Session, log *slog.Logger, identity string
 		CanWrite: func(refs.Name) bool {
 			return s.access.Can(identity, repo, PermWrite)
 		},
-		CreateRepo: service == serviceReceivePack,
+		CreateRepo: service == ReceivePack,
 	}
 	if err := s.git.Serve(sess.Context(), sess, sess, gs); err != nil {
 		if errors.Is(err, ErrRepoNotFound) {
@@ -257,7 +257,7 @@ func (s *SSHServer) serveGit(sess ssh.Session, log *slog.Logger, identity string
 func parseGitCommand(raw string) (Service, string, bool) {
 	raw = strings.TrimSpace(raw)
 	var svc Service
-	for _, s := range []Service{serviceUploadPack, serviceReceivePack} {
+	for _, s := range []Service{UploadPack, ReceivePack} {
 		name := string(s)
 		alt := "git " + strings.TrimPrefix(name, "git-")
 		if rest, ok := strings.CutPrefix(raw, name+" "); ok {

@@ -25,11 +25,11 @@ func TestParseGitCommand(t *testing.T) {
 		path    string
 		ok      bool
 	}{
-		{"git-upload-pack 'demo.git'", serviceUploadPack, "demo.git", true},
-		{"git-receive-pack '/team/demo.git'", serviceReceivePack, "/team/demo.git", true},
-		{"git-upload-pack demo", serviceUploadPack, "demo", true},
-		{"git upload-pack 'demo.git'", serviceUploadPack, "demo.git", true},
-		{"git-upload-pack 'a b'", serviceUploadPack, "a b", true},
+		{"git-upload-pack 'demo.git'", UploadPack, "demo.git", true},
+		{"git-receive-pack '/team/demo.git'", ReceivePack, "/team/demo.git", true},
+		{"git-upload-pack demo", UploadPack, "demo", true},
+		{"git upload-pack 'demo.git'", UploadPack, "demo.git", true},
+		{"git-upload-pack 'a b'", UploadPack, "a b", true},
 		{"git-upload-pack", "", "", false},
 		{"git-upload-pack 'a' 'b'", "", "", false},
 		{"git-upload-archive 'demo.git'", "", "", false},
