@@ -126,6 +126,7 @@ func TestPlanRefused(t *testing.T) {
 		{"header bad syntax", map[string]string{"models/a.py": "# weir: outputs a\n"}, "models/a.py:1: bad declaration"},
 		{"header bad table", map[string]string{"models/a.py": "# weir: outputs = A.B\n"}, "models/a.py:1: bad table name \"A.B\""},
 		{"header late", map[string]string{"models/a.py": "# weir: outputs = a\nimport os\n# weir: inputs = b\n"}, "models/a.py:3: \"# weir:\" declaration after the header"},
+		{"env clash", map[string]string{"models/a.py": "# weir: outputs = a_b.c, a.b_c\n"}, "models/a.py:1: a.b_c and a_b.c both map to WEIR_*_A_B_C"},
 		{"header dup", map[string]string{"models/a.py": "# weir: outputs = a\n# weir: inputs = main.a\n"}, "models/a.py:2: main.a declared twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -113,6 +113,19 @@ func Build(ctx context.Context, pl *Pipeline, env Env) (*Plan, error) {
 		sortTables(n.Inputs)
 	}
 
+	for _, n := range nodes {
+		if n.Kind != KindPython {
+			continue
+		}
+		seenEnv := map[string]Table{}
+		for _, t := range append(append([]Table(nil), n.Inputs...), n.Outputs...) {
+			if prev, ok := seenEnv[t.EnvSuffix()]; ok && prev != t {
+				perr.add(n.File, n.inputLines[t], "%s and %s both map to WEIR_*_%s: rename one", prev, t, t.EnvSuffix())
+			}
+			seenEnv[t.EnvSuffix()] = t
+		}
+	}
+
 	producer := map[Table]int{}
 	for i, n := range nodes {
 		for _, o := range n.Outputs {
