@@ -544,29 +544,49 @@ func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName,
 	if _, err := bw.Write(hdr[:]); err != nil {
 		return err
 	}
+	// One goroutine reads the stored values ahead while this one writes,
+	// so store reads overlap with the client draining the pack.
+	type item struct {
+		raw rawObject
+		id  objects.Hash
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan item, 256)
+	go func() {
+		defer close(ch)
+		for _, id := range objs {
+			it := item{id: id}
+			if k, ok := pl.kept[id]; ok {
+				it.raw = k
+			} else {
+				it.raw.typ, it.raw.size, it.raw.zdata, it.err = store.Raw(ctx, repo, id)
+			}
+			select {
+			case ch <- it:
+			case <-ctx.Done():
+				return
+			}
+			if it.err != nil {
+				return
+			}
+		}
+	}()
 	var eh []byte
-	for i, id := range objs {
-		if i%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+	for range objs {
+		it, ok := <-ch
+		if !ok {
+			return fmt.Errorf("read objects: %w", context.Cause(ctx))
 		}
-		var typ plumbing.ObjectType
-		var size int64
-		var zdata []byte
-		if k, ok := pl.kept[id]; ok {
-			typ, size, zdata = k.typ, k.size, k.zdata
-		} else {
-			var err error
-			if typ, size, zdata, err = store.Raw(ctx, repo, id); err != nil {
-				return fmt.Errorf("read object %s: %w", id, err)
-			}
+		if it.err != nil {
+			return fmt.Errorf("read object %s: %w", it.id, it.err)
 		}
-		eh = appendEntryHeader(eh[:0], typ, size)
+		eh = appendEntryHeader(eh[:0], it.raw.typ, it.raw.size)
 		if _, err := bw.Write(eh); err != nil {
 			return err
 		}
-		if _, err := bw.Write(zdata); err != nil {
+		if _, err := bw.Write(it.raw.zdata); err != nil {
 			return err
 		}
 	}

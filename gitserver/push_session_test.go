@@ -84,6 +84,11 @@ func TestSessionPushPermission(t *testing.T) {
 	if ts.ref("demo", "refs/heads/main").IsZero() || !ts.ref("demo", "refs/heads/locked").IsZero() {
 		t.Error("want main pushed and locked not")
 	}
+	// A new branch at a commit the server has: the pack is empty.
+	g.run(src, "push", "-q", "origin", "main:refs/heads/copy")
+	if got, want := ts.ref("demo", "refs/heads/copy"), ts.ref("demo", "refs/heads/main"); got != want {
+		t.Errorf("copy = %s, want %s", got, want)
+	}
 }
 
 // racyRefs moves a ref behind the client's back: right after the
