@@ -22,8 +22,8 @@ import (
 func BenchmarkSessionClone(b *testing.B) {
 	commits := benchEnvInt("WEIR_BENCH_COMMITS", 10000)
 	files := benchEnvInt("WEIR_BENCH_FILES", 5000)
-	// WEIR_BENCH_CACHE_MB sets the Pebble block cache (default: the
-	// objects package's options, Pebble's 8 MiB).
+	// WEIR_BENCH_CACHE_MB sets a Pebble block cache and bloom filters
+	// (default: the objects package's options: an 8 MiB cache, no filters).
 	ts := newSessServerCache(b, int64(benchEnvInt("WEIR_BENCH_CACHE_MB", 0))<<20)
 	g := newSessGit(b, ts)
 	bare := filepath.Join(g.home, "peer.git")
@@ -34,6 +34,7 @@ func BenchmarkSessionClone(b *testing.B) {
 	g.run(bare, "push", "-q", ts.url("bench"), "main")
 	b.Logf("pushed to weir in %v", time.Since(start))
 
+	// WEIR_BENCH_TRACE2=<file> writes git's trace2 perf and packet traces.
 	if f := os.Getenv("WEIR_BENCH_TRACE2"); f != "" {
 		g.env = append(g.env, "GIT_TRACE2_PERF="+f, "GIT_TRACE_PACKET="+f+".packet")
 	}

@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/weir-dev/weir/hooks"
@@ -119,7 +120,7 @@ func (quietPebble) Errorf(string, ...any)             {}
 func (quietPebble) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 
 // newSessServerCache is newSessServer with a Pebble block cache of
-// cacheBytes (0: the objects package's own options).
+// cacheBytes and bloom filters (0: the objects package's own options).
 func newSessServerCache(t testing.TB, cacheBytes int64) *sessServer {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
@@ -130,7 +131,9 @@ func newSessServerCache(t testing.TB, cacheBytes int64) *sessServer {
 	if cacheBytes > 0 {
 		cache := pebble.NewCache(cacheBytes)
 		defer cache.Unref()
-		db, err = pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Cache: cache, MemTableSize: 64 << 20, Logger: quietPebble{}})
+		opts := &pebble.Options{FS: vfs.NewMem(), Cache: cache, MemTableSize: 64 << 20, Logger: quietPebble{}}
+		opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // inherited by the other levels
+		db, err = pebble.Open("", opts)
 	} else {
 		db, err = objects.OpenFS("", vfs.NewMem())
 	}
