@@ -479,7 +479,7 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 			ups = append(ups, refs.Update{Name: c.Name, Old: c.Old, New: c.New})
 			idx = append(idx, i)
 		}
-		ups = append(ups, extra...)
+		ups = append(ups, boundExtra(ups, extra)...)
 		if len(ups) == 0 {
 			return
 		}
@@ -508,14 +508,39 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 			continue // commit the hook's updates alone
 		case stale:
 			// One of the hook's own refs moved: a concurrent push to the
-			// same branch won.
-			st.failAll(reasonStale)
+			// same branch won while the pipeline ran.
+			st.failAll(reasonMovedDuringRun)
 		default:
 			s.logger().Error("ref update failed", "repo", sess.Repo, "err", err)
 			st.failAll("failed to update ref")
 		}
 		return
 	}
+}
+
+// reasonMovedDuringRun refuses a push whose branch data moved while its
+// pipeline ran: another push to the same branch won the compare-and-swap.
+const reasonMovedDuringRun = "stale info: the branch moved while this push was checked; fetch and push again"
+
+// boundExtra returns the hook updates that may be committed with ups.
+// An update of refs/data/<b> belongs to the command on refs/heads/<b>
+// (invariant 1: code and data move together), so it is dropped unless that
+// command is in ups; every other hook update (refs/runs/...) is kept.
+func boundExtra(ups, extra []refs.Update) []refs.Update {
+	heads := make(map[string]bool, len(ups))
+	for _, u := range ups {
+		if b, ok := strings.CutPrefix(string(u.Name), refs.HeadsPrefix); ok {
+			heads[b] = true
+		}
+	}
+	var out []refs.Update
+	for _, u := range extra {
+		if b, ok := strings.CutPrefix(string(u.Name), refs.DataPrefix); ok && !heads[b] {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 // setHeadIfUnset points HEAD at refs/heads/main if this push created it,

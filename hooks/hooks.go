@@ -39,10 +39,9 @@ type Result struct {
 	// failed run stays fetchable.
 	//
 	// An update of refs/data/<b> belongs to the command on refs/heads/<b>
-	// (invariant 1): it must only ever be committed together with that
-	// command. If that command is refused later (a stale old value found at
-	// commit time), the refs/data/<b> update must be dropped with it, never
-	// committed alone; refs/runs/... updates may always be committed.
+	// (invariant 1): gitserver commits it only together with that command
+	// and drops it when that command is refused, even at commit time (a
+	// stale old value); refs/runs/... updates are always committed.
 	Updates []refs.Update
 }
 
