@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
@@ -32,6 +33,9 @@ func Open(dir string) (*pebble.DB, error) {
 	return OpenFS(dir, vfs.Default)
 }
 
+// CacheBytes is the size of Pebble's block cache opened by Open and OpenFS.
+var CacheBytes int64 = 256 << 20
+
 // OpenFS opens (creating if needed) the Pebble database under dir on fs.
 // Tests pass vfs.NewMem() or vfs.NewCrashableMem().
 func OpenFS(dir string, fs vfs.FS) (*pebble.DB, error) {
@@ -44,6 +48,14 @@ func OpenFS(dir string, fs vfs.FS) (*pebble.DB, error) {
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
 		Logger:                      quietLogger{},
+		// Upload-pack reads every object of a clone by key: a block cache
+		// that holds a mid-sized repo and bloom filters on every level keep
+		// those point reads off the disk.
+		Cache: pebble.NewCache(CacheBytes),
+	}
+	defer opts.Cache.Unref()
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
