@@ -38,6 +38,8 @@ mkdir -p "$HOME"
 git config --global user.name Bench
 git config --global user.email bench@weir.test
 git config --global init.defaultBranch main
+# Send pushes with a Content-Length: net/http/cgi refuses chunked bodies.
+git config --global http.postBuffer 2000000000
 
 echo "== generate $COMMITS commits over $FILES files (fast-import)"
 git init -q --bare "$W/src.git"
