@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -506,10 +507,61 @@ func failReason(n *pipeline.Node, res *exec.Result, tail []string) string {
 			}
 		}
 	}
+	if n.Kind == pipeline.KindPython {
+		staged := exec.InputsDir + "/" + node.CodeInput + "/" + path.Base(n.File)
+		if why := pythonFailure(res.Output, staged, n.File); why != "" {
+			return why
+		}
+	}
 	if len(tail) > 0 {
 		return tail[len(tail)-1]
 	}
 	return fmt.Sprintf("exit status %d", res.ExitCode)
+}
+
+// pyFrame matches a traceback frame line: File "<path>", line <n>, in <f>.
+var pyFrame = regexp.MustCompile(`^\s*File "([^"]+)", line (\d+)`)
+
+// pyException matches the last line of a traceback: "ZeroDivisionError:
+// division by zero", "decimal.DivisionByZero: [...]", "KeyError: 'x'".
+var pyException = regexp.MustCompile(`^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|[A-Z]\w*))(?::|$)`)
+
+// pythonFailure turns a Python traceback in out into "<exception>: <message>
+// at <file>:<line>", the line being the script's own deepest frame (staged is
+// the script's path inside the sandbox, file its path in the repo). It
+// returns "" when out holds no traceback.
+func pythonFailure(out []byte, staged, file string) string {
+	lines := strings.Split(string(out), "\n")
+	start := -1
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(strings.TrimLeft(lines[i], " |"), "Traceback (most recent call last)") {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return ""
+	}
+	line, exc := "", ""
+	for _, l := range lines[start+1:] {
+		l = strings.TrimLeft(l, "|")
+		if m := pyFrame.FindStringSubmatch(l); m != nil {
+			if m[1] == staged {
+				line = m[2]
+			}
+			continue
+		}
+		if exc == "" && !strings.HasPrefix(l, " ") && pyException.MatchString(l) {
+			exc = clipLine(strings.TrimSpace(l), 160)
+		}
+	}
+	if exc == "" {
+		return ""
+	}
+	if line == "" {
+		return exc + " in " + file
+	}
+	return exc + " at " + file + ":" + line
 }
 
 // writeLog stores the run's log as a commit (tree: "log") in the push's
