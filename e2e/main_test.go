@@ -36,10 +36,12 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	weirBin = filepath.Join(dir, "weir")
-	build := exec.Command("go", "build", "-o", weirBin, "./cmd/weir")
+	// As installed: weir and, next to it, the small sandbox init that
+	// exec uses instead of re-running the whole weir binary per node.
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/weir", "./exec/cmd/weir-sandbox-init")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/weir: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/weir ./exec/cmd/weir-sandbox-init: %v\n%s", err, out)
 		return 1
 	}
 	gitHome = filepath.Join(dir, "home")

@@ -157,11 +157,11 @@ func TestPipelineRefusals(t *testing.T) {
 		}, "weir: plan refused: models/x.sql:2: reads main.no_such_table, which is neither on branch main nor made by the pipeline", "", true},
 		{"network", map[string]string{
 			"models/net.py": "# weir: outputs = main.net\nimport urllib.request\nurllib.request.urlopen('http://1.1.1.1/', timeout=3)\n",
-		}, "weir: main.net failed: weir node python: net.py: urllib.error.URLError: <urlopen error [Errno 101] Network is unreachable>", "", true},
+		}, "weir: main.net failed: urllib.error.URLError: <urlopen error [Errno 101] Network is unreachable> at models/net.py:3", "", true},
 		{"time limit", map[string]string{
 			"weir.toml":      "timeout = \"2s\"\n",
 			"models/slow.py": "# weir: outputs = main.slow\nimport time\ntime.sleep(30)\n",
-		}, "weir: main.slow failed: ", "", true},
+		}, "weir: main.slow failed: killed after the 2s wall time limit", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			git(t, dir, "checkout", "-q", "-B", "main", base)
