@@ -143,6 +143,15 @@ type TreeError struct {
 
 func (e *TreeError) Error() string { return "catalog: data tree: " + e.Path + ": " + e.Reason }
 
+// readTree reads and parses the tree h.
+func readTree(ctx context.Context, r objectReader, h objects.Hash) ([]treeEntry, error) {
+	data, err := getObject(ctx, r, h, plumbing.TreeObject)
+	if err != nil {
+		return nil, err
+	}
+	return parseTree(data)
+}
+
 func getObject(ctx context.Context, r objectReader, h objects.Hash, want objects.Type) ([]byte, error) {
 	o, err := r.Get(ctx, h)
 	if err != nil {
@@ -185,11 +194,7 @@ func readState(ctx context.Context, r objectReader, h objects.Hash) (*dataState,
 	if err != nil {
 		return nil, err
 	}
-	root, err := getObject(ctx, r, c.TreeHash, plumbing.TreeObject)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := parseTree(root)
+	entries, err := readTree(ctx, r, c.TreeHash)
 	if err != nil {
 		return nil, err
 	}
@@ -198,11 +203,7 @@ func readState(ctx context.Context, r objectReader, h objects.Hash) (*dataState,
 		case e.Name == "code" && e.Mode == filemode.Submodule:
 			st.code = e.Hash
 		case e.Name == "tables" && e.Mode == filemode.Dir:
-			nsData, err := getObject(ctx, r, e.Hash, plumbing.TreeObject)
-			if err != nil {
-				return nil, err
-			}
-			nss, err := parseTree(nsData)
+			nss, err := readTree(ctx, r, e.Hash)
 			if err != nil {
 				return nil, err
 			}
@@ -210,11 +211,7 @@ func readState(ctx context.Context, r objectReader, h objects.Hash) (*dataState,
 				if ns.Mode != filemode.Dir || ValidateName(ns.Name) != nil {
 					return nil, &TreeError{Path: "tables/" + ns.Name, Reason: "not a namespace directory with a valid name"}
 				}
-				tData, err := getObject(ctx, r, ns.Hash, plumbing.TreeObject)
-				if err != nil {
-					return nil, err
-				}
-				ts, err := parseTree(tData)
+				ts, err := readTree(ctx, r, ns.Hash)
 				if err != nil {
 					return nil, err
 				}
@@ -226,11 +223,7 @@ func readState(ctx context.Context, r objectReader, h objects.Hash) (*dataState,
 				}
 			}
 		case e.Name == "namespaces" && e.Mode == filemode.Dir:
-			nsData, err := getObject(ctx, r, e.Hash, plumbing.TreeObject)
-			if err != nil {
-				return nil, err
-			}
-			nss, err := parseTree(nsData)
+			nss, err := readTree(ctx, r, e.Hash)
 			if err != nil {
 				return nil, err
 			}
