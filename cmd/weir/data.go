@@ -134,23 +134,6 @@ func openOffline(dataDir string, w warehouseFlags) (*offline, error) {
 	return &offline{cat: catalog.New(objs, refs.NewDB(objs), wh), close: db.Close}, nil
 }
 
-// parseInterleaved parses flags that may come before, between or after
-// positional arguments.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 const dataUsage = `usage: weir data <subcommand> --repo REPO [--data DIR] ...
 
   weir data branch NAME [FROM]    create data branch NAME (refs/data/NAME) at

@@ -42,7 +42,7 @@ func runUser(args []string) error {
 		fmt.Fprint(fs.Output(), userUsage)
 		fs.PrintDefaults()
 	}
-	pos, err := parseUserArgs(fs, args)
+	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -139,21 +139,4 @@ func runUser(args []string) error {
 		return fmt.Errorf("unknown subcommand %q", pos[0])
 	}
 	return nil
-}
-
-// parseUserArgs parses flags that may come before, between or after
-// the positional arguments, and returns the positional ones.
-func parseUserArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }
