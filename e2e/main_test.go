@@ -36,12 +36,12 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	weirBin = filepath.Join(dir, "weir")
-	// As installed: weir and, next to it, the small sandbox init that
-	// exec uses instead of re-running the whole weir binary per node.
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/weir", "./exec/cmd/weir-sandbox-init")
+	// As installed: weir and, next to it, the small sandbox init and node
+	// runner that exec uses instead of re-running the whole weir binary.
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/weir", "./cmd/weir-node", "./exec/cmd/weir-sandbox-init")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/weir ./exec/cmd/weir-sandbox-init: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/weir ./cmd/weir-node ./exec/cmd/weir-sandbox-init: %v\n%s", err, out)
 		return 1
 	}
 	gitHome = filepath.Join(dir, "home")
