@@ -88,6 +88,12 @@ func runnerBinary() string {
 func sandboxStateDir(data string) string {
 	sum := sha256.Sum256([]byte(data))
 	if st, err := os.Stat("/run"); err == nil && st.IsDir() {
+		// Searchable (not listable) by others: a sandbox's user namespace
+		// maps its root to an unprivileged host uid that must reach the
+		// rootfs skeleton below; without it exec falls back to no userns.
+		if os.MkdirAll("/run/weir", 0o711) == nil {
+			os.Chmod("/run/weir", 0o711)
+		}
 		return filepath.Join("/run/weir", "exec-"+hex.EncodeToString(sum[:6]))
 	}
 	return filepath.Join(data, "exec")
