@@ -253,7 +253,8 @@ func TestServeHelpListsFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("weir serve --help: %v\n%s", err, out)
 	}
-	for _, f := range []string{"-data", "-http", "-ssh", "-authorized-keys", "-protected", "-max-pack-bytes", "-max-object-bytes", "-assume-remote", "-log-level", "./weir-data", "127.0.0.1:7480", "127.0.0.1:7422"} {
+	for _, f := range []string{"-data", "-http", "-ssh", "-authorized-keys", "-protected", "-max-pack-bytes", "-max-object-bytes", "-assume-remote", "-log-level", "./weir-data", "127.0.0.1:7480", "127.0.0.1:7422",
+		"-node-timeout", "-node-memory-bytes", "-node-pids", "-node-cpus", "-node-output-bytes", "-node-tmp-bytes", "-node-open-files", "-node-parallel", "-runtime"} {
 		if !strings.Contains(string(out), f) {
 			t.Errorf("weir serve --help lacks %q", f)
 		}

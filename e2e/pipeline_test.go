@@ -342,3 +342,23 @@ func TestPipelineDataRevertAndForgery(t *testing.T) {
 		t.Fatalf("after deleting tmp: %v", now)
 	}
 }
+
+// TestPipelineServerLimitsCap: the server's --node-timeout caps every node,
+// whatever weir.toml asks for (the example asks for 2m), and a bad
+// --runtime is refused at start with the reason.
+func TestPipelineServerLimitsCap(t *testing.T) {
+	needSandboxes(t)
+	s := startWeir(t, t.TempDir(), "--node-timeout", "30ms")
+	dir := exampleRepo(t)
+	out := gitFails(t, dir, "push", s.URL("orders"), "main")
+	if !strings.Contains(out, "killed after the 30ms wall time limit") {
+		t.Fatalf("push not refused at the server's time limit:\n%s", out)
+	}
+	if refs := lsRemote(t, s.URL("orders")); refs["refs/heads/main"] != "" || refs["refs/data/main"] != "" {
+		t.Fatalf("main exists after a refused first push: %v", refs)
+	}
+	bad, err := exec.Command(weirBin, "serve", "--data", t.TempDir(), "--runtime", "py=/no/such/rootfs").CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "runtime py: /no/such/rootfs is not a directory") {
+		t.Fatalf("weir serve --runtime with a missing rootfs: err %v\n%s", err, bad)
+	}
+}

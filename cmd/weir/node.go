@@ -4,9 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/weir-dev/weir/catalog"
@@ -33,6 +39,62 @@ func runNode(args []string) error {
 	return nil
 }
 
+// nodeConfig is weir serve's configuration of pipeline nodes: the limits
+// every node gets (weir.toml may lower them, never raise them), the
+// registered runtimes (the package allow-list) and how many nodes run at
+// once.
+var nodeConfig struct {
+	limits   exec.Limits
+	runtimes runtimeFlags
+	parallel int
+}
+
+// runtimeFlags is the repeatable --runtime NAME=ROOTFS flag.
+type runtimeFlags map[string]string
+
+func (r *runtimeFlags) String() string {
+	var out []string
+	for name, dir := range *r {
+		out = append(out, name+"="+dir)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func (r *runtimeFlags) Set(v string) error {
+	name, dir, ok := strings.Cut(v, "=")
+	if !ok || name == "" || dir == "" {
+		return fmt.Errorf("want NAME=ROOTFS, got %q", v)
+	}
+	if name == exec.HostRuntime {
+		return fmt.Errorf("runtime %q is built in", name)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("runtime %s: %s is not a directory (an unpacked root filesystem)", name, dir)
+	}
+	if *r == nil {
+		*r = runtimeFlags{}
+	}
+	(*r)[name] = dir
+	return nil
+}
+
+func init() {
+	serveFlags = append(serveFlags, func(fs *flag.FlagSet) {
+		d := exec.DefaultLimits()
+		l := &nodeConfig.limits
+		fs.DurationVar(&l.Wall, "node-timeout", d.Wall, "pipeline nodes: wall-clock limit of one node (weir.toml may lower it)")
+		fs.Int64Var(&l.Memory, "node-memory-bytes", d.Memory, "pipeline nodes: memory limit of one node, in bytes")
+		fs.Int64Var(&l.Pids, "node-pids", d.Pids, "pipeline nodes: processes and threads one node may have at once")
+		fs.Float64Var(&l.CPU, "node-cpus", d.CPU, "pipeline nodes: CPU cores one node may use")
+		fs.Int64Var(&l.OutputBytes, "node-output-bytes", d.OutputBytes, "pipeline nodes: bytes one node may write to its outputs")
+		fs.Int64Var(&l.TmpBytes, "node-tmp-bytes", d.TmpBytes, "pipeline nodes: size of one node's /tmp, in bytes")
+		fs.Uint64Var(&l.OpenFiles, "node-open-files", d.OpenFiles, "pipeline nodes: open files of one node")
+		fs.IntVar(&nodeConfig.parallel, "node-parallel", runtime.NumCPU(), "pipeline nodes: how many nodes of one run may run at once")
+		fs.Var(&nodeConfig.runtimes, "runtime", "NAME=ROOTFS: register a runtime nodes may ask for (an unpacked OCI image folder); repeatable. 'host' (the host's /usr, /etc read-only) is built in")
+	})
+}
+
 // The pipeline hook in weir serve: pushes run their pipeline in sandboxes
 // (exec, state under /run/weir/exec-<hash of the data dir>) on the repo's tables (catalog, warehouse
 // <data>/warehouse), and move code and data refs together.
@@ -43,7 +105,12 @@ func init() {
 			return err
 		}
 		var runner exec.Runner
-		sb, err := exec.New(exec.Config{StateDir: sandboxStateDir(a.DataDir), WeirBinary: runnerBinary()})
+		sb, err := exec.New(exec.Config{
+			StateDir:   sandboxStateDir(a.DataDir),
+			WeirBinary: runnerBinary(),
+			Runtimes:   nodeConfig.runtimes,
+			Defaults:   nodeConfig.limits,
+		})
 		if err != nil {
 			// Plain Git still works; pipelines are refused with the reason.
 			a.Logger.Warn("sandboxes unavailable: pushes with a pipeline will be refused", "err", err)
@@ -56,6 +123,8 @@ func init() {
 		os.RemoveAll(work) // staging of runs a crash interrupted
 		h, err := hooks.NewPipeline(hooks.PipelineConfig{
 			Refs: a.Refs, Catalog: cat, Runner: runner, WorkDir: work, Logger: a.Logger,
+			Runtimes: slices.Sorted(maps.Keys(nodeConfig.runtimes)), Parallel: nodeConfig.parallel,
+			MaxLimits: nodeConfig.limits,
 		})
 		if err != nil {
 			return err

@@ -93,10 +93,17 @@ type serveApp struct {
 // serveSetup are the extensions run by weir serve; see serveApp.
 var serveSetup []func(a *serveApp) error
 
+// serveFlags add an extension's flags to weir serve's flag set (so --help
+// lists every knob); they are parsed before serveSetup runs.
+var serveFlags []func(fs *flag.FlagSet)
+
 func runServe(args []string) error {
 	var cfg serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg.flags(fs)
+	for _, add := range serveFlags {
+		add(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: weir serve [flags]\n\nServe Git repos over smart HTTP and SSH. Anonymous read/write is allowed\nonly on loopback listeners; elsewhere use SSH keys and HTTP tokens (weir user).\n\nflags:\n")
 		fs.PrintDefaults()
