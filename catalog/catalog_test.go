@@ -277,19 +277,7 @@ func TestRevertAndForgedPointer(t *testing.T) {
 		q := f.objs.NewQuarantine(f.repo)
 		defer q.Close()
 		rev := buildCommit(t, q, c1Commit.TreeHash, c2)
-		if err := f.cat.VerifyPushedDataCommit(ctx, q, rev); err != nil {
-			t.Fatalf("revert refused: %v", err)
-		}
-		if err := f.refs.Update(ctx, f.repo, []refs.Update{{Name: DataRef("main"), Old: c2, New: rev}}, q, "push"); err != nil {
-			t.Fatal(err)
-		}
-		files, err := f.cat.ReadTableFiles(ctx, f.repo, f.head(t, "main"), orders)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids := parquetIDs(t, files)
-		slices.Sort(ids)
-		if !slices.Equal(ids, []int64{0, 1, 2}) {
+		if ids := f.pushReverted(t, q, c2, rev, orders); !slices.Equal(ids, []int64{0, 1, 2}) {
 			t.Fatalf("after revert ids = %v", ids)
 		}
 	})

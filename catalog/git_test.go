@@ -13,7 +13,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/weir-dev/weir/objects"
-	"github.com/weir-dev/weir/refs"
 )
 
 func runGit(t *testing.T, dir string, stdin []byte, args ...string) string {
@@ -144,20 +143,7 @@ func TestCGitViewAndRevert(t *testing.T) {
 	q := f.objs.NewQuarantine(f.repo)
 	defer q.Close()
 	importFromGit(t, f, dir, q, rev)
-	revH := plumbing.NewHash(rev)
-	if err := f.cat.VerifyPushedDataCommit(ctx, q, revH); err != nil {
-		t.Fatalf("C git revert refused: %v", err)
-	}
-	if err := f.refs.Update(ctx, f.repo, []refs.Update{{Name: DataRef("main"), Old: c2, New: revH}}, q, "push"); err != nil {
-		t.Fatal(err)
-	}
-	files, err := f.cat.ReadTableFiles(ctx, f.repo, f.head(t, "main"), orders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := parquetIDs(t, files)
-	slices.Sort(ids)
-	if !slices.Equal(ids, []int64{0, 1, 2}) {
+	if ids := f.pushReverted(t, q, c2, plumbing.NewHash(rev), orders); !slices.Equal(ids, []int64{0, 1, 2}) {
 		t.Fatalf("after C git revert: ids %v", ids)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -147,3 +148,24 @@ func (f *fixture) head(t *testing.T, b string) objects.Hash {
 }
 
 var _ = plumbing.ZeroHash
+
+// pushReverted accepts a client-made data commit rev in q the way a push to
+// refs/data/main is (VerifyPushedDataCommit, then the CAS from old) and
+// returns the sorted ids of table's rows on main afterwards.
+func (f *fixture) pushReverted(t *testing.T, q *objects.Quarantine, old, rev objects.Hash, table TableName) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	if err := f.cat.VerifyPushedDataCommit(ctx, q, rev); err != nil {
+		t.Fatalf("revert refused: %v", err)
+	}
+	if err := f.refs.Update(ctx, f.repo, []refs.Update{{Name: DataRef("main"), Old: old, New: rev}}, q, "push"); err != nil {
+		t.Fatal(err)
+	}
+	files, err := f.cat.ReadTableFiles(ctx, f.repo, f.head(t, "main"), table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := parquetIDs(t, files)
+	slices.Sort(ids)
+	return ids
+}
