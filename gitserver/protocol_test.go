@@ -237,6 +237,8 @@ func TestCheckRefFormat(t *testing.T) {
 		"refs/heads/tab\there":    false,
 		"refs/heads/x\x7f":        false,
 		"refs/heads/ünïcode-okay": true,
+		"refs/heads/-opt":         false, // the ref store refuses it: refused here, not at commit time
+		"refs/heads/a/-b":         false,
 	} {
 		if got := checkRefFormat(name); got != want {
 			t.Errorf("checkRefFormat(%q) = %v, want %v", name, got, want)

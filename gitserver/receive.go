@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -134,32 +135,13 @@ func readPushOptions(pr *pktReader) ([]string, error) {
 	}
 }
 
-// checkRefFormat applies git check-ref-format's rules to a full ref name
-// that must start with "refs/".
+// checkRefFormat reports whether a client may push to name: a full ref
+// under refs/ that the ref store accepts (refs.CheckName: git
+// check-ref-format's rules, a little stricter), with no component "@"
+// (git's receive-pack takes refs/heads/@; we refuse it as ambiguous).
 func checkRefFormat(name string) bool {
-	if !strings.HasPrefix(name, "refs/") || len(name) > 4096 {
-		return false
-	}
-	if strings.HasSuffix(name, "/") || strings.HasSuffix(name, ".") ||
-		strings.Contains(name, "..") || strings.Contains(name, "@{") || strings.Contains(name, "//") {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c < 0x20 || c == 0x7f {
-			return false
-		}
-		switch c {
-		case ' ', '~', '^', ':', '?', '*', '[', '\\':
-			return false
-		}
-	}
-	for _, comp := range strings.Split(name, "/") {
-		if comp == "" || comp[0] == '.' || strings.HasSuffix(comp, ".lock") || comp == "@" {
-			return false
-		}
-	}
-	return true
+	return strings.HasPrefix(name, "refs/") && refs.CheckName(refs.Name(name)) == nil &&
+		!slices.Contains(strings.Split(name, "/"), "@")
 }
 
 // Reasons given in "ng <ref> <reason>", in git's words where git has some.
