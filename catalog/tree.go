@@ -3,7 +3,6 @@ package catalog
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,14 +23,13 @@ func weirSig() object.Signature {
 	return object.Signature{Name: "Weir", Email: "weir@localhost", When: time.Now().UTC().Truncate(time.Second)}
 }
 
+// parseHash parses a 40-hex object name in either case (users type revs).
 func parseHash(s string) (objects.Hash, error) {
-	if len(s) != 40 {
+	h, ok := objects.ParseHash([]byte(strings.ToLower(s)))
+	if !ok {
 		return objects.ZeroHash, fmt.Errorf("%q is not a 40-hex object name", s)
 	}
-	if _, err := hex.DecodeString(s); err != nil {
-		return objects.ZeroHash, fmt.Errorf("%q is not a 40-hex object name", s)
-	}
-	return plumbing.NewHash(s), nil
+	return h, nil
 }
 
 // objectReader reads objects of one repo: the store, or a push's quarantine.

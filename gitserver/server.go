@@ -265,34 +265,10 @@ func tagTarget(data []byte) (objects.Hash, bool) {
 	return parseHash(data[7 : 7+40])
 }
 
-// parseHash parses 40 lowercase hex digits.
-func parseHash(b []byte) (objects.Hash, bool) {
-	var h objects.Hash
-	if len(b) != 40 {
-		return h, false
-	}
-	for i := 0; i < 20; i++ {
-		hi, ok1 := unhex(b[2*i])
-		lo, ok2 := unhex(b[2*i+1])
-		if !ok1 || !ok2 {
-			return h, false
-		}
-		h[i] = hi<<4 | lo
-	}
-	return h, true
-}
+// parseHash is objects.ParseHash: 40 lowercase hex digits.
+func parseHash(b []byte) (objects.Hash, bool) { return objects.ParseHash(b) }
 
-func parseHashString(s string) (objects.Hash, bool) { return parseHash([]byte(s)) }
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}
+func parseHashString(s string) (objects.Hash, bool) { return objects.ParseHash([]byte(s)) }
 
 // capList is the set of capabilities a client asked for.
 type capList map[string]string

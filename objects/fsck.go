@@ -193,15 +193,8 @@ func parseHex(b []byte) Hash {
 
 // isHex40 reports whether b is exactly 40 lowercase hex digits.
 func isHex40(b []byte) bool {
-	if len(b) != 40 {
-		return false
-	}
-	for _, c := range b {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
+	_, ok := ParseHash(b)
+	return ok
 }
 
 // CheckObject runs git fsck's checks for one object of the given type and

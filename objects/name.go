@@ -57,3 +57,31 @@ func ParseRepoName(s string) (RepoName, error) {
 
 // String returns the name.
 func (r RepoName) String() string { return string(r) }
+
+// ParseHash parses an object name written as exactly 40 lowercase hex
+// digits, the only form Git puts on the wire and in object headers.
+func ParseHash(b []byte) (Hash, bool) {
+	var h Hash
+	if len(b) != 40 {
+		return h, false
+	}
+	for i := range h {
+		hi, ok1 := unhex(b[2*i])
+		lo, ok2 := unhex(b[2*i+1])
+		if !ok1 || !ok2 {
+			return Hash{}, false
+		}
+		h[i] = hi<<4 | lo
+	}
+	return h, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
