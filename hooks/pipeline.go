@@ -167,6 +167,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 // options are the parsed push options.
 type options struct {
 	dryRun bool
+	timing bool
 	params map[string]string
 }
 
@@ -176,6 +177,8 @@ func parseOptions(opts []string) (options, error) {
 		switch {
 		case s == OptionDryRun:
 			o.dryRun = true
+		case s == OptionTiming:
+			o.timing = true
 		case strings.HasPrefix(s, OptionParamPrefix):
 			name, val, ok := strings.Cut(s[len(OptionParamPrefix):], "=")
 			if !ok || !validParam(name) {
@@ -258,6 +261,7 @@ func (h *Pipeline) checkDataPush(ctx context.Context, p *Push, c Command) string
 
 // branch handles one pushed code branch.
 func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string, opts options, out *progress, res *Result) {
+	began := time.Now()
 	dref := DataRef(branch)
 	cur, err := h.cfg.Refs.Resolve(ctx, p.Repo, dref)
 	if err != nil && !errors.Is(err, refs.ErrNotFound) {
@@ -291,7 +295,7 @@ func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string
 	}
 	r := &run{
 		h: h, push: p, cmd: c, branch: branch, opts: opts, out: out,
-		id: newRunID(), start: start, dataOld: cur,
+		id: newRunID(), start: start, dataOld: cur, began: began,
 	}
 	r.log = h.log.With("repo", p.Repo, "ref", c.Name, "run", r.id)
 	r.exec(ctx, pl, err, res)

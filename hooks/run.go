@@ -48,6 +48,7 @@ type run struct {
 	id      RunID
 	start   objects.Hash // data the run reads
 	dataOld objects.Hash // refs/data/<b> now (ZeroHash: absent)
+	began   time.Time    // the hook started on this branch
 	log     *slog.Logger
 
 	dir  string
@@ -58,13 +59,15 @@ type run struct {
 	outputs map[pipeline.Table]string // table -> Parquet file made in this run
 	writes  []catalog.TableWrite
 	nodeLog bytes.Buffer // full node outputs, for the run log
+	timing  Timing       // Run and Sandbox are summed under mu
 }
 
 // exec plans and runs; plErr is pipeline.Load's error.
 func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res *Result) {
-	began := time.Now()
+	began := r.began
 	fail := func(node, reason string) {
 		r.out.linef("weir: %s failed: %s", node, reason)
+		r.reportTiming()
 		r.keep(ctx, res, nil)
 		res.Refused[r.cmd.Name] = fmt.Sprintf("weir: %s failed: %s; run %s kept", node, clipLine(reason, 200), r.id)
 		r.log.Info("run failed", "node", node, "reason", reason, "ms", time.Since(began).Milliseconds())
@@ -90,6 +93,7 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		return
 	}
 	r.plan = plan
+	r.timing.Plan = time.Since(began)
 	exp := "expectations"
 	if plan.Expectations() == 1 {
 		exp = "expectation"
@@ -124,7 +128,10 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 	defer os.RemoveAll(r.dir)
 	r.outputs = map[pipeline.Table]string{}
 
-	if ferr := r.runNodes(ctx); ferr != nil {
+	nodesBegan := time.Now()
+	ferr := r.runNodes(ctx)
+	r.timing.Nodes = time.Since(nodesBegan)
+	if ferr != nil {
 		var nf *NodeFailedError
 		if errors.As(ferr, &nf) {
 			fail(nf.Node, nf.Reason)
@@ -133,19 +140,40 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		}
 		return
 	}
+	commitBegan := time.Now()
 	newData, err := r.h.cfg.Catalog.WriteDataCommit(ctx, r.push.Repo, r.start, r.sortedWrites(), r.commitInfo())
 	if err != nil {
 		fail("run", "write data commit: "+err.Error())
 		return
 	}
+	r.timing.Commit = time.Since(commitBegan)
 	r.out.linef("weir: %s advanced: code %s, data %s", r.branch, short(r.cmd.New), short(newData))
+	r.reportTiming()
 	res.Updates = append(res.Updates, refs.Update{Name: DataRef(r.branch), Old: r.dataOld, New: newData})
 	if h, err := r.writeLog(true); err == nil {
 		res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "log"), New: h})
 	} else {
 		r.log.Warn("run log not kept", "err", err)
 	}
-	r.log.Info("run ok", "data", newData.String(), "ms", time.Since(began).Milliseconds())
+	r.log.Info("run ok", "data", newData.String(), "ms", time.Since(began).Milliseconds(),
+		"plan_ms", ms(r.timing.Plan), "nodes_ms", ms(r.timing.Nodes), "run_ms", ms(r.timing.Run),
+		"sandbox_ms", ms(r.timing.Sandbox), "commit_ms", ms(r.timing.Commit))
+}
+
+// reportTiming writes the timing line to the run log, and to the client
+// when the push asked for it (-o timing).
+func (r *run) reportTiming() {
+	r.mu.Lock()
+	t := r.timing
+	r.mu.Unlock()
+	line := "weir: timing: " + t.String()
+	if r.opts.timing {
+		r.out.linef("%s", line)
+		return
+	}
+	r.mu.Lock()
+	fmt.Fprintf(&r.nodeLog, "%s\n", line)
+	r.mu.Unlock()
 }
 
 // refusePlan reports a pipeline that cannot run and keeps its code and log.
@@ -274,6 +302,7 @@ func (r *run) runNodes(ctx context.Context) error {
 // outputs.
 func (r *run) runNode(ctx context.Context, i int) error {
 	n := r.plan.Nodes[i]
+	spanBegan := time.Now()
 	nd := filepath.Join(r.dir, strconv.Itoa(i))
 	code := filepath.Join(nd, "code")
 	outDir := filepath.Join(nd, "out")
@@ -343,6 +372,8 @@ func (r *run) runNode(ctx context.Context, i int) error {
 	}
 	r.mu.Lock()
 	fmt.Fprintf(&r.nodeLog, "== %s (%s) %s in %s\n%s\n", n.Name, n.File, result.Reason, result.Wall.Round(time.Millisecond), result.Output)
+	r.timing.Run += result.Wall
+	r.timing.Sandbox += time.Since(spanBegan) - result.Wall
 	r.mu.Unlock()
 	if result.Reason != exec.ReasonOK {
 		if result.Reason == exec.ReasonAborted && ctx.Err() != nil {
@@ -363,7 +394,7 @@ func (r *run) runNode(ctx context.Context, i int) error {
 		}
 		total += rows[string(t)]
 	}
-	ms := time.Since(began).Milliseconds()
+	took := time.Since(began).Milliseconds()
 	r.mu.Lock()
 	for _, t := range n.Outputs {
 		f := filepath.Join(outDir, string(t)+".parquet")
@@ -380,9 +411,9 @@ func (r *run) runNode(ctx context.Context, i int) error {
 	if n.Kind == pipeline.KindExpectation {
 		r.out.linef("weir: [%d/%d] %-19s ok", k, len(r.plan.Nodes), n.Name)
 	} else {
-		r.out.linef("weir: [%d/%d] %-19s %-8s %9s rows %6d ms", k, len(r.plan.Nodes), n.Name, n.Kind, commaInt(total), ms)
+		r.out.linef("weir: [%d/%d] %-19s %-8s %9s rows %6d ms", k, len(r.plan.Nodes), n.Name, n.Kind, commaInt(total), took)
 	}
-	r.log.Info("node ok", "node", n.Name, "rows", total, "ms", ms)
+	r.log.Info("node ok", "node", n.Name, "rows", total, "ms", took)
 	return nil
 }
 

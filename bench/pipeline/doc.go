@@ -1,9 +1,33 @@
-// Package pipeline benchmarks a pipeline push: the examples/orders
-// pipeline (a seed, a SQL model, a Python model and an expectation) run by
-// the pre-receive hook, every node in its own sandbox, with one data commit
-// at the end, against its named peer measured in the same run: the same
-// four node runners called in process, with no sandbox and no catalog.
-// The ratio is the price of isolation and Iceberg bookkeeping per push.
+// Command pipeline measures push-to-result time: how long `git push` of a
+// pipeline takes, from the client's start to its exit with the branch
+// advanced, for the examples/orders pipeline (a seed, a SQL model, a Python
+// model and an expectation) on its small data, and where that time goes.
 //
-//	go test ./bench/pipeline -bench . -benchtime 3x
-package pipeline
+// It runs the server's parts in process exactly as `weir serve` wires them
+// (gitserver over HTTP on loopback, the pipeline hook, sandboxes with
+// weir-node and weir-sandbox-init built from this tree, Pebble and the
+// warehouse on disk) and drives them with the C git client: one warm-up
+// push, then -n pushes, each of a new commit that changes the SQL model, so
+// that every push runs the whole pipeline. Each push asks for
+// `-o timing`, whose last progress line is the hook's split; the bench
+// times the hook call and the ref update itself, so a push's wall time
+// splits into
+//
+//	protocol    git's start-up, HTTP, receiving and checking the pack,
+//	            the report (the wall time minus everything below)
+//	plan        load and plan the pipeline
+//	nodes       first node start to last node end (critical path), itself
+//	            run (the node processes) + sandbox (everything else)
+//	commit      Iceberg snapshots and the data commit
+//	ref update  the one synced write moving code and data refs
+//
+// Its named peer, measured in the same run and interleaved with the pushes
+// so that machine load hits both alike, is "bare": the same four steps run
+// by the same weir-node binary as plain processes, one after the other,
+// with no sandbox, no Git and no Iceberg. The ratio weir/bare is the price
+// of the push, the isolation and the bookkeeping.
+//
+// Run it as root (sandboxes) from the module root:
+//
+//	go run ./bench/pipeline -n 20
+package main

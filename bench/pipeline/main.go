@@ -1,0 +1,441 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weir-dev/weir/catalog"
+	"github.com/weir-dev/weir/exec"
+	"github.com/weir-dev/weir/gitserver"
+	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
+)
+
+func init() { exec.Init() }
+
+func main() {
+	n := flag.Int("n", 20, "measured pushes (after one warm-up push)")
+	bin := flag.String("bin", "", "folder holding weir-node and weir-sandbox-init (default: build them from this tree)")
+	example := flag.String("example", "examples/orders", "the pipeline to push")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fatal(errors.New("run as root: pipeline nodes run in sandboxes"))
+	}
+	if err := run(*n, *bin, *example); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench/pipeline:", err)
+	os.Exit(1)
+}
+
+// sample is one push, split into phases.
+type sample struct {
+	total, protocol, plan, nodes, run, sandbox, commit, refUpdate, hookRest time.Duration
+}
+
+func run(n int, bin, example string) error {
+	ctx := context.Background()
+	tmp, err := os.MkdirTemp("", "weir-bench-pipeline-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if bin == "" {
+		bin = filepath.Join(tmp, "bin")
+		fmt.Println("building weir-node and weir-sandbox-init ...")
+		if err := sh("", nil, "go", "build", "-o", bin+"/", "./cmd/weir-node", "./exec/cmd/weir-sandbox-init"); err != nil {
+			return err
+		}
+	}
+	srv, err := startServer(ctx, tmp, bin)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+
+	work := filepath.Join(tmp, "work")
+	if err := sh("", nil, "cp", "-r", example, work); err != nil {
+		return err
+	}
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "orders pipeline"},
+	} {
+		if err := sh(work, nil, "git", args...); err != nil {
+			return err
+		}
+	}
+	url := srv.url + "/orders.git"
+	if _, err := srv.push(work, url); err != nil { // warm-up: creates the repo and its tables
+		return err
+	}
+	bare, err := newBare(filepath.Join(tmp, "bare"), filepath.Join(bin, "weir-node"), example)
+	if err != nil {
+		return err
+	}
+	if _, err := bare.run(); err != nil { // warm-up
+		return err
+	}
+
+	fmt.Printf("load average: %s\n", loadavg())
+	var weir []sample
+	var peer []time.Duration
+	for i := 0; i < n; i++ {
+		// A new commit that changes the SQL model, so the whole pipeline runs.
+		f := filepath.Join(work, "models", "clean_orders.sql")
+		if err := appendFile(f, fmt.Sprintf("-- push %d\n", i)); err != nil {
+			return err
+		}
+		if err := sh(work, nil, "git", "commit", "-q", "-am", fmt.Sprintf("push %d", i)); err != nil {
+			return err
+		}
+		s, err := srv.push(work, url)
+		if err != nil {
+			return err
+		}
+		weir = append(weir, s)
+		d, err := bare.run()
+		if err != nil {
+			return err
+		}
+		peer = append(peer, d)
+	}
+	fmt.Printf("load average: %s\n", loadavg())
+	report(example, weir, peer)
+	return nil
+}
+
+// report prints p50, p99 and mean of every phase, and the ratio.
+func report(example string, weir []sample, peer []time.Duration) {
+	col := func(f func(sample) time.Duration) []time.Duration {
+		var ds []time.Duration
+		for _, s := range weir {
+			ds = append(ds, f(s))
+		}
+		return ds
+	}
+	fmt.Printf("\npush-to-result, %s, %d pushes (C git over HTTP, in-process weir server)\n", example, len(weir))
+	fmt.Printf("  %-34s %9s %9s %9s\n", "", "p50", "p99", "mean")
+	rows := []struct {
+		name string
+		ds   []time.Duration
+	}{
+		{"total (git push wall time)", col(func(s sample) time.Duration { return s.total })},
+		{"  protocol", col(func(s sample) time.Duration { return s.protocol })},
+		{"  plan", col(func(s sample) time.Duration { return s.plan })},
+		{"  nodes (critical path)", col(func(s sample) time.Duration { return s.nodes })},
+		{"    run (node processes)", col(func(s sample) time.Duration { return s.run })},
+		{"    sandbox (setup, teardown)", col(func(s sample) time.Duration { return s.sandbox })},
+		{"  commit (Iceberg + data commit)", col(func(s sample) time.Duration { return s.commit })},
+		{"  ref update", col(func(s sample) time.Duration { return s.refUpdate })},
+		{"  rest of the hook (run log)", col(func(s sample) time.Duration { return s.hookRest })},
+		{"bare: weir-node, plain processes", peer},
+	}
+	for _, r := range rows {
+		p50, p99, mean := stats(r.ds)
+		fmt.Printf("  %-34s %9s %9s %9s\n", r.name, msStr(p50), msStr(p99), msStr(mean))
+	}
+	w50, w99, _ := stats(rows[0].ds)
+	b50, b99, _ := stats(peer)
+	fmt.Printf("ratio weir/bare: p50 %.2fx, p99 %.2fx\n", float64(w50)/float64(b50), float64(w99)/float64(b99))
+}
+
+// stats returns the p50 and p99 (nearest rank) and the mean of ds.
+func stats(ds []time.Duration) (p50, p99, mean time.Duration) {
+	if len(ds) == 0 {
+		return
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[max(0, min(i, len(s)-1))]
+	}
+	var sum time.Duration
+	for _, d := range s {
+		sum += d
+	}
+	return rank(0.50), rank(0.99), sum / time.Duration(len(s))
+}
+
+func msStr(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func appendFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(s); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+var gitEnv = []string{
+	"GIT_AUTHOR_NAME=bench", "GIT_AUTHOR_EMAIL=bench@localhost",
+	"GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@localhost",
+	"GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "HOME=/nonexistent",
+}
+
+func sh(dir string, stdout io.Writer, name string, args ...string) error {
+	cmd := osexec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), gitEnv...)
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = stdout, &errb
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, errb.String())
+	}
+	return nil
+}
+
+// server is weir serve's push path, in process.
+type server struct {
+	url   string
+	db    interface{ Close() error }
+	sb    *exec.Sandboxes
+	ln    net.Listener
+	hook  *timedHook
+	refs  *timedRefs
+	state string
+}
+
+func startServer(ctx context.Context, tmp, bin string) (*server, error) {
+	data := filepath.Join(tmp, "data")
+	db, err := objects.Open(filepath.Join(data, "pebble"))
+	if err != nil {
+		return nil, err
+	}
+	s := &server{db: db}
+	objs := objects.New(db, objects.Limits{})
+	rs := &timedRefs{Store: refs.NewDB(objs)}
+	s.refs = rs
+	wh, err := catalog.NewLocalWarehouse(filepath.Join(data, "warehouse"))
+	if err != nil {
+		return nil, err
+	}
+	cat := catalog.New(objs, rs.Store, wh)
+	// As weir serve: the state dir under /run (a tmpfs away from the
+	// binaries), searchable by others so sandboxes get a user namespace.
+	if s.state, err = os.MkdirTemp("/run", "weir-bench-pipeline-"); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(s.state, 0o711); err != nil {
+		return nil, err
+	}
+	s.sb, err = exec.New(exec.Config{
+		StateDir:   filepath.Join(s.state, "exec"),
+		WeirBinary: filepath.Join(bin, "weir-node"),
+		InitBinary: filepath.Join(bin, "weir-sandbox-init"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sandboxes: %w", err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	h, err := hooks.NewPipeline(hooks.PipelineConfig{
+		Refs: rs.Store, Catalog: cat, Runner: s.sb, WorkDir: filepath.Join(data, "runs"), Logger: quiet,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.hook = &timedHook{h: h}
+	git := &gitserver.Server{Objects: objs, Refs: rs, Hook: s.hook, Logger: quiet}
+	access, err := gitserver.NewAccess(gitserver.OpenUsers(filepath.Join(data, "users.json")), "")
+	if err != nil {
+		return nil, err
+	}
+	if s.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	go http.Serve(s.ln, gitserver.NewHTTPHandler(git, access.WithAnonymous(true)))
+	s.url = "http://" + s.ln.Addr().String()
+	return s, nil
+}
+
+func (s *server) close() {
+	s.ln.Close()
+	s.sb.Close()
+	s.db.Close()
+	os.RemoveAll(s.state)
+}
+
+// timingRE matches the hook's -o timing line.
+var timingRE = regexp.MustCompile(`weir: timing: plan (\d+) ms, nodes (\d+) ms \(run (\d+) ms, sandbox (\d+) ms\), commit (\d+) ms`)
+
+// push pushes HEAD of work to main with -o timing and splits its time.
+func (s *server) push(work, url string) (sample, error) {
+	var out bytes.Buffer
+	began := time.Now()
+	cmd := osexec.Command("git", "push", "-o", hooks.OptionTiming, url, "HEAD:refs/heads/main")
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), gitEnv...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	total := time.Since(began)
+	if err != nil {
+		return sample{}, fmt.Errorf("git push: %v\n%s", err, out.String())
+	}
+	m := timingRE.FindStringSubmatch(out.String())
+	if m == nil {
+		return sample{}, fmt.Errorf("git push printed no timing line:\n%s", out.String())
+	}
+	msOf := func(s string) time.Duration { v, _ := strconv.Atoi(s); return time.Duration(v) * time.Millisecond }
+	hook, ref := s.hook.take(), s.refs.take()
+	smp := sample{
+		total: total, plan: msOf(m[1]), nodes: msOf(m[2]), run: msOf(m[3]), sandbox: msOf(m[4]), commit: msOf(m[5]),
+		refUpdate: ref,
+	}
+	smp.hookRest = hook - smp.plan - smp.nodes - smp.commit
+	smp.protocol = total - hook - ref
+	return smp, nil
+}
+
+// timedHook times the pre-receive hook.
+type timedHook struct {
+	h    hooks.PreReceive
+	mu   sync.Mutex
+	last time.Duration
+}
+
+func (t *timedHook) PreReceive(ctx context.Context, p *hooks.Push) (*hooks.Result, error) {
+	began := time.Now()
+	res, err := t.h.PreReceive(ctx, p)
+	t.mu.Lock()
+	t.last = time.Since(began)
+	t.mu.Unlock()
+	return res, err
+}
+
+func (t *timedHook) take() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := t.last
+	t.last = 0
+	return d
+}
+
+// timedRefs times ref updates (the push's commit: refs and quarantined
+// objects in one synced write).
+type timedRefs struct {
+	refs.Store
+	mu  sync.Mutex
+	sum time.Duration
+}
+
+func (t *timedRefs) Update(ctx context.Context, repo objects.RepoName, ups []refs.Update, q *objects.Quarantine, msg string) error {
+	began := time.Now()
+	err := t.Store.Update(ctx, repo, ups, q, msg)
+	t.mu.Lock()
+	t.sum += time.Since(began)
+	t.mu.Unlock()
+	return err
+}
+
+func (t *timedRefs) take() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := t.sum
+	t.sum = 0
+	return d
+}
+
+// bare runs the example's four steps with weir-node as plain processes:
+// no sandbox, no Git, no Iceberg.
+type bare struct {
+	dir, node, example string
+}
+
+func newBare(dir, node, example string) (*bare, error) {
+	return &bare{dir: dir, node: node, example: example}, os.MkdirAll(dir, 0o755)
+}
+
+func (b *bare) run() (time.Duration, error) {
+	root, err := os.MkdirTemp(b.dir, "run-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(root)
+	out := filepath.Join(root, "out")
+	steps := []struct {
+		kind, src string
+		ins, outs []string
+	}{
+		{"seed", "seeds/raw_orders.csv", nil, []string{"main.raw_orders"}},
+		{"sql", "models/clean_orders.sql", []string{"main.raw_orders"}, []string{"main.clean_orders"}},
+		{"python", "models/revenue.py", []string{"main.clean_orders"}, []string{"main.revenue"}},
+		{"expect", "expectations/revenue_positive.sql", []string{"main.revenue"}, nil},
+	}
+	// Staging (copying the sources) is not timed; the sandboxed run's is.
+	for i, s := range steps {
+		code := filepath.Join(root, strconv.Itoa(i), "in", "_code")
+		if err := os.MkdirAll(code, 0o755); err != nil {
+			return 0, err
+		}
+		if err := sh("", nil, "cp", filepath.Join(b.example, s.src), code); err != nil {
+			return 0, err
+		}
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return 0, err
+	}
+	began := time.Now()
+	for i, s := range steps {
+		d := filepath.Join(root, strconv.Itoa(i))
+		in, tmp := filepath.Join(d, "in"), filepath.Join(d, "tmp")
+		if err := os.MkdirAll(tmp, 0o755); err != nil {
+			return 0, err
+		}
+		for _, t := range s.ins {
+			if err := os.MkdirAll(filepath.Join(in, t), 0o755); err != nil {
+				return 0, err
+			}
+			if err := os.Link(filepath.Join(out, t+".parquet"), filepath.Join(in, t, "part-00000.parquet")); err != nil {
+				return 0, err
+			}
+		}
+		args := []string{"node", s.kind, "--source", filepath.Join(in, "_code", filepath.Base(s.src)), "--ns", "main",
+			"--dir-in", in, "--dir-out", out, "--dir-tmp", tmp}
+		for _, t := range s.ins {
+			args = append(args, "--in", t)
+		}
+		for _, t := range s.outs {
+			args = append(args, "--out", t)
+		}
+		cmd := osexec.Command(b.node, args...)
+		cmd.Dir = tmp
+		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + tmp, "LANG=C.UTF-8"}
+		if o, err := cmd.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("bare %s: %v\n%s", s.src, err, o)
+		}
+	}
+	return time.Since(began), nil
+}
