@@ -27,9 +27,15 @@ type Warehouse interface {
 	// Root is the location every table lives under, without a trailing
 	// slash: "file:///srv/weir/warehouse" or "s3://bucket/prefix".
 	Root() string
-	// Props are the iceberg-go FileIO properties for locations under Root
-	// (S3 endpoint, region, credentials). Empty for the local warehouse.
+	// Props are the iceberg-go FileIO properties the server itself uses for
+	// locations under Root: S3 endpoint, region, addressing and the
+	// server's own credentials. Empty for the local warehouse. They hold
+	// secrets: never log them, never hand them out (see ReaderProps).
 	Props() iceberg.Properties
+	// ReaderProps are Props without any credential: what a reader needs
+	// to find Root (S3 endpoint, region, addressing) when it brings its
+	// own credentials. Safe to hand to any client and to log.
+	ReaderProps() iceberg.Properties
 	// IO returns an iceberg-go FileIO that reads and writes under Root.
 	IO(ctx context.Context) (icebergio.IO, error)
 	// Upload stores the local file src at location (a hard link when the
@@ -60,6 +66,9 @@ func (w *LocalWarehouse) Root() string { return "file://" + filepath.ToSlash(w.d
 
 // Props implements Warehouse.
 func (w *LocalWarehouse) Props() iceberg.Properties { return iceberg.Properties{} }
+
+// ReaderProps implements Warehouse.
+func (w *LocalWarehouse) ReaderProps() iceberg.Properties { return iceberg.Properties{} }
 
 // IO implements Warehouse.
 func (w *LocalWarehouse) IO(context.Context) (icebergio.IO, error) { return icebergio.LocalFS{}, nil }
@@ -132,6 +141,20 @@ type S3Config struct {
 	CacheDir        string // where ReadTableFiles downloads Parquet files
 }
 
+// String describes c without its credentials, so that a config printed
+// by mistake (%v, %+v, a log field) never shows a key.
+func (c S3Config) String() string {
+	creds := "from the environment"
+	if c.AccessKeyID != "" {
+		creds = "static (redacted)"
+	}
+	return fmt.Sprintf("S3Config{Bucket:%q Prefix:%q Endpoint:%q Region:%q PathStyle:%t Credentials:%s CacheDir:%q}",
+		c.Bucket, c.Prefix, c.Endpoint, c.Region, c.PathStyle, creds, c.CacheDir)
+}
+
+// GoString is String: %#v never shows a key either.
+func (c S3Config) GoString() string { return c.String() }
+
 // S3Warehouse is a warehouse in an S3 bucket.
 type S3Warehouse struct {
 	cfg    S3Config
@@ -166,6 +189,10 @@ func NewS3Warehouse(cfg S3Config) (*S3Warehouse, error) {
 	return &S3Warehouse{cfg: cfg, client: s3.New(opts)}, nil
 }
 
+// String names the warehouse by its root; like S3Config.String it never
+// shows a key.
+func (w *S3Warehouse) String() string { return "S3Warehouse(" + w.Root() + ")" }
+
 // Root implements Warehouse.
 func (w *S3Warehouse) Root() string {
 	if w.cfg.Prefix == "" {
@@ -174,8 +201,8 @@ func (w *S3Warehouse) Root() string {
 	return "s3://" + w.cfg.Bucket + "/" + w.cfg.Prefix
 }
 
-// Props implements Warehouse.
-func (w *S3Warehouse) Props() iceberg.Properties {
+// ReaderProps implements Warehouse: region, endpoint and addressing.
+func (w *S3Warehouse) ReaderProps() iceberg.Properties {
 	p := iceberg.Properties{icebergio.S3Region: w.cfg.Region}
 	if w.cfg.Endpoint != "" {
 		p[icebergio.S3EndpointURL] = w.cfg.Endpoint
@@ -183,6 +210,14 @@ func (w *S3Warehouse) Props() iceberg.Properties {
 	if !w.cfg.PathStyle {
 		p[icebergio.S3ForceVirtualAddressing] = "true"
 	}
+	return p
+}
+
+// Props implements Warehouse: ReaderProps plus the server's static
+// credentials, when it has any (else iceberg-go falls back to the AWS
+// default chain).
+func (w *S3Warehouse) Props() iceberg.Properties {
+	p := w.ReaderProps()
 	if w.cfg.AccessKeyID != "" {
 		p[icebergio.S3AccessKeyID] = w.cfg.AccessKeyID
 		p[icebergio.S3SecretAccessKey] = w.cfg.SecretAccessKey

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/apache/iceberg-go"
@@ -55,6 +59,14 @@ func WithRepoAccess(a RepoAccess) Option { return func(h *handler) { h.access = 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(h *handler) { h.log = l } }
 
+// WithVendedCredentials chooses what the "config" of a LoadTableResult
+// (load table, create table) holds. Off, the default: the warehouse's
+// ReaderProps (S3 endpoint, region, addressing), so every reader reads the
+// files with its own credentials. On: the warehouse's Props, which include
+// the server's own static S3 keys, handed to every client allowed to load
+// a table of any repo on this server.
+func WithVendedCredentials(on bool) Option { return func(h *handler) { h.vend = on } }
+
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 32 << 20
 
@@ -63,6 +75,7 @@ type handler struct {
 	auth   Authorizer
 	access RepoAccess
 	log    *slog.Logger
+	vend   bool
 }
 
 // NewRESTHandler returns the Iceberg REST catalog over c.
@@ -207,6 +220,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	}
+	defer func() {
+		// A bug must cost one request, not the server: nothing is
+		// published before the final compare-and-swap of the data ref, so
+		// a request that panics changed nothing.
+		if v := recover(); v != nil {
+			h.log.Error("iceberg rest: panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			h.writeError(w, r, fmt.Errorf("internal error (logged on the server): %v", v))
+		}
+	}()
 	if err := h.serve(w, r, identity); err != nil {
 		h.writeError(w, r, err)
 	}
@@ -383,20 +405,48 @@ func (h *handler) config(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// writeTable answers a LoadTableResult. loc is "" for a staged create,
+// whose metadata is not written anywhere yet (the spec's field is then
+// absent). The config tells the reader where the files are; it holds the
+// server's keys only under WithVendedCredentials.
 func (h *handler) writeTable(w http.ResponseWriter, loc string, meta table.Metadata) {
-	writeJSON(w, map[string]any{"metadata-location": loc, "metadata": meta, "config": h.c.Warehouse().Props()})
+	config := h.c.Warehouse().ReaderProps()
+	if h.vend {
+		config = h.c.Warehouse().Props()
+	}
+	out := map[string]any{"metadata": meta, "config": config}
+	if loc != "" {
+		out["metadata-location"] = loc
+	}
+	writeJSON(w, out)
 }
 
 func (h *handler) listNamespaces(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog) error {
 	var parent table.Identifier
-	if p := r.URL.Query().Get("parent"); p != "" {
+	p := r.URL.Query().Get("parent")
+	if p != "" {
 		parent = nsIdent(p)
+	}
+	pg, err := parsePage(r, "namespaces\x00"+p)
+	if err != nil {
+		return err
 	}
 	nss, err := ic.ListNamespaces(r.Context(), parent)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, map[string]any{"namespaces": nss})
+	names := make([]string, len(nss))
+	byName := make(map[string]table.Identifier, len(nss))
+	for i, ns := range nss {
+		names[i] = strings.Join(ns, "\x1f")
+		byName[names[i]] = ns
+	}
+	names, next := pg.cut(names)
+	out := make([]table.Identifier, len(names))
+	for i, n := range names {
+		out[i] = byName[n]
+	}
+	writeJSON(w, map[string]any{"namespaces": out, "next-page-token": next})
 	return nil
 }
 
@@ -448,15 +498,107 @@ func (id identifier) ident() table.Identifier {
 }
 
 func (h *handler) listTables(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog, ns table.Identifier) error {
-	ids := []identifier{}
+	pg, err := parsePage(r, "tables\x00"+strings.Join(ns, "\x1f"))
+	if err != nil {
+		return err
+	}
+	var names []string
 	for id, err := range ic.ListTables(r.Context(), ns) {
 		if err != nil {
 			return err
 		}
-		ids = append(ids, identifier{Namespace: id[:len(id)-1], Name: id[len(id)-1]})
+		names = append(names, id[len(id)-1])
 	}
-	writeJSON(w, map[string]any{"identifiers": ids})
+	names, next := pg.cut(names)
+	ids := make([]identifier, len(names))
+	for i, n := range names {
+		ids[i] = identifier{Namespace: ns, Name: n}
+	}
+	writeJSON(w, map[string]any{"identifiers": ids, "next-page-token": next})
 	return nil
+}
+
+// Pagination of list namespaces and list tables, as the spec has it: a
+// request without the pageToken parameter gets every result at once; one
+// with it (empty for the first page) gets at most pageSize results
+// (default DefaultPageSize, at most MaxPageSize) and, when more remain, a
+// next-page-token to send as the next pageToken. next-page-token is null
+// on the last page.
+//
+// A token is opaque to clients. It is the listing it belongs to and the
+// last name returned, base64url-encoded:
+//
+//	"v1" 0x00 <listing> 0x00 <last name>
+//	<listing> = "tables" 0x00 <namespace> | "namespaces" 0x00 <parent>
+//
+// Listings are sorted by name and a page starts after the token's name, so
+// paging while tables are created or dropped never repeats a name and
+// never skips one that existed throughout. A token that does not decode,
+// or belongs to another listing, is a 400.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// page is one request's pagination: on=false returns everything.
+type page struct {
+	on      bool
+	listing string
+	after   string
+	size    int
+}
+
+func parsePage(r *http.Request, listing string) (page, error) {
+	q := r.URL.Query()
+	pg := page{listing: listing, size: DefaultPageSize}
+	if v, ok := q["pageSize"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 {
+			return pg, badRequest("pageSize %q: want a positive integer", v[0])
+		}
+		pg.size = min(n, MaxPageSize)
+	}
+	v, ok := q["pageToken"]
+	if !ok {
+		return pg, nil
+	}
+	pg.on = true
+	if v[0] == "" {
+		return pg, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(v[0])
+	parts := strings.Split(string(raw), "\x00")
+	if err != nil || len(parts) != 4 || parts[0] != "v1" {
+		return pg, badRequest("pageToken %q is not a page token this server issued (start again without one, or with an empty one)", v[0])
+	}
+	if parts[1]+"\x00"+parts[2] != listing {
+		return pg, badRequest("pageToken %q belongs to another listing (start again with an empty one)", v[0])
+	}
+	if err := catalog.ValidateName(parts[3]); err != nil {
+		return pg, badRequest("pageToken %q is not a page token this server issued: %v", v[0], err)
+	}
+	pg.after = parts[3]
+	return pg, nil
+}
+
+// cut returns the page of sorted names and the next page token (nil on
+// the last page and when pagination is off).
+func (pg page) cut(names []string) ([]string, *string) {
+	if !pg.on {
+		return names, nil
+	}
+	sort.Strings(names)
+	start := sort.SearchStrings(names, pg.after)
+	if start < len(names) && names[start] == pg.after {
+		start++
+	}
+	names = names[start:]
+	if len(names) <= pg.size {
+		return names, nil
+	}
+	names = names[:pg.size]
+	tok := base64.RawURLEncoding.EncodeToString([]byte("v1\x00" + pg.listing + "\x00" + names[len(names)-1]))
+	return names, &tok
 }
 
 func (h *handler) createTable(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog, ns table.Identifier) error {
@@ -478,9 +620,6 @@ func (h *handler) createTable(w http.ResponseWriter, r *http.Request, ic *catalo
 	if req.Schema == nil {
 		return badRequest("missing schema")
 	}
-	if req.StageCreate {
-		return &httpError{http.StatusNotImplemented, "NotImplementedException", "staged table creation (stage-create) is not supported; create the table, then commit"}
-	}
 	var opts []icebergcat.CreateTableOpt
 	if req.Location != "" {
 		opts = append(opts, icebergcat.WithLocation(req.Location))
@@ -495,7 +634,18 @@ func (h *handler) createTable(w http.ResponseWriter, r *http.Request, ic *catalo
 	if req.Properties != nil {
 		opts = append(opts, icebergcat.WithProperties(req.Properties))
 	}
-	tbl, err := ic.CreateTable(r.Context(), append(ns, req.Name), req.Schema, opts...)
+	ident := append(append(table.Identifier{}, ns...), req.Name)
+	if req.StageCreate {
+		// Nothing is written: the table is created by the commit that
+		// follows, with an assert-create requirement (see commitTable).
+		meta, err := ic.StageCreateTable(r.Context(), ident, req.Schema, opts...)
+		if err != nil {
+			return err
+		}
+		h.writeTable(w, "", meta)
+		return nil
+	}
+	tbl, err := ic.CreateTable(r.Context(), ident, req.Schema, opts...)
 	if err != nil {
 		return err
 	}
