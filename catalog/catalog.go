@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -61,8 +62,16 @@ type Catalog struct {
 	log  *slog.Logger
 
 	casRetries atomic.Int64 // data ref CAS attempts lost to a concurrent writer
+	rebases    atomic.Int64 // appends rebased onto a newer snapshot (rebase.go)
 	metas      metaCache
+	lists      fileCache[[]iceberg.ManifestFile] // manifest lists (rebase.go)
+	committers sync.Map // repo NUL data ref -> *committer (committer.go)
 }
+
+// Rebases returns how many appends this catalog applied on top of a newer
+// snapshot than the one the client wrote them against, instead of
+// refusing them with CommitFailed (for benchmarks and metrics).
+func (c *Catalog) Rebases() int64 { return c.rebases.Load() }
 
 // CASRetries returns how many times a write of this catalog lost the
 // compare-and-swap of a data ref to a concurrent writer and was rebuilt on
@@ -515,6 +524,21 @@ var metadataVersionRE = regexp.MustCompile(`^(\d+)-[0-9a-fA-F-]+\.metadata\.json
 // the result as the next metadata file of t. It refuses locations outside
 // the repo's part of the warehouse.
 func (c *Catalog) stageMetadata(ctx context.Context, repo objects.RepoName, t TableName, base table.Metadata, baseLoc string, updates []table.Update) (table.Metadata, string, error) {
+	meta, loc, err := c.prepareMetadata(repo, t, base, baseLoc, updates)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := c.writeMetadata(ctx, loc, meta); err != nil {
+		return nil, "", err
+	}
+	return meta, loc, nil
+}
+
+// prepareMetadata is stageMetadata without writing the file: it returns
+// the next metadata of t and the location it is to be written to, and
+// caches it there so that loads of that location within this process see
+// it before it is written.
+func (c *Catalog) prepareMetadata(repo objects.RepoName, t TableName, base table.Metadata, baseLoc string, updates []table.Update) (table.Metadata, string, error) {
 	if base == nil {
 		var err error
 		base, err = table.NewMetadata(iceberg.NewSchema(0), nil, table.UnsortedSortOrder, "", nil)
@@ -550,23 +574,28 @@ func (c *Catalog) stageMetadata(ctx context.Context, repo objects.RepoName, t Ta
 		version = v + 1
 	}
 	loc := fmt.Sprintf("%s/metadata/%05d-%s.metadata.json", meta.Location(), version, uuid.NewString())
+	c.metas.put(loc, meta)
+	return meta, loc, nil
+}
+
+// writeMetadata writes meta to loc in the warehouse.
+func (c *Catalog) writeMetadata(ctx context.Context, loc string, meta table.Metadata) error {
 	fs, err := c.wh.IO(ctx)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
 	wfs, ok := fs.(icebergio.WriteFileIO)
 	if !ok {
-		return nil, "", errors.New("catalog: warehouse IO cannot write")
+		return errors.New("catalog: warehouse IO cannot write")
 	}
 	data, err := jsonMarshal(meta)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
 	if err := wfs.WriteFile(loc, data); err != nil {
-		return nil, "", fmt.Errorf("catalog: write metadata %s: %w", loc, err)
+		return fmt.Errorf("catalog: write metadata %s: %w", loc, err)
 	}
-	c.metas.put(loc, meta)
-	return meta, loc, nil
+	return nil
 }
 
 // Refs returns the catalog's ref store.

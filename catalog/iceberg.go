@@ -130,56 +130,6 @@ func newRunID() string {
 	return "iceberg-" + hex.EncodeToString(b[:])
 }
 
-// advance runs mutate on the branch head and publishes the result as one
-// data commit with a compare-and-swap of the branch ref. On a stale ref it
-// re-reads the head and calls mutate again (attempt > 0), at most
-// maxRetries times; mutate decides whether retrying is safe. An empty
-// subject means nothing changed: no commit is made.
-func (ic *IcebergCatalog) advance(ctx context.Context, mutate func(st *dataState, attempt int) (subject string, changes []string, err error)) (objects.Hash, error) {
-	if ic.ref == "" {
-		return objects.ZeroHash, fmt.Errorf("%w: %q of %s; write to a branch", ErrReadOnly, ic.rev, ic.repo)
-	}
-	run := newRunID()
-	for attempt := range maxRetries {
-		head, err := ic.Head(ctx)
-		if err != nil {
-			return objects.ZeroHash, err
-		}
-		st, err := ic.c.state(ctx, ic.repo, head)
-		if err != nil {
-			return objects.ZeroHash, err
-		}
-		subject, changes, err := mutate(st, attempt)
-		if err != nil || subject == "" {
-			return head, err
-		}
-		code, err := ic.c.refs.Resolve(ctx, ic.repo, refs.Name(refs.HeadsPrefix+strings.TrimPrefix(string(ic.ref), refs.DataPrefix)))
-		if err != nil {
-			code = objects.ZeroHash
-		}
-		if !code.IsZero() {
-			st.code = code
-		}
-		if ic.identity != "" {
-			subject += " (by " + ic.identity + ")"
-		}
-		next, err := ic.c.commitState(ctx, ic.repo, st, []objects.Hash{head}, subject, run, code, changes)
-		if err != nil {
-			return objects.ZeroHash, err
-		}
-		err = ic.c.refs.Update(ctx, ic.repo, []refs.Update{{Name: ic.ref, Old: head, New: next}}, nil, subject)
-		if errors.Is(err, refs.ErrStale) {
-			ic.c.casRetries.Add(1)
-			continue
-		}
-		if err != nil {
-			return objects.ZeroHash, err
-		}
-		return next, nil
-	}
-	return objects.ZeroHash, fmt.Errorf("%w: %s moved %d times during the commit", table.ErrCommitFailed, ic.ref, maxRetries)
-}
-
 // CreateTable implements catalog.Catalog.
 func (ic *IcebergCatalog) CreateTable(ctx context.Context, ident table.Identifier, schema *iceberg.Schema, opts ...icebergcat.CreateTableOpt) (*table.Table, error) {
 	t, err := tableName(ident)
@@ -243,9 +193,10 @@ type stagedTable struct {
 	summary string
 }
 
-// stage validates reqs against the table in st and writes the updated
-// metadata. A missing table may be created only under an assert-create
-// requirement.
+// stage validates reqs against the table in st and prepares the updated
+// metadata, which the committer writes if it is still current when the
+// state is published (setTable). A missing table may be created only
+// under an assert-create requirement.
 func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName, reqs []table.Requirement, updates []table.Update) (*stagedTable, error) {
 	s := &stagedTable{t: t}
 	var (
@@ -253,7 +204,10 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 		baseLoc string
 		oldRows int64
 	)
-	if h, ok := st.tables[t]; ok {
+	if sm, ok := st.stagedFor(t); ok {
+		// An earlier write of this batch: its metadata is not written yet.
+		s.orig, base, baseLoc, oldRows = sm.ptr, sm.meta, sm.loc, pointerFor(t, sm.meta, sm.loc, "", objects.ZeroHash).Rows
+	} else if h, ok := st.tables[t]; ok {
 		tbl, p, err := ic.c.loadTable(ctx, ic.repo, t, h, ic)
 		if err != nil {
 			return nil, err
@@ -270,10 +224,21 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 	}
 	for _, r := range reqs {
 		if err := r.Validate(base); err != nil {
-			return nil, fmt.Errorf("%w: table %s: %v", table.ErrCommitFailed, t, err)
+			// A fast append whose branch moved is applied on top of the
+			// new snapshot, as the client's own retry would (rebase.go).
+			nreqs, nupdates, ok, rerr := ic.c.rebaseAppend(ctx, base, reqs, updates)
+			if rerr != nil {
+				return nil, rerr
+			}
+			if !ok {
+				return nil, fmt.Errorf("%w: table %s: %v", table.ErrCommitFailed, t, err)
+			}
+			ic.c.rebases.Add(1)
+			reqs, updates = nreqs, nupdates
+			break
 		}
 	}
-	meta, loc, err := ic.c.stageMetadata(ctx, ic.repo, t, base, baseLoc, updates)
+	meta, loc, err := ic.c.prepareMetadata(ic.repo, t, base, baseLoc, updates)
 	if err != nil {
 		return nil, err
 	}
@@ -310,23 +275,27 @@ func (ic *IcebergCatalog) CommitTable(ctx context.Context, ident table.Identifie
 		return nil, "", err
 	}
 	var s *stagedTable
-	_, err = ic.advance(ctx, func(st *dataState, attempt int) (string, []string, error) {
-		if attempt == 0 {
+	_, final, err := ic.advanceState(ctx, func(st *dataState, attempt int) (string, []string, error) {
+		// Staged against this head; re-staged (requirements checked
+		// again, appends rebased) when the table moved under a retry.
+		if attempt == 0 || st.tables[t] != s.orig {
 			var err error
 			if s, err = ic.stage(ctx, st, t, reqs, updates); err != nil {
 				return "", nil, err
 			}
-		} else if st.tables[t] != s.orig {
-			return "", nil, fmt.Errorf("%w: table %s changed concurrently; refresh and try again", table.ErrCommitFailed, t)
 		}
 		if s.orig == s.ptr {
 			return "", nil, nil
 		}
-		st.tables[t] = s.ptr
+		st.setTable(t, stagedMeta{s.ptr, s.loc, s.meta})
 		return "weir: " + s.summary, []string{s.summary}, nil
 	})
 	if err != nil {
 		return nil, "", err
+	}
+	// The table as committed: with later writes of the same batch, if any.
+	if sm, ok := final.stagedFor(t); ok {
+		return sm.meta, sm.loc, nil
 	}
 	return s.meta, s.loc, nil
 }
@@ -349,23 +318,24 @@ func (ic *IcebergCatalog) CommitTransaction(ctx context.Context, commits []table
 		}
 		seen[t], names[i] = true, t
 	}
-	var staged []*stagedTable
+	staged := make([]*stagedTable, len(commits))
 	_, err := ic.advance(ctx, func(st *dataState, attempt int) (string, []string, error) {
-		if attempt == 0 {
-			for i, cm := range commits {
-				s, err := ic.stage(ctx, st, names[i], cm.Requirements, cm.Updates)
-				if err != nil {
-					return "", nil, err
-				}
-				staged = append(staged, s)
+		// Each table is staged against this head; on a retry, tables that
+		// moved are staged again (requirements re-checked, appends
+		// rebased). Every table lands in the one commit, or none does.
+		for i, cm := range commits {
+			if staged[i] != nil && st.tables[names[i]] == staged[i].orig {
+				continue
 			}
+			s, err := ic.stage(ctx, st, names[i], cm.Requirements, cm.Updates)
+			if err != nil {
+				return "", nil, err
+			}
+			staged[i] = s
 		}
 		var changes []string
 		for _, s := range staged {
-			if st.tables[s.t] != s.orig {
-				return "", nil, fmt.Errorf("%w: table %s changed concurrently; refresh and try again", table.ErrCommitFailed, s.t)
-			}
-			st.tables[s.t] = s.ptr
+			st.setTable(s.t, stagedMeta{s.ptr, s.loc, s.meta})
 			changes = append(changes, s.summary)
 		}
 		return fmt.Sprintf("weir: transaction on %d tables", len(staged)), changes, nil

@@ -10,29 +10,32 @@ import (
 	"github.com/apache/iceberg-go/table"
 )
 
-// metaCacheSize bounds the parsed-metadata cache (entries).
+// metaCacheSize bounds each parsed-file cache (entries).
 const metaCacheSize = 1024
 
-// metaCache holds parsed Iceberg metadata by location. Metadata files are
-// never rewritten (every version has a new name), so entries never go
-// stale; the cache only saves reading and parsing JSON on every load.
-type metaCache struct {
+// fileCache holds parsed Iceberg files (metadata, manifest lists) by
+// location. They are never rewritten (every version has a new name), so
+// entries never go stale; the cache only saves reading and parsing them
+// on every load.
+type fileCache[T any] struct {
 	mu sync.Mutex
-	m  map[string]table.Metadata
+	m  map[string]T
 }
 
-func (mc *metaCache) get(loc string) (table.Metadata, bool) {
+type metaCache = fileCache[table.Metadata]
+
+func (mc *fileCache[T]) get(loc string) (T, bool) {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
 	m, ok := mc.m[loc]
 	return m, ok
 }
 
-func (mc *metaCache) put(loc string, m table.Metadata) {
+func (mc *fileCache[T]) put(loc string, m T) {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
 	if mc.m == nil {
-		mc.m = make(map[string]table.Metadata)
+		mc.m = make(map[string]T)
 	}
 	if len(mc.m) >= metaCacheSize {
 		for k := range mc.m { // drop an arbitrary entry

@@ -15,6 +15,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/apache/iceberg-go/table"
+
 	"github.com/weir-dev/weir/objects"
 )
 
@@ -116,6 +118,34 @@ type dataState struct {
 	code       objects.Hash // gitlink "code"; ZeroHash if absent
 	tables     map[TableName]objects.Hash
 	namespaces map[string]objects.Hash
+	// staged holds table metadata prepared by this state's writers but not
+	// yet in the warehouse: written once per table, the last version,
+	// just before the state is committed (committer.go).
+	staged map[TableName]stagedMeta
+}
+
+// stagedMeta is a table's next metadata, to be written at loc; ptr is the
+// pointer blob that names it.
+type stagedMeta struct {
+	ptr  objects.Hash
+	loc  string
+	meta table.Metadata
+}
+
+// setTable points t at a staged pointer whose metadata is written when the
+// state is committed.
+func (s *dataState) setTable(t TableName, sm stagedMeta) {
+	s.tables[t] = sm.ptr
+	if s.staged == nil {
+		s.staged = map[TableName]stagedMeta{}
+	}
+	s.staged[t] = sm
+}
+
+// stagedFor returns t's staged metadata if t still points at it.
+func (s *dataState) stagedFor(t TableName) (stagedMeta, bool) {
+	sm, ok := s.staged[t]
+	return sm, ok && s.tables[t] == sm.ptr
 }
 
 func newDataState() *dataState {

@@ -17,6 +17,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -24,8 +25,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,13 +226,54 @@ func benchAppendLatency(e *env, n int) (p50, p99 time.Duration) {
 	return pct(ds, 0.5), pct(ds, 0.99)
 }
 
-func benchWriters(e *env, ns string, writers, tables, perWriter int) (perSec float64, retries409, casRetries, failed int64) {
+// benchWriters runs `writers` concurrent appenders against the REST
+// catalog, spread over `tables` tables, in a child process (as real
+// clients are: not sharing the server's Go runtime), and checks that every
+// acknowledged append's rows are in the tables.
+func benchWriters(e *env, ns string, writers, tables, perWriter int) (perSec float64, retries409, casRetries, rebases, failed int64) {
 	ctx := context.Background()
 	cat := e.client("main")
 	createTables(cat, ns, tables)
-	rows := arrowRows(0, 10)
+	before409, beforeCAS, beforeRB := e.c409.Load(), e.cat.CASRetries(), e.cat.Rebases()
+	exe, err := os.Executable()
+	must(err)
+	cmd := exec.Command(exe, "-writers-client", e.srv.URL+"/iceberg", "-writers-ns", ns,
+		"-writers", strconv.Itoa(writers), "-writers-tables", strconv.Itoa(tables), "-per-writer", strconv.Itoa(perWriter))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	must(err)
+	var res writersResult
+	must(json.Unmarshal(out, &res))
+	fmt.Fprintf(os.Stderr, "writers process: %.1fs wall, %.1fs CPU\n", res.Seconds, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
+	// No lost commit: every acknowledged append's rows are in the tables.
+	var total int64
+	for i := range tables {
+		tbl, err := cat.LoadTable(ctx, table.Identifier{ns, fmt.Sprintf("t%02d", i)})
+		must(err)
+		n, err := tbl.Scan().ToArrowTable(ctx)
+		must(err)
+		total += n.NumRows()
+		n.Release()
+	}
+	if want := res.OK * writerRows; total != want {
+		must(fmt.Errorf("lost commits: %d acknowledged appends of %d rows, but the tables hold %d rows", res.OK, writerRows, total))
+	}
+	return float64(res.OK) / res.Seconds, e.c409.Load() - before409, e.cat.CASRetries() - beforeCAS, e.cat.Rebases() - beforeRB, res.Failed
+}
+
+const writerRows = 10
+
+type writersResult struct {
+	OK, Failed int64
+	Seconds    float64
+}
+
+// writersClient is the child process of benchWriters: it appends through
+// iceberg-go's REST client and prints a writersResult.
+func writersClient(uri, ns string, writers, tables, perWriter int) {
+	ctx := context.Background()
+	rows := arrowRows(0, writerRows)
 	defer rows.Release()
-	before409, beforeCAS := e.c409.Load(), e.cat.CASRetries()
 	var (
 		wg   sync.WaitGroup
 		fail atomic.Int64
@@ -239,24 +284,28 @@ func benchWriters(e *env, ns string, writers, tables, perWriter int) (perSec flo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := e.client("main")
+			c, err := icebergcat.Load(ctx, "weir", iceberg.Properties{"type": "rest", "uri": uri, "warehouse": string(repo) + "@main"})
+			must(err)
+			tbl, err := c.LoadTable(ctx, table.Identifier{ns, fmt.Sprintf("t%02d", w%tables)})
+			must(err)
 			for range perWriter {
-				tbl, err := c.LoadTable(ctx, table.Identifier{ns, fmt.Sprintf("t%02d", w%tables)})
-				must(err)
-				// A commit that exhausts its retries, or whose snapshot
-				// timestamp fell behind a peer's while it retried, fails:
-				// counted, not fatal.
-				if _, err = tbl.AppendTable(ctx, rows, 100, nil); err != nil {
-					fail.Add(1)
+				// A commit that exhausts its retries fails: counted, not
+				// fatal. The table the append returns is the next base,
+				// as a streaming writer keeps it.
+				next, err := tbl.AppendTable(ctx, rows, 100, nil)
+				if err != nil {
+					if fail.Add(1) == 1 {
+						fmt.Fprintln(os.Stderr, "bench: first failed append:", err)
+					}
 					continue
 				}
+				tbl = next
 				ok.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	el := time.Since(t0)
-	return float64(ok.Load()) / el.Seconds(), e.c409.Load() - before409, e.cat.CASRetries() - beforeCAS, fail.Load()
+	must(json.NewEncoder(os.Stdout).Encode(writersResult{OK: ok.Load(), Failed: fail.Load(), Seconds: time.Since(t0).Seconds()}))
 }
 
 func benchBulk(e *env, rows int) (weir, duck time.Duration) {
@@ -294,9 +343,24 @@ func main() {
 	tables := flag.Int("tables", 10000, "tables on the large source branch")
 	appends := flag.Int("appends", 200, "appends for the REST latency figure")
 	perWriter := flag.Int("per-writer", 3, "appends per writer in the 32-writer runs")
-	rows := flag.Int("rows", 10_000_000, "rows for the bulk append vs DuckDB")
+	rows := flag.Int("rows", 10_000_000, "rows for the bulk append vs DuckDB (0: skip)")
 	onlyBulk := flag.Bool("only-bulk", false, "run only the bulk append vs DuckDB")
+	wClient := flag.String("writers-client", "", "internal: run the concurrent writers against this REST URI")
+	wNS := flag.String("writers-ns", "", "internal: namespace of -writers-client")
+	wN := flag.Int("writers", 32, "concurrent writers")
+	wTables := flag.Int("writers-tables", 1, "internal: tables of -writers-client")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *wClient != "" {
+		writersClient(*wClient, *wNS, *wN, *wTables, *perWriter)
+		return
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		must(err)
+		must(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	dir, err := os.MkdirTemp("", "weir-bench-catalog-")
 	must(err)
 	defer os.RemoveAll(dir)
@@ -324,12 +388,14 @@ func main() {
 	for _, tc := range []struct {
 		ns     string
 		tables int
-	}{{"w32", 32}, {"w1", 1}} {
-		cps, r409, cas, failed := benchWriters(e, tc.ns, 32, tc.tables, *perWriter)
-		n := float64(32**perWriter) - float64(failed)
-		fmt.Printf("32 writers -> %2d table(s): %6.1f commits/s, client retries (409) %.2f/commit, server CAS rebuilds %.2f/commit, failed %d of %d\n", tc.tables, cps, float64(r409)/n, float64(cas)/n, failed, 32**perWriter)
+	}{{"w32", *wN}, {"w1", 1}} {
+		cps, r409, cas, rb, failed := benchWriters(e, tc.ns, *wN, tc.tables, *perWriter)
+		n := float64(*wN**perWriter) - float64(failed)
+		fmt.Printf("%d writers -> %2d table(s): %6.1f commits/s, client retries (409) %.2f/commit, server rebases %.2f/commit, server CAS rebuilds %.2f/commit, failed %d of %d, rows all present\n", *wN, tc.tables, cps, float64(r409)/n, float64(rb)/n, float64(cas)/n, failed, *wN**perWriter)
 	}
 
-	w, d := benchBulk(e, *rows)
-	fmt.Printf("append %d rows: Weir (iceberg-go Parquet + REST commit) %v, DuckDB COPY TO parquet %v, ratio Weir/DuckDB %.2f\n", *rows, w.Round(time.Millisecond), d.Round(time.Millisecond), float64(w)/float64(d))
+	if *rows > 0 {
+		w, d := benchBulk(e, *rows)
+		fmt.Printf("append %d rows: Weir (iceberg-go Parquet + REST commit) %v, DuckDB COPY TO parquet %v, ratio Weir/DuckDB %.2f\n", *rows, w.Round(time.Millisecond), d.Round(time.Millisecond), float64(w)/float64(d))
+	}
 }
