@@ -23,8 +23,44 @@
 //
 // Every write is one data commit on refs/data/<branch> (see catalog).
 //
+// # Staged create
+//
+// POST .../namespaces/<ns>/tables with "stage-create": true answers a
+// LoadTableResult with the table's initial metadata and no
+// metadata-location, and writes nothing: no file, no pointer, no commit.
+// The table is created by the client's following POST
+// .../namespaces/<ns>/tables/<table> (or transactions/commit) whose
+// requirements include assert-create and whose updates set the table up
+// (assign-uuid, add-schema, ...); that commit is one data commit. A staged
+// create that is never committed leaves no trace.
+//
+// # Pagination
+//
+// List namespaces and list tables take pageToken and pageSize as the spec
+// has them: without pageToken every result comes at once; with it (empty
+// for the first page) at most pageSize (default 100, at most 1000), and a
+// next-page-token while more remain (null on the last page). Tokens are
+// opaque: the listing and the last name returned (see parsePage). A token
+// that does not decode or belongs to another listing is a 400.
+//
+// # Storage credentials
+//
+// The "config" of a LoadTableResult tells the reader where the warehouse
+// is (S3 endpoint, region, addressing: Warehouse.ReaderProps). It carries
+// the server's own S3 keys only under WithVendedCredentials (weir serve
+// --iceberg-vend-credentials), which hands them to every client allowed
+// to load a table; by default readers bring their own credentials. No key
+// is ever logged.
+//
 // # Access
 //
 // An Authorizer decides each request and names the identity recorded in
 // the commits it makes. The default allows loopback clients only.
+//
+// # Failures
+//
+// Bad input is a 4xx that changes nothing (FuzzRESTBodies checks this on
+// arbitrary bodies); a 5xx means storage failed. A panic in a request is
+// recovered, logged with its stack, and answered 500; nothing is
+// published before the final compare-and-swap, so it changed nothing.
 package rest

@@ -480,6 +480,11 @@ func (h *handler) updateNamespace(w http.ResponseWriter, r *http.Request, ic *ca
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	for _, k := range req.Removals {
+		if _, ok := req.Updates[k]; ok {
+			return &httpError{http.StatusUnprocessableEntity, "UnprocessableEntityException", fmt.Sprintf("property %q is both in removals and in updates; nothing was changed", k)}
+		}
+	}
 	sum, err := ic.UpdateNamespaceProperties(r.Context(), ns, req.Removals, req.Updates)
 	if err != nil {
 		return err

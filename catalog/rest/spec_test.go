@@ -400,3 +400,18 @@ func TestNoCredentialsVendedByDefault(t *testing.T) {
 		t.Fatalf("printing an S3 config shows the key: %s", s)
 	}
 }
+
+// TestNamespacePropertiesConflict: a key both removed and updated is the
+// spec's 422, and changes nothing.
+func TestNamespacePropertiesConflict(t *testing.T) {
+	s := newServer(t, nil)
+	setup(t, s.client(t, "main", nil), "sales")
+	before := s.head(t, "main")
+	code, body := do(t, s, "POST", prefix+"/namespaces/sales/properties", `{"removals":["a"],"updates":{"a":"b"}}`)
+	if code != 422 || errType(body) != "UnprocessableEntityException" {
+		t.Fatalf("= %d %v, want 422 UnprocessableEntityException", code, body)
+	}
+	if s.head(t, "main") != before {
+		t.Fatal("refused update moved refs/data/main")
+	}
+}
