@@ -63,8 +63,21 @@
 // # Concurrency
 //
 // Every write is a compare-and-swap of refs/data/<branch> through
-// refs.Store.Update. A writer that loses the race re-reads the branch and
-// retries (bounded) only when the tables it changed did not change
-// meanwhile; otherwise it fails with table.ErrCommitFailed (REST: 409
+// refs.Store.Update, made by the branch's committer (committer.go): writes
+// to one branch in this process queue, and the first in line publishes
+// every queued write as one data commit with one synced ref update (group
+// commit). Each write is applied in turn to the state the ones before it
+// left, and one that fails (a requirement no longer holds) is refused
+// alone. Each table's metadata file is written once per batch, its last
+// version. A batch that loses the CAS to a writer outside the committer
+// (a push) is applied again on the new head.
+//
+// A fast append whose branch moved since the client loaded the table (the
+// only failing requirement is assert-ref-snapshot-id of the branch it
+// appends to) is applied on top of the current snapshot by the server, as
+// the client's own retry would be (rebase.go): same snapshot id, new
+// parent, next sequence number, a new manifest list with the current
+// snapshot's manifests after the append's own. Anything else that no
+// longer holds fails with table.ErrCommitFailed (REST: 409
 // CommitFailedException) so the Iceberg client refreshes and retries.
 package catalog
