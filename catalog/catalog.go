@@ -65,7 +65,8 @@ type Catalog struct {
 	rebases    atomic.Int64 // appends rebased onto a newer snapshot (rebase.go)
 	metas      metaCache
 	lists      fileCache[[]iceberg.ManifestFile] // manifest lists (rebase.go)
-	committers sync.Map // repo NUL data ref -> *committer (committer.go)
+	raw        rawCache                          // JSON of metadata written lately
+	committers sync.Map                          // repo NUL data ref -> *committer (committer.go)
 }
 
 // Rebases returns how many appends this catalog applied on top of a newer
@@ -556,8 +557,12 @@ func (c *Catalog) prepareMetadata(repo objects.RepoName, t TableName, base table
 	if !strings.HasPrefix(meta.Location()+"/", c.repoRoot(repo)) || strings.Contains(meta.Location(), "..") {
 		return nil, "", fmt.Errorf("%w: location %q of table %s is outside this repo's warehouse %s", ErrBadUpdate, meta.Location(), t, c.repoRoot(repo))
 	}
+	known := map[int64]bool{}
+	for _, snap := range base.Snapshots() {
+		known[snap.SnapshotID] = true
+	}
 	for _, snap := range meta.Snapshots() {
-		if base != nil && base.SnapshotByID(snap.SnapshotID) != nil {
+		if known[snap.SnapshotID] {
 			continue
 		}
 		if !strings.HasPrefix(snap.ManifestList, c.repoRoot(repo)) || strings.Contains(snap.ManifestList, "/../") {
@@ -595,6 +600,7 @@ func (c *Catalog) writeMetadata(ctx context.Context, loc string, meta table.Meta
 	if err := wfs.WriteFile(loc, data); err != nil {
 		return fmt.Errorf("catalog: write metadata %s: %w", loc, err)
 	}
+	c.raw.put(loc, data)
 	return nil
 }
 

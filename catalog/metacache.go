@@ -75,3 +75,53 @@ func (c *Catalog) readMetadata(ctx context.Context, loc string) (table.Metadata,
 	c.metas.put(loc, m)
 	return m, nil
 }
+
+// rawCacheBytes bounds the cache of serialized metadata (bytes).
+const rawCacheBytes = 64 << 20
+
+// rawCache holds the JSON of recently written metadata files by location,
+// oldest dropped first, so that answering a commit does not serialize
+// again what was just written (every write of a batch answers with the
+// same metadata).
+type rawCache struct {
+	mu    sync.Mutex
+	m     map[string][]byte
+	order []string
+	bytes int
+}
+
+func (rc *rawCache) get(loc string) ([]byte, bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	b, ok := rc.m[loc]
+	return b, ok
+}
+
+func (rc *rawCache) put(loc string, b []byte) {
+	if len(b) > rawCacheBytes/4 {
+		return
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.m == nil {
+		rc.m = map[string][]byte{}
+	}
+	if _, ok := rc.m[loc]; ok {
+		return
+	}
+	for rc.bytes+len(b) > rawCacheBytes && len(rc.order) > 0 {
+		old := rc.order[0]
+		rc.order = rc.order[1:]
+		rc.bytes -= len(rc.m[old])
+		delete(rc.m, old)
+	}
+	rc.m[loc] = b
+	rc.order = append(rc.order, loc)
+	rc.bytes += len(b)
+}
+
+// MetadataJSON returns the JSON of the metadata file at loc if this
+// catalog wrote it recently: the exact bytes in the warehouse, for
+// answering without serializing the metadata again. ok is false when the
+// caller must serialize the metadata itself.
+func (c *Catalog) MetadataJSON(loc string) (_ []byte, ok bool) { return c.raw.get(loc) }

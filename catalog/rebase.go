@@ -141,6 +141,7 @@ func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []
 			inherited[m.FilePath()] = true
 		}
 	}
+	seq := base.LastSequenceNumber() + 1
 	var own []iceberg.ManifestFile
 	for _, m := range sList {
 		if inherited[m.FilePath()] {
@@ -152,7 +153,8 @@ func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []
 			return nil, nil, false, nil // a merged or rewritten manifest
 		}
 		own = append(own, iceberg.NewManifestFile(2, m.FilePath(), m.Length(), m.PartitionSpecID(), s.SnapshotID).
-			SequenceNum(-1, -1).
+			SequenceNum(seq, seq). // its entries inherit it: they are all added by S
+
 			AddedFiles(m.AddedDataFiles()).AddedRows(m.AddedRows()).
 			Partitions(m.Partitions()).Build())
 	}
@@ -164,10 +166,10 @@ func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []
 		return nil, nil, false, err
 	}
 
-	seq := base.LastSequenceNumber() + 1
 	var buf bytes.Buffer
 	parentID := cur.SnapshotID
-	if err := iceberg.WriteManifestList(2, &buf, s.SnapshotID, &parentID, &seq, 0, append(own, curList...)); err != nil {
+	list := append(own, curList...)
+	if err := iceberg.WriteManifestList(2, &buf, s.SnapshotID, &parentID, &seq, 0, list); err != nil {
 		return nil, nil, false, fmt.Errorf("catalog: rebase manifest list: %w", err)
 	}
 	dir := s.ManifestList[:strings.LastIndexByte(s.ManifestList, '/')] // not path.Dir: it would fold "file:///" into "file:/"
@@ -175,9 +177,7 @@ func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []
 	if err := wfs.WriteFile(listLoc, buf.Bytes()); err != nil {
 		return nil, nil, false, fmt.Errorf("catalog: write manifest list %s: %w", listLoc, err)
 	}
-	if written, err := iceberg.ReadManifestList(bytes.NewReader(buf.Bytes())); err == nil {
-		c.lists.put(listLoc, written) // the next append's "current" list
-	}
+	c.lists.put(listLoc, list) // the next append's "current" list, as written
 
 	next := *s
 	next.ParentSnapshotID = &parentID

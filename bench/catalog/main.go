@@ -33,6 +33,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -237,6 +238,7 @@ func benchWriters(e *env, ns string, writers, tables, perWriter int) (perSec flo
 	before409, beforeCAS, beforeRB := e.c409.Load(), e.cat.CASRetries(), e.cat.Rebases()
 	exe, err := os.Executable()
 	must(err)
+	cpu0 := cpuSeconds()
 	cmd := exec.Command(exe, "-writers-client", e.srv.URL+"/iceberg", "-writers-ns", ns,
 		"-writers", strconv.Itoa(writers), "-writers-tables", strconv.Itoa(tables), "-per-writer", strconv.Itoa(perWriter))
 	cmd.Stderr = os.Stderr
@@ -244,7 +246,7 @@ func benchWriters(e *env, ns string, writers, tables, perWriter int) (perSec flo
 	must(err)
 	var res writersResult
 	must(json.Unmarshal(out, &res))
-	fmt.Fprintf(os.Stderr, "writers process: %.1fs wall, %.1fs CPU\n", res.Seconds, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
+	fmt.Fprintf(os.Stderr, "writers process: %.1fs wall, %.1fs CPU; server process %.1fs CPU\n", res.Seconds, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), cpuSeconds()-cpu0)
 	// No lost commit: every acknowledged append's rows are in the tables.
 	var total int64
 	for i := range tables {
@@ -398,4 +400,11 @@ func main() {
 		w, d := benchBulk(e, *rows)
 		fmt.Printf("append %d rows: Weir (iceberg-go Parquet + REST commit) %v, DuckDB COPY TO parquet %v, ratio Weir/DuckDB %.2f\n", *rows, w.Round(time.Millisecond), d.Round(time.Millisecond), float64(w)/float64(d))
 	}
+}
+
+// cpuSeconds is this process's user+system CPU time so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	must(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
