@@ -268,7 +268,10 @@ func (w *S3Warehouse) Upload(ctx context.Context, src, location string) error {
 }
 
 // Local implements Warehouse: downloads location into the cache directory
-// once (data files are immutable, so the cache never goes stale).
+// once (data files are immutable, so the cache never goes stale). The
+// copy is mode 0644, like a local warehouse's files. Nothing evicts the
+// cache: it holds every file ever read (ReadTableFiles: pipeline inputs,
+// weir query).
 func (w *S3Warehouse) Local(ctx context.Context, location string) (string, error) {
 	k, err := w.key(location)
 	if err != nil {
@@ -289,6 +292,14 @@ func (w *S3Warehouse) Local(ctx context.Context, location string) (string, error
 	defer out.Body.Close()
 	tmp, err := os.CreateTemp(w.cfg.CacheDir, "dl-*")
 	if err != nil {
+		return "", err
+	}
+	// CreateTemp makes the file 0600; the cached copy must be as readable
+	// as a local warehouse's file, because a pipeline hard-links it into a
+	// node's input folder and the node runs as an unprivileged user.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
 		return "", err
 	}
 	if _, err := io.Copy(tmp, out.Body); err != nil {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -249,15 +250,21 @@ func TestUnknownRepoAndBadNames(t *testing.T) {
 
 // TestServeHelpListsFlags: every knob is in --help.
 func TestServeHelpListsFlags(t *testing.T) {
-	out, err := exec.Command(weirBin, "serve", "--help").CombinedOutput()
+	cmd := exec.Command(weirBin, "serve", "--help")
+	cmd.Env = append(os.Environ(), "AWS_SECRET_ACCESS_KEY=env-secret-never-printed")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("weir serve --help: %v\n%s", err, out)
 	}
 	for _, f := range []string{"-data", "-http", "-ssh", "-authorized-keys", "-protected", "-max-pack-bytes", "-max-object-bytes", "-assume-remote", "-log-level", "./weir-data", "127.0.0.1:7480", "127.0.0.1:7422",
-		"-node-timeout", "-node-memory-bytes", "-node-pids", "-node-cpus", "-node-output-bytes", "-node-tmp-bytes", "-node-open-files", "-node-parallel", "-runtime"} {
+		"-node-timeout", "-node-memory-bytes", "-node-pids", "-node-cpus", "-node-output-bytes", "-node-tmp-bytes", "-node-open-files", "-node-parallel", "-runtime",
+		"-warehouse", "-s3-endpoint", "-s3-region", "-s3-path-style", "-s3-access-key-id", "-s3-secret-access-key", "-iceberg-vend-credentials"} {
 		if !strings.Contains(string(out), f) {
 			t.Errorf("weir serve --help lacks %q", f)
 		}
+	}
+	if strings.Contains(string(out), "env-secret-never-printed") {
+		t.Errorf("weir serve --help prints the secret key from the environment:\n%s", out)
 	}
 }
 

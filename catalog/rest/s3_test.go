@@ -66,6 +66,11 @@ func TestS3EndToEnd(t *testing.T) {
 	if ids := readIDs(t, files[0]); !slices.Equal(ids, seq(0, 4)) {
 		t.Fatalf("downloaded ids %v", ids)
 	}
+	// As readable as a local warehouse's file: pipelines hard-link it into
+	// the input folder of a node that runs as an unprivileged user.
+	if st, err := os.Stat(files[0]); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("cached download: %v, %v (want mode 0644)", st.Mode(), err)
+	}
 
 	// REST: iceberg-go appends with its own S3 FileIO: where the bucket is
 	// comes from the server's config, the keys are the client's own (the

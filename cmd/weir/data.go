@@ -24,18 +24,32 @@ import (
 
 func init() {
 	register(command{name: "data", summary: "data branches, tags, merges and tables (offline)", run: runData})
+	serveFlags = append(serveFlags, func(fs *flag.FlagSet) {
+		serveWarehouse.flags.register(fs)
+		fs.BoolVar(&serveWarehouse.vendCredentials, "iceberg-vend-credentials", false,
+			"Iceberg REST: hand the server's own S3 keys to every reader allowed to load a table (in LoadTable's config). Off: readers get endpoint, region and addressing only, and use their own credentials")
+	})
 	serveSetup = append(serveSetup, mountIceberg)
 }
 
+// serveWarehouse is weir serve's warehouse configuration: its flags, with
+// the environment as the fallback (see warehouseFlags), and whether the
+// Iceberg REST catalog vends the server's S3 credentials to readers.
+var serveWarehouse struct {
+	flags           warehouseFlags
+	vendCredentials bool
+}
+
 // mountIceberg serves the Iceberg REST catalog at /iceberg/ next to Git
-// smart HTTP, with the same identities and grants.
+// smart HTTP, with the same identities and grants, over the server's one
+// catalog (serveCatalog).
 func mountIceberg(a *serveApp) error {
-	wh, err := openWarehouse(a.DataDir, warehouseFlags{})
+	cat, err := serveCatalog(a)
 	if err != nil {
 		return err
 	}
-	cat := catalog.New(a.Objects, a.Refs, wh)
-	opts := []rest.Option{rest.WithLogger(a.Logger)}
+	vend := serveWarehouse.vendCredentials
+	opts := []rest.Option{rest.WithLogger(a.Logger), rest.WithVendedCredentials(vend)}
 	if a.HTTPAccess != nil {
 		acc := a.HTTPAccess
 		opts = append(opts,
@@ -48,7 +62,10 @@ func mountIceberg(a *serveApp) error {
 			}))
 	}
 	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", rest.NewRESTHandler(cat, opts...)))
-	a.Logger.Info("iceberg rest catalog mounted", "path", "/iceberg/", "warehouse", wh.Root())
+	a.Logger.Info("iceberg rest catalog mounted", "path", "/iceberg/", "warehouse", cat.Warehouse().Root(), "vend_credentials", vend)
+	if vend && len(cat.Warehouse().Props()) > len(cat.Warehouse().ReaderProps()) {
+		a.Logger.Warn("iceberg rest: --iceberg-vend-credentials is on: every reader allowed to load a table receives the server's own S3 keys")
+	}
 	return nil
 }
 
@@ -56,17 +73,23 @@ func mountIceberg(a *serveApp) error {
 // environment (WEIR_WAREHOUSE, WEIR_S3_ENDPOINT, WEIR_S3_REGION,
 // WEIR_S3_PATH_STYLE; credentials from AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), then to <data>/warehouse.
-// weir serve reads the environment only.
+// weir serve, data, import and query all take them.
 type warehouseFlags struct {
 	warehouse, endpoint, region string
 	pathStyle                   bool
+	// accessKeyID and secretAccessKey override AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY. Secrets: their flag defaults stay empty so
+	// --help never prints the environment's key.
+	accessKeyID, secretAccessKey string
 }
 
 func (w *warehouseFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&w.warehouse, "warehouse", "", "warehouse: a folder, or s3://bucket/prefix (default $WEIR_WAREHOUSE, else <data>/warehouse); must match weir serve's")
+	fs.StringVar(&w.warehouse, "warehouse", "", "warehouse: a folder, or s3://bucket/prefix (default $WEIR_WAREHOUSE, else <data>/warehouse); weir serve and the offline commands must agree")
 	fs.StringVar(&w.endpoint, "s3-endpoint", "", "S3-compatible endpoint URL (default $WEIR_S3_ENDPOINT; empty: AWS)")
 	fs.StringVar(&w.region, "s3-region", "", "S3 region (default $WEIR_S3_REGION, else us-east-1)")
 	fs.BoolVar(&w.pathStyle, "s3-path-style", false, "S3 path-style addressing (default $WEIR_S3_PATH_STYLE; most S3-compatible servers need it)")
+	fs.StringVar(&w.accessKeyID, "s3-access-key-id", "", "S3 access key id (default $AWS_ACCESS_KEY_ID; prefer the environment: flags show in ps)")
+	fs.StringVar(&w.secretAccessKey, "s3-secret-access-key", "", "S3 secret access key (default $AWS_SECRET_ACCESS_KEY; prefer the environment: flags show in ps). Never logged")
 }
 
 func orEnv(v, env string) string {
@@ -74,6 +97,20 @@ func orEnv(v, env string) string {
 		return v
 	}
 	return os.Getenv(env)
+}
+
+// s3Settings fills the endpoint, addressing and credentials of cfg from
+// the flags, else the environment (NewS3Warehouse reads AWS_* when no key
+// is given).
+func (w warehouseFlags) s3Settings(cfg *catalog.S3Config) error {
+	cfg.Endpoint = orEnv(w.endpoint, "WEIR_S3_ENDPOINT")
+	cfg.Region = orEnv(w.region, "WEIR_S3_REGION")
+	cfg.PathStyle = w.pathStyle || os.Getenv("WEIR_S3_PATH_STYLE") == "true"
+	if (w.accessKeyID == "") != (w.secretAccessKey == "") {
+		return errors.New("--s3-access-key-id and --s3-secret-access-key go together: give both, or neither (then AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are used)")
+	}
+	cfg.AccessKeyID, cfg.SecretAccessKey = w.accessKeyID, w.secretAccessKey
+	return nil
 }
 
 func (w warehouseFlags) s3Config() (catalog.S3Config, bool, error) {
@@ -85,13 +122,11 @@ func (w warehouseFlags) s3Config() (catalog.S3Config, bool, error) {
 	if err != nil || u.Host == "" {
 		return catalog.S3Config{}, false, fmt.Errorf("warehouse %q: want s3://bucket/prefix", loc)
 	}
-	return catalog.S3Config{
-		Bucket:    u.Host,
-		Prefix:    strings.Trim(u.Path, "/"),
-		Endpoint:  orEnv(w.endpoint, "WEIR_S3_ENDPOINT"),
-		Region:    orEnv(w.region, "WEIR_S3_REGION"),
-		PathStyle: w.pathStyle || os.Getenv("WEIR_S3_PATH_STYLE") == "true",
-	}, true, nil
+	cfg := catalog.S3Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/")}
+	if err := w.s3Settings(&cfg); err != nil {
+		return catalog.S3Config{}, false, err
+	}
+	return cfg, true, nil
 }
 
 func openWarehouse(dataDir string, w warehouseFlags) (catalog.Warehouse, error) {
@@ -282,9 +317,9 @@ func sourceS3(w warehouseFlags) (*s3.Client, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = "source" // the client is not bucket-bound
 	}
-	cfg.Endpoint = orEnv(w.endpoint, "WEIR_S3_ENDPOINT")
-	cfg.Region = orEnv(w.region, "WEIR_S3_REGION")
-	cfg.PathStyle = w.pathStyle || os.Getenv("WEIR_S3_PATH_STYLE") == "true"
+	if err := w.s3Settings(&cfg); err != nil {
+		return nil, err
+	}
 	s, err := catalog.NewS3Warehouse(cfg)
 	if err != nil {
 		return nil, err

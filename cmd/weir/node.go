@@ -179,15 +179,21 @@ func (n noSandboxes) Run(context.Context, exec.Spec) (*exec.Result, error) {
 // serveCatalogs holds the one catalog of each serveApp.
 var serveCatalogs sync.Map // *serveApp -> *catalog.Catalog
 
-// serveCatalog returns the catalog of a's repos over its local warehouse.
+// serveCatalog returns the one catalog of a's repos: the Iceberg REST
+// catalog, the pipeline hook and the SSH query command all use it. Its
+// warehouse is the one weir serve's flags choose (--warehouse, --s3-*;
+// the environment is the fallback, <data>/warehouse the default).
 func serveCatalog(a *serveApp) (*catalog.Catalog, error) {
 	if c, ok := serveCatalogs.Load(a); ok {
 		return c.(*catalog.Catalog), nil
 	}
-	wh, err := catalog.NewLocalWarehouse(a.Warehouse)
+	wh, err := openWarehouse(a.DataDir, serveWarehouse.flags)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("warehouse: %w", err)
 	}
-	c, _ := serveCatalogs.LoadOrStore(a, catalog.New(a.Objects, a.Refs, wh))
+	c, loaded := serveCatalogs.LoadOrStore(a, catalog.New(a.Objects, a.Refs, wh))
+	if !loaded {
+		a.closers = append(a.closers, func() error { serveCatalogs.Delete(a); return nil })
+	}
 	return c.(*catalog.Catalog), nil
 }

@@ -33,7 +33,7 @@ func init() {
 	})
 }
 
-const queryUsage = `usage: weir query [--data DIR] --repo REPO [--ref REF] "SELECT ..."
+const queryUsage = `usage: weir query [--data DIR] [--warehouse ...] --repo REPO [--ref REF] "SELECT ..."
 
 Run one read-only SELECT over the tables of REPO at REF (a branch, a data
 tag or a data commit; default main). Each table is a view ns.table. The
@@ -54,6 +54,8 @@ func runQuery(args []string) error {
 	ref := fs.String("ref", "main", "branch, data tag or data commit")
 	maxRows := fs.Int("max-rows", 10000, "rows printed at most")
 	timeout := fs.Duration("timeout", 60*time.Second, "query time limit")
+	var wf warehouseFlags
+	wf.register(fs)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), queryUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -77,7 +79,7 @@ func runQuery(args []string) error {
 	}
 	defer db.Close()
 	objs := objects.New(db, objects.Limits{})
-	wh, err := catalog.NewLocalWarehouse(filepath.Join(*data, "warehouse"))
+	wh, err := openWarehouse(*data, wf)
 	if err != nil {
 		return err
 	}

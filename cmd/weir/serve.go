@@ -72,7 +72,7 @@ type serveApp struct {
 	Config    serveConfig
 	Logger    *slog.Logger
 	DataDir   string // absolute
-	Warehouse string // <data>/warehouse, created
+	Warehouse string // <data>/warehouse, created: the default warehouse (serveCatalog opens the one --warehouse chooses)
 	DB        *pebble.DB
 	Objects   *objects.Store
 	Refs      *refs.DB
