@@ -30,13 +30,13 @@ func getJSON(t *testing.T, url string) (int, map[string]any) {
 	return rsp.StatusCode, out
 }
 
-// TestS3WarehouseServe runs weir serve on an S3 warehouse (gofakes3, in
+// TestIcebergRESTOnS3Warehouse runs weir serve on an S3 warehouse (gofakes3, in
 // this process, on loopback) chosen by flags: a pipeline push writes its
 // tables to the bucket, a second push reads them back from it, the SSH
 // query and the Iceberg REST catalog see the same tables (one catalog),
 // LoadTable's config says where the bucket is but carries no key, and the
 // server's log never shows the secret key.
-func TestS3WarehouseServe(t *testing.T) {
+func TestIcebergRESTOnS3Warehouse(t *testing.T) {
 	needSandboxes(t)
 	backend := s3mem.New()
 	if err := backend.CreateBucket("lake"); err != nil {
