@@ -296,6 +296,9 @@ func (c *Catalog) WriteDataCommit(ctx context.Context, repo objects.RepoName, ba
 		}
 		changes = append(changes, ch)
 	}
+	if err := c.syncWarehouse(ctx); err != nil {
+		return objects.ZeroHash, err
+	}
 	if !info.CodeCommit.IsZero() {
 		st.code = info.CodeCommit
 	}
@@ -599,6 +602,9 @@ func (c *Catalog) writeMetadata(ctx context.Context, loc string, meta table.Meta
 	}
 	if err := wfs.WriteFile(loc, data); err != nil {
 		return fmt.Errorf("catalog: write metadata %s: %w", loc, err)
+	}
+	if err := c.syncFile(ctx, loc); err != nil {
+		return err
 	}
 	c.raw.put(loc, data)
 	return nil

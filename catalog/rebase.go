@@ -177,6 +177,9 @@ func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []
 	if err := wfs.WriteFile(listLoc, buf.Bytes()); err != nil {
 		return nil, nil, false, fmt.Errorf("catalog: write manifest list %s: %w", listLoc, err)
 	}
+	if err := c.syncFile(ctx, listLoc); err != nil {
+		return nil, nil, false, err
+	}
 	c.lists.put(listLoc, list) // the next append's "current" list, as written
 
 	next := *s
