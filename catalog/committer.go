@@ -132,7 +132,7 @@ func (ic *IcebergCatalog) publish(ctx context.Context, batch []*pending) {
 				var applied []*pending
 				var subjects, changes []string
 				for _, p := range live {
-					subject, ch, err := p.mutate(st, attempt)
+					subject, ch, err := apply(p.mutate, st, attempt)
 					switch {
 					case err != nil:
 						finish(p, objects.ZeroHash, err)
@@ -210,4 +210,15 @@ func (ic *IcebergCatalog) commit(ctx context.Context, st *dataState, head object
 		return objects.ZeroHash, err
 	}
 	return next, nil
+}
+
+// apply runs one mutation; a panic in it fails that write alone (and is
+// reported as an error) rather than the committer of the whole branch.
+func apply(m mutation, st *dataState, attempt int) (subject string, changes []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			subject, changes, err = "", nil, fmt.Errorf("catalog: internal error applying a write: %v", r)
+		}
+	}()
+	return m(st, attempt)
 }
