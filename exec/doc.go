@@ -44,10 +44,32 @@
 // whose C constructor loads the seccomp program New compiled once
 // (seccomp.bpf), closes every fd above 2 and execs argv.
 //
-// Every sandbox Run builds is torn down before Run returns: no container
-// state, mount, cgroup or process is left behind after success, failure or
-// timeout, and New sweeps what a crashed server left under its state dir and
-// cgroup prefix.
+// # Prepared sandboxes
+//
+// Run is Prepare then Prepared.Run. Prepare does everything but the node:
+// the /out tmpfs, the cgroup, the namespaces, the mounts (inputs included),
+// and the container's init, which parks on libcontainer's exec fifo;
+// Prepared.Run opens the fifo (the init execs the shim, the shim the node)
+// and waits. A caller that knows its next node (the pipeline hook does)
+// prepares its sandbox while the current node runs, so the ~20 ms of setup
+// leaves the critical path. Nothing of the node runs before Run, and its
+// limits, the wall clock included, start there; an input dir bound at
+// Prepare may be filled up to Run (a bind mount shows files added to its
+// dir later). Isolation is the same either way: it is the same sandbox,
+// built earlier.
+//
+//	Prepare   validate, reserve the ID; then, on the sandbox's own locked
+//	          goroutine: out tmpfs, Create (cgroup from the pool), Start
+//	          (init parked), Ready closed
+//	Run       exec fifo opened, node runs, wait, stats, collect /out,
+//	          teardown, result
+//	Close     (instead of Run) kill and reap the parked init, teardown
+//
+// Every sandbox is torn down before Run (or Close) returns, and one whose
+// Prepare ctx ends first is torn down then: no container state, mount,
+// cgroup or process is left behind after success, failure or timeout, and
+// New sweeps what a crashed server left under its state dir and cgroup
+// prefix.
 //
 // exec must never import anything above it (hooks, gitserver), never let
 // the server's environment, files or descriptors reach a node, and never

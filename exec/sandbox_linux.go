@@ -165,7 +165,32 @@ func New(cfg Config) (*Sandboxes, error) {
 // sandbox down and reports how it ended. The error is non-nil only for a
 // bad spec or a duplicate ID; everything that happens to the node, including
 // a sandbox that could not be built (ReasonSetup), is in the Result.
+//
+// Run is Prepare followed at once by Prepared.Run.
 func (s *Sandboxes) Run(ctx context.Context, spec Spec) (*Result, error) {
+	p, err := s.Prepare(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return p.Run(ctx)
+}
+
+// Prepare builds spec's sandbox and starts it up to the exec of its node:
+// output tmpfs, cgroup, namespaces, mounts (the inputs too), seccomp
+// program and the container's init, parked on libcontainer's exec fifo.
+// Prepared.Run then only releases the init, so a caller that prepares the
+// next node's sandbox while the current node runs takes sandbox setup off
+// its critical path.
+//
+// The inputs are bound when the sandbox is prepared: an input dir must
+// exist by then (it may be filled later, before Run: a bind mount shows
+// the files added to its dir). Nothing in the sandbox runs before Run, and
+// its limits (the wall clock too) start at Run.
+//
+// Every Prepared must be Run or Closed; one whose ctx ends first is torn
+// down, and its Run reports ReasonAborted. The error is non-nil only for a
+// bad spec or a duplicate ID.
+func (s *Sandboxes) Prepare(ctx context.Context, spec Spec) (*Prepared, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
@@ -212,27 +237,129 @@ func (s *Sandboxes) Run(ctx context.Context, spec Spec) (*Result, error) {
 	}
 	s.running[cid] = true
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.running, cid)
-		s.mu.Unlock()
-	}()
 
 	lim := spec.Limits.orDefault(s.cfg.Defaults)
 	r := &run{s: s, spec: spec, lim: lim, cid: cid, rootfs: rootfs,
 		capture: newTail(OutputTail, spec.Stdout), t0: time.Now()}
 	r.userns = s.userns && (rt == HostRuntime || usernsUnusable(rootfs) == "")
-	res := r.do(ctx)
-	r.phase("cleanup")
-	res.Overhead = time.Since(r.t0) - res.Wall
-	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.log.Debug("node finished", "id", spec.ID, "reason", res.Reason, "exit", res.ExitCode,
-			"wall", res.Wall, "overhead", res.Overhead, "phases", r.phases.String())
-	}
-	return res, nil
+	p := &Prepared{r: r, ready: make(chan struct{}), start: make(chan context.Context, 1), done: make(chan *Result, 1)}
+	go p.own(ctx)
+	return p, nil
 }
 
-// run is one Run in flight.
+// Prepared is a sandbox built and started up to the exec of its node (see
+// Sandboxes.Prepare). One goroutine owns it from setup to teardown, on one
+// locked OS thread: the container's init gets a parent-death signal, which
+// the kernel sends when the forking *thread* exits.
+type Prepared struct {
+	r     *run
+	ready chan struct{}        // closed when setup has finished, well or not
+	start chan context.Context // Run's ctx (buffered); closed by Close
+	done  chan *Result         // one value after teardown: the result, nil after Close
+	mu    sync.Mutex
+	used  bool // Run or Close was called
+}
+
+// Ready is closed once the sandbox is set up (or failed to be): from then
+// on Run costs only the exec of the node.
+func (p *Prepared) Ready() <-chan struct{} { return p.ready }
+
+// Run execs the node in the prepared sandbox, waits for it (or its limits),
+// tears the sandbox down and reports how it ended, as Sandboxes.Run. It
+// waits for the setup to finish if it has not. A Prepared runs once.
+func (p *Prepared) Run(ctx context.Context) (*Result, error) {
+	if !p.claim() {
+		return nil, fmt.Errorf("%w: sandbox %q was already run or closed", ErrBadSpec, p.r.spec.ID)
+	}
+	p.start <- ctx
+	return <-p.done, nil
+}
+
+// Close tears down a prepared sandbox that will not run, and waits for it.
+// Closing one that was run (or closed) does nothing.
+func (p *Prepared) Close() {
+	if !p.claim() {
+		return
+	}
+	close(p.start)
+	<-p.done
+}
+
+func (p *Prepared) claim() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used {
+		return false
+	}
+	p.used = true
+	return true
+}
+
+// own sets the sandbox up, waits for Run (or Close, or ctx), runs the node
+// and tears everything down, all on one locked OS thread. It sends exactly
+// one value on done, after the teardown: the result, or nil after Close.
+func (p *Prepared) own(ctx context.Context) {
+	r := p.r
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r.runDir = filepath.Join(r.s.runs, r.cid)
+	r.outDir = filepath.Join(r.runDir, "out")
+	container, proc, setupErr := r.setup()
+	r.setupTime = time.Since(r.t0)
+	close(p.ready)
+
+	var (
+		res      *Result
+		runBegan time.Time
+	)
+	select {
+	case runCtx, ok := <-p.start:
+		if !ok {
+			break // closed
+		}
+		runBegan = time.Now()
+		r.last = runBegan
+		switch {
+		case setupErr != nil:
+			res = r.setupFailed(setupErr)
+		case runCtx.Err() != nil:
+			res = &Result{ExitCode: -1, Reason: ReasonAborted, Message: "cancelled: " + runCtx.Err().Error()}
+		default:
+			res = r.execute(runCtx, container, proc)
+		}
+	case <-ctx.Done():
+		// Given up before Run: tear down now; a later Run reports why.
+		runBegan = time.Now()
+		res = &Result{ExitCode: -1, Reason: ReasonAborted, Message: "cancelled before the node started: " + ctx.Err().Error()}
+	}
+	if container != nil {
+		if proc != nil && !r.waited {
+			// The init never ran the node (closed, given up, exec failed):
+			// kill and reap it, so Destroy finds its cgroup empty.
+			_ = container.Signal(unix.SIGKILL)
+			_, _ = proc.Wait()
+		}
+		if err := container.Destroy(); err != nil {
+			r.s.log.Warn("destroy sandbox", "id", r.spec.ID, "err", err)
+		}
+		r.phase("destroy")
+	}
+	r.cleanupRunDir()
+	r.phase("cleanup")
+	r.s.mu.Lock()
+	delete(r.s.running, r.cid)
+	r.s.mu.Unlock()
+	if res != nil {
+		res.Overhead = r.setupTime + time.Since(runBegan) - res.Wall
+		if r.s.log.Enabled(ctx, slog.LevelDebug) {
+			r.s.log.Debug("node finished", "id", r.spec.ID, "reason", res.Reason, "exit", res.ExitCode,
+				"wall", res.Wall, "overhead", res.Overhead, "phases", r.phases.String())
+		}
+	}
+	p.done <- res
+}
+
+// run is one sandbox in flight.
 type run struct {
 	s       *Sandboxes
 	spec    Spec
@@ -242,12 +369,14 @@ type run struct {
 	capture *tail
 
 	userns bool   // this sandbox has a user namespace
+	waited bool   // the init (the node) was waited for
 	runDir string // <runs>/<cid>
 	outDir string // tmpfs of lim.OutputBytes, bound at /out
 
-	t0     time.Time       // Run entered
-	last   time.Time       // end of the previous phase
-	phases strings.Builder // "name=duration " per phase, for the debug log
+	t0        time.Time       // Prepare entered
+	setupTime time.Duration   // Prepare's work: t0 to the init parked
+	last      time.Time       // end of the previous phase
+	phases    strings.Builder // "name=duration " per phase, for the debug log
 }
 
 // phase ends a named phase of the run (for the debug log and the
@@ -261,39 +390,24 @@ func (r *run) phase(name string) {
 	r.last = now
 }
 
-func (r *run) do(ctx context.Context) *Result {
-	// The container's init is forked from this OS thread with a parent-death
-	// signal, which the kernel delivers when the forking *thread* exits, not
-	// the process. Go may retire idle threads, so pin this goroutine's
-	// thread until the node is gone.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	res := &Result{ExitCode: -1}
-	setupFail := func(err error) *Result {
-		res.Reason = ReasonSetup
-		res.Message = "the sandbox could not be started: " + err.Error()
-		res.Output = r.capture.bytes()
-		return res
-	}
-	r.runDir = filepath.Join(r.s.runs, r.cid)
-	r.outDir = filepath.Join(r.runDir, "out")
-	defer r.cleanupRunDir()
+func (r *run) setupFailed(err error) *Result {
+	return &Result{ExitCode: -1, Reason: ReasonSetup,
+		Message: "the sandbox could not be started: " + err.Error(), Output: r.capture.bytes()}
+}
+
+// setup builds the sandbox and starts its init, which parks on the exec
+// fifo. A non-nil container must be destroyed whatever the error.
+func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 	if err := r.prepareOut(); err != nil {
-		return setupFail(err)
+		return nil, nil, err
 	}
 	r.phase("out-tmpfs")
 	config := r.config()
 	container, err := libcontainer.Create(r.s.containers, r.cid, config)
 	if err != nil {
-		return setupFail(err)
+		return nil, nil, err
 	}
 	r.phase("create")
-	defer func() {
-		if err := container.Destroy(); err != nil {
-			r.s.log.Warn("destroy sandbox", "id", r.spec.ID, "err", err)
-		}
-		r.phase("destroy")
-	}()
 	noNewPrivs := true
 	home := "0"
 	for _, kv := range r.spec.Env {
@@ -316,10 +430,21 @@ func (r *run) do(ctx context.Context) *Result {
 		// fd 3 of the init: the trampoline in shim_cgo.go execs it.
 		proc.ExtraFiles = []*os.File{r.s.initFile}
 	}
-	if err := container.Run(proc); err != nil {
-		return setupFail(err)
+	if err := container.Start(proc); err != nil {
+		return container, nil, err
 	}
 	r.phase("start")
+	return container, proc, nil
+}
+
+// execute releases the parked init (it execs the node), waits for the
+// node or its limits, and collects /out.
+func (r *run) execute(ctx context.Context, container *libcontainer.Container, proc *libcontainer.Process) *Result {
+	res := &Result{ExitCode: -1}
+	if err := container.Exec(); err != nil {
+		return r.setupFailed(err)
+	}
+	r.phase("exec")
 	// The node runs from here: its wall clock and limit start now.
 	start := time.Now()
 	wallCtx, cancel := context.WithTimeout(ctx, r.lim.Wall)
@@ -340,6 +465,7 @@ func (r *run) do(ctx context.Context) *Result {
 		}
 	}()
 	ps, waitErr := proc.Wait()
+	r.waited = true
 	res.Wall = time.Since(start)
 	close(exited)
 	killErr := <-killedBy

@@ -60,6 +60,10 @@ type run struct {
 	writes  []catalog.TableWrite
 	nodeLog bytes.Buffer // full node outputs, for the run log
 	timing  Timing       // Run and Sandbox are summed under mu
+
+	staging  sync.WaitGroup         // tables being staged (stager)
+	staged   []*catalog.StagedTable // under mu
+	stageErr error                  // under mu
 }
 
 // exec plans and runs; plErr is pipeline.Load's error.
@@ -125,7 +129,10 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		fail("run", "cannot stage: "+err.Error())
 		return
 	}
-	defer os.RemoveAll(r.dir)
+	defer func(dir string) {
+		r.staging.Wait() // staged tables hard-link from dir
+		go os.RemoveAll(dir)
+	}(r.dir)
 	r.outputs = map[pipeline.Table]string{}
 
 	nodesBegan := time.Now()
@@ -141,7 +148,7 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		return
 	}
 	commitBegan := time.Now()
-	newData, err := r.h.cfg.Catalog.WriteDataCommit(ctx, r.push.Repo, r.start, r.sortedWrites(), r.commitInfo())
+	newData, err := r.writeData(ctx, r.commitInfo())
 	if err != nil {
 		fail("run", "write data commit: "+err.Error())
 		return
@@ -202,7 +209,7 @@ func (r *run) keep(ctx context.Context, res *Result, _ error) {
 	if ws := r.sortedWrites(); len(ws) > 0 {
 		info := r.commitInfo()
 		info.Message = fmt.Sprintf("weir: partial data of failed run %s on %s", r.id, r.branch)
-		if h, err := r.h.cfg.Catalog.WriteDataCommit(ctx, r.push.Repo, r.start, ws, info); err == nil {
+		if h, err := r.writeData(ctx, info); err == nil {
 			res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "data"), New: h})
 			r.out.linef("weir: partial data of the run: %s (%d tables)", short(h), len(ws))
 		} else {
@@ -215,6 +222,57 @@ func (r *run) keep(ctx context.Context, res *Result, _ error) {
 		r.log.Warn("run log not kept", "err", err)
 	}
 	r.out.linef("weir: run %s kept: git fetch origin 'refs/runs/%s/*:refs/runs/%s/*'", r.id, r.id, r.id)
+}
+
+// stager is a Catalog that can snapshot a table as soon as the node that
+// made it has finished, and tie the snapshots into one data commit at the
+// end (*catalog.Catalog): the Iceberg work of a table then overlaps the
+// nodes that run after its node, and only the commit itself is left when
+// the last node finishes.
+type stager interface {
+	StageTable(ctx context.Context, repo objects.RepoName, base objects.Hash, w catalog.TableWrite, info catalog.CommitInfo) (*catalog.StagedTable, error)
+	CommitStaged(ctx context.Context, repo objects.RepoName, base objects.Hash, staged []*catalog.StagedTable, info catalog.CommitInfo) (objects.Hash, error)
+}
+
+// stageTables starts snapshotting ws in the background, with a Catalog
+// that can (stager); writeData waits for them.
+func (r *run) stageTables(ctx context.Context, ws []catalog.TableWrite) {
+	s, ok := r.h.cfg.Catalog.(stager)
+	if !ok {
+		return
+	}
+	for _, w := range ws {
+		r.staging.Add(1)
+		go func() {
+			defer r.staging.Done()
+			st, err := s.StageTable(ctx, r.push.Repo, r.start, w, r.commitInfo())
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if err != nil {
+				r.stageErr = errors.Join(r.stageErr, err)
+				return
+			}
+			r.staged = append(r.staged, st)
+		}()
+	}
+}
+
+// writeData makes the data commit of every output written so far on top
+// of the start data: from the tables staged while the nodes ran when all
+// of them were, else with WriteDataCommit.
+func (r *run) writeData(ctx context.Context, info catalog.CommitInfo) (objects.Hash, error) {
+	r.staging.Wait()
+	ws := r.sortedWrites()
+	r.mu.Lock()
+	staged, stageErr := append([]*catalog.StagedTable(nil), r.staged...), r.stageErr
+	r.mu.Unlock()
+	if s, ok := r.h.cfg.Catalog.(stager); ok && len(staged) == len(ws) {
+		return s.CommitStaged(ctx, r.push.Repo, r.start, staged, info)
+	}
+	if stageErr != nil {
+		return objects.ZeroHash, stageErr
+	}
+	return r.h.cfg.Catalog.WriteDataCommit(ctx, r.push.Repo, r.start, ws, info)
 }
 
 func (r *run) commitInfo() catalog.CommitInfo {
@@ -233,20 +291,80 @@ func (r *run) sortedWrites() []catalog.TableWrite {
 	return ws
 }
 
+// preparer is a Runner that can build a node's sandbox ahead of time
+// (*exec.Sandboxes): the hook prepares the next nodes' sandboxes while
+// earlier nodes run.
+type preparer interface {
+	Prepare(ctx context.Context, spec exec.Spec) (*exec.Prepared, error)
+}
+
+// staged is one node made ready to run: its folders, source and the inputs
+// that exist before the run are in place, its spec is built and, with a
+// preparer, its sandbox is built and parked.
+type staged struct {
+	done     chan struct{} // closed when staging has finished
+	spec     exec.Spec
+	late     []pipeline.Table // inputs made in this run: linked when the node starts
+	prepared *exec.Prepared   // nil: run with Runner.Run
+	err      error            // *NodeFailedError
+}
+
 // runNodes runs the plan: a node starts when every node it reads from has
 // succeeded, at most Parallel at once; the first failure cancels the rest.
-func (r *run) runNodes(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+//
+// Nodes are staged (and their sandboxes prepared) ahead, in plan order,
+// once every node they read from has started, up to Parallel of them
+// beyond those running: when a node starts, the next one's sandbox is
+// built while it runs, so a chain of nodes pays sandbox setup once, not
+// once per node.
+func (r *run) runNodes(pushCtx context.Context) error {
+	ctx, cancel := context.WithCancel(pushCtx)
 	defer cancel()
 	nodes := r.plan.Nodes
+	stages := make([]*staged, len(nodes))
+	defer func() {
+		for _, st := range stages {
+			if st != nil {
+				<-st.done
+				if st.prepared != nil {
+					st.prepared.Close() // no-op for the ones that ran
+				}
+			}
+		}
+	}()
 	doneCh := make(chan int, len(nodes))
 	errCh := make(chan error, len(nodes))
 	started := make([]bool, len(nodes))
 	finished := make([]bool, len(nodes))
+	ahead := 0 // staged, not started
+	// stageAhead stages, in plan order, the nodes every dependency of which
+	// has started (they may be next), up to Parallel of them.
+	stageAhead := func() {
+		for i, n := range nodes {
+			if ahead >= r.h.cfg.Parallel {
+				return
+			}
+			if stages[i] != nil {
+				continue
+			}
+			next := true
+			for _, d := range n.Deps() {
+				if !started[d] {
+					next = false
+					break
+				}
+			}
+			if next {
+				stages[i] = r.stage(ctx, i, true)
+				ahead++
+			}
+		}
+	}
 	running := 0
 	var firstErr error
 	for {
 		if firstErr == nil {
+			stageAhead()
 			for i, n := range nodes {
 				if started[i] || running >= r.h.cfg.Parallel {
 					continue
@@ -263,14 +381,20 @@ func (r *run) runNodes(ctx context.Context) error {
 				}
 				started[i] = true
 				running++
-				go func(i int) {
-					if err := r.runNode(ctx, i); err != nil {
+				if stages[i] == nil {
+					stages[i] = r.stage(ctx, i, false)
+				} else {
+					ahead--
+				}
+				go func(i int, st *staged) {
+					if err := r.runNode(ctx, pushCtx, i, st); err != nil {
 						errCh <- err
 						return
 					}
 					doneCh <- i
-				}(i)
+				}(i, stages[i])
 			}
+			stageAhead()
 		}
 		if running == 0 {
 			break
@@ -298,34 +422,61 @@ func (r *run) runNodes(ctx context.Context) error {
 	return nil
 }
 
-// runNode stages one node's inputs, runs it in a sandbox and records its
-// outputs.
-func (r *run) runNode(ctx context.Context, i int) error {
+// stage makes node i ready to run: folders, source, the inputs that exist
+// before the run (hard links), the spec, and with a preparer the sandbox.
+// In the background (async) it returns at once; staged.done says when it
+// has finished.
+func (r *run) stage(ctx context.Context, i int, async bool) *staged {
+	st := &staged{done: make(chan struct{})}
+	work := func() {
+		defer close(st.done)
+		if err := r.stageNode(ctx, i, st); err != nil {
+			st.err = err
+		}
+	}
+	if async {
+		go work()
+	} else {
+		work()
+	}
+	return st
+}
+
+func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 	n := r.plan.Nodes[i]
-	spanBegan := time.Now()
+	failed := func(format string, args ...any) error {
+		return &NodeFailedError{Node: n.Name, Reason: fmt.Sprintf(format, args...)}
+	}
 	nd := filepath.Join(r.dir, strconv.Itoa(i))
 	code := filepath.Join(nd, "code")
 	outDir := filepath.Join(nd, "out")
 	for _, d := range []string{code, outDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return &NodeFailedError{Node: n.Name, Reason: "cannot stage: " + err.Error()}
+			return failed("cannot stage: %v", err)
 		}
 	}
 	src := path.Base(n.File)
 	if err := os.WriteFile(filepath.Join(code, src), n.Source, 0o644); err != nil {
-		return &NodeFailedError{Node: n.Name, Reason: "cannot stage: " + err.Error()}
+		return failed("cannot stage: %v", err)
 	}
 	inputs := map[string]string{node.CodeInput: code}
 	for _, t := range n.Inputs {
-		files, err := r.inputFiles(ctx, t)
-		if err != nil {
-			return &NodeFailedError{Node: n.Name, Reason: fmt.Sprintf("input %s: %v", t, err)}
-		}
 		dir := filepath.Join(nd, "in", string(t))
-		if err := linkFiles(dir, files); err != nil {
-			return &NodeFailedError{Node: n.Name, Reason: fmt.Sprintf("stage input %s: %v", t, err)}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return failed("stage input %s: %v", t, err)
 		}
 		inputs[string(t)] = dir
+		if r.plan.Producer(t) != nil {
+			st.late = append(st.late, t) // made in this run: linked at start
+			continue
+		}
+		files, err := r.inputFiles(ctx, t)
+		if err != nil {
+			return failed("input %s: %v", t, err)
+		}
+		if err := linkFiles(dir, files); err != nil {
+			return failed("stage input %s: %v", t, err)
+		}
 	}
 	args := []string{exec.RunnerPath, "node", string(n.Kind), "--source", exec.InputsDir + "/" + node.CodeInput + "/" + src, "--ns", r.plan.Config.Namespace}
 	for _, t := range n.Inputs {
@@ -353,7 +504,7 @@ func (r *run) runNode(ctx context.Context, i int) error {
 	if lim.CPU > max.CPU {
 		lim.CPU = max.CPU
 	}
-	spec := exec.Spec{
+	st.spec = exec.Spec{
 		ID:      fmt.Sprintf("%s-%d", r.id, i),
 		Runtime: n.Runtime,
 		Args:    args,
@@ -363,9 +514,50 @@ func (r *run) runNode(ctx context.Context, i int) error {
 		Weir:    true,
 		Limits:  lim,
 	}
+	if p, ok := r.h.cfg.Runner.(preparer); ok {
+		prepared, err := p.Prepare(ctx, st.spec)
+		if err != nil {
+			return failed("sandbox: %v", err)
+		}
+		st.prepared = prepared
+	}
+	return nil
+}
+
+// runNode runs staged node i: it links the inputs made earlier in this
+// run, runs the node in its sandbox, records its outputs and starts
+// staging their tables.
+//
+// ctx ends with the node phase; pushCtx, which the tables it made are
+// staged under, lasts as long as the push.
+func (r *run) runNode(ctx, pushCtx context.Context, i int, st *staged) error {
+	n := r.plan.Nodes[i]
+	spanBegan := time.Now()
 	stop := r.keepAlive(n.Name)
+	defer stop()
+	<-st.done
+	if st.err != nil {
+		return st.err
+	}
+	for _, t := range st.late {
+		files, err := r.inputFiles(ctx, t)
+		if err != nil {
+			return &NodeFailedError{Node: n.Name, Reason: fmt.Sprintf("input %s: %v", t, err)}
+		}
+		if err := linkFiles(st.spec.Inputs[string(t)], files); err != nil {
+			return &NodeFailedError{Node: n.Name, Reason: fmt.Sprintf("stage input %s: %v", t, err)}
+		}
+	}
 	began := time.Now()
-	result, err := r.h.cfg.Runner.Run(ctx, spec)
+	var (
+		result *exec.Result
+		err    error
+	)
+	if st.prepared != nil {
+		result, err = st.prepared.Run(ctx)
+	} else {
+		result, err = r.h.cfg.Runner.Run(ctx, st.spec)
+	}
 	stop()
 	if err != nil {
 		return &NodeFailedError{Node: n.Name, Reason: "sandbox: " + err.Error()}
@@ -388,26 +580,29 @@ func (r *run) runNode(ctx context.Context, i int) error {
 	rows := parseRows(result.Output)
 	var total int64
 	for _, t := range n.Outputs {
-		f := filepath.Join(outDir, string(t)+".parquet")
-		if st, err := os.Stat(f); err != nil || !st.Mode().IsRegular() {
+		f := filepath.Join(st.spec.Output, string(t)+".parquet")
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
 			return &NodeFailedError{Node: n.Name, Reason: "wrote no output for " + string(t)}
 		}
 		total += rows[string(t)]
 	}
 	took := time.Since(began).Milliseconds()
+	var ws []catalog.TableWrite
 	r.mu.Lock()
 	for _, t := range n.Outputs {
-		f := filepath.Join(outDir, string(t)+".parquet")
+		f := filepath.Join(st.spec.Output, string(t)+".parquet")
 		r.outputs[t] = f
-		r.writes = append(r.writes, catalog.TableWrite{
+		ws = append(ws, catalog.TableWrite{
 			Table: catalog.TableName{Namespace: t.Namespace(), Name: t.Name()},
 			Files: []string{f},
 			Mode:  string(n.Materialize),
 		})
 	}
+	r.writes = append(r.writes, ws...)
 	r.done++
 	k := r.done
 	r.mu.Unlock()
+	r.stageTables(pushCtx, ws)
 	if n.Kind == pipeline.KindExpectation {
 		r.out.linef("weir: [%d/%d] %-19s ok", k, len(r.plan.Nodes), n.Name)
 	} else {
@@ -486,7 +681,8 @@ func (r *run) keepAlive(name string) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done) }
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }
 
 // RowsPrefix is node.RowsPrefix: the line a node prints per output.

@@ -14,6 +14,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,7 +35,17 @@ func main() {
 	n := flag.Int("n", 20, "measured pushes (after one warm-up push)")
 	bin := flag.String("bin", "", "folder holding weir-node and weir-sandbox-init (default: build them from this tree)")
 	example := flag.String("example", "examples/orders", "the pipeline to push")
+	phases := flag.Bool("phases", false, "also print the median of each phase of a sandbox (exec's debug log)")
+	flag.Float64Var(&nodeCPUs, "node-cpus", 0, "CPU limit of each node (0: the server's default, as weir serve --node-cpus)")
+	flag.BoolVar(&noPrepare, "no-prepare", false, "do not prepare sandboxes ahead (each node builds its own when it starts)")
+	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile of the measured pushes to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		profileTo = *cpuProfile
+	}
+	if *phases {
+		slog.SetDefault(slog.New(sandboxPhases))
+	}
 	if os.Geteuid() != 0 {
 		fatal(errors.New("run as root: pipeline nodes run in sandboxes"))
 	}
@@ -48,9 +59,16 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
+var (
+	nodeCPUs  float64
+	noPrepare bool
+	profileTo string
+)
+
 // sample is one push, split into phases.
 type sample struct {
 	total, protocol, plan, nodes, run, sandbox, commit, refUpdate, hookRest time.Duration
+	perNode                                                                 map[string]time.Duration // node -> its progress line's ms (its sandbox's Run)
 }
 
 func run(n int, bin, example string) error {
@@ -97,6 +115,16 @@ func run(n int, bin, example string) error {
 	}
 
 	fmt.Printf("load average: %s\n", loadavg())
+	if profileTo != "" {
+		f, err := os.Create(profileTo)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	var weir []sample
 	var peer []time.Duration
 	for i := 0; i < n; i++ {
@@ -119,8 +147,12 @@ func run(n int, bin, example string) error {
 		}
 		peer = append(peer, d)
 	}
+	if profileTo != "" {
+		pprof.StopCPUProfile()
+	}
 	fmt.Printf("load average: %s\n", loadavg())
 	report(example, weir, peer)
+	sandboxPhases.print()
 	return nil
 }
 
@@ -153,6 +185,16 @@ func report(example string, weir []sample, peer []time.Duration) {
 	for _, r := range rows {
 		p50, p99, mean := stats(r.ds)
 		fmt.Printf("  %-34s %9s %9s %9s\n", r.name, msStr(p50), msStr(p99), msStr(mean))
+	}
+	var names []string
+	for name := range weir[0].perNode {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	fmt.Println("  per node (exec to teardown, as in its progress line):")
+	for _, name := range names {
+		p50, p99, mean := stats(col(func(s sample) time.Duration { return s.perNode[name] }))
+		fmt.Printf("    %-32s %9s %9s %9s\n", name, msStr(p50), msStr(p99), msStr(mean))
 	}
 	w50, w99, _ := stats(rows[0].ds)
 	b50, b99, _ := stats(peer)
@@ -256,13 +298,19 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 		StateDir:   filepath.Join(s.state, "exec"),
 		WeirBinary: filepath.Join(bin, "weir-node"),
 		InitBinary: filepath.Join(bin, "weir-sandbox-init"),
+		Defaults:   exec.Limits{CPU: nodeCPUs},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
+	var runner exec.Runner = s.sb
+	if noPrepare {
+		runner = struct{ exec.Runner }{s.sb} // hides Prepare
+	}
 	h, err := hooks.NewPipeline(hooks.PipelineConfig{
-		Refs: rs.Store, Catalog: cat, Runner: s.sb, WorkDir: filepath.Join(data, "runs"), Logger: quiet,
+		Refs: rs.Store, Catalog: cat, Runner: runner, WorkDir: filepath.Join(data, "runs"), Logger: quiet,
+		MaxLimits: exec.Limits{CPU: nodeCPUs},
 	})
 	if err != nil {
 		return nil, err
@@ -291,6 +339,9 @@ func (s *server) close() {
 // timingRE matches the hook's -o timing line.
 var timingRE = regexp.MustCompile(`weir: timing: plan (\d+) ms, nodes (\d+) ms \(run (\d+) ms, sandbox (\d+) ms\), commit (\d+) ms`)
 
+// nodeRE matches a node's progress line: "[2/4] main.clean_orders sql 34 rows 62 ms".
+var nodeRE = regexp.MustCompile(`weir: \[\d+/\d+\] (\S+)\s+(\S+)\s+[\d,]+ rows\s+(\d+) ms`)
+
 // push pushes HEAD of work to main with -o timing and splits its time.
 func (s *server) push(work, url string) (sample, error) {
 	var out bytes.Buffer
@@ -315,6 +366,10 @@ func (s *server) push(work, url string) (sample, error) {
 		refUpdate: ref,
 	}
 	smp.hookRest = hook - smp.plan - smp.nodes - smp.commit
+	smp.perNode = map[string]time.Duration{}
+	for _, m := range nodeRE.FindAllStringSubmatch(out.String(), -1) {
+		smp.perNode[m[1]+" ("+m[2]+")"] = msOf(m[3])
+	}
 	smp.protocol = total - hook - ref
 	return smp, nil
 }
@@ -438,4 +493,53 @@ func (b *bare) run() (time.Duration, error) {
 		}
 	}
 	return time.Since(began), nil
+}
+
+// sandboxPhases collects exec's per-phase timings from its debug lines
+// ("phases" attribute: "name=dur name=dur ...") when -phases is given.
+var sandboxPhases = &phaseLog{byPhase: map[string][]time.Duration{}}
+
+type phaseLog struct {
+	mu      sync.Mutex
+	order   []string
+	byPhase map[string][]time.Duration
+}
+
+func (p *phaseLog) Enabled(context.Context, slog.Level) bool { return true }
+func (p *phaseLog) WithAttrs([]slog.Attr) slog.Handler       { return p }
+func (p *phaseLog) WithGroup(string) slog.Handler            { return p }
+
+func (p *phaseLog) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "phases" {
+			return true
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, f := range strings.Fields(a.Value.String()) {
+			k, v, _ := strings.Cut(f, "=")
+			if d, err := time.ParseDuration(v); err == nil {
+				if _, ok := p.byPhase[k]; !ok {
+					p.order = append(p.order, k)
+				}
+				p.byPhase[k] = append(p.byPhase[k], d)
+			}
+		}
+		return false
+	})
+	return nil
+}
+
+func (p *phaseLog) print() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.order) == 0 {
+		return
+	}
+	fmt.Printf("sandbox phases (median over %d sandboxes, warm-ups included):", len(p.byPhase[p.order[0]]))
+	for _, k := range p.order {
+		p50, _, _ := stats(p.byPhase[k])
+		fmt.Printf(" %s %s", k, msStr(p50))
+	}
+	fmt.Println()
 }

@@ -1,0 +1,92 @@
+package exec_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weir-dev/weir/exec"
+)
+
+// TestPrepared: a sandbox prepared ahead sees the files added to an input
+// dir after it was built, its wall clock starts at Run, and it leaves
+// nothing behind whether it is run, closed unused, or given up by its ctx.
+func TestPrepared(t *testing.T) {
+	s := sandboxes(t)
+	ctx := context.Background()
+
+	t.Run("run", func(t *testing.T) {
+		in := t.TempDir()
+		os.Chmod(in, 0o755)
+		out := t.TempDir()
+		p, err := s.Prepare(ctx, exec.Spec{
+			ID: "prepared-run", Args: []string{"/bin/sh", "-c", "cat /in/t/late.txt; echo made > /out/o.txt"},
+			Env: []string{"PATH=/usr/bin:/bin"}, Inputs: map[string]string{"t": in}, Output: out,
+			Limits: exec.Limits{Wall: time.Second},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-p.Ready()
+		// Longer than the wall limit: the limit starts at Run, not at Prepare.
+		time.Sleep(1200 * time.Millisecond)
+		mustWrite(t, filepath.Join(in, "late.txt"), "written after prepare\n")
+		res, err := p.Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Reason != exec.ReasonOK || !strings.Contains(string(res.Output), "written after prepare") {
+			t.Fatalf("%s", explain(res))
+		}
+		if b, _ := os.ReadFile(filepath.Join(out, "o.txt")); string(b) != "made\n" {
+			t.Fatalf("output %q", b)
+		}
+		if _, err := p.Run(ctx); err == nil {
+			t.Fatal("a prepared sandbox ran twice")
+		}
+		p.Close() // after Run: nothing to do
+		assertNoLeftovers(t, "weir-prepared-run")
+	})
+
+	t.Run("close unused", func(t *testing.T) {
+		p, err := s.Prepare(ctx, exec.Spec{ID: "prepared-close", Args: []string{"/bin/true"}, Env: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-p.Ready()
+		p.Close()
+		assertNoLeftovers(t, "weir-prepared-close")
+		// The ID is free again.
+		res, err := s.Run(ctx, exec.Spec{ID: "prepared-close", Args: []string{"/bin/true"}, Env: []string{}})
+		if err != nil || res.Reason != exec.ReasonOK {
+			t.Fatalf("%v %+v", err, res)
+		}
+	})
+
+	t.Run("ctx ends before run", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		p, err := s.Prepare(cctx, exec.Spec{ID: "prepared-cancel", Args: []string{"/bin/true"}, Env: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := s.Run(ctx, exec.Spec{ID: "prepared-cancel", Args: []string{"/bin/true"}, Env: []string{}}); err == nil {
+				break // torn down: the ID was released
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a prepared sandbox whose ctx ended was not torn down")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		res, err := p.Run(ctx)
+		if err != nil || res.Reason != exec.ReasonAborted {
+			t.Fatalf("Run after ctx ended: %v %+v", err, res)
+		}
+		assertNoLeftovers(t, "weir-prepared-cancel")
+	})
+}
