@@ -223,17 +223,17 @@ func SQL(ctx context.Context, j *Job) (int64, error) {
 	if err := checkOneSelect(ctx, conn, q); err != nil {
 		return 0, err
 	}
-	out := j.OutputFile(j.Outputs[0])
-	if _, err := conn.ExecContext(ctx, "COPY ("+q+"\n) TO "+quote(out)+" (FORMAT parquet)"); err != nil {
-		return 0, err
-	}
-	return countParquet(ctx, conn, out)
+	return copyTo(ctx, conn, q, j.OutputFile(j.Outputs[0]))
 }
 
-func countParquet(ctx context.Context, conn *sql.Conn, path string) (int64, error) {
-	var n int64
-	err := conn.QueryRowContext(ctx, "SELECT count(*) FROM read_parquet("+quote(path)+")").Scan(&n)
-	return n, err
+// copyTo writes the rows of query q to the Parquet file out and returns
+// how many there were (COPY's own count: the file is not read back).
+func copyTo(ctx context.Context, conn *sql.Conn, q, out string) (int64, error) {
+	res, err := conn.ExecContext(ctx, "COPY ("+q+"\n) TO "+quote(out)+" (FORMAT parquet)")
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // Expectation runs the query at j.Source; every row it returns is a
@@ -316,9 +316,5 @@ func Seed(ctx context.Context, j *Job) (int64, error) {
 	}
 	defer db.Close()
 	defer conn.Close()
-	out := j.OutputFile(j.Outputs[0])
-	if _, err := conn.ExecContext(ctx, "COPY (SELECT * FROM read_csv("+quote(j.Source)+", header=true, auto_detect=true)) TO "+quote(out)+" (FORMAT parquet)"); err != nil {
-		return 0, err
-	}
-	return countParquet(ctx, conn, out)
+	return copyTo(ctx, conn, "SELECT * FROM read_csv("+quote(j.Source)+", header=true, auto_detect=true)", j.OutputFile(j.Outputs[0]))
 }

@@ -104,17 +104,17 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 		case exists(pq):
 			from = "read_parquet(" + quote(pq) + ")"
 		case exists(csv):
-			from = "read_csv(" + quote(csv) + ", header=true, auto_detect=true)"
+			// The dialect is the one documented (and Python's csv module's
+			// default): comma, double quote, quotes doubled. Naming it
+			// spares DuckDB's dialect sniffing; column types are still
+			// inferred.
+			from = "read_csv(" + quote(csv) + `, header=true, auto_detect=true, delim=',', quote='"', escape='"')`
 		default:
 			return nil, fmt.Errorf("the script wrote no output for %s: write $WEIR_OUT_%s (CSV with a header) or $WEIR_OUT_%s_PARQUET", t, envName(t), envName(t))
 		}
-		out := j.OutputFile(t)
-		if _, err := conn.ExecContext(ctx, "COPY (SELECT * FROM "+from+") TO "+quote(out)+" (FORMAT parquet)"); err != nil {
-			return nil, fmt.Errorf("output %s: %w", t, err)
-		}
-		n, err := countParquet(ctx, conn, out)
+		n, err := copyTo(ctx, conn, "SELECT * FROM "+from, j.OutputFile(t))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("output %s: %w", t, err)
 		}
 		counts[t] = n
 	}
