@@ -73,16 +73,17 @@ func (c *Catalog) readMetadata(ctx context.Context, loc string) (table.Metadata,
 		return nil, fmt.Errorf("parse %s: %w", loc, err)
 	}
 	c.metas.put(loc, m)
+	c.raw.put(loc, data)
 	return m, nil
 }
 
 // rawCacheBytes bounds the cache of serialized metadata (bytes).
 const rawCacheBytes = 64 << 20
 
-// rawCache holds the JSON of recently written metadata files by location,
-// oldest dropped first, so that answering a commit does not serialize
-// again what was just written (every write of a batch answers with the
-// same metadata).
+// rawCache holds the JSON of recently written or read metadata files by
+// location, oldest dropped first, so that answering a load or a commit
+// does not serialize again what is already in the warehouse (every write
+// of a batch answers with the same metadata).
 type rawCache struct {
 	mu    sync.Mutex
 	m     map[string][]byte
@@ -121,7 +122,7 @@ func (rc *rawCache) put(loc string, b []byte) {
 }
 
 // MetadataJSON returns the JSON of the metadata file at loc if this
-// catalog wrote it recently: the exact bytes in the warehouse, for
+// catalog wrote or read it recently: the exact bytes in the warehouse, for
 // answering without serializing the metadata again. ok is false when the
 // caller must serialize the metadata itself.
 func (c *Catalog) MetadataJSON(loc string) (_ []byte, ok bool) { return c.raw.get(loc) }

@@ -415,6 +415,9 @@ func (h *handler) writeTable(w http.ResponseWriter, loc string, meta table.Metad
 		config = h.c.Warehouse().Props()
 	}
 	out := map[string]any{"metadata": meta, "config": config}
+	if raw, ok := h.c.MetadataJSON(loc); ok && loc != "" {
+		out["metadata"] = json.RawMessage(raw) // the file's own bytes: no second serialization
+	}
 	if loc != "" {
 		out["metadata-location"] = loc
 	}
