@@ -543,14 +543,16 @@ func (c *Catalog) stageMetadata(ctx context.Context, repo objects.RepoName, t Ta
 // caches it there so that loads of that location within this process see
 // it before it is written.
 func (c *Catalog) prepareMetadata(repo objects.RepoName, t TableName, base table.Metadata, baseLoc string, updates []table.Update) (table.Metadata, string, error) {
+	var meta table.Metadata
+	var err error
 	if base == nil {
-		var err error
-		base, err = table.NewMetadata(iceberg.NewSchema(0), nil, table.UnsortedSortOrder, "", nil)
-		if err != nil {
-			return nil, "", err
-		}
+		// A table created by its updates (an assert-create commit): they
+		// build it from nothing, so it holds only the schemas, specs and
+		// orders they add.
+		meta, err = newMetadataFrom(updates)
+	} else {
+		meta, err = table.UpdateTableMetadata(base, updates, baseLoc)
 	}
-	meta, err := table.UpdateTableMetadata(base, updates, baseLoc)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v", ErrBadUpdate, err)
 	}
@@ -561,8 +563,10 @@ func (c *Catalog) prepareMetadata(repo objects.RepoName, t TableName, base table
 		return nil, "", fmt.Errorf("%w: location %q of table %s is outside this repo's warehouse %s", ErrBadUpdate, meta.Location(), t, c.repoRoot(repo))
 	}
 	known := map[int64]bool{}
-	for _, snap := range base.Snapshots() {
-		known[snap.SnapshotID] = true
+	if base != nil {
+		for _, snap := range base.Snapshots() {
+			known[snap.SnapshotID] = true
+		}
 	}
 	for _, snap := range meta.Snapshots() {
 		if known[snap.SnapshotID] {
@@ -584,6 +588,31 @@ func (c *Catalog) prepareMetadata(repo objects.RepoName, t TableName, base table
 	loc := fmt.Sprintf("%s/metadata/%05d-%s.metadata.json", meta.Location(), version, uuid.NewString())
 	c.metas.put(loc, meta)
 	return meta, loc, nil
+}
+
+// newMetadataFrom builds a table's first metadata from updates alone, in
+// the format version an upgrade-format-version update names (default 2).
+func newMetadataFrom(updates []table.Update) (table.Metadata, error) {
+	version := 2
+	for _, u := range updates {
+		var w struct {
+			Action        string `json:"action"`
+			FormatVersion int    `json:"format-version"`
+		}
+		if toWire(u, &w) && w.Action == "upgrade-format-version" && w.FormatVersion > 0 {
+			version = w.FormatVersion
+		}
+	}
+	b, err := table.NewMetadataBuilder(version)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range updates {
+		if err := u.Apply(b); err != nil {
+			return nil, err
+		}
+	}
+	return b.Build()
 }
 
 // writeMetadata writes meta to loc in the warehouse.

@@ -199,6 +199,10 @@ func TestStageCreateClient(t *testing.T) {
 	if !loaded.Schema().Equals(tbl.Schema()) || len(loaded.Schema().Fields()) != 2 {
 		t.Fatalf("loaded schema %s, created %s", loaded.Schema(), tbl.Schema())
 	}
+	// Built from its updates alone: no placeholder schema before the real one.
+	if n := len(loaded.Metadata().Schemas()); n != 1 {
+		t.Fatalf("created table has %d schemas, want 1: %v", n, loaded.Metadata().Schemas())
+	}
 	at := arrowTable(0, 7)
 	defer at.Release()
 	if _, err := loaded.AppendTable(ctx, at, 100, nil); err != nil {
