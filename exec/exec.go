@@ -107,6 +107,17 @@ type Spec struct {
 	Weir bool
 	// Limits bound the run; zero fields take the defaults.
 	Limits Limits
+	// Gate, for a sandbox made with Prepare, starts the node at once, with
+	// a pipe as its stdin on which Prepared.Run writes one line, "go\n",
+	// and closes it. A node runner that does its start-up (process,
+	// libraries, an engine) first and reads that line before it touches
+	// /in gets its start-up off its caller's critical path: the caller
+	// prepares it while the nodes it reads from still run, and fills /in
+	// before Run. The wall clock and limit start at Run; every other limit
+	// holds from the start. Only for runners that wait for the line before
+	// doing the node's work (the weir runner's --gate): anything else would
+	// run before Run, unbounded in wall time until Run or Close.
+	Gate bool
 	// Stdout, if set, receives the node's combined stdout and stderr live,
 	// in whole lines and in order (an unterminated last line comes at
 	// exit), besides the bounded capture in Result.Output. A Stdout that

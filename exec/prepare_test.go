@@ -90,3 +90,40 @@ func TestPrepared(t *testing.T) {
 		assertNoLeftovers(t, "weir-prepared-cancel")
 	})
 }
+
+// TestPreparedGate: a gated node starts at Prepare and reads "go" on its
+// stdin at Run; its wall clock starts at Run; closed unused, it is killed.
+func TestPreparedGate(t *testing.T) {
+	s := sandboxes(t)
+	ctx := context.Background()
+	in := t.TempDir()
+	os.Chmod(in, 0o755)
+	// Starts, says so in /tmp, waits for the gate, then reads its input.
+	script := `echo started; read line; echo "gate=$line"; cat /in/t/late.txt`
+	p, err := s.Prepare(ctx, exec.Spec{
+		ID: "gated", Args: []string{"/bin/sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"},
+		Inputs: map[string]string{"t": in}, Gate: true, Limits: exec.Limits{Wall: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Ready()
+	time.Sleep(1200 * time.Millisecond) // past the wall limit: it counts from Run
+	mustWrite(t, filepath.Join(in, "late.txt"), "late input\n")
+	res, err := p.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Reason != exec.ReasonOK || !strings.Contains(string(res.Output), "started\ngate=go\nlate input\n") {
+		t.Fatalf("%s", explain(res))
+	}
+	assertNoLeftovers(t, "weir-gated")
+
+	p, err = s.Prepare(ctx, exec.Spec{ID: "gated-closed", Args: []string{"/bin/sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"}, Gate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Ready()
+	p.Close()
+	assertNoLeftovers(t, "weir-gated-closed")
+}

@@ -305,6 +305,15 @@ func (p *Prepared) own(ctx context.Context) {
 	r.runDir = filepath.Join(r.s.runs, r.cid)
 	r.outDir = filepath.Join(r.runDir, "out")
 	container, proc, setupErr := r.setup()
+	if setupErr == nil && r.gate != nil {
+		// Gated: the node starts now and waits for Run's line on stdin.
+		if err := container.Exec(); err != nil {
+			setupErr = err
+		} else {
+			r.execed = true
+			r.phase("exec")
+		}
+	}
 	r.setupTime = time.Since(r.t0)
 	close(p.ready)
 
@@ -344,6 +353,9 @@ func (p *Prepared) own(ctx context.Context) {
 		}
 		r.phase("destroy")
 	}
+	if r.gate != nil {
+		r.gate.Close()
+	}
 	r.cleanupRunDir()
 	r.phase("cleanup")
 	r.s.mu.Lock()
@@ -368,10 +380,12 @@ type run struct {
 	rootfs  string
 	capture *tail
 
-	userns bool   // this sandbox has a user namespace
-	waited bool   // the init (the node) was waited for
-	runDir string // <runs>/<cid>
-	outDir string // tmpfs of lim.OutputBytes, bound at /out
+	userns bool     // this sandbox has a user namespace
+	gate   *os.File // Spec.Gate: the write end of the node's stdin
+	execed bool     // the init was released (it execs the node)
+	waited bool     // the init (the node) was waited for
+	runDir string   // <runs>/<cid>
+	outDir string   // tmpfs of lim.OutputBytes, bound at /out
 
 	t0        time.Time       // Prepare entered
 	setupTime time.Duration   // Prepare's work: t0 to the init parked
@@ -430,7 +444,19 @@ func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 		// fd 3 of the init: the trampoline in shim_cgo.go execs it.
 		proc.ExtraFiles = []*os.File{r.s.initFile}
 	}
-	if err := container.Start(proc); err != nil {
+	var gateR *os.File
+	if r.spec.Gate {
+		var err error
+		if gateR, r.gate, err = os.Pipe(); err != nil {
+			return container, nil, err
+		}
+		proc.Stdin = gateR
+	}
+	err = container.Start(proc)
+	if gateR != nil {
+		gateR.Close() // the init has it as fd 0
+	}
+	if err != nil {
 		return container, nil, err
 	}
 	r.phase("start")
@@ -441,10 +467,21 @@ func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 // node or its limits, and collects /out.
 func (r *run) execute(ctx context.Context, container *libcontainer.Container, proc *libcontainer.Process) *Result {
 	res := &Result{ExitCode: -1}
-	if err := container.Exec(); err != nil {
-		return r.setupFailed(err)
+	if !r.execed {
+		if err := container.Exec(); err != nil {
+			return r.setupFailed(err)
+		}
+		r.execed = true
+		r.phase("exec")
 	}
-	r.phase("exec")
+	if r.gate != nil {
+		// A node that has died meanwhile makes this fail (EPIPE): its exit
+		// status says why.
+		_, _ = r.gate.Write([]byte("go\n"))
+		r.gate.Close()
+		r.gate = nil
+		r.phase("gate")
+	}
 	// The node runs from here: its wall clock and limit start now.
 	start := time.Now()
 	wallCtx, cancel := context.WithTimeout(ctx, r.lim.Wall)

@@ -485,6 +485,15 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 	for _, t := range n.Outputs {
 		args = append(args, "--out", string(t))
 	}
+	p, canPrepare := r.h.cfg.Runner.(preparer)
+	// A node that waits for earlier nodes of the run starts its runner
+	// now: process and DuckDB start-up happen while those nodes run, and
+	// the runner waits for "go" (sent when its inputs are linked) before
+	// reading any input or running any of the node's code.
+	gate := canPrepare && len(st.late) > 0
+	if gate {
+		args = append(args, "--gate")
+	}
 	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"}
 	names := make([]string, 0, len(r.opts.params))
 	for k := range r.opts.params {
@@ -513,8 +522,9 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 		Output:  outDir,
 		Weir:    true,
 		Limits:  lim,
+		Gate:    gate,
 	}
-	if p, ok := r.h.cfg.Runner.(preparer); ok {
+	if canPrepare {
 		prepared, err := p.Prepare(ctx, st.spec)
 		if err != nil {
 			return failed("sandbox: %v", err)

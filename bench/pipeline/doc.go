@@ -27,6 +27,19 @@
 // with no sandbox, no Git and no Iceberg. The ratio weir/bare is the price
 // of the push, the isolation and the bookkeeping.
 //
+// With -baseline DIR (a weir-node built from an earlier tree) pushes
+// alternate between this tree's path and the old one (that runner, each
+// sandbox built when its node starts, every table written to Iceberg after
+// the last node), so "before" and "after" are measured in the same run
+// under the same load:
+//
+//	git archive 695148d | (mkdir -p /tmp/weir-old && tar -x -C /tmp/weir-old)
+//	(cd /tmp/weir-old && go build -o bin/ ./cmd/weir-node)
+//	go run ./bench/pipeline -n 20 -baseline /tmp/weir-old/bin
+//
+// -phases adds the median of each phase of a sandbox (exec's debug log),
+// -cpuprofile the server's CPU profile, -node-cpus the nodes' CPU limit.
+//
 // Run it as root (sandboxes) from the module root:
 //
 //	go run ./bench/pipeline -n 20

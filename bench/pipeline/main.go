@@ -37,7 +37,7 @@ func main() {
 	example := flag.String("example", "examples/orders", "the pipeline to push")
 	phases := flag.Bool("phases", false, "also print the median of each phase of a sandbox (exec's debug log)")
 	flag.Float64Var(&nodeCPUs, "node-cpus", 0, "CPU limit of each node (0: the server's default, as weir serve --node-cpus)")
-	flag.BoolVar(&noPrepare, "no-prepare", false, "do not prepare sandboxes ahead (each node builds its own when it starts)")
+	flag.StringVar(&baseline, "baseline", "", "folder holding a weir-node built from an earlier tree: alternate pushes with the old path (that runner, each sandbox built when its node starts, every table written at the end)")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile of the measured pushes to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -61,8 +61,14 @@ func fatal(err error) {
 
 var (
 	nodeCPUs  float64
-	noPrepare bool
+	baseline  string
 	profileTo string
+)
+
+// Variants of the server's push path a run alternates between.
+const (
+	current = "weir"     // this tree: sandboxes prepared ahead, gated runners, tables staged as nodes finish
+	old     = "baseline" // -baseline's runner, a sandbox built when its node starts, WriteDataCommit at the end
 )
 
 // sample is one push, split into phases.
@@ -103,8 +109,24 @@ func run(n int, bin, example string) error {
 		}
 	}
 	url := srv.url + "/orders.git"
-	if _, err := srv.push(work, url); err != nil { // warm-up: creates the repo and its tables
+	if _, err := srv.push(work, url, current); err != nil { // warm-up: creates the repo and its tables
 		return err
+	}
+	// A new commit that changes the SQL model, so the whole pipeline runs.
+	change := func(i int) error {
+		f := filepath.Join(work, "models", "clean_orders.sql")
+		if err := appendFile(f, fmt.Sprintf("-- push %d\n", i)); err != nil {
+			return err
+		}
+		return sh(work, nil, "git", "commit", "-q", "-am", fmt.Sprintf("push %d", i))
+	}
+	if baseline != "" {
+		if err := change(-1); err != nil {
+			return err
+		}
+		if _, err := srv.push(work, url, old); err != nil { // its warm-up
+			return err
+		}
 	}
 	bare, err := newBare(filepath.Join(tmp, "bare"), filepath.Join(bin, "weir-node"), example)
 	if err != nil {
@@ -125,22 +147,25 @@ func run(n int, bin, example string) error {
 			return err
 		}
 	}
-	var weir []sample
+	variants := []string{current}
+	if baseline != "" {
+		variants = append(variants, old)
+	}
+	weir := map[string][]sample{}
 	var peer []time.Duration
-	for i := 0; i < n; i++ {
-		// A new commit that changes the SQL model, so the whole pipeline runs.
-		f := filepath.Join(work, "models", "clean_orders.sql")
-		if err := appendFile(f, fmt.Sprintf("-- push %d\n", i)); err != nil {
+	for i := 0; i < n*len(variants); i++ {
+		variant := variants[i%len(variants)]
+		if err := change(i); err != nil {
 			return err
 		}
-		if err := sh(work, nil, "git", "commit", "-q", "-am", fmt.Sprintf("push %d", i)); err != nil {
-			return err
-		}
-		s, err := srv.push(work, url)
+		s, err := srv.push(work, url, variant)
 		if err != nil {
 			return err
 		}
-		weir = append(weir, s)
+		weir[variant] = append(weir[variant], s)
+		if variant != current {
+			continue
+		}
 		d, err := bare.run()
 		if err != nil {
 			return err
@@ -151,13 +176,28 @@ func run(n int, bin, example string) error {
 		pprof.StopCPUProfile()
 	}
 	fmt.Printf("load average: %s\n", loadavg())
-	report(example, weir, peer)
+	for _, v := range variants {
+		report(example, v, weir[v], peer)
+	}
+	if baseline != "" {
+		c50, c99, _ := stats(totals(weir[current]))
+		o50, o99, _ := stats(totals(weir[old]))
+		fmt.Printf("\n%s/%s: p50 %.2fx, p99 %.2fx (same run, pushes interleaved)\n", current, old, float64(c50)/float64(o50), float64(c99)/float64(o99))
+	}
 	sandboxPhases.print()
 	return nil
 }
 
+func totals(ss []sample) []time.Duration {
+	var ds []time.Duration
+	for _, s := range ss {
+		ds = append(ds, s.total)
+	}
+	return ds
+}
+
 // report prints p50, p99 and mean of every phase, and the ratio.
-func report(example string, weir []sample, peer []time.Duration) {
+func report(example, variant string, weir []sample, peer []time.Duration) {
 	col := func(f func(sample) time.Duration) []time.Duration {
 		var ds []time.Duration
 		for _, s := range weir {
@@ -165,7 +205,7 @@ func report(example string, weir []sample, peer []time.Duration) {
 		}
 		return ds
 	}
-	fmt.Printf("\npush-to-result, %s, %d pushes (C git over HTTP, in-process weir server)\n", example, len(weir))
+	fmt.Printf("\n%s: push-to-result, %s, %d pushes (C git over HTTP, in-process weir server)\n", variant, example, len(weir))
 	fmt.Printf("  %-34s %9s %9s %9s\n", "", "p50", "p99", "mean")
 	rows := []struct {
 		name string
@@ -187,7 +227,7 @@ func report(example string, weir []sample, peer []time.Duration) {
 		fmt.Printf("  %-34s %9s %9s %9s\n", r.name, msStr(p50), msStr(p99), msStr(mean))
 	}
 	var names []string
-	for name := range weir[0].perNode {
+	for name := range weir[len(weir)-1].perNode {
 		names = append(names, name)
 	}
 	sort.Strings(names)
@@ -198,7 +238,7 @@ func report(example string, weir []sample, peer []time.Duration) {
 	}
 	w50, w99, _ := stats(rows[0].ds)
 	b50, b99, _ := stats(peer)
-	fmt.Printf("ratio weir/bare: p50 %.2fx, p99 %.2fx\n", float64(w50)/float64(b50), float64(w99)/float64(b99))
+	fmt.Printf("ratio %s/bare: p50 %.2fx, p99 %.2fx\n", variant, float64(w50)/float64(b50), float64(w99)/float64(b99))
 }
 
 // stats returns the p50 and p99 (nearest rank) and the mean of ds.
@@ -267,6 +307,7 @@ type server struct {
 	sb    *exec.Sandboxes
 	ln    net.Listener
 	hook  *timedHook
+	old   *exec.Sandboxes // -baseline's
 	refs  *timedRefs
 	state string
 }
@@ -304,18 +345,34 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	var runner exec.Runner = s.sb
-	if noPrepare {
-		runner = struct{ exec.Runner }{s.sb} // hides Prepare
-	}
 	h, err := hooks.NewPipeline(hooks.PipelineConfig{
-		Refs: rs.Store, Catalog: cat, Runner: runner, WorkDir: filepath.Join(data, "runs"), Logger: quiet,
+		Refs: rs.Store, Catalog: cat, Runner: s.sb, WorkDir: filepath.Join(data, "runs"), Logger: quiet,
 		MaxLimits: exec.Limits{CPU: nodeCPUs},
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.hook = &timedHook{h: h}
+	s.hook = &timedHook{hooks: map[string]hooks.PreReceive{current: h}}
+	if baseline != "" {
+		s.old, err = exec.New(exec.Config{
+			StateDir:   filepath.Join(s.state, "exec-old"),
+			WeirBinary: filepath.Join(baseline, "weir-node"),
+			InitBinary: filepath.Join(bin, "weir-sandbox-init"),
+			Defaults:   exec.Limits{CPU: nodeCPUs},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sandboxes: %w", err)
+		}
+		// Hiding Prepare and StageTable takes the hook down the old path.
+		oh, err := hooks.NewPipeline(hooks.PipelineConfig{
+			Refs: rs.Store, Catalog: struct{ hooks.Catalog }{cat}, Runner: struct{ exec.Runner }{s.old},
+			WorkDir: filepath.Join(data, "runs-old"), Logger: quiet, MaxLimits: exec.Limits{CPU: nodeCPUs},
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.hook.hooks[old] = oh
+	}
 	git := &gitserver.Server{Objects: objs, Refs: rs, Hook: s.hook, Logger: quiet}
 	access, err := gitserver.NewAccess(gitserver.OpenUsers(filepath.Join(data, "users.json")), "")
 	if err != nil {
@@ -332,6 +389,9 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 func (s *server) close() {
 	s.ln.Close()
 	s.sb.Close()
+	if s.old != nil {
+		s.old.Close()
+	}
 	s.db.Close()
 	os.RemoveAll(s.state)
 }
@@ -342,8 +402,10 @@ var timingRE = regexp.MustCompile(`weir: timing: plan (\d+) ms, nodes (\d+) ms \
 // nodeRE matches a node's progress line: "[2/4] main.clean_orders sql 34 rows 62 ms".
 var nodeRE = regexp.MustCompile(`weir: \[\d+/\d+\] (\S+)\s+(\S+)\s+[\d,]+ rows\s+(\d+) ms`)
 
-// push pushes HEAD of work to main with -o timing and splits its time.
-func (s *server) push(work, url string) (sample, error) {
+// push pushes HEAD of work to main with -o timing, through the hook of
+// variant, and splits its time.
+func (s *server) push(work, url, variant string) (sample, error) {
+	s.hook.use(variant)
 	var out bytes.Buffer
 	began := time.Now()
 	cmd := osexec.Command("git", "push", "-o", hooks.OptionTiming, url, "HEAD:refs/heads/main")
@@ -374,16 +436,26 @@ func (s *server) push(work, url string) (sample, error) {
 	return smp, nil
 }
 
-// timedHook times the pre-receive hook.
+// timedHook times the pre-receive hook of the variant in use.
 type timedHook struct {
-	h    hooks.PreReceive
-	mu   sync.Mutex
-	last time.Duration
+	hooks map[string]hooks.PreReceive
+	mu    sync.Mutex
+	cur   string
+	last  time.Duration
+}
+
+func (t *timedHook) use(variant string) {
+	t.mu.Lock()
+	t.cur = variant
+	t.mu.Unlock()
 }
 
 func (t *timedHook) PreReceive(ctx context.Context, p *hooks.Push) (*hooks.Result, error) {
+	t.mu.Lock()
+	h := t.hooks[t.cur]
+	t.mu.Unlock()
 	began := time.Now()
-	res, err := t.h.PreReceive(ctx, p)
+	res, err := h.PreReceive(ctx, p)
 	t.mu.Lock()
 	t.last = time.Since(began)
 	t.mu.Unlock()

@@ -24,7 +24,7 @@ func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // Main is "weir node <sql|expect|python|seed> --source FILE [--ns NS]
-// [--in ns.t]... [--out ns.t]...", run by the pipeline hook inside a
+// [--in ns.t]... [--out ns.t]... [--gate]", run by the pipeline hook inside a
 // sandbox with the weir binary mounted read-only. Inputs are
 // /in/<ns.t>/*.parquet, outputs go to /out/<ns.t>.parquet, push parameters
 // arrive as WEIR_PARAM_<NAME>. It prints "weir-rows <ns.t> <n>" per output
@@ -46,6 +46,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	dirIn := fs.String("dir-in", SandboxDirs.In, "inputs folder")
 	dirOut := fs.String("dir-out", SandboxDirs.Out, "outputs folder")
 	dirTmp := fs.String("dir-tmp", SandboxDirs.Tmp, "scratch folder")
+	gate := fs.Bool("gate", false, `start DuckDB, then wait for a line "go" on stdin before reading any input`)
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -63,6 +64,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Outputs:   *out,
 		Params:    ParamsFromEnv(os.Environ()),
 		Stdout:    stdout,
+	}
+	if *gate {
+		j.Gate = os.Stdin
 	}
 	counts := map[string]int64{}
 	var err error

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -58,6 +59,28 @@ type Job struct {
 	Python string
 	// Stdout receives what the node prints.
 	Stdout io.Writer
+	// Gate, if set, is read up to its first line after DuckDB has started
+	// and before any input is looked at; a line other than "go" (or EOF)
+	// stops the node. The hook starts a node's runner this way while the
+	// nodes it reads from still run (exec.Spec.Gate), so the runner's
+	// start-up is off the pipeline's critical path.
+	Gate io.Reader
+}
+
+// ErrNotReleased is returned when the gate closed without "go": the node
+// was given up before it started.
+var ErrNotReleased = errors.New("node: given up before it started")
+
+// waitGate blocks until the gate says "go" (no gate: at once).
+func (j *Job) waitGate() error {
+	if j.Gate == nil {
+		return nil
+	}
+	line, _ := bufio.NewReader(j.Gate).ReadString('\n')
+	if strings.TrimSpace(line) != "go" {
+		return ErrNotReleased
+	}
+	return nil
 }
 
 // ParamsFromEnv collects WEIR_PARAM_* from env ("K=V" strings).
@@ -115,6 +138,10 @@ func (j *Job) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
 		if err := exec(q); err != nil {
 			return fail(err)
 		}
+	}
+	// Up to here nothing depends on the inputs: a gated node waits here.
+	if err := j.waitGate(); err != nil {
+		return fail(err)
 	}
 	schemas := map[string]bool{}
 	for _, t := range j.Inputs {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // stage makes Dirs for one node and writes its source.
@@ -177,5 +178,49 @@ func TestPythonFailure(t *testing.T) {
 	_, err = Python(context.Background(), &Job{Dirs: d, Source: f, Outputs: []string{"main.x"}})
 	if err == nil || !strings.Contains(err.Error(), "the script wrote no output for main.x") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// TestGate: a gated node starts DuckDB, then reads nothing until "go"
+// arrives (its input may appear only then); a gate closed without "go"
+// stops it before any input is read.
+func TestGate(t *testing.T) {
+	ctx := context.Background()
+	d1, f1 := stage(t, "s.csv", "id,v\n1,a\n2,b\n")
+	if _, err := Seed(ctx, &Job{Dirs: d1, Source: f1, Outputs: []string{"main.s"}}); err != nil {
+		t.Fatal(err)
+	}
+	d2, f2 := stage(t, "m.sql", "SELECT id FROM main.s WHERE v = 'b'")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var n int64
+	go func() {
+		var err error
+		n, err = SQL(ctx, &Job{Dirs: d2, Source: f2, Namespace: "main", Inputs: []string{"main.s"}, Outputs: []string{"main.m"}, Gate: pr})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("the node ran before its gate opened: %v", err)
+	default:
+	}
+	link(t, d2, "main.s", d1.OutputFile("main.s")) // the input appears only now
+	pw.WriteString("go\n")
+	pw.Close()
+	if err := <-done; err != nil || n != 1 {
+		t.Fatalf("gated SQL: %d rows, %v", n, err)
+	}
+
+	d3, f3 := stage(t, "m.sql", "SELECT 1 AS x")
+	_, err = SQL(ctx, &Job{Dirs: d3, Source: f3, Outputs: []string{"main.m"}, Gate: strings.NewReader("")})
+	if !errors.Is(err, ErrNotReleased) {
+		t.Fatalf("gate closed without go: %v", err)
+	}
+	if _, err := os.Stat(d3.OutputFile("main.m")); err == nil {
+		t.Fatal("a node whose gate never opened wrote its output")
 	}
 }
