@@ -313,10 +313,10 @@ type staged struct {
 // succeeded, at most Parallel at once; the first failure cancels the rest.
 //
 // Nodes are staged (and their sandboxes prepared) ahead, in plan order,
-// once every node they read from has started, up to Parallel of them
-// beyond those running: when a node starts, the next one's sandbox is
-// built while it runs, so a chain of nodes pays sandbox setup once, not
-// once per node.
+// once every node they read from has started in a built sandbox, up to
+// Parallel of them beyond those running: while a node runs, the next one's
+// sandbox is built (and its runner started, gated), so a chain of nodes
+// pays sandbox setup once, not once per node.
 func (r *run) runNodes(pushCtx context.Context) error {
 	ctx, cancel := context.WithCancel(pushCtx)
 	defer cancel()
@@ -336,9 +336,25 @@ func (r *run) runNodes(pushCtx context.Context) error {
 	errCh := make(chan error, len(nodes))
 	started := make([]bool, len(nodes))
 	finished := make([]bool, len(nodes))
-	ahead := 0 // staged, not started
+	setCh := make(chan int, len(nodes))
+	setUp := make([]bool, len(nodes)) // staged, and its sandbox built
+	ahead := 0                        // staged, not started
+	stage := func(i int, async bool) {
+		st := r.stage(ctx, i, async)
+		stages[i] = st
+		go func() {
+			<-st.done
+			if st.prepared != nil {
+				<-st.prepared.Ready()
+			}
+			setCh <- i
+		}()
+	}
 	// stageAhead stages, in plan order, the nodes every dependency of which
-	// has started (they may be next), up to Parallel of them.
+	// has started with its sandbox built (they may be next), up to Parallel
+	// of them. Waiting for the sandboxes leaves the CPU to the setup of the
+	// nodes about to run, which is on the critical path; the next setup
+	// then overlaps their run.
 	stageAhead := func() {
 		for i, n := range nodes {
 			if ahead >= r.h.cfg.Parallel {
@@ -349,13 +365,13 @@ func (r *run) runNodes(pushCtx context.Context) error {
 			}
 			next := true
 			for _, d := range n.Deps() {
-				if !started[d] {
+				if !started[d] || !setUp[d] {
 					next = false
 					break
 				}
 			}
 			if next {
-				stages[i] = r.stage(ctx, i, true)
+				stage(i, true)
 				ahead++
 			}
 		}
@@ -382,7 +398,7 @@ func (r *run) runNodes(pushCtx context.Context) error {
 				started[i] = true
 				running++
 				if stages[i] == nil {
-					stages[i] = r.stage(ctx, i, false)
+					stage(i, false)
 				} else {
 					ahead--
 				}
@@ -400,6 +416,8 @@ func (r *run) runNodes(pushCtx context.Context) error {
 			break
 		}
 		select {
+		case i := <-setCh:
+			setUp[i] = true
 		case i := <-doneCh:
 			finished[i] = true
 			running--
