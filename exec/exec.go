@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"runtime"
 	"time"
 )
 
@@ -38,13 +39,14 @@ type Limits struct {
 }
 
 // DefaultLimits are laptop defaults: 10 minutes wall, 2 GiB memory, 256
-// processes, 1 core, 1 GiB output, 256 MiB /tmp, 1024 open files.
+// processes, every core of the machine (a node alone may use what a query
+// engine run by hand would), 1 GiB output, 256 MiB /tmp, 1024 open files.
 func DefaultLimits() Limits {
 	return Limits{
 		Wall:        10 * time.Minute,
 		Memory:      2 << 30,
 		Pids:        256,
-		CPU:         1,
+		CPU:         float64(runtime.NumCPU()),
 		OutputBytes: 1 << 30,
 		TmpBytes:    256 << 20,
 		OpenFiles:   1024,

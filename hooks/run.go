@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -503,6 +504,20 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 	for _, t := range n.Outputs {
 		args = append(args, "--out", string(t))
 	}
+	lim, max := n.Limits, r.h.cfg.MaxLimits
+	if lim.Wall <= 0 || lim.Wall > max.Wall {
+		lim.Wall = max.Wall
+	}
+	if lim.Memory <= 0 || lim.Memory > max.Memory {
+		lim.Memory = max.Memory
+	}
+	if lim.CPU <= 0 || lim.CPU > max.CPU {
+		lim.CPU = max.CPU
+	}
+	// DuckDB in the node uses the cores the sandbox may use, and keeps its
+	// buffers to half the sandbox's memory: the rest is for its /tmp and
+	// /out files (tmpfs, counted in the same limit) and everything else.
+	args = append(args, "--threads", strconv.Itoa(int(math.Ceil(lim.CPU))), "--memory-limit", strconv.FormatInt(lim.Memory/2, 10))
 	p, canPrepare := r.h.cfg.Runner.(preparer)
 	// A node that waits for earlier nodes of the run starts its runner
 	// now: process and DuckDB start-up happen while those nodes run, and
@@ -520,16 +535,6 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 	sort.Strings(names)
 	for _, k := range names {
 		env = append(env, node.ParamEnvPrefix+k+"="+r.opts.params[k])
-	}
-	lim, max := n.Limits, r.h.cfg.MaxLimits
-	if lim.Wall > max.Wall {
-		lim.Wall = max.Wall
-	}
-	if lim.Memory > max.Memory {
-		lim.Memory = max.Memory
-	}
-	if lim.CPU > max.CPU {
-		lim.CPU = max.CPU
 	}
 	st.spec = exec.Spec{
 		ID:      fmt.Sprintf("%s-%d", r.id, i),

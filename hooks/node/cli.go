@@ -24,7 +24,8 @@ func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // Main is "weir node <sql|expect|python|seed> --source FILE [--ns NS]
-// [--in ns.t]... [--out ns.t]... [--gate]", run by the pipeline hook inside a
+// [--in ns.t]... [--out ns.t]... [--threads N] [--memory-limit BYTES]
+// [--gate]", run by the pipeline hook inside a
 // sandbox with the weir binary mounted read-only. Inputs are
 // /in/<ns.t>/*.parquet, outputs go to /out/<ns.t>.parquet, push parameters
 // arrive as WEIR_PARAM_<NAME>. It prints "weir-rows <ns.t> <n>" per output
@@ -47,6 +48,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	dirOut := fs.String("dir-out", SandboxDirs.Out, "outputs folder")
 	dirTmp := fs.String("dir-tmp", SandboxDirs.Tmp, "scratch folder")
 	gate := fs.Bool("gate", false, `start DuckDB, then wait for a line "go" on stdin before reading any input`)
+	threads := fs.Int("threads", 1, "DuckDB threads (the sandbox's CPU limit, rounded up)")
+	memLimit := fs.Int64("memory-limit", 0, "DuckDB's memory limit in bytes (0: DuckDB's default)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -57,13 +60,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	j := &Job{
-		Dirs:      Dirs{In: *dirIn, Out: *dirOut, Tmp: *dirTmp},
-		Source:    *source,
-		Namespace: *ns,
-		Inputs:    *in,
-		Outputs:   *out,
-		Params:    ParamsFromEnv(os.Environ()),
-		Stdout:    stdout,
+		Dirs:        Dirs{In: *dirIn, Out: *dirOut, Tmp: *dirTmp},
+		Source:      *source,
+		Namespace:   *ns,
+		Inputs:      *in,
+		Outputs:     *out,
+		Params:      ParamsFromEnv(os.Environ()),
+		Stdout:      stdout,
+		Threads:     *threads,
+		MemoryLimit: *memLimit,
+		LeaveOpen:   true, // the process exits right after
 	}
 	if *gate {
 		j.Gate = os.Stdin

@@ -57,6 +57,18 @@ type Job struct {
 	Params map[string]string
 	// Python is the interpreter for Python models (default /usr/bin/python3).
 	Python string
+	// Threads is how many threads DuckDB runs (0: 1): the sandbox's CPU
+	// limit, rounded up, so a query uses the cores the node may use.
+	Threads int
+	// MemoryLimit caps DuckDB's buffers, in bytes (0: DuckDB's default);
+	// it spills to Tmp past it. Set below the sandbox's memory limit, which
+	// also counts the node's /tmp and /out files and everything else.
+	MemoryLimit int64
+	// LeaveOpen leaves DuckDB open when the node returns: for a process
+	// that exits right after (the CLI), where closing would only free, at
+	// some cost for a large query, memory the exit frees anyway. Outputs
+	// are complete and closed either way.
+	LeaveOpen bool
 	// Stdout receives what the node prints.
 	Stdout io.Writer
 	// Gate, if set, is read up to its first line after DuckDB has started
@@ -125,11 +137,15 @@ func (j *Job) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
 		}
 		return nil
 	}
+	threads := max(j.Threads, 1)
 	pre := []string{
 		"SET autoinstall_known_extensions=false",
 		"SET autoload_known_extensions=false",
-		"SET threads=1",
+		fmt.Sprintf("SET threads=%d", threads),
 		"SET temp_directory=" + quote(filepath.Join(j.Tmp, "duckdb")),
+	}
+	if j.MemoryLimit > 0 {
+		pre = append(pre, fmt.Sprintf("SET memory_limit='%dB'", j.MemoryLimit))
 	}
 	if j.Namespace != "" {
 		pre = append(pre, "CREATE SCHEMA IF NOT EXISTS "+ident(j.Namespace))
@@ -193,6 +209,15 @@ func (j *Job) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
 	return db, conn, nil
 }
 
+// close closes what open opened, unless the job leaves it open.
+func (j *Job) close(db *sql.DB, conn *sql.Conn) {
+	if j.LeaveOpen {
+		return
+	}
+	conn.Close()
+	db.Close()
+}
+
 // readSource returns the node's SQL with trailing semicolons and space
 // removed, so it can be wrapped as a subquery.
 func readSource(path string) (string, error) {
@@ -245,8 +270,7 @@ func SQL(ctx context.Context, j *Job) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer db.Close()
-	defer conn.Close()
+	defer j.close(db, conn)
 	if err := checkOneSelect(ctx, conn, q); err != nil {
 		return 0, err
 	}
@@ -275,8 +299,7 @@ func Expectation(ctx context.Context, j *Job) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer db.Close()
-	defer conn.Close()
+	defer j.close(db, conn)
 	if err := checkOneSelect(ctx, conn, q); err != nil {
 		return 0, err
 	}
@@ -341,7 +364,6 @@ func Seed(ctx context.Context, j *Job) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer db.Close()
-	defer conn.Close()
+	defer j.close(db, conn)
 	return copyTo(ctx, conn, "SELECT * FROM read_csv("+quote(j.Source)+", header=true, auto_detect=true)", j.OutputFile(j.Outputs[0]))
 }

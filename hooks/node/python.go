@@ -48,8 +48,7 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	defer conn.Close()
+	defer j.close(db, conn)
 
 	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
