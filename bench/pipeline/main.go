@@ -147,6 +147,7 @@ func run(n int, bin, example string) error {
 			return err
 		}
 	}
+	t0, s0 := cpuTimes()
 	variants := []string{current}
 	if baseline != "" {
 		variants = append(variants, old)
@@ -175,7 +176,7 @@ func run(n int, bin, example string) error {
 	if profileTo != "" {
 		pprof.StopCPUProfile()
 	}
-	fmt.Printf("load average: %s\n", loadavg())
+	fmt.Printf("load average: %s; CPU time stolen by the hypervisor during the pushes: %s\n", loadavg(), stealSince(t0, s0))
 	for _, v := range variants {
 		report(example, v, weir[v], peer)
 	}
@@ -354,19 +355,24 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 	}
 	s.hook = &timedHook{hooks: map[string]hooks.PreReceive{current: h}}
 	if baseline != "" {
+		// The old default: one core per node.
+		oldLim := exec.Limits{CPU: 1}
+		if nodeCPUs > 0 {
+			oldLim.CPU = nodeCPUs
+		}
 		s.old, err = exec.New(exec.Config{
 			StateDir:   filepath.Join(s.state, "exec-old"),
 			WeirBinary: filepath.Join(baseline, "weir-node"),
 			InitBinary: filepath.Join(bin, "weir-sandbox-init"),
-			Defaults:   exec.Limits{CPU: nodeCPUs},
+			Defaults:   oldLim,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("sandboxes: %w", err)
 		}
 		// Hiding Prepare and StageTable takes the hook down the old path.
 		oh, err := hooks.NewPipeline(hooks.PipelineConfig{
-			Refs: rs.Store, Catalog: struct{ hooks.Catalog }{cat}, Runner: struct{ exec.Runner }{s.old},
-			WorkDir: filepath.Join(data, "runs-old"), Logger: quiet, MaxLimits: exec.Limits{CPU: nodeCPUs},
+			Refs: rs.Store, Catalog: struct{ hooks.Catalog }{cat}, Runner: oldRunner{s.old},
+			WorkDir: filepath.Join(data, "runs-old"), Logger: quiet, MaxLimits: oldLim,
 		})
 		if err != nil {
 			return nil, err
@@ -434,6 +440,24 @@ func (s *server) push(work, url, variant string) (sample, error) {
 	}
 	smp.protocol = total - hook - ref
 	return smp, nil
+}
+
+// oldRunner runs nodes with an old weir-node: it drops the runner flags
+// added since (--threads N, --memory-limit N) and hides Prepare.
+type oldRunner struct{ sb *exec.Sandboxes }
+
+func (o oldRunner) Run(ctx context.Context, spec exec.Spec) (*exec.Result, error) {
+	var args []string
+	for i := 0; i < len(spec.Args); i++ {
+		switch spec.Args[i] {
+		case "--threads", "--memory-limit":
+			i++
+			continue
+		}
+		args = append(args, spec.Args[i])
+	}
+	spec.Args = args
+	return o.sb.Run(ctx, spec)
 }
 
 // timedHook times the pre-receive hook of the variant in use.
@@ -614,4 +638,32 @@ func (p *phaseLog) print() {
 		fmt.Printf(" %s %s", k, msStr(p50))
 	}
 	fmt.Println()
+}
+
+// cpuTimes reads the machine's CPU counters (/proc/stat): total and
+// stolen (the hypervisor ran someone else on our CPUs), in clock ticks.
+func cpuTimes() (total, steal uint64) {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		if i < 8 { // user nice system idle iowait irq softirq steal
+			total += n
+		}
+		if i == 7 {
+			steal = n
+		}
+	}
+	return total, steal
+}
+
+// stealSince says what share of the CPUs' time was stolen since the
+// counters t0, s0: figures measured under steal are that much slower.
+func stealSince(t0, s0 uint64) string {
+	t1, s1 := cpuTimes()
+	if t1 <= t0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(s1-s0)/float64(t1-t0))
 }

@@ -154,6 +154,7 @@ func run(rows, n int, bin string, cpus float64) error {
 	}
 	fmt.Printf("machine: %d CPUs, load average %s; node CPU limit %g\n", runtime.NumCPU(), loadavg(), nodeCPUs)
 
+	t0, s0 := cpuTimes()
 	for _, q := range queries {
 		work := filepath.Join(tmp, "work-"+q.name)
 		if err := os.MkdirAll(filepath.Join(work, "models"), 0o755); err != nil {
@@ -216,7 +217,7 @@ func run(rows, n int, bin string, cpus float64) error {
 		fmt.Printf("  duckdb  %8s  %6.1f M rows/s\n", a.Round(time.Millisecond), mrows(rows, a))
 		fmt.Printf("  ratio weir/duckdb (rows/s): %.2f\n", float64(a)/float64(w))
 	}
-	fmt.Printf("\nload average: %s\n", loadavg())
+	fmt.Printf("\nload average: %s; CPU time stolen by the hypervisor during the runs: %s\n", loadavg(), stealSince(t0, s0))
 	return nil
 }
 
@@ -353,4 +354,32 @@ func output(dir, name string, args ...string) (string, error) {
 		return "", fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, errb.String())
 	}
 	return strings.TrimSpace(out.String()), nil
+}
+
+// cpuTimes reads the machine's CPU counters (/proc/stat): total and
+// stolen (the hypervisor ran someone else on our CPUs), in clock ticks.
+func cpuTimes() (total, steal uint64) {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		if i < 8 { // user nice system idle iowait irq softirq steal
+			total += n
+		}
+		if i == 7 {
+			steal = n
+		}
+	}
+	return total, steal
+}
+
+// stealSince says what share of the CPUs' time was stolen since the
+// counters t0, s0: figures measured under steal are that much slower.
+func stealSince(t0, s0 uint64) string {
+	t1, s1 := cpuTimes()
+	if t1 <= t0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(s1-s0)/float64(t1-t0))
 }
