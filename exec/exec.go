@@ -120,6 +120,12 @@ type Spec struct {
 	// doing the node's work (the weir runner's --gate): anything else would
 	// run before Run, unbounded in wall time until Run or Close.
 	Gate bool
+	// AsyncTeardown makes Run (and Prepared.Run) return as soon as the
+	// node has exited and /out is collected, and tears the sandbox down
+	// (container, cgroup, mounts, state) right after, in the background:
+	// the caller does not wait for it. The ID stays taken until the
+	// teardown is over, and Sandboxes.Close waits for it.
+	AsyncTeardown bool
 	// Stdout, if set, receives the node's combined stdout and stderr live,
 	// in whole lines and in order (an unterminated last line comes at
 	// exit), besides the bounded capture in Result.Output. A Stdout that

@@ -134,10 +134,12 @@ func destroyCgroup(name string) {
 	}
 }
 
-// Close stops the background work of s and removes its empty cgroups and
-// cgroup prefix. Call it after every Run has returned; a Sandboxes must not
-// be used after Close.
+// Close waits for the sandboxes still being torn down (AsyncTeardown),
+// stops the background work of s and removes its empty cgroups and cgroup
+// prefix. Call it after every Run has returned and every Prepared was run
+// or closed; a Sandboxes must not be used after Close.
 func (s *Sandboxes) Close() error {
+	s.teardowns.Wait()
 	s.pool.close()
 	if s.initFile != nil {
 		s.initFile.Close()

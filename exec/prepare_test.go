@@ -127,3 +127,32 @@ func TestPreparedGate(t *testing.T) {
 	p.Close()
 	assertNoLeftovers(t, "weir-gated-closed")
 }
+
+// TestAsyncTeardown: Run returns the final result and /out before the
+// sandbox is torn down; the teardown then finishes on its own, leaving
+// nothing, and the ID is free again afterwards.
+func TestAsyncTeardown(t *testing.T) {
+	s := sandboxes(t)
+	ctx := context.Background()
+	out := t.TempDir()
+	spec := exec.Spec{ID: "async-teardown", Args: []string{"/bin/sh", "-c", "echo made > /out/o.txt; echo said"},
+		Env: []string{"PATH=/usr/bin:/bin"}, Output: out, AsyncTeardown: true}
+	res, err := s.Run(ctx, spec)
+	if err != nil || res.Reason != exec.ReasonOK || !strings.Contains(string(res.Output), "said") {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "o.txt")); string(b) != "made\n" {
+		t.Fatalf("/out not collected when Run returned: %q", b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := s.Run(ctx, exec.Spec{ID: "async-teardown", Args: []string{"/bin/true"}, Env: []string{}}); err == nil {
+			break // the first one's teardown released the ID
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an async teardown never finished")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	assertNoLeftovers(t, "weir-async-teardown")
+}

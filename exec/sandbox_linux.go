@@ -52,9 +52,10 @@ type Sandboxes struct {
 	log          *slog.Logger
 	pool         *cgroupPool
 
-	userns  bool // sandboxes of the host runtime get a user namespace
-	mu      sync.Mutex
-	running map[string]bool
+	userns    bool // sandboxes of the host runtime get a user namespace
+	mu        sync.Mutex
+	running   map[string]bool
+	teardowns sync.WaitGroup // AsyncTeardown sandboxes still being torn down
 }
 
 // New prepares cfg.StateDir (creating the host-runtime skeleton once) and
@@ -341,6 +342,15 @@ func (p *Prepared) own(ctx context.Context) {
 		runBegan = time.Now()
 		res = &Result{ExitCode: -1, Reason: ReasonAborted, Message: "cancelled before the node started: " + ctx.Err().Error()}
 	}
+	if res != nil {
+		res.Overhead = r.setupTime + time.Since(runBegan) - res.Wall
+	}
+	if res != nil && r.spec.AsyncTeardown {
+		// The result is final: hand it over, then tear down.
+		r.s.teardowns.Add(1)
+		defer r.s.teardowns.Done()
+		p.done <- res
+	}
 	if container != nil {
 		if proc != nil && !r.waited {
 			// The init never ran the node (closed, given up, exec failed):
@@ -361,14 +371,13 @@ func (p *Prepared) own(ctx context.Context) {
 	r.s.mu.Lock()
 	delete(r.s.running, r.cid)
 	r.s.mu.Unlock()
-	if res != nil {
-		res.Overhead = r.setupTime + time.Since(runBegan) - res.Wall
-		if r.s.log.Enabled(ctx, slog.LevelDebug) {
-			r.s.log.Debug("node finished", "id", r.spec.ID, "reason", res.Reason, "exit", res.ExitCode,
-				"wall", res.Wall, "overhead", res.Overhead, "phases", r.phases.String())
-		}
+	if res != nil && r.s.log.Enabled(ctx, slog.LevelDebug) {
+		r.s.log.Debug("node finished", "id", r.spec.ID, "reason", res.Reason, "exit", res.ExitCode,
+			"wall", res.Wall, "overhead", res.Overhead, "phases", r.phases.String())
 	}
-	p.done <- res
+	if res == nil || !r.spec.AsyncTeardown {
+		p.done <- res
+	}
 }
 
 // run is one sandbox in flight.

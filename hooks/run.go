@@ -546,6 +546,8 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 		Weir:    true,
 		Limits:  lim,
 		Gate:    gate,
+		// The next node need not wait for this one's sandbox to be gone.
+		AsyncTeardown: true,
 	}
 	if canPrepare {
 		prepared, err := p.Prepare(ctx, st.spec)
