@@ -13,8 +13,10 @@
 // times the hook call and the ref update itself, so a push's wall time
 // splits into
 //
-//	protocol    git's start-up, HTTP, receiving and checking the pack,
-//	            the report (the wall time minus everything below)
+//	protocol    the wall time minus everything below, itself
+//	  server    the receive-pack request in the server: receiving and
+//	            checking the pack, the report
+//	  client    git's start-up, ref advertisement, pack building, HTTP
 //	plan        load and plan the pipeline
 //	nodes       first node start to last node end (critical path), itself
 //	            run (the node processes) + sandbox (everything else)

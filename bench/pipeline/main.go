@@ -73,8 +73,8 @@ const (
 
 // sample is one push, split into phases.
 type sample struct {
-	total, protocol, plan, nodes, run, sandbox, commit, refUpdate, hookRest time.Duration
-	perNode                                                                 map[string]time.Duration // node -> its progress line's ms (its sandbox's Run)
+	total, protocol, server, client, plan, nodes, run, sandbox, commit, refUpdate, hookRest time.Duration
+	perNode                                                                                 map[string]time.Duration // node -> its progress line's ms (its sandbox's Run)
 }
 
 func run(n int, bin, example string) error {
@@ -214,6 +214,8 @@ func report(example, variant string, weir []sample, peer []time.Duration) {
 	}{
 		{"total (git push wall time)", col(func(s sample) time.Duration { return s.total })},
 		{"  protocol", col(func(s sample) time.Duration { return s.protocol })},
+		{"    server (receive-pack)", col(func(s sample) time.Duration { return s.server })},
+		{"    client (git, HTTP)", col(func(s sample) time.Duration { return s.client })},
 		{"  plan", col(func(s sample) time.Duration { return s.plan })},
 		{"  nodes (critical path)", col(func(s sample) time.Duration { return s.nodes })},
 		{"    run (node processes)", col(func(s sample) time.Duration { return s.run })},
@@ -308,6 +310,7 @@ type server struct {
 	sb    *exec.Sandboxes
 	ln    net.Listener
 	hook  *timedHook
+	http  *timedHTTP
 	old   *exec.Sandboxes // -baseline's
 	refs  *timedRefs
 	state string
@@ -387,7 +390,8 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 	if s.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
-	go http.Serve(s.ln, gitserver.NewHTTPHandler(git, access.WithAnonymous(true)))
+	s.http = &timedHTTP{h: gitserver.NewHTTPHandler(git, access.WithAnonymous(true))}
+	go http.Serve(s.ln, s.http)
 	s.url = "http://" + s.ln.Addr().String()
 	return s, nil
 }
@@ -439,6 +443,8 @@ func (s *server) push(work, url, variant string) (sample, error) {
 		smp.perNode[m[1]+" ("+m[2]+")"] = msOf(m[3])
 	}
 	smp.protocol = total - hook - ref
+	smp.server = s.http.take() - hook - ref
+	smp.client = smp.protocol - smp.server
 	return smp, nil
 }
 
@@ -458,6 +464,31 @@ func (o oldRunner) Run(ctx context.Context, spec exec.Spec) (*exec.Result, error
 	}
 	spec.Args = args
 	return o.sb.Run(ctx, spec)
+}
+
+// timedHTTP times the server's receive-pack requests (POSTs).
+type timedHTTP struct {
+	h   http.Handler
+	mu  sync.Mutex
+	sum time.Duration
+}
+
+func (t *timedHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	t.h.ServeHTTP(w, r)
+	if r.Method == http.MethodPost {
+		t.mu.Lock()
+		t.sum += time.Since(began)
+		t.mu.Unlock()
+	}
+}
+
+func (t *timedHTTP) take() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := t.sum
+	t.sum = 0
+	return d
 }
 
 // timedHook times the pre-receive hook of the variant in use.
