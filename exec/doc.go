@@ -65,6 +65,14 @@
 //	          teardown, result
 //	Close     (instead of Run) kill and reap the parked init, teardown
 //
+// Two options move more off a caller's critical path. Spec.Gate opens the
+// exec fifo at Prepare, with a pipe as the node's stdin: a runner that
+// starts up (its process, DuckDB) and then waits for the line "go" that
+// Run writes has its start-up done by Run; its wall clock starts at Run.
+// Spec.AsyncTeardown hands the result over once the node has exited and
+// /out is collected, and tears down after; the ID stays reserved and
+// Close waits until it is done.
+//
 // Every sandbox is torn down before Run (or Close) returns, and one whose
 // Prepare ctx ends first is torn down then: no container state, mount,
 // cgroup or process is left behind after success, failure or timeout, and

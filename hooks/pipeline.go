@@ -102,7 +102,11 @@ type PipelineConfig struct {
 //	          was made from: the one whose code commit is an ancestor, else
 //	          HEAD's, else main's)
 //	run       nodes in topological order, independent ones in parallel,
-//	          each in a sandbox seeing only its inputs and its /out
+//	          each in a sandbox seeing only its inputs and its /out; the
+//	          next nodes' sandboxes are built (their runners started and
+//	          held until their inputs exist) while earlier nodes run, and
+//	          each output is snapshotted in Iceberg as soon as its node
+//	          has finished (catalog.StageTable)
 //	write     one data commit on top of the start data (catalog), with the
 //	          run and code commit as trailers
 //	decide    ok:   Updates += refs/data/<b> start -> new, refs/runs/<id>/log

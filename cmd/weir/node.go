@@ -86,7 +86,7 @@ func init() {
 		fs.DurationVar(&l.Wall, "node-timeout", d.Wall, "pipeline nodes: wall-clock limit of one node (weir.toml may lower it)")
 		fs.Int64Var(&l.Memory, "node-memory-bytes", d.Memory, "pipeline nodes: memory limit of one node, in bytes")
 		fs.Int64Var(&l.Pids, "node-pids", d.Pids, "pipeline nodes: processes and threads one node may have at once")
-		fs.Float64Var(&l.CPU, "node-cpus", d.CPU, "pipeline nodes: CPU cores one node may use")
+		fs.Float64Var(&l.CPU, "node-cpus", d.CPU, "pipeline nodes: CPU cores one node may use (default: every core); a SQL node's DuckDB runs as many threads")
 		fs.Int64Var(&l.OutputBytes, "node-output-bytes", d.OutputBytes, "pipeline nodes: bytes one node may write to its outputs")
 		fs.Int64Var(&l.TmpBytes, "node-tmp-bytes", d.TmpBytes, "pipeline nodes: size of one node's /tmp, in bytes")
 		fs.Uint64Var(&l.OpenFiles, "node-open-files", d.OpenFiles, "pipeline nodes: open files of one node")
