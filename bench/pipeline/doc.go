@@ -23,6 +23,11 @@
 //	commit      Iceberg snapshots and the data commit
 //	ref update  the one synced write moving code and data refs
 //
+// It also prints the CPU time each push took, in this process and its
+// children (git, and the sandboxes: their inits are its children): on a
+// busy or oversubscribed machine (the hypervisor's stolen time is printed
+// too) wall times stretch, CPU time much less.
+//
 // Its named peer, measured in the same run and interleaved with the pushes
 // so that machine load hits both alike, is "bare": the same four steps run
 // by the same weir-node binary as plain processes, one after the other,

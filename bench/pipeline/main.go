@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/weir-dev/weir/catalog"
@@ -74,6 +75,7 @@ const (
 // sample is one push, split into phases.
 type sample struct {
 	total, protocol, server, client, plan, nodes, run, sandbox, commit, refUpdate, hookRest time.Duration
+	cpu, cpuSelf                                                                            time.Duration            // CPU time of this process and its children (git, sandboxes) during the push; of this process alone
 	perNode                                                                                 map[string]time.Duration // node -> its progress line's ms (its sandbox's Run)
 }
 
@@ -223,6 +225,8 @@ func report(example, variant string, weir []sample, peer []time.Duration) {
 		{"  commit (Iceberg + data commit)", col(func(s sample) time.Duration { return s.commit })},
 		{"  ref update", col(func(s sample) time.Duration { return s.refUpdate })},
 		{"  rest of the hook (run log)", col(func(s sample) time.Duration { return s.hookRest })},
+		{"CPU time (server, git, nodes)", col(func(s sample) time.Duration { return s.cpu })},
+		{"  of which the server process", col(func(s sample) time.Duration { return s.cpuSelf })},
 		{"bare: weir-node, plain processes", peer},
 	}
 	for _, r := range rows {
@@ -417,6 +421,7 @@ var nodeRE = regexp.MustCompile(`weir: \[\d+/\d+\] (\S+)\s+(\S+)\s+[\d,]+ rows\s
 func (s *server) push(work, url, variant string) (sample, error) {
 	s.hook.use(variant)
 	var out bytes.Buffer
+	cpu0, self0 := cpuUsed()
 	began := time.Now()
 	cmd := osexec.Command("git", "push", "-o", hooks.OptionTiming, url, "HEAD:refs/heads/main")
 	cmd.Dir = work
@@ -424,6 +429,7 @@ func (s *server) push(work, url, variant string) (sample, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	total := time.Since(began)
+	cpu1, self1 := cpuUsed()
 	if err != nil {
 		return sample{}, fmt.Errorf("git push: %v\n%s", err, out.String())
 	}
@@ -435,7 +441,7 @@ func (s *server) push(work, url, variant string) (sample, error) {
 	hook, ref := s.hook.take(), s.refs.take()
 	smp := sample{
 		total: total, plan: msOf(m[1]), nodes: msOf(m[2]), run: msOf(m[3]), sandbox: msOf(m[4]), commit: msOf(m[5]),
-		refUpdate: ref,
+		refUpdate: ref, cpu: cpu1 - cpu0, cpuSelf: self1 - self0,
 	}
 	smp.hookRest = hook - smp.plan - smp.nodes - smp.commit
 	smp.perNode = map[string]time.Duration{}
@@ -669,6 +675,17 @@ func (p *phaseLog) print() {
 		fmt.Printf(" %s %s", k, msStr(p50))
 	}
 	fmt.Println()
+}
+
+// cpuUsed is the CPU time of this process and of its children that have
+// been waited for (git, sandboxed nodes: their inits are its children),
+// and of this process alone.
+func cpuUsed() (all, self time.Duration) {
+	var s, k syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &s)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &k)
+	self = time.Duration(s.Utime.Nano() + s.Stime.Nano())
+	return self + time.Duration(k.Utime.Nano()+k.Stime.Nano()), self
 }
 
 // cpuTimes reads the machine's CPU counters (/proc/stat): total and
