@@ -340,8 +340,8 @@ func (r *run) runNodes(pushCtx context.Context) error {
 	setCh := make(chan int, len(nodes))
 	setUp := make([]bool, len(nodes)) // staged, and its sandbox built
 	ahead := 0                        // staged, not started
-	stage := func(i int, async bool) {
-		st := r.stage(ctx, i, async)
+	stage := func(i int) {
+		st := r.stage(ctx, i)
 		stages[i] = st
 		go func() {
 			<-st.done
@@ -372,7 +372,7 @@ func (r *run) runNodes(pushCtx context.Context) error {
 				}
 			}
 			if next {
-				stage(i, true)
+				stage(i)
 				ahead++
 			}
 		}
@@ -399,7 +399,7 @@ func (r *run) runNodes(pushCtx context.Context) error {
 				started[i] = true
 				running++
 				if stages[i] == nil {
-					stage(i, false)
+					stage(i)
 				} else {
 					ahead--
 				}
@@ -441,23 +441,15 @@ func (r *run) runNodes(pushCtx context.Context) error {
 	return nil
 }
 
-// stage makes node i ready to run: folders, source, the inputs that exist
-// before the run (hard links), the spec, and with a preparer the sandbox.
-// In the background (async) it returns at once; staged.done says when it
-// has finished.
-func (r *run) stage(ctx context.Context, i int, async bool) *staged {
+// stage starts making node i ready to run, in the background: folders,
+// source, the inputs that exist before the run (hard links), the spec,
+// and with a preparer the sandbox. staged.done says when it has finished.
+func (r *run) stage(ctx context.Context, i int) *staged {
 	st := &staged{done: make(chan struct{})}
-	work := func() {
+	go func() {
 		defer close(st.done)
-		if err := r.stageNode(ctx, i, st); err != nil {
-			st.err = err
-		}
-	}
-	if async {
-		go work()
-	} else {
-		work()
-	}
+		st.err = r.stageNode(ctx, i, st)
+	}()
 	return st
 }
 
