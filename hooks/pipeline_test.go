@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -431,4 +432,57 @@ func TestPipelineKeepAlive(t *testing.T) {
 	if !strings.Contains(prog, "weir: main.slow still running (1 s)\n") || !strings.Contains(prog, "weir: main.slow still running (2 s)\n") {
 		t.Fatalf("no keep-alive lines:\n%s", prog)
 	}
+}
+
+// TestPipelineTiming: -o timing ends the progress with where the run's
+// time went; without it the line is only in the run log.
+func TestPipelineTiming(t *testing.T) {
+	w := newWorld(t)
+	w.commit(t, example)
+	line := regexp.MustCompile(`(?m)^weir: timing: plan \d+ ms, nodes \d+ ms \(run \d+ ms, sandbox \d+ ms\), commit \d+ ms$`)
+	res, prog := w.push(t, "main", hooks.OptionTiming)
+	if len(res.Refused) > 0 || !line.MatchString(prog) {
+		t.Fatalf("refused %v, or no timing line:\n%s", res.Refused, prog)
+	}
+
+	w.commit(t, map[string]string{"models/orders.sql": example["models/orders.sql"] + "\n-- again\n"})
+	res, prog = w.push(t, "main")
+	if len(res.Refused) > 0 || line.MatchString(prog) {
+		t.Fatalf("refused %v, or a timing line nobody asked for:\n%s", res.Refused, prog)
+	}
+	var logRef objects.Hash
+	for _, u := range res.Updates {
+		if strings.HasSuffix(string(u.Name), "/log") {
+			logRef = u.New
+		}
+	}
+	if log := w.blobAt(t, logRef, "log"); !line.MatchString(log) {
+		t.Fatalf("run log lacks the timing line:\n%s", log)
+	}
+}
+
+// blobAt returns the content of the file name in the tree of commit c.
+func (w *world) blobAt(t *testing.T, c objects.Hash, name string) string {
+	t.Helper()
+	get := func(h objects.Hash) []byte {
+		o, err := w.objs.Get(context.Background(), repo, h)
+		if err != nil {
+			t.Fatalf("object %s: %v", h, err)
+		}
+		return o.Data
+	}
+	tree := parseHash(t, strings.Fields(string(get(c)))[1])
+	data := get(tree)
+	for len(data) > 0 {
+		nul := bytes.IndexByte(data, 0)
+		entry, rest := string(data[:nul]), data[nul+1:]
+		var h objects.Hash
+		copy(h[:], rest[:20])
+		data = rest[20:]
+		if _, n, _ := strings.Cut(entry, " "); n == name {
+			return string(get(h))
+		}
+	}
+	t.Fatalf("no %s in the tree of %s", name, c)
+	return ""
 }
