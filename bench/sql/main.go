@@ -15,6 +15,11 @@
 //	        over a view of the same Parquet file, written to Parquet with
 //	        COPY; the time is from opening the database to COPY's end
 //
+// A third line, for the split only, runs the model with weir-node as a
+// plain process (no sandbox, no Git, no Iceberg): its distance to DuckDB
+// alone is a fresh process's start-up, its distance to Weir the sandbox,
+// the hook and the durable Iceberg commit.
+//
 // Two queries, each its own pipeline: "agg" aggregates the 10M rows to 10k
 // (GROUP BY), "filter" keeps about a tenth of them (WHERE), so the output's
 // conversion is part of the figure. The ratio is duckdb time / weir time
@@ -34,6 +39,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -179,6 +185,9 @@ func run(rows, n int, bin string, cpus float64) error {
 		peer := func() (time.Duration, int64, error) {
 			return duckdbAlone(ctx, input, q.sql, filepath.Join(tmp, "duckdb-"+q.name+".parquet"))
 		}
+		bare := func() (time.Duration, error) {
+			return bareNode(filepath.Join(bin, "weir-node"), input, q.sql, filepath.Join(tmp, "bare-"+q.name), nodeCPUs)
+		}
 		// Warm-ups: the page cache holds the input for both sides.
 		if _, out, err := push(-1); err != nil {
 			return fmt.Errorf("%s: %w\n%s", q.name, err, out)
@@ -186,8 +195,11 @@ func run(rows, n int, bin string, cpus float64) error {
 		if _, _, err := peer(); err != nil {
 			return err
 		}
+		if _, err := bare(); err != nil {
+			return err
+		}
 		var weir []split
-		var alone []time.Duration
+		var alone, plain []time.Duration
 		var outRows int64
 		for i := 0; i < n; i++ {
 			sp, out, err := push(i)
@@ -200,6 +212,10 @@ func run(rows, n int, bin string, cpus float64) error {
 				return err
 			}
 			alone, outRows = append(alone, d), r
+			if d, err = bare(); err != nil {
+				return err
+			}
+			plain = append(plain, d)
 		}
 		col := func(f func(split) time.Duration) time.Duration {
 			var ds []time.Duration
@@ -215,6 +231,7 @@ func run(rows, n int, bin string, cpus float64) error {
 			col(func(sp split) time.Duration { return sp.run }), col(func(sp split) time.Duration { return sp.sandbox }),
 			col(func(sp split) time.Duration { return sp.commit }))
 		fmt.Printf("  duckdb  %8s  %6.1f M rows/s\n", a.Round(time.Millisecond), mrows(rows, a))
+		fmt.Printf("  (weir-node as a plain process, no sandbox, Git or Iceberg: %s)\n", median(plain).Round(time.Millisecond))
 		fmt.Printf("  ratio weir/duckdb (rows/s): %.2f\n", float64(a)/float64(w))
 	}
 	fmt.Printf("\nload average: %s; CPU time stolen by the hypervisor during the runs: %s\n", loadavg(), stealSince(t0, s0))
@@ -288,6 +305,35 @@ func pushOnce(ctx context.Context, hook *hooks.Pipeline, objs *objects.Store, re
 	}
 	msOf := func(s string) time.Duration { v, _ := strconv.Atoi(s); return time.Duration(v) * time.Millisecond }
 	return split{hook: took, plan: msOf(m[1]), run: msOf(m[3]), sandbox: msOf(m[4]), commit: msOf(m[5])}, progress.String(), nil
+}
+
+// bareNode runs the model with weir-node as a plain process (no sandbox,
+// no Git, no Iceberg), with the settings the hook gives it: where the
+// time between DuckDB alone and Weir goes, a fresh process or the rest.
+func bareNode(node, input, query, dir string, cpus float64) (time.Duration, error) {
+	os.RemoveAll(dir)
+	in, out, tmp := filepath.Join(dir, "in"), filepath.Join(dir, "out"), filepath.Join(dir, "tmp")
+	for _, d := range []string{filepath.Join(in, "_code"), filepath.Join(in, "main.events"), out, tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return 0, err
+		}
+	}
+	if err := os.Link(input, filepath.Join(in, "main.events", "part-00000.parquet")); err != nil {
+		return 0, err
+	}
+	src := filepath.Join(in, "_code", "m.sql")
+	if err := os.WriteFile(src, []byte(query), 0o644); err != nil {
+		return 0, err
+	}
+	cmd := osexec.Command(node, "node", "sql", "--source", src, "--ns", "main", "--in", "main.events", "--out", "main.m",
+		"--dir-in", in, "--dir-out", out, "--dir-tmp", tmp,
+		"--threads", strconv.Itoa(int(math.Ceil(cpus))), "--memory-limit", strconv.FormatInt(exec.DefaultLimits().Memory/2, 10))
+	cmd.Env = []string{"HOME=" + tmp}
+	began := time.Now()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("weir-node: %v\n%s", err, b)
+	}
+	return time.Since(began), nil
 }
 
 // duckdbAlone runs query over a view of input in a fresh in-process
