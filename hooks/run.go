@@ -471,6 +471,7 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 		return failed("cannot stage: %v", err)
 	}
 	inputs := map[string]string{node.CodeInput: code}
+	var early []pipeline.Table // on the branch already: linked once the sandbox is on its way
 	for _, t := range n.Inputs {
 		dir := filepath.Join(nd, "in", string(t))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -479,14 +480,8 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 		inputs[string(t)] = dir
 		if r.plan.Producer(t) != nil {
 			st.late = append(st.late, t) // made in this run: linked at start
-			continue
-		}
-		files, err := r.inputFiles(ctx, t)
-		if err != nil {
-			return failed("input %s: %v", t, err)
-		}
-		if err := linkFiles(dir, files); err != nil {
-			return failed("stage input %s: %v", t, err)
+		} else {
+			early = append(early, t)
 		}
 	}
 	args := []string{exec.RunnerPath, "node", string(n.Kind), "--source", exec.InputsDir + "/" + node.CodeInput + "/" + src, "--ns", r.plan.Config.Namespace}
@@ -547,6 +542,17 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 			return failed("sandbox: %v", err)
 		}
 		st.prepared = prepared
+	}
+	// The sandbox builds meanwhile; its input dirs are bound already and
+	// show these files, which are in place before the node runs.
+	for _, t := range early {
+		files, err := r.inputFiles(ctx, t)
+		if err != nil {
+			return failed("input %s: %v", t, err)
+		}
+		if err := linkFiles(inputs[string(t)], files); err != nil {
+			return failed("stage input %s: %v", t, err)
+		}
 	}
 	return nil
 }
