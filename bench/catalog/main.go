@@ -310,11 +310,17 @@ func writersClient(uri, ns string, writers, tables, perWriter int) {
 	must(json.NewEncoder(os.Stdout).Encode(writersResult{OK: ok.Load(), Failed: fail.Load(), Seconds: time.Since(t0).Seconds()}))
 }
 
+var bulkCodec *string
+
 func benchBulk(e *env, rows int) (weir, duck time.Duration) {
 	ctx := context.Background()
 	cat := e.client("main")
-	createTables(cat, "bulk", 1)
-	tbl, err := cat.LoadTable(ctx, table.Identifier{"bulk", "t00"})
+	must(cat.CreateNamespace(ctx, table.Identifier{"bulk"}, nil))
+	// The same Parquet codec as DuckDB's COPY default (snappy; iceberg-go
+	// defaults to zstd), so both write the same kind of file.
+	tbl, err := cat.CreateTable(ctx, table.Identifier{"bulk", "t00"}, schema, icebergcat.WithProperties(iceberg.Properties{
+		table.ParquetCompressionKey: *bulkCodec,
+	}))
 	must(err)
 	at := arrowRows(0, rows)
 	t0 := time.Now()
@@ -346,6 +352,7 @@ func main() {
 	appends := flag.Int("appends", 200, "appends for the REST latency figure")
 	perWriter := flag.Int("per-writer", 3, "appends per writer in the 32-writer runs")
 	rows := flag.Int("rows", 10_000_000, "rows for the bulk append vs DuckDB (0: skip)")
+	bulkCodec = flag.String("bulk-codec", "snappy", "Parquet codec of Weir's bulk append (DuckDB COPY writes snappy)")
 	onlyBulk := flag.Bool("only-bulk", false, "run only the bulk append vs DuckDB")
 	wClient := flag.String("writers-client", "", "internal: run the concurrent writers against this REST URI")
 	wNS := flag.String("writers-ns", "", "internal: namespace of -writers-client")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
 )
 
 // Authorizer decides a request: ok=false answers 401; identity names the
@@ -267,7 +268,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, identity string)
 			return &httpError{http.StatusForbidden, "ForbiddenException", fmt.Sprintf("%s may not %s repo %s", identity, what, repo)}
 		}
 	}
-	if err := h.repoExists(ctx, repo); err != nil {
+	if err := h.repoExists(ctx, repo, segs[1]); err != nil {
 		return err
 	}
 	ic, err := h.c.Iceberg(ctx, repo, segs[1], identity)
@@ -373,7 +374,16 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, identity string)
 // nsIdent splits a namespace path segment on the unit separator.
 func nsIdent(s string) table.Identifier { return table.Identifier(strings.Split(s, "\x1f")) }
 
-func (h *handler) repoExists(ctx context.Context, repo objects.RepoName) error {
+// repoExists answers 404 for a repo with no refs at all. rev is the
+// branch (or tag, or commit) the request names: when it is a branch with
+// data or code the repo exists, found with one lookup; only otherwise are
+// the repo's refs listed, which costs as many refs as the repo has.
+func (h *handler) repoExists(ctx context.Context, repo objects.RepoName, rev string) error {
+	for _, name := range []refs.Name{catalog.DataRef(rev), refs.Name(refs.HeadsPrefix + rev)} {
+		if _, err := h.c.Refs().Resolve(ctx, repo, name); err == nil {
+			return nil
+		}
+	}
 	rs, err := h.c.Refs().List(ctx, repo, "refs/")
 	if err != nil {
 		return err
@@ -396,7 +406,7 @@ func (h *handler) config(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if err := h.repoExists(r.Context(), rn); err != nil {
+		if err := h.repoExists(r.Context(), rn, branch); err != nil {
 			return err
 		}
 		overrides["prefix"] = url.PathEscape(string(rn)) + "/" + url.PathEscape(branch)
