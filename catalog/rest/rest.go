@@ -424,10 +424,21 @@ func (h *handler) writeTable(w http.ResponseWriter, loc string, meta table.Metad
 	if h.vend {
 		config = h.c.Warehouse().Props()
 	}
-	out := map[string]any{"metadata": meta, "config": config}
 	if raw, ok := h.c.MetadataJSON(loc); ok && loc != "" {
-		out["metadata"] = json.RawMessage(raw) // the file's own bytes: no second serialization
+		// The file's own bytes, spliced in as they are: encoding/json would
+		// re-scan a RawMessage, which costs as much as serializing.
+		head, err1 := json.Marshal(map[string]any{"metadata-location": loc, "config": config})
+		if err1 == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.Write(head[:len(head)-1])
+			w.Write([]byte(`,"metadata":`))
+			w.Write(raw)
+			w.Write([]byte("}\n"))
+			return
+		}
 	}
+	out := map[string]any{"metadata": meta, "config": config}
 	if loc != "" {
 		out["metadata-location"] = loc
 	}
