@@ -274,43 +274,22 @@ const (
 // and returns a new data commit whose parent is base. It moves no ref.
 // Every file is in the warehouse and every metadata file written before the
 // commit object exists, so whoever publishes the commit publishes whole
-// tables (invariant 2).
+// tables (invariant 2). It is StageTable for each write, then CommitStaged.
 func (c *Catalog) WriteDataCommit(ctx context.Context, repo objects.RepoName, base objects.Hash, writes []TableWrite, info CommitInfo) (objects.Hash, error) {
-	st, err := c.state(ctx, repo, base)
-	if err != nil {
-		return objects.ZeroHash, err
-	}
 	seen := map[TableName]bool{}
-	var changes []string
+	staged := make([]*StagedTable, 0, len(writes))
 	for _, w := range writes {
-		if err := w.Table.Validate(); err != nil {
-			return objects.ZeroHash, err
-		}
 		if seen[w.Table] {
 			return objects.ZeroHash, fmt.Errorf("%w: table %s written twice in one commit", ErrBadWrite, w.Table)
 		}
 		seen[w.Table] = true
-		ch, err := c.writeTable(ctx, repo, st, w, info)
+		s, err := c.StageTable(ctx, repo, base, w, info)
 		if err != nil {
-			return objects.ZeroHash, fmt.Errorf("write table %s: %w", w.Table, err)
+			return objects.ZeroHash, err
 		}
-		changes = append(changes, ch)
+		staged = append(staged, s)
 	}
-	if err := c.syncWarehouse(ctx); err != nil {
-		return objects.ZeroHash, err
-	}
-	if !info.CodeCommit.IsZero() {
-		st.code = info.CodeCommit
-	}
-	msg := info.Message
-	if msg == "" {
-		if len(changes) == 1 {
-			msg = "weir: " + changes[0]
-		} else {
-			msg = fmt.Sprintf("weir: write %d tables", len(changes))
-		}
-	}
-	return c.commitState(ctx, repo, st, []objects.Hash{base}, msg, info.RunID, info.CodeCommit, changes)
+	return c.CommitStaged(ctx, repo, base, staged, info)
 }
 
 // commitState writes st as a commit with the given parents (ZeroHash
