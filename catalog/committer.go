@@ -61,7 +61,7 @@ func (c *Catalog) committerFor(repo objects.RepoName, ref refs.Name) *committer 
 
 // advance applies mutate to the branch head and publishes it, batched with
 // whatever other writes of the branch are queued. It returns the data
-// commit that holds the change (ZeroHash-free head when it was a no-op).
+// commit that holds the change (the unchanged head when it was a no-op).
 func (ic *IcebergCatalog) advance(ctx context.Context, mutate mutation) (objects.Hash, error) {
 	next, _, err := ic.advanceState(ctx, mutate)
 	return next, err
