@@ -2,7 +2,8 @@
 // refs: the pre-receive decision. gitserver calls a PreReceive with the ref
 // commands and the quarantined objects; the pipeline hook (Pipeline) plans
 // the pushed pipeline, runs it in sandboxes (package exec) on a temporary
-// data branch (package catalog) and decides.
+// data branch (package catalog) and decides. A seed whose CSV is unchanged
+// since the pipeline run that made its table is not run again (reuse.go).
 //
 // Subpackages: hooks/pipeline parses and plans a pipeline (no I/O beyond
 // the commit's files); hooks/node is what runs inside a sandbox for one

@@ -172,6 +172,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 type options struct {
 	dryRun bool
 	timing bool
+	rerun  bool // run every node, unchanged seeds too
 	params map[string]string
 }
 
@@ -183,6 +184,8 @@ func parseOptions(opts []string) (options, error) {
 			o.dryRun = true
 		case s == OptionTiming:
 			o.timing = true
+		case s == OptionRerun:
+			o.rerun = true
 		case strings.HasPrefix(s, OptionParamPrefix):
 			name, val, ok := strings.Cut(s[len(OptionParamPrefix):], "=")
 			if !ok || !validParam(name) {

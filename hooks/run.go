@@ -62,6 +62,8 @@ type run struct {
 	nodeLog bytes.Buffer // full node outputs, for the run log
 	timing  Timing       // Run and Sandbox are summed under mu
 
+	reused map[int]catalog.Pointer // seed nodes not run: their table is already what they make (reuse.go)
+
 	staging  sync.WaitGroup         // tables being staged (stager)
 	staged   []*catalog.StagedTable // under mu
 	stageErr error                  // under mu
@@ -82,8 +84,10 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		return
 	}
 	existing := map[pipeline.Table]bool{}
+	var tabs map[catalog.TableName]catalog.Pointer
 	if !r.start.IsZero() {
-		tabs, err := r.h.cfg.Catalog.Tables(ctx, r.push.Repo, r.start)
+		var err error
+		tabs, err = r.h.cfg.Catalog.Tables(ctx, r.push.Repo, r.start)
 		if err != nil {
 			res.Refused[r.cmd.Name] = "weir: read data of " + r.branch + ": " + clipLine(err.Error(), 200)
 			return
@@ -135,6 +139,9 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		go os.RemoveAll(dir)
 	}(r.dir)
 	r.outputs = map[pipeline.Table]string{}
+	if !r.opts.rerun {
+		r.reused = r.reusableSeeds(tabs)
+	}
 
 	nodesBegan := time.Now()
 	ferr := r.runNodes(ctx)
@@ -376,6 +383,16 @@ func (r *run) runNodes(pushCtx context.Context) error {
 				ahead++
 			}
 		}
+	}
+	// Reused seeds are done before anything runs; their table is read
+	// from the start data like any table the run does not make.
+	for i, p := range r.reused {
+		started[i], setUp[i], finished[i] = true, true, true
+		r.mu.Lock()
+		r.done++
+		k := r.done
+		r.mu.Unlock()
+		r.out.linef("weir: [%d/%d] %-19s %-8s %9s rows  unchanged since %s", k, len(nodes), nodes[i].Name, nodes[i].Kind, commaInt(p.Rows), p.Run)
 	}
 	running := 0
 	var firstErr error

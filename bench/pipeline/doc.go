@@ -8,7 +8,9 @@
 // weir-node and weir-sandbox-init built from this tree, Pebble and the
 // warehouse on disk) and drives them with the C git client: one warm-up
 // push, then -n pushes, each of a new commit that changes the SQL model, so
-// that every push runs the whole pipeline. Each push asks for
+// that every model runs on every push; the seed, whose CSV does not
+// change, is reused from the previous run (hooks/reuse.go) unless -rerun
+// pushes with -o rerun, which runs every node. Each push asks for
 // `-o timing`, whose last progress line is the hook's split; the bench
 // times the hook call and the ref update itself, so a push's wall time
 // splits into

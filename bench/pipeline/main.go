@@ -39,6 +39,7 @@ func main() {
 	phases := flag.Bool("phases", false, "also print the median of each phase of a sandbox (exec's debug log)")
 	flag.Float64Var(&nodeCPUs, "node-cpus", 0, "CPU limit of each node (0: the server's default, as weir serve --node-cpus)")
 	flag.StringVar(&baseline, "baseline", "", "folder holding a weir-node built from an earlier tree: alternate pushes with the old path (that runner, each sandbox built when its node starts, every table written at the end)")
+	flag.BoolVar(&rerun, "rerun", false, "push with -o rerun: run the seed too, though its CSV is unchanged (every node runs)")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile of the measured pushes to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -246,6 +247,9 @@ func report(example, variant string, weir []sample, peer []time.Duration) {
 	w50, w99, _ := stats(rows[0].ds)
 	b50, b99, _ := stats(peer)
 	fmt.Printf("ratio %s/bare: p50 %.2fx, p99 %.2fx\n", variant, float64(w50)/float64(b50), float64(w99)/float64(b99))
+	if !rerun {
+		fmt.Println("(weir reused the unchanged seed; bare runs all four steps; -rerun makes weir run every node)")
+	}
 }
 
 // stats returns the p50 and p99 (nearest rank) and the mean of ds.
@@ -410,6 +414,9 @@ func (s *server) close() {
 	os.RemoveAll(s.state)
 }
 
+// rerun pushes with -o rerun (-rerun).
+var rerun bool
+
 // timingRE matches the hook's -o timing line.
 var timingRE = regexp.MustCompile(`weir: timing: plan (\d+) ms, nodes (\d+) ms \(run (\d+) ms, sandbox (\d+) ms\), commit (\d+) ms`)
 
@@ -423,7 +430,11 @@ func (s *server) push(work, url, variant string) (sample, error) {
 	var out bytes.Buffer
 	cpu0, self0 := cpuUsed()
 	began := time.Now()
-	cmd := osexec.Command("git", "push", "-o", hooks.OptionTiming, url, "HEAD:refs/heads/main")
+	args := []string{"push", "-o", hooks.OptionTiming}
+	if rerun {
+		args = append(args, "-o", hooks.OptionRerun)
+	}
+	cmd := osexec.Command("git", append(args, url, "HEAD:refs/heads/main")...)
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), gitEnv...)
 	cmd.Stdout, cmd.Stderr = &out, &out
