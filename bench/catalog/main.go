@@ -33,7 +33,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -46,6 +45,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/weir-dev/weir/bench/internal/host"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/catalog/rest"
 	"github.com/weir-dev/weir/objects"
@@ -257,7 +257,7 @@ func benchWriters(e *env, ns string, writers, tables, perWriter int) (perSec flo
 	before409, beforeCAS, beforeRB := e.c409.Load(), e.cat.CASRetries(), e.cat.Rebases()
 	exe, err := os.Executable()
 	must(err)
-	cpu0 := cpuSeconds()
+	_, cpu0 := host.CPUUsed()
 	cmd := exec.Command(exe, "-writers-client", e.srv.URL+"/iceberg", "-writers-ns", ns,
 		"-writers", strconv.Itoa(writers), "-writers-tables", strconv.Itoa(tables), "-per-writer", strconv.Itoa(perWriter))
 	cmd.Stderr = os.Stderr
@@ -265,7 +265,8 @@ func benchWriters(e *env, ns string, writers, tables, perWriter int) (perSec flo
 	must(err)
 	var res writersResult
 	must(json.Unmarshal(out, &res))
-	fmt.Fprintf(os.Stderr, "writers process: %.1fs wall, %.1fs CPU; server process %.1fs CPU\n", res.Seconds, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), cpuSeconds()-cpu0)
+	_, cpu1 := host.CPUUsed()
+	fmt.Fprintf(os.Stderr, "writers process: %.1fs wall, %.1fs CPU; server process %.1fs CPU\n", res.Seconds, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), (cpu1 - cpu0).Seconds())
 	// No lost commit: every acknowledged append's rows are in the tables.
 	var total int64
 	for i := range tables {
@@ -426,11 +427,4 @@ func main() {
 		w, d := benchBulk(e, *rows)
 		fmt.Printf("append %d rows: Weir (iceberg-go Parquet + REST commit) %v, DuckDB COPY TO parquet %v, ratio Weir/DuckDB %.2f\n", *rows, w.Round(time.Millisecond), d.Round(time.Millisecond), float64(w)/float64(d))
 	}
-}
-
-// cpuSeconds is this process's user+system CPU time so far.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	must(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -19,9 +19,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/weir-dev/weir/bench/internal/host"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/gitserver"
@@ -139,7 +139,7 @@ func run(n int, bin, example string) error {
 		return err
 	}
 
-	fmt.Printf("load average: %s\n", loadavg())
+	fmt.Printf("load average: %s\n", host.LoadAvg())
 	if profileTo != "" {
 		f, err := os.Create(profileTo)
 		if err != nil {
@@ -150,7 +150,7 @@ func run(n int, bin, example string) error {
 			return err
 		}
 	}
-	t0, s0 := cpuTimes()
+	t0, s0 := host.CPUTimes()
 	variants := []string{current}
 	if baseline != "" {
 		variants = append(variants, old)
@@ -179,7 +179,7 @@ func run(n int, bin, example string) error {
 	if profileTo != "" {
 		pprof.StopCPUProfile()
 	}
-	fmt.Printf("load average: %s; CPU time stolen by the hypervisor during the pushes: %s\n", loadavg(), stealSince(t0, s0))
+	fmt.Printf("load average: %s; CPU time stolen by the hypervisor during the pushes: %s\n", host.LoadAvg(), host.StealSince(t0, s0))
 	for _, v := range variants {
 		report(example, v, weir[v], peer)
 	}
@@ -271,15 +271,6 @@ func stats(ds []time.Duration) (p50, p99, mean time.Duration) {
 }
 
 func msStr(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
 
 func appendFile(path, s string) error {
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
@@ -428,7 +419,7 @@ var nodeRE = regexp.MustCompile(`weir: \[\d+/\d+\] (\S+)\s+(\S+)\s+[\d,]+ rows\s
 func (s *server) push(work, url, variant string) (sample, error) {
 	s.hook.use(variant)
 	var out bytes.Buffer
-	cpu0, self0 := cpuUsed()
+	cpu0, self0 := host.CPUUsed()
 	began := time.Now()
 	args := []string{"push", "-o", hooks.OptionTiming}
 	if rerun {
@@ -440,7 +431,7 @@ func (s *server) push(work, url, variant string) (sample, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	total := time.Since(began)
-	cpu1, self1 := cpuUsed()
+	cpu1, self1 := host.CPUUsed()
 	if err != nil {
 		return sample{}, fmt.Errorf("git push: %v\n%s", err, out.String())
 	}
@@ -686,43 +677,4 @@ func (p *phaseLog) print() {
 		fmt.Printf(" %s %s", k, msStr(p50))
 	}
 	fmt.Println()
-}
-
-// cpuUsed is the CPU time of this process and of its children that have
-// been waited for (git, sandboxed nodes: their inits are its children),
-// and of this process alone.
-func cpuUsed() (all, self time.Duration) {
-	var s, k syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &s)
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &k)
-	self = time.Duration(s.Utime.Nano() + s.Stime.Nano())
-	return self + time.Duration(k.Utime.Nano()+k.Stime.Nano()), self
-}
-
-// cpuTimes reads the machine's CPU counters (/proc/stat): total and
-// stolen (the hypervisor ran someone else on our CPUs), in clock ticks.
-func cpuTimes() (total, steal uint64) {
-	b, _ := os.ReadFile("/proc/stat")
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseUint(v, 10, 64)
-		if i < 8 { // user nice system idle iowait irq softirq steal
-			total += n
-		}
-		if i == 7 {
-			steal = n
-		}
-	}
-	return total, steal
-}
-
-// stealSince says what share of the CPUs' time was stolen since the
-// counters t0, s0: figures measured under steal are that much slower.
-func stealSince(t0, s0 uint64) string {
-	t1, s1 := cpuTimes()
-	if t1 <= t0 {
-		return "?"
-	}
-	return fmt.Sprintf("%.0f%%", 100*float64(s1-s0)/float64(t1-t0))
 }

@@ -52,6 +52,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/weir-dev/weir/bench/internal/host"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/hooks"
@@ -158,9 +159,9 @@ func run(rows, n int, bin string, cpus float64) error {
 	if cpus > 0 {
 		nodeCPUs = cpus
 	}
-	fmt.Printf("machine: %d CPUs, load average %s; node CPU limit %g\n", runtime.NumCPU(), loadavg(), nodeCPUs)
+	fmt.Printf("machine: %d CPUs, load average %s; node CPU limit %g\n", runtime.NumCPU(), host.LoadAvg(), nodeCPUs)
 
-	t0, s0 := cpuTimes()
+	t0, s0 := host.CPUTimes()
 	for _, q := range queries {
 		work := filepath.Join(tmp, "work-"+q.name)
 		if err := os.MkdirAll(filepath.Join(work, "models"), 0o755); err != nil {
@@ -234,7 +235,7 @@ func run(rows, n int, bin string, cpus float64) error {
 		fmt.Printf("  (weir-node as a plain process, no sandbox, Git or Iceberg: %s)\n", median(plain).Round(time.Millisecond))
 		fmt.Printf("  ratio weir/duckdb (rows/s): %.2f\n", float64(a)/float64(w))
 	}
-	fmt.Printf("\nload average: %s; CPU time stolen by the hypervisor during the runs: %s\n", loadavg(), stealSince(t0, s0))
+	fmt.Printf("\nload average: %s; CPU time stolen by the hypervisor during the runs: %s\n", host.LoadAvg(), host.StealSince(t0, s0))
 	return nil
 }
 
@@ -370,15 +371,6 @@ func median(ds []time.Duration) time.Duration {
 
 func mrows(rows int, d time.Duration) float64 { return float64(rows) / d.Seconds() / 1e6 }
 
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 var gitEnv = []string{
 	"GIT_AUTHOR_NAME=bench", "GIT_AUTHOR_EMAIL=bench@localhost",
 	"GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@localhost",
@@ -400,32 +392,4 @@ func output(dir, name string, args ...string) (string, error) {
 		return "", fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, errb.String())
 	}
 	return strings.TrimSpace(out.String()), nil
-}
-
-// cpuTimes reads the machine's CPU counters (/proc/stat): total and
-// stolen (the hypervisor ran someone else on our CPUs), in clock ticks.
-func cpuTimes() (total, steal uint64) {
-	b, _ := os.ReadFile("/proc/stat")
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseUint(v, 10, 64)
-		if i < 8 { // user nice system idle iowait irq softirq steal
-			total += n
-		}
-		if i == 7 {
-			steal = n
-		}
-	}
-	return total, steal
-}
-
-// stealSince says what share of the CPUs' time was stolen since the
-// counters t0, s0: figures measured under steal are that much slower.
-func stealSince(t0, s0 uint64) string {
-	t1, s1 := cpuTimes()
-	if t1 <= t0 {
-		return "?"
-	}
-	return fmt.Sprintf("%.0f%%", 100*float64(s1-s0)/float64(t1-t0))
 }
