@@ -130,25 +130,36 @@ func newRunID() string {
 	return "iceberg-" + hex.EncodeToString(b[:])
 }
 
-// CreateTable implements catalog.Catalog.
-func (ic *IcebergCatalog) CreateTable(ctx context.Context, ident table.Identifier, schema *iceberg.Schema, opts ...icebergcat.CreateTableOpt) (*table.Table, error) {
+// createArgs checks the arguments of a table creation (CreateTable,
+// StageCreateTable) and returns the table's name, its options and its
+// location (the one asked for, else the default under the repo).
+func (ic *IcebergCatalog) createArgs(ident table.Identifier, schema *iceberg.Schema, opts []icebergcat.CreateTableOpt) (TableName, icebergcat.CreateTableCfg, string, error) {
+	cfg := icebergcat.NewCreateTableCfg()
 	t, err := tableName(ident)
 	if err != nil {
-		return nil, err
+		return t, cfg, "", err
 	}
-	if ic.ref == "" {
-		return nil, fmt.Errorf("%w: %q of %s; write to a branch", ErrReadOnly, ic.rev, ic.repo)
+	if ic.ReadOnly() {
+		return t, cfg, "", fmt.Errorf("%w: %q of %s; write to a branch", ErrReadOnly, ic.rev, ic.repo)
 	}
 	if schema == nil {
-		return nil, fmt.Errorf("%w: create table %s without a schema", ErrBadUpdate, t)
+		return t, cfg, "", fmt.Errorf("%w: create table %s without a schema", ErrBadUpdate, t)
 	}
-	cfg := icebergcat.NewCreateTableCfg()
 	for _, o := range opts {
 		o(&cfg)
 	}
 	loc := ic.c.tableLocation(ic.repo, t)
 	if cfg.Location != "" {
 		loc = cfg.Location
+	}
+	return t, cfg, loc, nil
+}
+
+// CreateTable implements catalog.Catalog.
+func (ic *IcebergCatalog) CreateTable(ctx context.Context, ident table.Identifier, schema *iceberg.Schema, opts ...icebergcat.CreateTableOpt) (*table.Table, error) {
+	t, cfg, loc, err := ic.createArgs(ident, schema, opts)
+	if err != nil {
+		return nil, err
 	}
 	var meta table.Metadata
 	var mloc, ptrLine string

@@ -23,24 +23,11 @@ import (
 // ErrNoSuchNamespace, ErrTableAlreadyExists, ErrBadName, and ErrBadUpdate
 // for a missing schema or a location outside this repo's warehouse.
 func (ic *IcebergCatalog) StageCreateTable(ctx context.Context, ident table.Identifier, schema *iceberg.Schema, opts ...icebergcat.CreateTableOpt) (table.Metadata, error) {
-	t, err := tableName(ident)
+	t, cfg, loc, err := ic.createArgs(ident, schema, opts)
 	if err != nil {
 		return nil, err
 	}
-	if ic.ReadOnly() {
-		return nil, fmt.Errorf("%w: %q of %s; write to a branch", ErrReadOnly, ic.rev, ic.repo)
-	}
-	if schema == nil {
-		return nil, fmt.Errorf("%w: create table %s without a schema", ErrBadUpdate, t)
-	}
-	cfg := icebergcat.NewCreateTableCfg()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	loc := ic.c.tableLocation(ic.repo, t)
-	if cfg.Location != "" {
-		loc = strings.TrimRight(cfg.Location, "/")
-	}
+	loc = strings.TrimRight(loc, "/")
 	if !strings.HasPrefix(loc+"/", ic.c.repoRoot(ic.repo)) || strings.Contains(loc, "..") {
 		return nil, fmt.Errorf("%w: location %q of table %s is outside this repo's warehouse %s", ErrBadUpdate, loc, t, ic.c.repoRoot(ic.repo))
 	}
