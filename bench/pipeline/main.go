@@ -474,29 +474,39 @@ func (o oldRunner) Run(ctx context.Context, spec exec.Spec) (*exec.Result, error
 	return o.sb.Run(ctx, spec)
 }
 
-// timedHTTP times the server's receive-pack requests (POSTs).
-type timedHTTP struct {
-	h   http.Handler
+// elapsed sums durations until taken; one per timed part of a push.
+type elapsed struct {
 	mu  sync.Mutex
 	sum time.Duration
+}
+
+func (e *elapsed) add(d time.Duration) {
+	e.mu.Lock()
+	e.sum += d
+	e.mu.Unlock()
+}
+
+// take returns the sum so far and starts again from zero.
+func (e *elapsed) take() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := e.sum
+	e.sum = 0
+	return d
+}
+
+// timedHTTP times the server's receive-pack requests (POSTs).
+type timedHTTP struct {
+	h http.Handler
+	elapsed
 }
 
 func (t *timedHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	t.h.ServeHTTP(w, r)
 	if r.Method == http.MethodPost {
-		t.mu.Lock()
-		t.sum += time.Since(began)
-		t.mu.Unlock()
+		t.add(time.Since(began))
 	}
-}
-
-func (t *timedHTTP) take() time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	d := t.sum
-	t.sum = 0
-	return d
 }
 
 // timedHook times the pre-receive hook of the variant in use.
@@ -504,7 +514,7 @@ type timedHook struct {
 	hooks map[string]hooks.PreReceive
 	mu    sync.Mutex
 	cur   string
-	last  time.Duration
+	elapsed
 }
 
 func (t *timedHook) use(variant string) {
@@ -519,43 +529,22 @@ func (t *timedHook) PreReceive(ctx context.Context, p *hooks.Push) (*hooks.Resul
 	t.mu.Unlock()
 	began := time.Now()
 	res, err := h.PreReceive(ctx, p)
-	t.mu.Lock()
-	t.last = time.Since(began)
-	t.mu.Unlock()
+	t.add(time.Since(began))
 	return res, err
-}
-
-func (t *timedHook) take() time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	d := t.last
-	t.last = 0
-	return d
 }
 
 // timedRefs times ref updates (the push's commit: refs and quarantined
 // objects in one synced write).
 type timedRefs struct {
 	refs.Store
-	mu  sync.Mutex
-	sum time.Duration
+	elapsed
 }
 
 func (t *timedRefs) Update(ctx context.Context, repo objects.RepoName, ups []refs.Update, q *objects.Quarantine, msg string) error {
 	began := time.Now()
 	err := t.Store.Update(ctx, repo, ups, q, msg)
-	t.mu.Lock()
-	t.sum += time.Since(began)
-	t.mu.Unlock()
+	t.add(time.Since(began))
 	return err
-}
-
-func (t *timedRefs) take() time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	d := t.sum
-	t.sum = 0
-	return d
 }
 
 // bare runs the example's four steps with weir-node as plain processes:
