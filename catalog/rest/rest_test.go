@@ -399,8 +399,8 @@ func TestBranchIsolationThroughREST(t *testing.T) {
 	}
 }
 
-// raw sends one HTTP request and decodes an error body if any.
-func raw(t *testing.T, s *server, method, path, body string) (int, string, string) {
+// send sends one HTTP request and returns the status and the body.
+func send(t *testing.T, s *server, method, path, body string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, s.srv.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -412,6 +412,13 @@ func raw(t *testing.T, s *server, method, path, body string) (int, string, strin
 	}
 	defer rsp.Body.Close()
 	data, _ := io.ReadAll(rsp.Body)
+	return rsp.StatusCode, data
+}
+
+// raw sends one HTTP request and decodes an error body if any.
+func raw(t *testing.T, s *server, method, path, body string) (int, string, string) {
+	t.Helper()
+	status, data := send(t, s, method, path, body)
 	var e struct {
 		Error struct {
 			Message string `json:"message"`
@@ -420,10 +427,10 @@ func raw(t *testing.T, s *server, method, path, body string) (int, string, strin
 		} `json:"error"`
 	}
 	_ = json.Unmarshal(data, &e)
-	if e.Error.Code != 0 && e.Error.Code != rsp.StatusCode {
-		t.Errorf("%s %s: body code %d != status %d", method, path, e.Error.Code, rsp.StatusCode)
+	if e.Error.Code != 0 && e.Error.Code != status {
+		t.Errorf("%s %s: body code %d != status %d", method, path, e.Error.Code, status)
 	}
-	return rsp.StatusCode, e.Error.Type, e.Error.Message
+	return status, e.Error.Type, e.Error.Message
 }
 
 func TestBadInput(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -24,23 +23,14 @@ const prefix = "/iceberg/v1/team%2Fdemo/main"
 // do sends one request and returns the status and the decoded JSON body.
 func do(t *testing.T, s *server, method, path, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rsp.Body.Close()
-	data, _ := io.ReadAll(rsp.Body)
+	code, data := send(t, s, method, path, body)
 	var out map[string]any
 	if len(data) > 0 {
 		if err := json.Unmarshal(data, &out); err != nil {
 			t.Fatalf("%s %s: body is not JSON: %v\n%s", method, path, err, data)
 		}
 	}
-	return rsp.StatusCode, out
+	return code, out
 }
 
 func errType(body map[string]any) string {
