@@ -46,10 +46,6 @@ func (r *run) reusableSeeds(tabs map[catalog.TableName]catalog.Pointer) map[int]
 		files[c] = f
 		return f
 	}
-	now := read(r.cmd.New)
-	if now == nil {
-		return nil
-	}
 	out := map[int]catalog.Pointer{}
 	for i, n := range r.plan.Nodes {
 		if n.Kind != pipeline.KindSeed || len(n.Outputs) != 1 || (n.Materialize != "" && n.Materialize != pipeline.Replace) {
@@ -60,8 +56,8 @@ func (r *run) reusableSeeds(tabs map[catalog.TableName]catalog.Pointer) map[int]
 		if !ok || !strings.HasPrefix(p.Run, "r-") || p.CodeCommit.IsZero() {
 			continue
 		}
-		then := read(p.CodeCommit)
-		if then == nil {
+		then, now := read(p.CodeCommit), read(r.cmd.New)
+		if then == nil || now == nil {
 			continue
 		}
 		csv, had := then[n.File]
