@@ -351,8 +351,10 @@ func (s *Server) checkCommand(ctx context.Context, sess *Session, q *objects.Qua
 		return reasonDuplicate
 	}
 	seen[c.Name] = true
-	if sess.CanWrite != nil && !sess.CanWrite(c.Name) {
-		return reasonDenied
+	if sess.Authorize != nil {
+		if err := sess.Authorize(c.Name); err != nil {
+			return oneLine(err.Error())
+		}
 	}
 	cur, err := s.Refs.Resolve(ctx, sess.Repo, c.Name)
 	if errors.Is(err, refs.ErrNotFound) {
@@ -441,7 +443,7 @@ func isAncestor(w *walker, anc, desc objects.Hash) (bool, error) {
 // refs.Store.Update, with the quarantine. Non-atomic pushes retry without a
 // command that turned out stale, so the others still land.
 func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quarantine, st *pushState, extra []refs.Update, atomic bool) {
-	msg := "push by " + sess.Identity
+	msg := "push by " + string(sess.Identity)
 	for attempt := 0; attempt <= len(st.cmds)+1; attempt++ {
 		var ups []refs.Update
 		var idx []int

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -22,7 +23,7 @@ type Push struct {
 	Quarantine *objects.Quarantine // the push's objects; readable here only
 	Options    []string            // push options (git push -o), opaque
 	Atomic     bool                // client asked for --atomic
-	Pusher     string              // authenticated identity, "anonymous" on loopback
+	Pusher     access.Identity     // authenticated identity, access.Anonymous on loopback
 	// Progress reaches the client as "remote: " lines (side band 2).
 	// Write whole lines.
 	Progress io.Writer

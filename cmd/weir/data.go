@@ -15,9 +15,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/catalog/rest"
-	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -54,11 +54,17 @@ func mountIceberg(a *serveApp) error {
 		acc := a.HTTPAccess
 		opts = append(opts,
 			rest.WithAuthorizer(acc.HTTPIdentity),
-			rest.WithRepoAccess(func(id string, repo objects.RepoName, write bool) bool {
-				if write {
-					return acc.Can(id, repo, gitserver.PermWrite)
+			rest.WithRepoAccess(func(id access.Identity, repo objects.RepoName, branch string, write bool) error {
+				if !write {
+					if !acc.Can(id, repo, access.PermRead) {
+						return fmt.Errorf("%s may not read repo %s", id, repo)
+					}
+					return nil
 				}
-				return acc.Can(id, repo, gitserver.PermRead)
+				if !acc.Can(id, repo, access.PermWrite) {
+					return fmt.Errorf("%s may not write to repo %s", id, repo)
+				}
+				return acc.AuthorizeDataWrite(id, repo, branch)
 			}))
 	}
 	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", rest.NewRESTHandler(cat, opts...)))
