@@ -38,6 +38,9 @@ var (
 	ErrBranchExists = errors.New("catalog: data branch already exists")
 	// ErrForgedPointer: a pushed data tree holds a blob the server never wrote.
 	ErrForgedPointer = errors.New("catalog: table pointer was not written by this server")
+	// ErrUnpublished: a data tree holds a pointer the server wrote but
+	// never published (a failed run's).
+	ErrUnpublished = errors.New("catalog: table pointer was never published")
 	// ErrBadWrite: a TableWrite is not usable (no files, bad mode, schema mismatch).
 	ErrBadWrite = errors.New("catalog: bad table write")
 )
@@ -67,6 +70,8 @@ type Catalog struct {
 	lists      fileCache[[]iceberg.ManifestFile] // manifest lists (rebase.go)
 	raw        rawCache                          // JSON of metadata written lately
 	committers sync.Map                          // repo NUL data ref -> *committer (committer.go)
+	indexed    sync.Map                          // repo -> struct{}: its published index is complete (publish.go)
+	indexMu    sync.Mutex                        // held while a repo's index is backfilled
 }
 
 // Rebases returns how many appends this catalog applied on top of a newer
@@ -130,18 +135,6 @@ func (c *Catalog) putPointer(ctx context.Context, repo objects.RepoName, p Point
 
 func (c *Catalog) putNamespace(ctx context.Context, repo objects.RepoName, ns string, props map[string]string) (objects.Hash, error) {
 	return c.putBlob(ctx, repo, 'n', marshalNamespace(ns, props))
-}
-
-func (c *Catalog) wrote(repo objects.RepoName, h objects.Hash) (bool, error) {
-	_, closer, err := c.objs.DB().Get(wKey(repo, h))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	closer.Close()
-	return true, nil
 }
 
 func (c *Catalog) state(ctx context.Context, repo objects.RepoName, h objects.Hash) (*dataState, error) {
