@@ -142,7 +142,11 @@ func (c *Catalog) state(ctx context.Context, repo objects.RepoName, h objects.Ha
 }
 
 func (c *Catalog) readPointer(ctx context.Context, repo objects.RepoName, h objects.Hash) (Pointer, error) {
-	data, err := getObject(ctx, repoObjects{c.objs, repo}, h, plumbing.BlobObject)
+	return readPointerFrom(ctx, repoObjects{c.objs, repo}, h)
+}
+
+func readPointerFrom(ctx context.Context, r objectReader, h objects.Hash) (Pointer, error) {
+	data, err := getObject(ctx, r, h, plumbing.BlobObject)
 	if err != nil {
 		return Pointer{}, err
 	}
@@ -160,13 +164,17 @@ func (c *Catalog) readNamespace(ctx context.Context, repo objects.RepoName, ns s
 // Tables returns every table of a data commit with its pointer. ZeroHash
 // is the empty data commit.
 func (c *Catalog) Tables(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash) (map[TableName]Pointer, error) {
-	st, err := c.state(ctx, repo, dataCommit)
+	return c.tablesFrom(ctx, repoObjects{c.objs, repo}, repo, dataCommit)
+}
+
+func (c *Catalog) tablesFrom(ctx context.Context, r objectReader, repo objects.RepoName, dataCommit objects.Hash) (map[TableName]Pointer, error) {
+	st, err := readState(ctx, r, dataCommit)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[TableName]Pointer, len(st.tables))
 	for t, h := range st.tables {
-		p, err := c.readPointer(ctx, repo, h)
+		p, err := readPointerFrom(ctx, r, h)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", t, err)
 		}
@@ -182,7 +190,11 @@ func (c *Catalog) fsFunc() table.FSysF {
 
 // loadTable opens the Iceberg table a pointer blob names.
 func (c *Catalog) loadTable(ctx context.Context, repo objects.RepoName, t TableName, h objects.Hash, cat table.CatalogIO) (*table.Table, Pointer, error) {
-	p, err := c.readPointer(ctx, repo, h)
+	return c.loadTableFrom(ctx, repoObjects{c.objs, repo}, t, h, cat)
+}
+
+func (c *Catalog) loadTableFrom(ctx context.Context, r objectReader, t TableName, h objects.Hash, cat table.CatalogIO) (*table.Table, Pointer, error) {
+	p, err := readPointerFrom(ctx, r, h)
 	if err != nil {
 		return nil, Pointer{}, fmt.Errorf("table %s: %w", t, err)
 	}
@@ -197,7 +209,11 @@ func (c *Catalog) loadTable(ctx context.Context, repo objects.RepoName, t TableN
 // current snapshot at dataCommit, downloading them from S3 into the cache
 // when the warehouse is remote.
 func (c *Catalog) ReadTableFiles(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]string, error) {
-	st, err := c.state(ctx, repo, dataCommit)
+	return c.readTableFilesFrom(ctx, repoObjects{c.objs, repo}, repo, dataCommit, t)
+}
+
+func (c *Catalog) readTableFilesFrom(ctx context.Context, r objectReader, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]string, error) {
+	st, err := readState(ctx, r, dataCommit)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +221,7 @@ func (c *Catalog) ReadTableFiles(ctx context.Context, repo objects.RepoName, dat
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchTable, t)
 	}
-	tbl, _, err := c.loadTable(ctx, repo, t, h, nil)
+	tbl, _, err := c.loadTableFrom(ctx, r, t, h, nil)
 	if err != nil {
 		return nil, err
 	}

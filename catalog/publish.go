@@ -221,3 +221,24 @@ func (c *Catalog) ensureIndex(ctx context.Context, repo objects.RepoName) error 
 	c.indexed.Store(repo, struct{}{})
 	return nil
 }
+
+// PushedView reads the tables of a data commit a client pushed, which is
+// still in the push's quarantine: the pipeline hook runs the branch's
+// expectations on it before the ref moves.
+type PushedView struct {
+	c *Catalog
+	q *objects.Quarantine
+}
+
+// Pushed returns a view of the data commits in q.
+func (c *Catalog) Pushed(q *objects.Quarantine) *PushedView { return &PushedView{c: c, q: q} }
+
+// Tables is Catalog.Tables for a pushed data commit.
+func (v *PushedView) Tables(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash) (map[TableName]Pointer, error) {
+	return v.c.tablesFrom(ctx, quarantineObjects{v.q}, repo, dataCommit)
+}
+
+// ReadTableFiles is Catalog.ReadTableFiles for a pushed data commit.
+func (v *PushedView) ReadTableFiles(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]string, error) {
+	return v.c.readTableFilesFrom(ctx, quarantineObjects{v.q}, repo, dataCommit, t)
+}
