@@ -366,12 +366,9 @@ func checkTree(h Hash, data []byte, note func(tree, id Hash, role blobRole)) err
 			}
 		}
 		symlink := mode&0o170000 == 0o120000
-		isGitmodules := func(n []byte) bool {
-			return isHFSDotGeneric(n, "gitmodules") || isNTFSDotGeneric(n, "gitmodules", "gi7eba")
-		}
-		dotGitmodules := isGitmodules(name)
-		// NTFS reads '\' as a separator: git checks what follows each one
-		// (only for .gitmodules; git does the same).
+		dotGitmodules := isHFSDotGeneric(name, "gitmodules") || isNTFSDotGeneric(name, "gitmodules", "gi7eba")
+		// NTFS reads '\' as a separator: like git, look at what follows
+		// each one (for .gitmodules only, as git does).
 		for rest := name; !dotGitmodules; {
 			i := bytes.IndexByte(rest, '\\')
 			if i < 0 {

@@ -21,7 +21,9 @@ import (
 // --strict: warnings become errors, infos stay notes):
 //
 //	id                          git default   Weir
-//	gitmodulesMissing           error         refuses: the blob is in neither the push nor the repo
+//	gitmodulesMissing           error         refuses: the blob is in neither the push nor the repo (git fsck and
+//	                                          unpack-objects --strict refuse it; index-pack --strict, used for big
+//	                                          pushes, leaves it to its caller)
 //	gitmodulesBlob              error         refuses: .gitmodules names a tree or a commit
 //	gitmodulesLarge             error         refuses: bigger than MaxGitmodulesBytes (see there)
 //	gitmodulesName              error         refuses: [submodule "../x"], empty name
@@ -138,7 +140,7 @@ func CheckGitattributes(id Hash, r io.Reader) error {
 			}
 			if line++; line >= maxGitattributesLine {
 				return &CheckError{Object: id, Check: "gitattributesLineLength",
-					Detail: fmt.Sprintf(".gitattributes has too long lines to parse: line %d is %d bytes or longer; git ignores such files", lineNo, maxGitattributesLine)}
+					Detail: fmt.Sprintf(".gitattributes has too long lines to parse: line %d is %d bytes or longer, which git ignores", lineNo, maxGitattributesLine)}
 			}
 		}
 		if err == io.EOF {
