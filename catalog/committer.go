@@ -190,7 +190,7 @@ func (ic *IcebergCatalog) commit(ctx context.Context, st *dataState, head object
 	// versions are never written (nothing refers to them).
 	for t := range st.staged {
 		if sm, ok := st.stagedFor(t); ok {
-			if err := ic.c.writeMetadata(ctx, sm.loc, sm.meta); err != nil {
+			if err := ic.c.writeMetadata(ctx, ic.area, sm.loc, sm.meta); err != nil {
 				return objects.ZeroHash, err
 			}
 		}

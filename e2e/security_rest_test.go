@@ -338,6 +338,7 @@ func TestQueryShowsNoServerPath(t *testing.T) {
 	ask := func(sql string, fails bool, mention string) {
 		t.Helper()
 		out, err := sshWeir(t, s, "query", "leak", "main", "'"+strings.ReplaceAll(sql, "'", `'\''`)+"'")
+		t.Logf("weir query %s:\n%s", sql, out)
 		if (err != nil) != fails {
 			t.Errorf("%s: err %v, want failure %v:\n%s", sql, err, fails, out)
 		}
@@ -352,8 +353,8 @@ func TestQueryShowsNoServerPath(t *testing.T) {
 	ask("SELECT current_setting('allowed_paths') AS p", false, "")
 	ask("SELECT name, value FROM duckdb_settings()", false, "")
 
-	// Damage ns.bad's data file, then delete ns.gone's metadata file, as a
-	// broken writer (or a full disk) might.
+	// Damage ns.bad's data file, as a broken writer (or a full disk)
+	// might.
 	ctx := context.Background()
 	tasks, err := bad.Scan().PlanFiles(ctx)
 	if err != nil || len(tasks) != 1 {
@@ -363,15 +364,19 @@ func TestQueryShowsNoServerPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	ask("SELECT count(*) FROM ns.bad", true, "ns.bad")
+
+	// The offline form, on the stopped server's data directory, once
+	// ns.gone's metadata file is gone too (the server had it cached).
+	s.Stop()
 	if err := os.Remove(strings.TrimPrefix(gone.MetadataLocation(), "file://")); err != nil {
 		t.Fatal(err)
 	}
-	ask("SELECT count(*) FROM ns.gone", true, "ns.gone")
-
-	// The offline form, on the stopped server's data directory.
-	s.Stop()
-	for _, sql := range []string{"SELECT count(*) FROM ns.bad", "SELECT sql FROM duckdb_views()"} {
-		out, _ := exec.Command(weirBin, "query", "--data", data, "--repo", "leak", "--ref", "main", sql).CombinedOutput()
+	for _, sql := range []string{"SELECT count(*) FROM ns.gone", "SELECT sql FROM duckdb_views()"} {
+		out, err := exec.Command(weirBin, "query", "--data", data, "--repo", "leak", "--ref", "main", sql).CombinedOutput()
+		t.Logf("offline weir query %s:\n%s", sql, out)
+		if err == nil || !strings.Contains(string(out), "ns.gone") {
+			t.Errorf("offline weir query %s: err %v, want a failure naming ns.gone:\n%s", sql, err, out)
+		}
 		check(t, "offline weir query "+sql, string(out))
 	}
 }
