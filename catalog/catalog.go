@@ -594,22 +594,8 @@ func (c *Catalog) prepareMetadata(a Area, t TableName, base table.Metadata, base
 	if meta.Location() == "" {
 		return nil, "", fmt.Errorf("%w: table %s has no location", ErrBadUpdate, t)
 	}
-	if _, err := a.Resolve(meta.Location()); err != nil {
+	if err := checkReferences(a, base, meta); err != nil {
 		return nil, "", fmt.Errorf("%w: table %s: %w", ErrBadUpdate, t, err)
-	}
-	known := map[int64]bool{}
-	if base != nil {
-		for _, snap := range base.Snapshots() {
-			known[snap.SnapshotID] = true
-		}
-	}
-	for _, snap := range meta.Snapshots() {
-		if known[snap.SnapshotID] {
-			continue
-		}
-		if _, err := a.Resolve(snap.ManifestList); err != nil {
-			return nil, "", fmt.Errorf("%w: table %s: manifest list of snapshot %d: %w", ErrBadUpdate, t, snap.SnapshotID, err)
-		}
 	}
 	version := 0
 	if baseLoc != "" {
@@ -623,6 +609,50 @@ func (c *Catalog) prepareMetadata(a Area, t TableName, base table.Metadata, base
 	loc := fmt.Sprintf("%s/metadata/%05d-%s.metadata.json", meta.Location(), version, uuid.NewString())
 	c.metas.put(loc, meta)
 	return meta, loc, nil
+}
+
+// checkReferences checks that every file or folder meta names, that the
+// server or an Iceberg writer may write or read, resolves in the area a:
+// the table's location, the write.data.path and write.metadata.path
+// properties, statistics files, and the manifest list of every snapshot
+// base does not have (those of base were checked when they were added).
+// checkNewSnapshots looks inside the new manifest lists.
+func checkReferences(a Area, base, meta table.Metadata) error {
+	if _, err := a.Resolve(meta.Location()); err != nil {
+		return err
+	}
+	for _, k := range []string{table.WriteDataPathKey, table.WriteMetadataPathKey} {
+		if v, ok := meta.Properties()[k]; ok {
+			if _, err := a.Resolve(strings.TrimRight(v, "/")); err != nil {
+				return fmt.Errorf("property %s: %w", k, err)
+			}
+		}
+	}
+	for s := range meta.Statistics() {
+		if _, err := a.Resolve(s.StatisticsPath); err != nil {
+			return fmt.Errorf("statistics of snapshot %d: %w", s.SnapshotID, err)
+		}
+	}
+	for s := range meta.PartitionStatistics() {
+		if _, err := a.Resolve(s.StatisticsPath); err != nil {
+			return fmt.Errorf("partition statistics of snapshot %d: %w", s.SnapshotID, err)
+		}
+	}
+	known := map[int64]bool{}
+	if base != nil {
+		for _, snap := range base.Snapshots() {
+			known[snap.SnapshotID] = true
+		}
+	}
+	for _, snap := range meta.Snapshots() {
+		if known[snap.SnapshotID] {
+			continue
+		}
+		if _, err := a.Resolve(snap.ManifestList); err != nil {
+			return fmt.Errorf("manifest list of snapshot %d: %w", snap.SnapshotID, err)
+		}
+	}
+	return nil
 }
 
 // newMetadataFrom builds a table's first metadata from updates alone, in

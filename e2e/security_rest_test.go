@@ -238,6 +238,51 @@ func TestRESTLocationsConfined(t *testing.T) {
 		})
 	}
 
+	// Table properties that steer where writers put files.
+	for _, prop := range []string{"write.metadata.path", "write.data.path"} {
+		t.Run("set-properties/"+prop, func(t *testing.T) {
+			code, body := restCall(t, "POST", p+"/namespaces/ns/tables/t", `{"requirements":[],"updates":[{"action":"set-properties","updates":{"`+prop+`":`+q(toSentinel("%2e%2e"))+`}}]}`)
+			refused(t, "set-properties "+prop, code, body)
+		})
+	}
+
+	// Manifest lists written into sales' own folder (as any client on
+	// this machine can) that name a manifest of another repo, or a
+	// manifest that adds /etc/shadow as a data file.
+	salesMeta := filepath.Join(wh, "sales", "ns", "t", "metadata")
+	handMade := []struct {
+		name, want string
+		manifests  func(id int64) []iceberg.ManifestFile
+	}{
+		{"a manifest of another repo", "manifest", func(id int64) []iceberg.ManifestFile {
+			return []iceberg.ManifestFile{iceberg.NewManifestFile(2, "file://"+wh+"/other/ns/t/metadata/m0.avro", 100, 0, id).AddedFiles(1).AddedRows(1).Build()}
+		}},
+		{"a manifest adding /etc/shadow", "data file", func(id int64) []iceberg.ManifestFile {
+			return []iceberg.ManifestFile{writeManifest(t, filepath.Join(salesMeta, fmt.Sprintf("evil-%d-m0.avro", id)), "file://"+filepath.Join(salesMeta, fmt.Sprintf("evil-%d-m0.avro", id)), id, "file:///etc/shadow")}
+		}},
+	}
+	for i, h := range handMade {
+		t.Run("add-snapshot/manifest list naming "+h.name, func(t *testing.T) {
+			id := int64(200 + i)
+			list := filepath.Join(salesMeta, fmt.Sprintf("snap-%d-evil.avro", id))
+			var buf bytes.Buffer
+			seq := int64(1)
+			if err := iceberg.WriteManifestList(2, &buf, id, nil, &seq, 0, h.manifests(id)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(list, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, body := restCall(t, "POST", p+"/namespaces/ns/tables/t", fmt.Sprintf(`{"requirements":[{"type":"assert-ref-snapshot-id","ref":"main","snapshot-id":null}],"updates":[
+				{"action":"add-snapshot","snapshot":{"snapshot-id":%d,"timestamp-ms":4000000000000,"manifest-list":%s,"summary":{"operation":"append"},"sequence-number":1,"schema-id":0}},
+				{"action":"set-snapshot-ref","ref-name":"main","type":"branch","snapshot-id":%d}]}`, id, q("file://"+list), id))
+			refused(t, "add-snapshot", code, body)
+			if _, msg := restError(body); !strings.Contains(msg, h.want) {
+				t.Errorf("the refusal does not say which file: %q", msg)
+			}
+		})
+	}
+
 	if got := lsRemote(t, s.URL("sales"))["refs/data/main"]; got != ref {
 		t.Errorf("refs/data/main of sales moved from %s to %s", ref, got)
 	}
@@ -261,6 +306,27 @@ func TestRESTLocationsConfined(t *testing.T) {
 	if code != 200 || again["metadata-location"] != metaLoc {
 		t.Errorf("sales ns.t after the attacks: %d %v (was %v)", code, again["metadata-location"], metaLoc)
 	}
+}
+
+// writeManifest writes, at path (location loc), an Iceberg v2 manifest of
+// snapshot id that adds one data file at dataLoc, and returns its entry
+// for a manifest list.
+func writeManifest(t *testing.T, path, loc string, id int64, dataLoc string) iceberg.ManifestFile {
+	t.Helper()
+	sc := iceberg.NewSchema(0, iceberg.NestedField{ID: 1, Name: "id", Type: iceberg.PrimitiveTypes.Int64})
+	b, err := iceberg.NewDataFileBuilder(*iceberg.UnpartitionedSpec, iceberg.EntryContentData, dataLoc, iceberg.ParquetFile, nil, nil, nil, 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	mf, err := iceberg.WriteManifest(loc, &buf, 2, *iceberg.UnpartitionedSpec, sc, id, []iceberg.ManifestEntry{iceberg.NewManifestEntry(iceberg.EntryStatusADDED, &id, nil, nil, b.Build())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return mf
 }
 
 // icebergAppend creates ns.<name> in repo through iceberg-go's REST client
