@@ -38,6 +38,9 @@ var (
 	ErrBranchExists = errors.New("catalog: data branch already exists")
 	// ErrForgedPointer: a pushed data tree holds a blob the server never wrote.
 	ErrForgedPointer = errors.New("catalog: table pointer was not written by this server")
+	// ErrUnpublished: a data tree holds a pointer the server wrote but
+	// never published (a failed run's).
+	ErrUnpublished = errors.New("catalog: table pointer was never published")
 	// ErrBadWrite: a TableWrite is not usable (no files, bad mode, schema mismatch).
 	ErrBadWrite = errors.New("catalog: bad table write")
 )
@@ -67,6 +70,8 @@ type Catalog struct {
 	lists      fileCache[[]iceberg.ManifestFile] // manifest lists (rebase.go)
 	raw        rawCache                          // JSON of metadata written lately
 	committers sync.Map                          // repo NUL data ref -> *committer (committer.go)
+	indexed    sync.Map                          // repo -> struct{}: its published index is complete (publish.go)
+	indexMu    sync.Mutex                        // held while a repo's index is backfilled
 }
 
 // Rebases returns how many appends this catalog applied on top of a newer
@@ -151,24 +156,16 @@ func (c *Catalog) putNamespace(ctx context.Context, repo objects.RepoName, ns st
 	return c.putBlob(ctx, repo, 'n', marshalNamespace(ns, props))
 }
 
-func (c *Catalog) wrote(repo objects.RepoName, h objects.Hash) (bool, error) {
-	_, closer, err := c.objs.DB().Get(wKey(repo, h))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	closer.Close()
-	return true, nil
-}
-
 func (c *Catalog) state(ctx context.Context, repo objects.RepoName, h objects.Hash) (*dataState, error) {
 	return readState(ctx, repoObjects{c.objs, repo}, h)
 }
 
 func (c *Catalog) readPointer(ctx context.Context, repo objects.RepoName, h objects.Hash) (Pointer, error) {
-	data, err := getObject(ctx, repoObjects{c.objs, repo}, h, plumbing.BlobObject)
+	return readPointerFrom(ctx, repoObjects{c.objs, repo}, h)
+}
+
+func readPointerFrom(ctx context.Context, r objectReader, h objects.Hash) (Pointer, error) {
+	data, err := getObject(ctx, r, h, plumbing.BlobObject)
 	if err != nil {
 		return Pointer{}, err
 	}
@@ -186,13 +183,17 @@ func (c *Catalog) readNamespace(ctx context.Context, repo objects.RepoName, ns s
 // Tables returns every table of a data commit with its pointer. ZeroHash
 // is the empty data commit.
 func (c *Catalog) Tables(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash) (map[TableName]Pointer, error) {
-	st, err := c.state(ctx, repo, dataCommit)
+	return c.tablesFrom(ctx, repoObjects{c.objs, repo}, repo, dataCommit)
+}
+
+func (c *Catalog) tablesFrom(ctx context.Context, r objectReader, repo objects.RepoName, dataCommit objects.Hash) (map[TableName]Pointer, error) {
+	st, err := readState(ctx, r, dataCommit)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[TableName]Pointer, len(st.tables))
 	for t, h := range st.tables {
-		p, err := c.readPointer(ctx, repo, h)
+		p, err := readPointerFrom(ctx, r, h)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", t, err)
 		}
@@ -207,11 +208,17 @@ func fsFunc(a Area) table.FSysF { return a.IO }
 
 // loadTable opens the Iceberg table a pointer blob names.
 func (c *Catalog) loadTable(ctx context.Context, repo objects.RepoName, t TableName, h objects.Hash, cat table.CatalogIO) (*table.Table, Pointer, error) {
+	return c.loadTableFrom(ctx, repoObjects{c.objs, repo}, repo, t, h, cat)
+}
+
+// loadTableFrom is loadTable reading the pointer from r; the table's
+// files are read in repo's area.
+func (c *Catalog) loadTableFrom(ctx context.Context, r objectReader, repo objects.RepoName, t TableName, h objects.Hash, cat table.CatalogIO) (*table.Table, Pointer, error) {
 	a, err := c.area(repo)
 	if err != nil {
 		return nil, Pointer{}, err
 	}
-	p, err := c.readPointer(ctx, repo, h)
+	p, err := readPointerFrom(ctx, r, h)
 	if err != nil {
 		return nil, Pointer{}, fmt.Errorf("table %s: %w", t, err)
 	}
@@ -226,7 +233,11 @@ func (c *Catalog) loadTable(ctx context.Context, repo objects.RepoName, t TableN
 // current snapshot at dataCommit, downloading them from S3 into the cache
 // when the warehouse is remote.
 func (c *Catalog) ReadTableFiles(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]string, error) {
-	files, err := c.TableFiles(ctx, repo, dataCommit, t)
+	return c.readTableFilesFrom(ctx, repoObjects{c.objs, repo}, repo, dataCommit, t)
+}
+
+func (c *Catalog) readTableFilesFrom(ctx context.Context, r objectReader, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]string, error) {
+	files, err := c.tableFilesFrom(ctx, r, repo, dataCommit, t)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +259,11 @@ type TableFile struct {
 // file must be in the repo's own part of the warehouse: one elsewhere is
 // refused, naming the table.
 func (c *Catalog) TableFiles(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]TableFile, error) {
-	st, err := c.state(ctx, repo, dataCommit)
+	return c.tableFilesFrom(ctx, repoObjects{c.objs, repo}, repo, dataCommit, t)
+}
+
+func (c *Catalog) tableFilesFrom(ctx context.Context, r objectReader, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]TableFile, error) {
+	st, err := readState(ctx, r, dataCommit)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +275,7 @@ func (c *Catalog) TableFiles(ctx context.Context, repo objects.RepoName, dataCom
 	if err != nil {
 		return nil, err
 	}
-	tbl, _, err := c.loadTable(ctx, repo, t, h, nil)
+	tbl, _, err := c.loadTableFrom(ctx, r, repo, t, h, nil)
 	if err != nil {
 		return nil, err
 	}

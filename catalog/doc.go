@@ -4,11 +4,14 @@
 // by catalog/rest as the Iceberg REST catalog), data branches and tags, and
 // 3-way data merges.
 //
-// It must never move a code ref (refs/heads/*), never make a data ref point
+// It must never move an existing code ref (refs/heads/*; it creates one
+// only beside a new data branch, CreateBranch), never make a data ref point
 // at a commit whose tables are not all fully written (metadata and data files
 // are written to the warehouse before the commit object that names them), and
-// never accept a data tree it did not write itself (invariant 6, "honest
-// pointers": VerifyPushedDataCommit).
+// never put on a data ref a pointer that was not published: written by the
+// server and stood on a data ref through a successful run, a REST commit,
+// an import or a merge (invariant 6, "honest pointers": publish.go,
+// VerifyPushedDataCommit). A failed run's pointers are evidence only.
 //
 // # Data commits
 //
@@ -35,13 +38,16 @@
 // refs owns 'r' and 'l'). The catalog owns 'w':
 //
 //	key                                  value
-//	'w' <repo> 0x00 <blobhash:20>        <kind:1>  ('p' table pointer, 'n' namespace)
+//	'w' <repo> 0x00 <blobhash:20>        <kind:1> ['P']  ('p' table pointer, 'n' namespace; 'P': published)
+//	'w' <repo> 0x01 "published"          <version:1>     the repo's published index is complete
 //
-// One key per blob the server itself wrote into a data tree. A pushed data
-// commit (a client-side merge or revert) is accepted only if every blob in
-// its tree has such a key. The keys are written without sync, before the
-// commit that references the blob; the synced ref update that publishes the
-// commit makes them durable too (Pebble's WAL is ordered).
+// One key per blob the server itself wrote into a data tree; its second
+// value byte 'P' says the blob was published (publish.go has the rules and
+// the repo's index marker). A pushed data commit (a client-side merge or
+// revert) is accepted only if every blob in its tree is published. The
+// keys are written without sync, before the commit that references the
+// blob; the synced ref update that publishes the commit makes them durable
+// too (Pebble's WAL is ordered).
 //
 // # Warehouse layout
 //

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -36,14 +37,14 @@ import (
 // httpHandler serves smart HTTP for one listener.
 type httpHandler struct {
 	srv    *Server
-	access *Access
+	access *access.Access
 }
 
 // NewHTTPHandler returns the smart HTTP handler for s, with a deciding who
 // may do what (use the listener's view, Access.WithAnonymous). It serves
 // every path as a repo path; mount other handlers (the Iceberg REST catalog
 // under /iceberg/) next to it in an http.ServeMux.
-func NewHTTPHandler(s *Server, a *Access) http.Handler {
+func NewHTTPHandler(s *Server, a *access.Access) http.Handler {
 	return &httpHandler{srv: s, access: a}
 }
 
@@ -78,7 +79,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, "service", string(service))
 	}
 	if identity != "" {
-		attrs = append(attrs, "identity", identity)
+		attrs = append(attrs, "identity", string(identity))
 	}
 	if err != nil {
 		log.Warn("http request failed", append(attrs, "err", err)...)
@@ -88,7 +89,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve handles one request; the results are only for the log line.
-func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string, repo objects.RepoName, service Service, err error) {
+func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity access.Identity, repo objects.RepoName, service Service, err error) {
 	repoPart, endpoint := gitPath(r.URL.Path)
 	switch {
 	case endpoint == "" && dumbPath(r.URL.Path):
@@ -130,12 +131,12 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string
 		httpError(w, http.StatusUnauthorized, "weir: authentication required: use an HTTP token (weir user token NAME) as the password\n")
 		return
 	}
-	need := PermRead
+	need := access.PermRead
 	if service == ReceivePack {
-		need = PermWrite
+		need = access.PermWrite
 	}
 	if !h.access.Can(identity, repo, need) {
-		if identity == Anonymous {
+		if identity.IsAnonymous() {
 			w.Header().Set("WWW-Authenticate", `Basic realm="weir"`)
 			httpError(w, http.StatusUnauthorized, "weir: authentication required\n")
 			return
@@ -150,8 +151,8 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string
 		Protocol:     parseGitProtocol(r.Header.Get("Git-Protocol")),
 		StatelessRPC: true,
 		Identity:     identity,
-		CanWrite: func(refs.Name) bool {
-			return h.access.Can(identity, repo, PermWrite)
+		Authorize: func(ref refs.Name) error {
+			return h.access.AuthorizeRef(identity, repo, ref)
 		},
 		CreateRepo: service == ReceivePack,
 	}
@@ -215,8 +216,8 @@ func (h *httpHandler) fail(w http.ResponseWriter, err error) {
 	httpError(w, http.StatusInternalServerError, "weir: internal error; the server log has the details\n")
 }
 
-func permVerb(p Permission) string {
-	if p == PermWrite {
+func permVerb(p access.Permission) string {
+	if p == access.PermWrite {
 		return "push to"
 	}
 	return "read"

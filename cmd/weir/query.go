@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks/node"
@@ -128,7 +129,7 @@ func sshQuery(ctx context.Context, a *serveApp, req *gitserver.SSHRequest) int {
 		return 2
 	}
 	repo, err := objects.ParseRepoName(strings.TrimSuffix(req.Args[1], ".git"))
-	if err != nil || !req.Can(repo, gitserver.PermRead) {
+	if err != nil || !req.Can(repo, access.PermRead) {
 		fmt.Fprintf(req.Stderr, "weir query: repo %q not found or not readable\n", req.Args[1])
 		return 1
 	}
