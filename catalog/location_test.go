@@ -351,3 +351,46 @@ func FuzzParsePointer(f *testing.F) {
 		}
 	})
 }
+
+// TestS3AreaConfinement: an S3 area touches only keys under its prefix;
+// a hostile location is refused before any request is made.
+func TestS3AreaConfinement(t *testing.T) {
+	ctx := context.Background()
+	wh, err := NewS3Warehouse(S3Config{Bucket: "lake", Prefix: "/wh/", Endpoint: "http://127.0.0.1:1", PathStyle: true, AccessKeyID: "k", SecretAccessKey: "s", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := wh.Area("sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Prefix() != "s3://lake/wh/sales" {
+		t.Fatalf("prefix %q", a.Prefix())
+	}
+	if k, err := a.(*s3Area).key("s3://lake/wh/sales/ns/t/data/x.parquet"); err != nil || k != "wh/sales/ns/t/data/x.parquet" {
+		t.Fatalf("key = %q, %v", k, err)
+	}
+	fs, err := a.IO(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "x")
+	os.WriteFile(src, []byte("x"), 0o644)
+	for _, l := range []string{
+		"s3://lake/wh/sales2/x", "s3://lake/wh/other/x", "s3://other/wh/sales/x", "s3a://lake/wh/sales/x",
+		"s3://lake/wh/sales/../other/x", "s3://lake/wh/sales/%2e%2e/other/x", "s3://lake/wh/sales", "file:///etc/shadow",
+	} {
+		check := func(what string, err error) {
+			if !errors.Is(err, ErrBadLocation) && !errors.Is(err, ErrOutsideRepo) {
+				t.Errorf("%s(%s) = %v, want a location error", what, l, err)
+			}
+		}
+		_, err := fs.Open(l)
+		check("Open", err)
+		check("Remove", fs.Remove(l))
+		check("WriteFile", fs.(interface{ WriteFile(string, []byte) error }).WriteFile(l, []byte("x")))
+		check("Upload", a.Upload(ctx, src, l))
+		_, err = a.Local(ctx, l)
+		check("Local", err)
+	}
+}
