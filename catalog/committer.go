@@ -192,7 +192,7 @@ func (ic *IcebergCatalog) commit(ctx context.Context, base, st *dataState, head 
 	// versions are never written (nothing refers to them).
 	for t := range st.staged {
 		if sm, ok := st.stagedFor(t); ok {
-			if err := ic.c.writeMetadata(ctx, sm.loc, sm.meta); err != nil {
+			if err := ic.c.writeMetadata(ctx, ic.area, sm.loc, sm.meta); err != nil {
 				return objects.ZeroHash, err
 			}
 		}

@@ -62,9 +62,33 @@
 // Iceberg metadata files are immutable (every version has a new name), so
 // the catalog caches parsed metadata by location.
 //
-// Writers are checked to stay inside their repo: table locations, new
-// snapshots' manifest lists and the data files ReadTableFiles hands to a
-// pipeline must all be under the repo's warehouse prefix.
+// # Confinement (invariant 9)
+//
+// The catalog reaches a repo's files only through the repo's Area
+// (Warehouse.Area(<repo>)): locally an os.Root at <root>/<repo>, through
+// which iceberg-go's FileIO, uploads, fsyncs and the local paths handed to
+// pipelines and queries all go, so no "..", symlink or hard link name
+// leads out of the folder; on S3 a check of every key against
+// <prefix>/<repo>/. Every location is interpreted by one canonicaliser
+// (location.go): only canonical scheme://host/path forms strictly under
+// the repo's prefix are accepted, compared segment by segment, with no
+// percent-escape, dot or empty segment, query, fragment, backslash or
+// control character; anything else is ErrBadLocation or ErrOutsideRepo
+// (REST: 400 BadRequestException).
+//
+// A commit may name no file outside its repo's part of the warehouse: a
+// table's location, its write.data.path and write.metadata.path, its
+// statistics files, the manifest list of every new snapshot, the
+// manifests that list names and the data files the new snapshot's own
+// manifests add are all checked before the commit is published (REST
+// commits read the new manifest lists and manifests to do so). Files read
+// later (ReadTableFiles, scans) go through the Area again.
+//
+// Text shown to a client never carries the server's paths: errors name
+// files relative to the repo's folder, and Catalog.Redact cuts the
+// warehouse root from what reaches a REST error body or weir query.
+// (A LoadTableResult does carry absolute locations: Iceberg readers open
+// files by them.)
 //
 // # Concurrency
 //

@@ -150,6 +150,7 @@ func errorFor(err error) (int, string) {
 	case errors.Is(err, catalog.ErrReadOnly):
 		return http.StatusForbidden, "ForbiddenException"
 	case errors.Is(err, catalog.ErrBadName), errors.Is(err, catalog.ErrBadUpdate),
+		errors.Is(err, catalog.ErrBadLocation), errors.Is(err, catalog.ErrOutsideRepo),
 		errors.Is(err, objects.ErrBadRepoName), errors.Is(err, icebergcat.ErrEmptyCommitList):
 		return http.StatusBadRequest, "BadRequestException"
 	default:
@@ -157,14 +158,17 @@ func errorFor(err error) (int, string) {
 	}
 }
 
+// writeError answers err as a REST error body. The log gets the whole
+// message; the client gets it without the server's own paths
+// (catalog.Redact): locations read relative to the warehouse.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, typ := errorFor(err)
-	msg := err.Error()
 	if code == http.StatusInternalServerError {
 		h.log.Error("iceberg rest", "method", r.Method, "path", r.URL.Path, "err", err)
 	} else {
-		h.log.Info("iceberg rest refused", "method", r.Method, "path", r.URL.Path, "status", code, "err", msg)
+		h.log.Info("iceberg rest refused", "method", r.Method, "path", r.URL.Path, "status", code, "err", err.Error())
 	}
+	msg := h.c.Redact(err.Error())
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	if r.Method == http.MethodHead {

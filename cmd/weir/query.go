@@ -88,8 +88,19 @@ func runQuery(args []string) error {
 	return queryAt(ctx, cat, rn, *ref, strings.Join(fs.Args(), " "), os.Stdout, node.QueryOptions{MaxRows: *maxRows, Timeout: *timeout})
 }
 
-// queryAt resolves ref to a data commit and runs q over its tables.
+// queryAt resolves ref to a data commit and runs q over its tables. Its
+// error names tables and repo-relative files, never a server path: the
+// query sees its files by descriptor (node.Query) and the catalog's
+// errors pass through Redact.
 func queryAt(ctx context.Context, cat *catalog.Catalog, repo objects.RepoName, ref, q string, w io.Writer, o node.QueryOptions) error {
+	err := queryFiles(ctx, cat, repo, ref, q, w, o)
+	if err != nil {
+		return errors.New(cat.Redact(err.Error()))
+	}
+	return nil
+}
+
+func queryFiles(ctx context.Context, cat *catalog.Catalog, repo objects.RepoName, ref, q string, w io.Writer, o node.QueryOptions) error {
 	h, _, err := cat.Resolve(ctx, repo, ref)
 	if err != nil {
 		return err
@@ -98,13 +109,15 @@ func queryAt(ctx context.Context, cat *catalog.Catalog, repo objects.RepoName, r
 	if err != nil {
 		return err
 	}
-	files := map[string][]string{}
+	files := map[string][]node.QueryFile{}
 	for t := range tabs {
-		fs, err := cat.ReadTableFiles(ctx, repo, h, t)
+		fs, err := cat.TableFiles(ctx, repo, h, t)
 		if err != nil {
 			return err
 		}
-		files[t.String()] = fs
+		for _, f := range fs {
+			files[t.String()] = append(files[t.String()], node.QueryFile{Path: f.Path, Name: f.Name})
+		}
 	}
 	return node.Query(ctx, files, q, w, o)
 }
