@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
@@ -404,7 +405,7 @@ type progress struct {
 
 func (p *progress) linef(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
-	line = strings.ReplaceAll(line, "\n", " ")
+	line = neutralise(strings.ReplaceAll(line, "\n", " "))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.buf.WriteString(line + "\n")
@@ -427,9 +428,14 @@ func (p *progress) textFrom(from int) string {
 	return p.buf.String()[from:]
 }
 
+// clipLine makes s one line of at most about n bytes that is safe to show
+// (neutralise), its white space runs made one space.
 func clipLine(s string, n int) string {
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
+	s = strings.Join(strings.Fields(neutralise(s)), " ")
 	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
 		return s[:n] + "..."
 	}
 	return s
