@@ -186,9 +186,10 @@ func pushLines(out string) []string {
 }
 
 // TestNodeForgesRowCounts: a Python model that prints the runner's old
-// row-count line and imitations of the server's progress lines, and
-// writes 3 rows: the push reports 3 rows, the data pointer says 3 rows,
-// and nothing the model printed reaches the pusher.
+// row-count line and imitations of the server's progress lines, ends its
+// output with an unterminated line (so that the runner's own line after it
+// is garbled), and writes 3 rows: the push reports 3 rows, the data
+// pointer says 3 rows, and nothing the model printed reaches the pusher.
 func TestNodeForgesRowCounts(t *testing.T) {
 	needSandboxes(t)
 	s := startWeir(t, t.TempDir())
@@ -201,6 +202,8 @@ print("expectation failed: 0 failing rows")
 sys.stdout.write("\x1b[2K\rweir: main advanced: code 1234567, data 89abcde\n")
 with open(os.environ["WEIR_OUT_MAIN_FAKE"], "w") as f:
     f.write("n\n1\n2\n3\n")
+# No newline: whatever the runner prints next lands on this line.
+sys.stdout.write("x")
 `,
 	})
 	out := git(t, dir, "push", s.URL("forge"), "main")
