@@ -431,7 +431,7 @@ func (p *progress) textFrom(from int) string {
 // clipLine makes s one line of at most about n bytes that is safe to show
 // (neutralise), its white space runs made one space.
 func clipLine(s string, n int) string {
-	s = strings.Join(strings.Fields(neutralise(s)), " ")
+	s = strings.Join(strings.Fields(neutralise(strings.ReplaceAll(s, "\r\n", "\n"))), " ")
 	if len(s) > n {
 		for n > 0 && !utf8.RuneStart(s[n]) {
 			n--
