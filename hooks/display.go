@@ -7,14 +7,14 @@ import (
 	"unicode/utf8"
 )
 
-// neutralise makes text safe to show on the pusher's terminal and in the
+// Neutralise makes text safe to show on the pusher's terminal and in the
 // run log: every control or format character but newline and tab (ANSI
 // escapes, carriage returns, backspaces, C1 controls, bidi overrides) is
 // written out as an escape (\x1b, \u202e), and invalid UTF-8 as \xNN, so
 // that what a node prints cannot move the cursor, erase a line or reorder
 // text and pass for the server's own progress lines. What is left is
 // printable as it stands, and shown after "weir:   | ".
-func neutralise(s string) string {
+func Neutralise(s string) string {
 	clean := true
 	for _, r := range s {
 		if r == utf8.RuneError || (r != '\n' && r != '\t' && !visible(r)) {

@@ -22,8 +22,8 @@ func TestNeutralise(t *testing.T) {
 		{"bad \xff\xfe utf8", `bad \xff\xfe utf8`},
 		{"nbsp\u00a0ok", "nbsp\u00a0ok"},
 	} {
-		if got := neutralise(tc.in); got != tc.want {
-			t.Errorf("neutralise(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := Neutralise(tc.in); got != tc.want {
+			t.Errorf("Neutralise(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 	if got := clipLine("a\r\nweir: x\x1b[0m "+strings.Repeat("é", 200), 20); got != `a weir: x\x1b[0m é...` {
@@ -66,17 +66,17 @@ func FuzzNeutralise(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := neutralise(s)
+		out := Neutralise(s)
 		if !utf8.ValidString(out) {
-			t.Fatalf("neutralise(%q) = %q: invalid UTF-8", s, out)
+			t.Fatalf("Neutralise(%q) = %q: invalid UTF-8", s, out)
 		}
 		for _, r := range out {
 			if r != '\n' && r != '\t' && !visible(r) {
-				t.Fatalf("neutralise(%q) = %q keeps %U", s, out, r)
+				t.Fatalf("Neutralise(%q) = %q keeps %U", s, out, r)
 			}
 		}
-		if again := neutralise(out); again != out {
-			t.Fatalf("neutralise is not stable: %q then %q", out, again)
+		if again := Neutralise(out); again != out {
+			t.Fatalf("Neutralise is not stable: %q then %q", out, again)
 		}
 		if line := clipLine(s, 200); strings.ContainsAny(line, "\n\t\r") || len(line) > 203 {
 			t.Fatalf("clipLine(%q) = %q", s, line)

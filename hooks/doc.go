@@ -15,7 +15,7 @@
 // runner on the sandbox's report pipe (contract.Parse), and row counts
 // from the footers of the Parquet files the node wrote. What it prints is
 // shown to the pusher only after "weir:   | ", with control and format
-// characters escaped (neutralise), so it cannot pass for the server's
+// characters escaped (Neutralise), so it cannot pass for the server's
 // own lines.
 //
 // It must never move a ref itself: it returns the extra ref updates (data

@@ -405,7 +405,7 @@ type progress struct {
 
 func (p *progress) linef(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
-	line = neutralise(strings.ReplaceAll(line, "\n", " "))
+	line = Neutralise(strings.ReplaceAll(line, "\n", " "))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.buf.WriteString(line + "\n")
@@ -429,9 +429,9 @@ func (p *progress) textFrom(from int) string {
 }
 
 // clipLine makes s one line of at most about n bytes that is safe to show
-// (neutralise), its white space runs made one space.
+// (Neutralise), its white space runs made one space.
 func clipLine(s string, n int) string {
-	s = strings.Join(strings.Fields(neutralise(strings.ReplaceAll(s, "\r\n", "\n"))), " ")
+	s = strings.Join(strings.Fields(Neutralise(strings.ReplaceAll(s, "\r\n", "\n"))), " ")
 	if len(s) > n {
 		for n > 0 && !utf8.RuneStart(s[n]) {
 			n--

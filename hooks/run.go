@@ -702,7 +702,7 @@ func (r *run) runNode(ctx, pushCtx context.Context, i int, st *staged) error {
 		return &NodeFailedError{Node: n.Name, Reason: "sandbox: " + err.Error()}
 	}
 	r.mu.Lock()
-	fmt.Fprintf(&r.nodeLog, "== %s (%s) %s in %s\n%s\n", n.Name, n.File, result.Reason, result.Wall.Round(time.Millisecond), neutralise(string(result.Output)))
+	fmt.Fprintf(&r.nodeLog, "== %s (%s) %s in %s\n%s\n", n.Name, n.File, result.Reason, result.Wall.Round(time.Millisecond), Neutralise(string(result.Output)))
 	r.timing.Run += result.Wall
 	r.timing.Sandbox += time.Since(spanBegan) - result.Wall
 	r.mu.Unlock()
