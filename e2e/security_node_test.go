@@ -155,7 +155,7 @@ func TestNodeDiesWithServer(t *testing.T) {
 		t.Fatalf("no pids cgroup for node pid %d", pids[0])
 	}
 	s.Kill()
-	push.cmd.Wait()
+	killed := time.Now()
 	// An outcome, not a timing: the bound is far above what the kernel
 	// needs to deliver a parent-death signal.
 	deadline = time.Now().Add(20 * time.Second)
@@ -164,6 +164,7 @@ func TestNodeDiesWithServer(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(cg, "cgroup.procs"))
 		inCgroup := strings.Fields(string(b))
 		if len(left) == 0 && len(inCgroup) == 0 {
+			t.Logf("the node's processes and cgroup were empty %s after the server was reaped", time.Since(killed).Round(time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {
@@ -171,6 +172,7 @@ func TestNodeDiesWithServer(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	push.cmd.Wait() // the push fails with the server gone
 }
 
 // pushLines are the lines of a push's output that the server sent
@@ -446,6 +448,7 @@ func TestSparseOutputRefused(t *testing.T) {
 			stop := watchGrowth(t, data)
 			out := gitFails(t, dir, "push", s.URL("sparse"), "main")
 			grown := stop()
+			t.Logf("the data dir grew by up to %d bytes during the run", grown)
 			if !strings.Contains(out, "("+tc.reason) {
 				t.Fatalf("push output lacks %q:\n%s", tc.reason, out)
 			}
