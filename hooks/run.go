@@ -740,7 +740,10 @@ func (r *run) runNode(ctx, pushCtx context.Context, i int, st *staged) error {
 		}
 		rows, err := catalog.ParquetRows(f)
 		if err != nil {
-			return &NodeFailedError{Node: n.Name, Reason: "output " + string(t) + " is not a readable Parquet file: " + err.Error()}
+			// The error names the staging path on this machine: the log
+			// gets it, the pusher does not.
+			r.log.Warn("node output is not a readable Parquet file", "node", n.Name, "table", t, "err", err)
+			return &NodeFailedError{Node: n.Name, Reason: "its output " + string(t) + " is not a readable Parquet file"}
 		}
 		total += rows
 	}
