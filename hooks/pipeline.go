@@ -103,6 +103,10 @@ type PipelineConfig struct {
 	KeepAlive time.Duration
 	// Logger receives one line per run and per node (default slog.Default()).
 	Logger *slog.Logger
+	// HidePaths are server folders (the data directory, the sandboxes'
+	// state) cut out of every line the client sees, with WorkDir and the
+	// warehouse (when the Catalog can Redact).
+	HidePaths []string
 	// Rules returns the rules of a branch (require-run); nil: no rules.
 	// Who may push which ref, and protection, are decided before the hook
 	// (gitserver asks access for each ref).
@@ -247,7 +251,7 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		}
 		return res, nil
 	}
-	out := &progress{w: p.Progress}
+	out := &progress{w: p.Progress, redact: h.redact}
 	var ran []*run // runs that made data: they publish only if their command lands
 	res.Finish = func(refused map[refs.Name]string) []refs.Update {
 		var ups []refs.Update
@@ -285,7 +289,25 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 			}
 		}
 	}
+	for name, why := range res.Refused {
+		res.Refused[name] = h.redact(why)
+	}
 	return res, nil
+}
+
+// redact cuts the server's own paths out of text for the client: the
+// run's staging folders, the warehouse, HidePaths.
+func (h *Pipeline) redact(s string) string {
+	if r, ok := h.cfg.Catalog.(interface{ Redact(string) string }); ok {
+		s = r.Redact(s)
+	}
+	for _, p := range append([]string{h.cfg.WorkDir}, h.cfg.HidePaths...) {
+		if p = strings.TrimSuffix(p, "/"); len(p) > 1 {
+			s = strings.ReplaceAll(s, p+"/", "")
+			s = strings.ReplaceAll(s, p, "")
+		}
+	}
+	return s
 }
 
 // branch handles one pushed code branch. It returns the run when one made
@@ -398,13 +420,17 @@ func (h *Pipeline) baseData(ctx context.Context, p *Push, commit objects.Hash, b
 
 // progress serialises whole lines to the client.
 type progress struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf strings.Builder // everything written, for the run log
+	mu     sync.Mutex
+	w      io.Writer
+	buf    strings.Builder     // everything written, for the run log
+	redact func(string) string // cuts server paths; nil keeps lines as they are
 }
 
 func (p *progress) linef(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
+	if p.redact != nil {
+		line = p.redact(line)
+	}
 	line = Neutralise(strings.ReplaceAll(line, "\n", " "))
 	p.mu.Lock()
 	defer p.mu.Unlock()
