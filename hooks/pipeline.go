@@ -84,7 +84,8 @@ type PipelineConfig struct {
 	Refs    refs.Store
 	Catalog Catalog
 	Runner  exec.Runner
-	// SQL parses models at plan time; nil uses an in-process DuckDB.
+	// SQL parses models and expectations at plan time; nil runs the
+	// runner's parser in a sandbox of Runner (SandboxSQL), with MaxLimits.
 	SQL pipeline.SQLParser
 	// WorkDir holds each run's staging folders (inputs linked from the
 	// warehouse, node outputs) until the run ends. Put it on the
@@ -153,9 +154,6 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	if cfg.Refs == nil || cfg.Catalog == nil || cfg.Runner == nil {
 		return nil, errors.New("hooks: pipeline needs Refs, Catalog and Runner")
 	}
-	if cfg.SQL == nil {
-		cfg.SQL = &pipeline.DuckDB{}
-	}
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = filepath.Join(os.TempDir(), "weir-runs")
 	}
@@ -181,6 +179,9 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	}
 	if m.CPU <= 0 {
 		m.CPU = d.CPU
+	}
+	if cfg.SQL == nil {
+		cfg.SQL = &SandboxSQL{Runner: cfg.Runner, WorkDir: cfg.WorkDir, Limits: cfg.MaxLimits}
 	}
 	rt := map[string]bool{exec.HostRuntime: true}
 	for _, r := range cfg.Runtimes {

@@ -597,7 +597,7 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 	for _, t := range n.Outputs {
 		ca.Outputs = append(ca.Outputs, string(t))
 	}
-	lim, max := n.Limits, r.h.cfg.MaxLimits
+	lim, max := sandboxLimits(n.Limits), r.h.cfg.MaxLimits
 	if lim.Wall <= 0 || lim.Wall > max.Wall {
 		lim.Wall = max.Wall
 	}

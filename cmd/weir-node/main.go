@@ -1,22 +1,68 @@
-// Command weir-node runs one pipeline node inside a sandbox: the runner that
-// exec mounts read-only at exec.RunnerPath when it sits next to the weir
-// binary. It is "weir node" without the server's packages (Iceberg, S3,
-// SSH), whose start-up would cost every node a few hundred milliseconds.
+// Command weir-node is Weir's runner: the one binary that links DuckDB.
+// weir mounts it read-only at exec.RunnerPath in a sandbox to run one
+// pipeline node, or to parse a pipeline's SQL at plan time, and runs it
+// for weir query (in a sandbox over SSH, as a plain process offline).
+// weir finds it next to its own executable, else on PATH, and refuses one
+// built from other sources (the version handshake).
 //
-//	weir-node node <sql|expect|python|seed> [flags]
+//	weir-node node <sql|expect|python|seed> [flags]    run one node (contract.Args)
+//	weir-node sqlrefs --sources DIR --count N --answer FILE
+//	weir-node query --request FILE [--result-fd FD]
+//	weir-node version                                  print the handshake
+//
+// Build it next to weir: go build -o bin/ ./cmd/weir ./cmd/weir-node
 package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
+	"github.com/weir-dev/weir"
+	"github.com/weir-dev/weir/hooks/contract"
 	"github.com/weir-dev/weir/hooks/node"
 )
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] != "node" {
-		fmt.Fprintln(os.Stderr, "usage: weir-node node <sql|expect|python|seed> [flags] (the pipeline's in-sandbox runner; see docs/pipelines.md)")
-		os.Exit(2)
+// command is one of weir-node's commands: its arguments after the
+// command's name, and its exit status.
+type command struct {
+	name  string
+	usage string
+	run   func(args []string, stdout, stderr io.Writer) int
+}
+
+// commands are weir-node's commands, in the order its usage lists them.
+var commands = []command{
+	{contract.Command, "node <sql|expect|python|seed> --source FILE [flags]   run one pipeline node", node.Main},
+	{contract.CommandSQLRefs, "sqlrefs --sources DIR --count N --answer FILE   parse a pipeline's SQL", node.SQLRefsMain},
+	{contract.CommandQuery, "query --request FILE [--result-fd FD]            run weir query", node.QueryMain},
+	{contract.CommandVersion, "version                                         print the handshake", version},
+}
+
+// version prints the runner's handshake.
+func version(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "weir-node version: unexpected argument %q\n", args[0])
+		return 2
 	}
-	os.Exit(node.Main(os.Args[2:], os.Stdout, os.Stderr))
+	h := contract.Handshake{Contract: contract.Version, Sources: weir.RunnerSources()}
+	if _, err := stdout.Write(h.Encode()); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		for _, c := range commands {
+			if c.name == os.Args[1] {
+				os.Exit(c.run(os.Args[2:], os.Stdout, os.Stderr))
+			}
+		}
+	}
+	fmt.Fprintln(os.Stderr, "usage: weir-node <command> [flags] (Weir's runner: weir starts it; see docs/pipelines.md)")
+	for _, c := range commands {
+		fmt.Fprintln(os.Stderr, "  weir-node "+c.usage)
+	}
+	os.Exit(2)
 }

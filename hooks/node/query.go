@@ -1,16 +1,21 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/weir-dev/weir/hooks/contract"
 )
 
 // QueryOptions bound a read-only query.
@@ -214,4 +219,77 @@ func tsvCell(v any) string {
 		s = fmt.Sprint(x)
 	}
 	return strings.NewReplacer("\t", `\t`, "\n", `\n`, "\r", `\r`, `\`, `\\`).Replace(s)
+}
+
+// QueryMain is "weir-node query --request FILE [--result-fd FD]"
+// (contract.QueryArgs): Query run on the contract.QueryRequest in FILE,
+// its answer on stdout. With --result-fd (weir query over SSH, in a
+// sandbox whose stderr is merged into stdout) the verdict is one
+// contract.Result on that descriptor, kept from the query the way Main
+// keeps a node's (claimResult), and nothing is printed on stderr; without
+// (weir query --data, a plain process) a failure is printed on stderr as
+// "weir query: <why>". It returns the exit status: 0 answered, 1 failed,
+// 2 usage.
+func QueryMain(args []string, stdout, stderr io.Writer) int {
+	a, err := contract.ParseQueryArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "weir-node query: %v\nusage: weir-node query --request FILE [--result-fd FD]\n", err)
+		return 2
+	}
+	var result *os.File
+	if a.ResultFD != contract.NoResult {
+		if result, err = claimResult(a.ResultFD); err != nil {
+			fmt.Fprintf(stderr, "weir-node query: result descriptor %d: %v\n", a.ResultFD, err)
+			return 2
+		}
+		defer result.Close()
+	}
+	err = runQuery(a.Request, stdout)
+	if result != nil {
+		res := contract.OK()
+		if err != nil {
+			res = contract.Failed(err.Error())
+		}
+		b, werr := res.Encode()
+		if werr == nil {
+			_, werr = result.Write(b)
+		}
+		if werr != nil {
+			return 1
+		}
+	} else if err != nil {
+		fmt.Fprintf(stderr, "weir query: %v\n", err)
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// runQuery runs the request in file, writing the answer to w.
+func runQuery(file string, w io.Writer) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read the request: %w", errors.Unwrap(err))
+	}
+	req, err := contract.ParseQueryRequest(b)
+	if err != nil {
+		return err
+	}
+	tables := make(map[string][]QueryFile, len(req.Tables))
+	for _, t := range req.Tables {
+		files := make([]QueryFile, 0, len(t.Files))
+		for _, f := range t.Files {
+			files = append(files, QueryFile{Path: f.Path, Name: f.Name})
+		}
+		tables[t.Name] = files
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	bw := bufio.NewWriter(w)
+	err = Query(ctx, tables, req.SQL, bw, QueryOptions{MaxRows: req.MaxRows, Timeout: req.Timeout, Memory: req.Memory})
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	return err
 }

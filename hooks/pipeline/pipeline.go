@@ -5,8 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-
-	"github.com/weir-dev/weir/exec"
+	"time"
 )
 
 // Table is a qualified table name, "<namespace>.<name>", lower case.
@@ -56,6 +55,17 @@ const (
 	KindExpectation Kind = "expect" // expectations/*.sql
 )
 
+// Limits are the limits weir.toml may set for one node (timeout,
+// memory_mb, cpus). A zero field asks for nothing: the server's own limit
+// applies. The hook turns them into the sandbox's limits and never lets
+// them exceed the server's maximum; the planner only reads them from
+// weir.toml.
+type Limits struct {
+	Wall   time.Duration // wall-clock limit (timeout)
+	Memory int64         // bytes (memory_mb)
+	CPU    float64       // cores (cpus)
+}
+
 // Materialization says how a node's output replaces its table.
 type Materialization string
 
@@ -81,10 +91,11 @@ type Node struct {
 	// Outputs are the tables the node writes, sorted: one for seeds and SQL
 	// models, one or more for Python models, none for expectations.
 	Outputs []Table
-	// Runtime is the exec runtime the node runs in (exec.HostRuntime by default).
+	// Runtime is the runtime the node runs in ("host" by default).
 	Runtime string
-	// Limits bound the node's sandbox; zero fields take the server's defaults.
-	Limits exec.Limits
+	// Limits are what weir.toml asks for the node's sandbox; zero fields
+	// take the server's limits.
+	Limits Limits
 	// Materialize says how the outputs replace their tables.
 	Materialize Materialization
 

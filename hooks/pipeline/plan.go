@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 )
@@ -62,28 +63,25 @@ func Build(ctx context.Context, pl *Pipeline, env Env) (*Plan, error) {
 	ns := pl.Config.Namespace
 	nodes := pl.Nodes
 
+	parsed, err := parseSQL(ctx, nodes, env.SQL)
+	if err != nil {
+		return nil, err
+	}
 	for _, n := range nodes {
 		if !runtimes[n.Runtime] {
 			perr.add(n.File, 0, "runtime %q is not allowed on this server (allowed: %s)", n.Runtime, joinKeys(runtimes))
 		}
-		if n.Kind != KindSQL && n.Kind != KindExpectation {
+		sp, ok := parsed[n]
+		if !ok {
 			continue
 		}
-		if env.SQL == nil {
-			return nil, errors.New("pipeline: no SQL parser")
-		}
-		refs, err := env.SQL.Refs(ctx, string(n.Source))
-		if err != nil {
-			var se *SQLError
-			if errors.As(err, &se) {
-				perr.add(n.File, lineOf(n.Source, se.Offset), "%s", se.Msg)
-				continue
-			}
-			return nil, err
+		if sp.Err != nil {
+			perr.add(n.File, lineOf(n.Source, sp.Err.Offset), "%s", sp.Err.Msg)
+			continue
 		}
 		n.inputLines = map[Table]int{}
 		seen := map[Table]bool{}
-		for _, r := range refs {
+		for _, r := range sp.Refs {
 			line := lineOf(n.Source, r.Offset)
 			if r.Function != "" {
 				if !AllowedTableFunctions[r.Function] {
@@ -216,6 +214,41 @@ func Build(ctx context.Context, pl *Pipeline, env Env) (*Plan, error) {
 		plan.Nodes[k] = n
 	}
 	return plan, nil
+}
+
+// ErrNoSQLParser is Build's error for a pipeline with SQL and an Env
+// without a SQL parser.
+var ErrNoSQLParser = errors.New("pipeline: no SQL parser")
+
+// parseSQL parses the queries of nodes' SQL models and expectations with
+// one call to p, and returns what it found for each such node.
+func parseSQL(ctx context.Context, nodes []*Node, p SQLParser) (map[*Node]SQLParse, error) {
+	var sqlNodes []*Node
+	var queries []string
+	for _, n := range nodes {
+		if n.Kind == KindSQL || n.Kind == KindExpectation {
+			sqlNodes = append(sqlNodes, n)
+			queries = append(queries, string(n.Source))
+		}
+	}
+	if len(queries) == 0 {
+		return nil, nil
+	}
+	if p == nil {
+		return nil, ErrNoSQLParser
+	}
+	got, err := p.ParseSQL(ctx, queries)
+	if err != nil {
+		return nil, err
+	}
+	if len(got) != len(queries) {
+		return nil, fmt.Errorf("pipeline: the SQL parser answered %d of %d queries", len(got), len(queries))
+	}
+	out := make(map[*Node]SQLParse, len(sqlNodes))
+	for i, n := range sqlNodes {
+		out[n] = got[i]
+	}
+	return out, nil
 }
 
 // findCycle returns the node indices of one cycle, first node repeated at

@@ -1,0 +1,62 @@
+// Package weir is the root of the Weir module. It holds one thing, which
+// must live here because only the module root can embed files of several
+// packages: the fingerprint of the sources the node runner (weir-node) is
+// built from, which weir and weir-node both carry, so that weir can refuse
+// a weir-node built from another tree (hooks/contract, Handshake).
+//
+// It must never import anything but the standard library: weir-node
+// imports it, and whatever it links ends up in every node's runner.
+package weir
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+)
+
+// runnerSources are the files weir-node is built from that can change
+// what it does: the module's dependencies (go.mod, go.sum: DuckDB's
+// version among them), the runner contract, the runner and its command.
+//
+//go:embed go.mod go.sum hooks/contract/*.go hooks/node/*.go cmd/weir-node/*.go
+var runnerSources embed.FS
+
+var (
+	sourcesOnce sync.Once
+	sourcesSum  string
+)
+
+// RunnerSources is the fingerprint of the sources weir-node is built
+// from: the SHA-256, in hex, of the embedded files' paths and contents in
+// path order (fs.WalkDir's lexical order), tests (*_test.go) left out. Two
+// binaries built from the same tree, by go build or go run, in any
+// folder, have the same fingerprint; a change to any of those files
+// changes it.
+func RunnerSources() string {
+	sourcesOnce.Do(func() {
+		h := sha256.New()
+		err := fs.WalkDir(runnerSources, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(p, "_test.go") {
+				return err
+			}
+			b, err := runnerSources.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			// Each file as "<path> NUL <length> NUL <content>", so that
+			// no two sets of files hash alike.
+			fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+			h.Write(b)
+			return nil
+		})
+		if err != nil {
+			panic("weir: embedded runner sources: " + err.Error())
+		}
+		sourcesSum = hex.EncodeToString(h.Sum(nil))
+	})
+	return sourcesSum
+}
