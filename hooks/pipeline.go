@@ -244,6 +244,7 @@ func validParam(s string) bool {
 
 // PreReceive decides p.
 func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
+	defer h.startSQLAhead() // the next push's SQL parser, once this one's nodes are done
 	res := &Result{Refused: map[refs.Name]string{}}
 	opts, err := parseOptions(p.Options)
 	if err != nil {

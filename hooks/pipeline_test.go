@@ -88,6 +88,7 @@ func newWorldWith(t *testing.T, cfg hooks.PipelineConfig) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { w.hook.Close() })
 	w.git = t.TempDir()
 	w.run(t, "git", "init", "-q", "-b", "main", ".")
 	return w

@@ -46,6 +46,14 @@
 //	(cd /tmp/weir-old && go build -o bin/ ./cmd/weir-node)
 //	go run ./bench/pipeline -n 20 -baseline /tmp/weir-old/bin
 //
+// With -sql pushes also alternate with two ways of parsing the plan's SQL
+// besides the server's (a parser sandbox started ahead of the plan,
+// hooks.SandboxSQL): DuckDB in the server's own process, as before the
+// server stopped linking DuckDB ("sql-in-process"), and a sandbox started
+// when the plan needs it ("sql-cold"):
+//
+//	go run ./bench/pipeline -n 20 -sql
+//
 // -phases adds the median of each phase of a sandbox (exec's debug log),
 // -cpuprofile the server's CPU profile, -node-cpus the nodes' CPU limit.
 //

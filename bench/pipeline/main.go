@@ -27,6 +27,8 @@ import (
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/hooks/node"
+	"github.com/weir-dev/weir/hooks/pipeline"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -41,6 +43,7 @@ func main() {
 	flag.Float64Var(&nodeCPUs, "node-cpus", 0, "CPU limit of each node (0: the server's default, as weir serve --node-cpus)")
 	flag.StringVar(&baseline, "baseline", "", "folder holding a weir-node built from an earlier tree: alternate pushes with the old path (that runner, each sandbox built when its node starts, every table written at the end)")
 	flag.BoolVar(&rerun, "rerun", false, "push with -o rerun: run the seed too, though its CSV is unchanged (every node runs)")
+	flag.BoolVar(&sqlPeers, "sql", false, "also alternate pushes whose plan parses its SQL with DuckDB in this process (the server before issue 10) and in a sandbox started when the plan needs it (no parser started ahead)")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile of the measured pushes to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -66,12 +69,18 @@ var (
 	nodeCPUs  float64
 	baseline  string
 	profileTo string
+	sqlPeers  bool
 )
 
 // Variants of the server's push path a run alternates between.
 const (
 	current = "weir"     // this tree: sandboxes prepared ahead, gated runners, tables staged as nodes finish
 	old     = "baseline" // -baseline's runner, a sandbox built when its node starts, WriteDataCommit at the end
+	// -sql: the plan's SQL parsed by DuckDB in the server's process (as
+	// before weir-node parsed it), and in a sandbox started only when the
+	// plan needs it (hooks.SandboxSQL with no parser started ahead).
+	sqlInProcess = "sql-in-process"
+	sqlCold      = "sql-cold"
 )
 
 // sample is one push, split into phases.
@@ -156,6 +165,9 @@ func run(n int, bin, example string) error {
 	if baseline != "" {
 		variants = append(variants, old)
 	}
+	if sqlPeers {
+		variants = append(variants, sqlInProcess, sqlCold)
+	}
 	weir := map[string][]sample{}
 	var peer []time.Duration
 	for i := 0; i < n*len(variants); i++ {
@@ -184,10 +196,10 @@ func run(n int, bin, example string) error {
 	for _, v := range variants {
 		report(example, v, weir[v], peer)
 	}
-	if baseline != "" {
+	for _, v := range variants[1:] {
 		c50, c99, _ := stats(totals(weir[current]))
-		o50, o99, _ := stats(totals(weir[old]))
-		fmt.Printf("\n%s/%s: p50 %.2fx, p99 %.2fx (same run, pushes interleaved)\n", current, old, float64(c50)/float64(o50), float64(c99)/float64(o99))
+		o50, o99, _ := stats(totals(weir[v]))
+		fmt.Printf("\n%s/%s: p50 %.2fx, p99 %.2fx (same run, pushes interleaved)\n", current, v, float64(c50)/float64(o50), float64(c99)/float64(o99))
 	}
 	sandboxPhases.print()
 	return nil
@@ -373,14 +385,31 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 			return nil, fmt.Errorf("sandboxes: %w", err)
 		}
 		// Hiding Prepare and StageTable takes the hook down the old path.
+		// An old runner parses no SQL: DuckDB in this process does, as it
+		// did in the server then.
 		oh, err := hooks.NewPipeline(hooks.PipelineConfig{
 			Refs: rs.Store, Catalog: struct{ hooks.Catalog }{cat}, Runner: oldRunner{s.old},
-			WorkDir: filepath.Join(data, "runs-old"), Logger: quiet, MaxLimits: oldLim,
+			WorkDir: filepath.Join(data, "runs-old"), Logger: quiet, MaxLimits: oldLim, SQL: &inProcessSQL{},
 		})
 		if err != nil {
 			return nil, err
 		}
 		s.hook.hooks[old] = oh
+	}
+	if sqlPeers {
+		for v, sql := range map[string]pipeline.SQLParser{
+			sqlInProcess: &inProcessSQL{},
+			sqlCold:      &hooks.SandboxSQL{Runner: s.sb, WorkDir: filepath.Join(data, "runs-"+sqlCold), Idle: -1},
+		} {
+			vh, err := hooks.NewPipeline(hooks.PipelineConfig{
+				Refs: rs.Store, Catalog: cat, Runner: s.sb, WorkDir: filepath.Join(data, "runs-"+v), Logger: quiet,
+				MaxLimits: exec.Limits{CPU: nodeCPUs}, SQL: sql,
+			})
+			if err != nil {
+				return nil, err
+			}
+			s.hook.hooks[v] = vh
+		}
 	}
 	git := &gitserver.Server{Objects: objs, Refs: rs, Hook: s.hook, Logger: quiet}
 	acc, err := access.New(access.Config{Users: access.OpenUsers(filepath.Join(data, "users.json"))})
@@ -455,6 +484,41 @@ func (s *server) push(work, url, variant string) (sample, error) {
 	smp.server = s.http.take() - hook - ref
 	smp.client = smp.protocol - smp.server
 	return smp, nil
+}
+
+// inProcessSQL parses a plan's SQL with DuckDB in this process, opened
+// once (node.Parser), as the server did before weir-node parsed it in a
+// sandbox.
+type inProcessSQL struct {
+	mu  sync.Mutex
+	p   *node.Parser
+	err error
+}
+
+func (s *inProcessSQL) ParseSQL(ctx context.Context, queries []string) ([]pipeline.SQLParse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p == nil && s.err == nil {
+		s.p, s.err = node.OpenParser(context.Background())
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	ans, err := s.p.Parse(ctx, queries)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pipeline.SQLParse, len(ans.Queries))
+	for i, q := range ans.Queries {
+		if q.Error != nil {
+			out[i].Err = &pipeline.SQLError{Offset: q.Error.Offset, Msg: q.Error.Message}
+			continue
+		}
+		for _, r := range q.Refs {
+			out[i].Refs = append(out[i].Refs, pipeline.SQLRef{Catalog: r.Catalog, Schema: r.Schema, Table: r.Table, Function: r.Function, Offset: r.Offset})
+		}
+	}
+	return out, nil
 }
 
 // oldRunner runs nodes with an old weir-node: it drops the runner flags

@@ -43,7 +43,7 @@ func sandboxRun(args []string) error {
 	state := fs.String("state", "/run/weir/exec-debug", "sandbox state dir (private to this command)")
 	runtime := fs.String("runtime", exec.HostRuntime, "runtime: host, or name=rootfs-dir")
 	out := fs.String("out", "", "host dir that receives /out (must exist)")
-	weir := fs.Bool("weir", false, "mount this binary at "+exec.RunnerPath)
+	weir := fs.Bool("weir", false, "mount weir-node (next to weir, or on PATH) at "+exec.RunnerPath)
 	wall := fs.Duration("wall", d.Wall, "wall time limit")
 	mem := fs.Int64("memory", d.Memory, "memory limit, bytes")
 	pids := fs.Int64("pids", d.Pids, "process limit")
@@ -60,6 +60,13 @@ func sandboxRun(args []string) error {
 		return errors.New("usage: weir sandbox-run [flags] -- command [args...]")
 	}
 	cfg := exec.Config{StateDir: *state}
+	if *weir {
+		bin, err := findRunner()
+		if err != nil {
+			return err
+		}
+		cfg.WeirBinary = bin
+	}
 	spec := exec.Spec{
 		ID: fmt.Sprintf("debug-%d", os.Getpid()), Args: fs.Args(), Env: env, Output: *out, Weir: *weir,
 		Inputs: map[string]string{}, Stdout: os.Stdout,

@@ -4,40 +4,27 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/weir-dev/weir"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/exec"
+	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks"
-	"github.com/weir-dev/weir/hooks/node"
+	"github.com/weir-dev/weir/hooks/contract"
 )
-
-func init() {
-	register(command{
-		name:    "node",
-		summary: "run one pipeline node (inside a sandbox; internal)",
-		hidden:  true,
-		run:     runNode,
-	})
-}
-
-// runNode is "weir node <sql|expect|python|seed> ...": see node.Main. The
-// pipeline hook runs it inside a sandbox with this binary mounted read-only.
-func runNode(args []string) error {
-	if code := node.Main(args, os.Stdout, os.Stderr); code != 0 {
-		os.Exit(code)
-	}
-	return nil
-}
 
 // nodeConfig is weir serve's configuration of pipeline nodes: the limits
 // every node gets (weir.toml may lower them, never raise them), the
@@ -95,26 +82,39 @@ func init() {
 	})
 }
 
-// The pipeline hook in weir serve: pushes run their pipeline in sandboxes
-// (exec, state under /run/weir/exec-<hash of the data dir>) on the repo's tables (catalog, warehouse
-// <data>/warehouse), and move code and data refs together.
+// The node runner in weir serve: weir-node (found and checked by
+// findRunner), the sandboxes it runs in (exec, state under
+// /run/weir/exec-<hash of the data dir>), and what uses them: the
+// pipeline hook, whose pushes run their pipeline on the repo's tables
+// (catalog, warehouse <data>/warehouse) and move code and data refs
+// together, and weir query over SSH.
 func init() {
 	serveSetup = append(serveSetup, func(a *serveApp) error {
 		cat, err := serveCatalog(a)
 		if err != nil {
 			return err
 		}
+		bin, binErr := findRunner()
+		if errors.Is(binErr, errRunnerMismatch) {
+			return binErr // a stale weir-node: refuse to start
+		}
 		var runner exec.Runner
-		sb, err := exec.New(exec.Config{
+		var sb *exec.Sandboxes
+		if binErr != nil {
+			// Plain Git still works; pipelines and weir query are
+			// refused with the reason.
+			a.Logger.Warn("pushes with a pipeline and weir query will be refused", "err", binErr)
+			runner = noRunner{binErr}
+		} else if sb, err = exec.New(exec.Config{
 			StateDir:   sandboxStateDir(a.DataDir),
-			WeirBinary: runnerBinary(),
+			WeirBinary: bin,
 			Runtimes:   nodeConfig.runtimes,
 			Defaults:   nodeConfig.limits,
-		})
-		if err != nil {
-			// Plain Git still works; pipelines are refused with the reason.
-			a.Logger.Warn("sandboxes unavailable: pushes with a pipeline will be refused", "err", err)
-			runner = noSandboxes{err}
+		}); err != nil {
+			// Plain Git still works; pipelines are refused with the
+			// reason; weir query runs weir-node as a plain process.
+			a.Logger.Warn("sandboxes unavailable: pushes with a pipeline will be refused, weir query runs unsandboxed", "err", err)
+			runner = noRunner{fmt.Errorf("this server cannot run sandboxes: %v", err)}
 		} else {
 			a.closers = append(a.closers, sb.Close)
 			runner = sb
@@ -130,25 +130,79 @@ func init() {
 		if err != nil {
 			return err
 		}
+		a.closers = append(a.closers, h.Close) // runs before sb.Close
 		a.Git.Hook = h
+		if a.SSH != nil {
+			qr := &queryRunner{bin: bin, binErr: binErr, workDir: filepath.Join(a.DataDir, "queries"), limits: nodeConfig.limits,
+				hide: []string{a.DataDir, sandboxStateDir(a.DataDir)}}
+			if sb != nil {
+				qr.sandbox = sb
+			}
+			os.RemoveAll(qr.workDir) // staging of queries a crash interrupted
+			a.SSH.Commands["query"] = func(ctx context.Context, req *gitserver.SSHRequest) int {
+				return sshQuery(ctx, cat, qr, req)
+			}
+		}
 		return nil
 	})
 }
 
-// runnerBinary is the binary mounted in sandboxes as the node runner:
-// weir-node next to this binary when it was installed with it (it starts in
-// ~10 ms; weir's own package set takes ~200 ms), else "" for this binary,
-// whose "weir node" command does the same.
-func runnerBinary() string {
-	exe, err := os.Executable()
+// errRunnerMismatch is a weir-node that does not belong with this weir.
+var errRunnerMismatch = errors.New("weir-node does not match this weir")
+
+// buildRunner says how to build weir-node next to weir.
+const buildRunner = "build both from one tree with: go build -o bin/ ./cmd/weir ./cmd/weir-node ./exec/cmd/weir-sandbox-init"
+
+// findRunner finds weir-node, the runner that weir starts for pipeline
+// nodes, their SQL and weir query (it links DuckDB; weir does not): next
+// to this executable, else on PATH. It checks that the one it finds was
+// built from the same sources as this weir (contract.Handshake) and
+// returns an error wrapping errRunnerMismatch when not.
+func findRunner() (string, error) {
+	var where []string
+	if exe, err := os.Executable(); err == nil {
+		cand := filepath.Join(filepath.Dir(exe), "weir-node")
+		if st, err := os.Stat(cand); err == nil && st.Mode().IsRegular() {
+			return cand, checkRunner(cand)
+		}
+		where = append(where, "next to "+exe)
+	}
+	if p, err := osexec.LookPath("weir-node"); err == nil {
+		if p, err = filepath.Abs(p); err == nil {
+			return p, checkRunner(p)
+		}
+	}
+	where = append(where, "on PATH")
+	return "", fmt.Errorf("weir-node (the node runner, which links DuckDB) is not %s: %s (go run ./cmd/weir builds weir alone: build weir-node and put bin/ on PATH)",
+		strings.Join(where, " nor "), buildRunner)
+}
+
+// checkRunner runs "weir-node version" and compares its handshake with
+// this binary's own.
+func checkRunner(bin string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := osexec.CommandContext(ctx, bin, contract.CommandVersion)
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	out, err := cmd.Output()
 	if err != nil {
-		return ""
+		return fmt.Errorf("%w: %s version: %v; %s", errRunnerMismatch, bin, err, buildRunner)
 	}
-	cand := filepath.Join(filepath.Dir(exe), "weir-node")
-	if st, err := os.Stat(cand); err == nil && st.Mode().IsRegular() {
-		return cand
+	got, err := contract.ParseHandshake(out)
+	if err == nil {
+		err = runnerHandshake().Check(got)
 	}
-	return ""
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v; %s", errRunnerMismatch, bin, err, buildRunner)
+	}
+	return nil
+}
+
+// runnerHandshake is the handshake weir expects of weir-node: this
+// contract, and the fingerprint of the runner's sources this binary was
+// built with.
+func runnerHandshake() contract.Handshake {
+	return contract.Handshake{Contract: contract.Version, Sources: weir.RunnerSources()}
 }
 
 // sandboxStateDir is the exec state dir of the server whose data dir is
@@ -169,13 +223,12 @@ func sandboxStateDir(data string) string {
 	return filepath.Join(data, "exec")
 }
 
-// noSandboxes is the runner of a server whose host cannot run sandboxes.
-type noSandboxes struct{ err error }
+// noRunner is the runner of a server that cannot run nodes: weir-node
+// is missing, or the host cannot run sandboxes.
+type noRunner struct{ err error }
 
 // Run refuses every node.
-func (n noSandboxes) Run(context.Context, exec.Spec) (*exec.Result, error) {
-	return nil, fmt.Errorf("this server cannot run sandboxes: %v", n.err)
-}
+func (n noRunner) Run(context.Context, exec.Spec) (*exec.Result, error) { return nil, n.err }
 
 // serveCatalogs holds the one catalog of each serveApp.
 var serveCatalogs sync.Map // *serveApp -> *catalog.Catalog

@@ -7,12 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"unicode/utf8"
 )
 
 // CommandSQLRefs is the runner's first argument for plan-time SQL
-// parsing: "<runner> sqlrefs --sources DIR --count N --answer FILE".
+// parsing: "<runner> sqlrefs --sources DIR --answer FILE [--gate]".
 const CommandSQLRefs = "sqlrefs"
 
 // Bounds of plan-time SQL parsing.
@@ -23,13 +22,16 @@ const (
 )
 
 // SQLRefsArgs is the command line of CommandSQLRefs. The queries are the
-// files SQLSourceFile(i) in Sources, for i from 0 to Count-1, each the
-// whole text of one model or expectation; the runner parses them all
-// (nothing runs) and writes one SQLAnswer to Answer.
+// files of the folder Sources, named SQLSourceFile(0), SQLSourceFile(1),
+// ... and nothing else, each the whole text of one model or expectation;
+// the runner parses them all (nothing runs) and writes one SQLAnswer to
+// Answer. With Gate, it starts its SQL engine, then waits for a line "go"
+// on stdin before it looks at Sources (exec.Spec.Gate: the hook keeps a
+// parser started ahead of the next plan and fills Sources when it comes).
 type SQLRefsArgs struct {
 	Sources string // folder of the queries
-	Count   int    // how many
 	Answer  string // file the SQLAnswer is written to
+	Gate    bool
 }
 
 // SQLSourceFile is the name of query i in SQLRefsArgs.Sources.
@@ -38,7 +40,11 @@ func SQLSourceFile(i int) string { return fmt.Sprintf("%05d.sql", i) }
 // Argv is a's command line after the runner's own path, starting with
 // CommandSQLRefs.
 func (a SQLRefsArgs) Argv() []string {
-	return []string{CommandSQLRefs, "--sources", a.Sources, "--count", strconv.Itoa(a.Count), "--answer", a.Answer}
+	argv := []string{CommandSQLRefs, "--sources", a.Sources, "--answer", a.Answer}
+	if a.Gate {
+		argv = append(argv, "--gate")
+	}
+	return argv
 }
 
 // ParseSQLRefsArgs parses the arguments after CommandSQLRefs.
@@ -47,8 +53,8 @@ func ParseSQLRefsArgs(args []string) (SQLRefsArgs, error) {
 	fs := flag.NewFlagSet(CommandSQLRefs, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&a.Sources, "sources", "", "folder of the queries")
-	fs.IntVar(&a.Count, "count", 0, "how many queries")
 	fs.StringVar(&a.Answer, "answer", "", "file to write the answer to")
+	fs.BoolVar(&a.Gate, "gate", false, `wait for a line "go" on stdin before reading the queries`)
 	if err := fs.Parse(args); err != nil {
 		return a, fmt.Errorf("%w: %v", ErrArgs, err)
 	}
@@ -57,10 +63,27 @@ func ParseSQLRefsArgs(args []string) (SQLRefsArgs, error) {
 		return a, fmt.Errorf("%w: unexpected argument %q", ErrArgs, fs.Arg(0))
 	case a.Sources == "" || a.Answer == "":
 		return a, fmt.Errorf("%w: --sources and --answer are required", ErrArgs)
-	case a.Count < 1 || a.Count > MaxSQLQueries:
-		return a, fmt.Errorf("%w: --count %d is not between 1 and %d", ErrArgs, a.Count, MaxSQLQueries)
 	}
 	return a, nil
+}
+
+// SQLSources checks the names of the files in a SQLRefsArgs.Sources
+// folder and returns how many queries it holds: the names must be exactly
+// SQLSourceFile(0) to SQLSourceFile(n-1), 1 <= n <= MaxSQLQueries.
+func SQLSources(names []string) (int, error) {
+	if len(names) < 1 || len(names) > MaxSQLQueries {
+		return 0, fmt.Errorf("%w: %d queries, want 1 to %d", ErrArgs, len(names), MaxSQLQueries)
+	}
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	for i := range names {
+		if !have[SQLSourceFile(i)] {
+			return 0, fmt.Errorf("%w: the queries are not %s to %s", ErrArgs, SQLSourceFile(0), SQLSourceFile(len(names)-1))
+		}
+	}
+	return len(names), nil
 }
 
 // SQLAnswer is what the runner answers to CommandSQLRefs: for each query,

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"io"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -12,12 +13,19 @@ import (
 	"github.com/weir-dev/weir/hooks/contract"
 )
 
-// TestMain lets the test binary act as the runner ("<binary> node ...")
-// when WEIR_NODE_TEST_RUNNER is set, so that Main runs in a process of its
-// own (it makes its process non-dumpable).
+// TestMain lets the test binary act as the runner ("<binary> node ...",
+// "<binary> sqlrefs ...", "<binary> query ...") when WEIR_NODE_TEST_RUNNER
+// is set, so that Main runs in a process of its own (it makes its process
+// non-dumpable).
 func TestMain(m *testing.M) {
-	if os.Getenv("WEIR_NODE_TEST_RUNNER") == "1" && len(os.Args) > 1 && os.Args[1] == contract.Command {
-		os.Exit(Main(os.Args[2:], os.Stdout, os.Stderr))
+	if os.Getenv("WEIR_NODE_TEST_RUNNER") == "1" && len(os.Args) > 1 {
+		for cmd, main := range map[string]func([]string, io.Writer, io.Writer) int{
+			contract.Command: Main, contract.CommandSQLRefs: SQLRefsMain, contract.CommandQuery: QueryMain,
+		} {
+			if os.Args[1] == cmd {
+				os.Exit(main(os.Args[2:], os.Stdout, os.Stderr))
+			}
+		}
 	}
 	os.Exit(m.Run())
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -17,30 +18,39 @@ import (
 	"github.com/weir-dev/weir/hooks/contract"
 )
 
-// SQLRefsMain is "weir-node sqlrefs --sources DIR --count N --answer
-// FILE" (contract.SQLRefsArgs): the planner's SQL parser, run by the
-// pipeline hook in one sandbox per push. It parses every query with
-// DuckDB's parser (ParseSQL: nothing runs) and writes one
-// contract.SQLAnswer to the answer file. It returns the exit status: 0
-// answered, 1 failed (the reason on stderr), 2 usage.
+// SQLRefsMain is "weir-node sqlrefs --sources DIR --answer FILE
+// [--gate]" (contract.SQLRefsArgs): the planner's SQL parser, run by the
+// pipeline hook in a sandbox, once per plan. It parses every query in DIR
+// with DuckDB's parser (ParseSQL: nothing runs) and writes one
+// contract.SQLAnswer to FILE. With --gate it opens DuckDB first, then
+// waits for "go" on stdin. It returns the exit status: 0 answered, 1
+// failed (the reason on stderr), 2 usage.
 func SQLRefsMain(args []string, stdout, stderr io.Writer) int {
 	a, err := contract.ParseSQLRefsArgs(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "weir-node sqlrefs: %v\nusage: weir-node sqlrefs --sources DIR --count N --answer FILE\n", err)
+		fmt.Fprintf(stderr, "weir-node sqlrefs: %v\nusage: weir-node sqlrefs --sources DIR --answer FILE [--gate]\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	queries := make([]string, a.Count)
-	for i := range queries {
-		b, err := os.ReadFile(filepath.Join(a.Sources, contract.SQLSourceFile(i)))
-		if err != nil {
-			fmt.Fprintf(stderr, "weir-node sqlrefs: %v\n", err)
-			return 1
+	p, err := OpenParser(ctx)
+	if err == nil {
+		defer p.Close()
+		if a.Gate {
+			line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+			if strings.TrimSpace(line) != "go" {
+				err = ErrNotReleased
+			}
 		}
-		queries[i] = string(b)
 	}
-	ans, err := ParseSQL(ctx, queries)
+	var queries []string
+	if err == nil {
+		queries, err = readQueries(a.Sources)
+	}
+	var ans contract.SQLAnswer
+	if err == nil {
+		ans, err = p.Parse(ctx, queries)
+	}
 	if err == nil {
 		var b []byte
 		if b, err = contract.EncodeSQLAnswer(ans); err == nil {
@@ -54,23 +64,61 @@ func SQLRefsMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// ParseSQL parses each query, which must be exactly one SELECT, with
-// DuckDB's own parser (json_serialize_sql) in one in-memory database with
-// external access disabled and its configuration locked, and says what
-// each reads. Nothing is executed. A query the parser refuses is an
-// answer (contract.SQLQuery.Error), not an error; the error is for a
-// parser that cannot run.
+// readQueries reads the queries in dir (contract.SQLSources).
+func readQueries(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
+	}
+	n, err := contract.SQLSources(names)
+	if err != nil {
+		return nil, err
+	}
+	queries := make([]string, n)
+	for i := range queries {
+		b, err := os.ReadFile(filepath.Join(dir, contract.SQLSourceFile(i)))
+		if err != nil {
+			return nil, err
+		}
+		queries[i] = string(b)
+	}
+	return queries, nil
+}
+
+// ParseSQL parses queries with a Parser of its own.
 func ParseSQL(ctx context.Context, queries []string) (contract.SQLAnswer, error) {
+	p, err := OpenParser(ctx)
+	if err != nil {
+		return contract.SQLAnswer{}, err
+	}
+	defer p.Close()
+	return p.Parse(ctx, queries)
+}
+
+// Parser is DuckDB's parser: an in-memory DuckDB with external access
+// disabled and its configuration locked, used for json_serialize_sql
+// only. It is not safe for concurrent use.
+type Parser struct {
+	db   *sql.DB
+	conn *sql.Conn
+}
+
+// OpenParser starts DuckDB for parsing.
+func OpenParser(ctx context.Context) (*Parser, error) {
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
-		return contract.SQLAnswer{}, err
+		return nil, err
 	}
-	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return contract.SQLAnswer{}, err
+		db.Close()
+		return nil, err
 	}
-	defer conn.Close()
+	p := &Parser{db: db, conn: conn}
 	for _, q := range []string{
 		"SET autoinstall_known_extensions=false",
 		"SET autoload_known_extensions=false",
@@ -78,15 +126,32 @@ func ParseSQL(ctx context.Context, queries []string) (contract.SQLAnswer, error)
 		"SET lock_configuration=true",
 	} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return contract.SQLAnswer{}, fmt.Errorf("duckdb %s: %w", q, err)
+			p.Close()
+			return nil, fmt.Errorf("duckdb %s: %w", q, err)
 		}
 	}
+	return p, nil
+}
+
+// Close closes DuckDB.
+func (p *Parser) Close() {
+	p.conn.Close()
+	p.db.Close()
+}
+
+// Parse parses each query, which must be exactly one SELECT, with
+// DuckDB's own parser (json_serialize_sql), and says what each reads.
+// Nothing is executed. A query the parser refuses is an answer
+// (contract.SQLQuery.Error), not an error; the error is for a parser that
+// cannot run.
+func (p *Parser) Parse(ctx context.Context, queries []string) (contract.SQLAnswer, error) {
 	ans := contract.SQLAnswer{Queries: make([]contract.SQLQuery, len(queries))}
 	for i, q := range queries {
 		var js string
-		if err := conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", q).Scan(&js); err != nil {
+		if err := p.conn.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", q).Scan(&js); err != nil {
 			return contract.SQLAnswer{}, fmt.Errorf("parse sql: %w", err)
 		}
+		var err error
 		if ans.Queries[i], err = refsFromJSON(js); err != nil {
 			return contract.SQLAnswer{}, err
 		}
