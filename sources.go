@@ -38,25 +38,33 @@ var (
 // changes it.
 func RunnerSources() string {
 	sourcesOnce.Do(func() {
-		h := sha256.New()
-		err := fs.WalkDir(runnerSources, ".", func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || strings.HasSuffix(p, "_test.go") {
-				return err
-			}
-			b, err := runnerSources.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			// Each file as "<path> NUL <length> NUL <content>", so that
-			// no two sets of files hash alike.
-			fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
-			h.Write(b)
-			return nil
-		})
-		if err != nil {
+		var err error
+		if sourcesSum, err = fingerprint(runnerSources); err != nil {
 			panic("weir: embedded runner sources: " + err.Error())
 		}
-		sourcesSum = hex.EncodeToString(h.Sum(nil))
 	})
 	return sourcesSum
+}
+
+// fingerprint hashes the files of fsys but tests, each as "<path> NUL
+// <length> NUL <content>" in path order, so that no two sets of files
+// hash alike.
+func fingerprint(fsys fs.FS) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

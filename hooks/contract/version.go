@@ -66,9 +66,9 @@ func ParseHandshake(b []byte) (Handshake, error) {
 func (want Handshake) Check(got Handshake) error {
 	switch {
 	case got.Contract != want.Contract:
-		return fmt.Errorf("%w: the runner speaks contract %d, this server %d", ErrHandshake, got.Contract, want.Contract)
+		return fmt.Errorf("%w: the runner speaks contract %d, weir %d", ErrHandshake, got.Contract, want.Contract)
 	case got.Sources != want.Sources:
-		return fmt.Errorf("%w: the runner was built from other sources (%.12s) than this server (%.12s)", ErrHandshake, got.Sources, want.Sources)
+		return fmt.Errorf("%w: the runner was built from other sources (%.12s) than weir (%.12s)", ErrHandshake, got.Sources, want.Sources)
 	}
 	return nil
 }
