@@ -94,6 +94,7 @@ func TestServeOneCatalogOnS3(t *testing.T) {
 	if strings.Contains(help, secret) || strings.Contains(help, "env-secret-from-the-environment") {
 		t.Errorf("--help shows a secret key:\n%s", help)
 	}
+	runnerOnPath(t) // weir query runs in weir-node
 	var logs lockedBuffer
 	a, err := newServeApp(cfg, &logs)
 	if err != nil {
