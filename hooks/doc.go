@@ -6,9 +6,12 @@
 // since the pipeline run that made its table is not run again (reuse.go).
 //
 // Subpackages: hooks/pipeline parses and plans a pipeline (no I/O beyond
-// the commit's files); hooks/node is what runs inside a sandbox for one
-// node ("weir node ...") and the read-only query engine ("weir query");
-// hooks/contract is the runner's command line and the result it reports.
+// the commit's files, no SQL engine); hooks/node is the runner, weir-node:
+// what runs inside a sandbox for one node, the plan's SQL parser and the
+// read-only query engine of weir query; hooks/contract is what the hook
+// and the runner agree on. This package links no SQL engine: the plan's
+// queries are parsed by the runner in a sandbox (SandboxSQL, sqlparse.go),
+// one per push, started ahead of the next push once a push is decided.
 //
 // A node's result is never read from what it prints: the verdict (and an
 // expectation's failing-row count, a failure's reason) comes from the

@@ -5,10 +5,10 @@
 // weir finds it next to its own executable, else on PATH, and refuses one
 // built from other sources (the version handshake).
 //
-//	weir-node node <sql|expect|python|seed> [flags]    run one node (contract.Args)
-//	weir-node sqlrefs --sources DIR --count N --answer FILE
-//	weir-node query --request FILE [--result-fd FD]
-//	weir-node version                                  print the handshake
+//	weir-node node <sql|expect|python|seed> [flags]     run one node (contract.Args)
+//	weir-node sqlrefs --sources DIR --answer FILE [--gate]  parse a plan's SQL (contract.SQLRefsArgs)
+//	weir-node query --request FILE [--result-fd FD]     weir query (contract.QueryArgs)
+//	weir-node version                                   print the handshake (contract.Handshake)
 //
 // Build it next to weir: go build -o bin/ ./cmd/weir ./cmd/weir-node
 package main
@@ -26,17 +26,18 @@ import (
 // command is one of weir-node's commands: its arguments after the
 // command's name, and its exit status.
 type command struct {
-	name  string
-	usage string
-	run   func(args []string, stdout, stderr io.Writer) int
+	name    string
+	syntax  string // the arguments
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
 }
 
 // commands are weir-node's commands, in the order its usage lists them.
 var commands = []command{
-	{contract.Command, "node <sql|expect|python|seed> --source FILE [flags]   run one pipeline node", node.Main},
-	{contract.CommandSQLRefs, "sqlrefs --sources DIR --count N --answer FILE   parse a pipeline's SQL", node.SQLRefsMain},
-	{contract.CommandQuery, "query --request FILE [--result-fd FD]            run weir query", node.QueryMain},
-	{contract.CommandVersion, "version                                         print the handshake", version},
+	{contract.Command, "<sql|expect|python|seed> --source FILE [flags]", "run one pipeline node", node.Main},
+	{contract.CommandSQLRefs, "--sources DIR --answer FILE [--gate]", "parse a plan's SQL", node.SQLRefsMain},
+	{contract.CommandQuery, "--request FILE [--result-fd FD]", "run weir query", node.QueryMain},
+	{contract.CommandVersion, "", "print the handshake weir checks", version},
 }
 
 // version prints the runner's handshake.
@@ -62,7 +63,7 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "usage: weir-node <command> [flags] (Weir's runner: weir starts it; see docs/pipelines.md)")
 	for _, c := range commands {
-		fmt.Fprintln(os.Stderr, "  weir-node "+c.usage)
+		fmt.Fprintf(os.Stderr, "  weir-node %-58s %s\n", c.name+" "+c.syntax, c.summary)
 	}
 	os.Exit(2)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,5 +82,24 @@ func TestFindRunner(t *testing.T) {
 	_, err := findRunner()
 	if err == nil || errors.Is(err, errRunnerMismatch) || !strings.Contains(err.Error(), "nor on PATH") || !strings.Contains(err.Error(), "go build -o bin/ ./cmd/weir ./cmd/weir-node") {
 		t.Fatalf("no weir-node: %v", err)
+	}
+}
+
+// TestWeirLinksNoSQLEngine: the server binary links neither DuckDB nor
+// the runner (hooks/node), so pushed SQL is never parsed or run in its
+// process: weir-node does that.
+func TestWeirLinksNoSQLEngine(t *testing.T) {
+	goBin, err := osexec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to list the binary's packages")
+	}
+	out, err := osexec.Command(goBin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.Contains(p, "duckdb") || p == "github.com/weir-dev/weir/hooks/node" {
+			t.Errorf("weir links %s", p)
+		}
 	}
 }

@@ -1,9 +1,31 @@
-// Package contract is the agreement between the pipeline hook (package
-// hooks), which starts a node's runner in a sandbox, and the runner
-// (package hooks/node, the weir-node binary or "weir node"): the runner's
-// command line, and the result it reports back. Both sides import it, so
-// they cannot drift apart; it imports nothing but the standard library, so
-// the runner pulls in nothing of the server.
+// Package contract is the agreement between weir (the pipeline hook in
+// package hooks, which starts the runner in sandboxes, and weir query) and
+// the runner (package hooks/node, the weir-node binary): the runner's
+// commands, their command lines and what each answers. Both sides import
+// it, so they cannot drift apart; it imports nothing but the standard
+// library, so the runner pulls in nothing of the server, nor the server
+// anything of the runner (DuckDB).
+//
+//	node <kind> ...      run one node (Args); one Result on --result-fd
+//	sqlrefs ...          parse a plan's queries (SQLRefsArgs); one SQLAnswer
+//	query ...            weir query (QueryArgs, QueryRequest); rows on stdout, one Result
+//	version              the Handshake
+//
+// # Handshake
+//
+// weir refuses a runner whose Handshake is not its own (contract Version
+// and the fingerprint of the runner's sources, which both binaries embed:
+// see Handshake), at the start of weir serve and of weir query. The
+// runner's own executable or version control stamps cannot serve: the two
+// binaries differ by nature, "go run" stamps none, and a tree with
+// uncommitted changes has one revision for many contents.
+//
+// # SQL answer
+//
+// The server reads a SQLAnswer as it reads a Result: exactly one encoding
+// (ParseSQLAnswer re-encodes and compares), bounded in size, and for
+// exactly the queries it sent. A parser subverted by a hostile query can
+// at most name other tables, which the planner checks like any.
 //
 // # Command line
 //

@@ -1,9 +1,14 @@
-// Package node owns what runs inside a sandbox for one pipeline node: the
-// SQL runner (DuckDB in memory over the node's input Parquet files), the
-// expectation runner, the Python runner (inputs as CSV for the script,
-// outputs converted back to Parquet) and the seed loader (CSV to Parquet).
-// The weir binary exposes them as the hidden "weir node ..." commands,
-// which the hook runs with the binary mounted read-only in the sandbox.
+// Package node is the runner, the weir-node binary: the one part of Weir
+// that links DuckDB. It owns what runs inside a sandbox for one pipeline
+// node: the SQL runner (DuckDB in memory over the node's input Parquet
+// files), the expectation runner, the Python runner (inputs as CSV for
+// the script, outputs converted back to Parquet) and the seed loader (CSV
+// to Parquet); the planner's SQL parser (SQLRefsMain, ParseSQL: DuckDB's
+// json_serialize_sql, nothing executed), which the hook runs in a sandbox
+// once per plan; and weir query's engine (Query, QueryMain). Their command
+// lines and answers are hooks/contract's. The hook runs weir-node mounted
+// read-only in its sandboxes; weir query runs it in a sandbox over SSH and
+// as a plain process offline.
 //
 // Files a node sees (Dirs, /in, /out and /tmp inside a sandbox):
 //
@@ -24,8 +29,8 @@
 // reads the script's outputs. What it prints is a log for people, shared
 // with the node's own code, and never a result.
 //
-// Query (weir query, in the server's own process) is locked down the same
-// way, to exactly the files of the tables it is given, and shows no path
+// Query (weir query) is locked down the same way, to exactly the files of
+// the tables it is given, and shows no path
 // of the machine it runs on: DuckDB reads each file by descriptor
 // (/proc/self/fd/<n>), its home, extension and secret folders are blanked,
 // and errors name files as the caller named them (repo-relative).

@@ -19,5 +19,9 @@
 //
 // The package only reads and decides. It never runs a node and never reads
 // data: everything it knows comes from the commit's files and, for the
-// tables that already exist, from the caller.
+// tables that already exist, from the caller, and what a SQL query reads
+// from the SQLParser the caller hands it (the hook's runs DuckDB's parser
+// in weir-node, in a sandbox). It must never import a SQL engine or the
+// sandboxes (exec): its limits are its own type (Limits), and it builds
+// and is fuzzed without cgo (CGO_ENABLED=0 go test ./hooks/pipeline/).
 package pipeline
