@@ -104,6 +104,8 @@ func init() {
 			// Plain Git still works; pipelines and weir query are
 			// refused with the reason.
 			a.Logger.Warn("pushes with a pipeline and weir query will be refused", "err", binErr)
+			// What clients are told names no path of this machine.
+			binErr = errNoRunner
 			runner = noRunner{binErr}
 		} else if sb, err = exec.New(exec.Config{
 			StateDir:   sandboxStateDir(a.DataDir),
@@ -149,6 +151,10 @@ func init() {
 
 // errRunnerMismatch is a weir-node that does not belong with this weir.
 var errRunnerMismatch = errors.New("weir-node does not match this weir")
+
+// errNoRunner is what clients are told when weir serve has no weir-node
+// (its log says where it looked).
+var errNoRunner = errors.New("this server has no weir-node (the node runner); " + buildRunner)
 
 // buildRunner says how to build weir-node next to weir.
 const buildRunner = "build both from one tree with: go build -o bin/ ./cmd/weir ./cmd/weir-node ./exec/cmd/weir-sandbox-init"
