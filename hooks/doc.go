@@ -5,6 +5,15 @@
 // data branch (package catalog) and decides. A seed whose CSV is unchanged
 // since the pipeline run that made its table is not run again (reuse.go).
 //
+// A run, file by file: run.go plans it, announces it and decides (and
+// keeps a failed run); nodes.go runs its nodes, in the order and with the
+// overlap the executor of dag.go decides (each node one state: waiting,
+// staging, staged, starting, running, done, failed, reused), staging each
+// one with stage.go (folders, inputs, sandbox spec, sandbox built ahead);
+// failure.go says in one line why a node failed; datacommit.go makes the
+// data commit from tables snapshotted as their nodes end; runlog.go writes
+// the run log; timing.go says where the time went.
+//
 // Subpackages: hooks/pipeline parses and plans a pipeline (no I/O beyond
 // the commit's files); hooks/node is what runs inside a sandbox for one
 // node ("weir node ...") and the read-only query engine ("weir query");

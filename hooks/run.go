@@ -17,12 +17,6 @@ import (
 	"github.com/weir-dev/weir/refs"
 )
 
-// A run's life, file by file: run.go plans it, announces it and decides
-// (exec, fail, keep, finish, report); nodes.go runs its nodes with the
-// executor of dag.go, staging them with stage.go; failure.go says why a
-// node failed; datacommit.go makes the data commit; runlog.go the run log;
-// reuse.go decides which seeds need not run; timing.go where time went.
-
 // NodeFailedError is a node that did not succeed.
 type NodeFailedError struct {
 	Node   string // "clean.revenue", "expect revenue_positive"
