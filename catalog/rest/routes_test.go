@@ -173,52 +173,12 @@ func ensure(t *testing.T, s *server) {
 
 // TestEndpointsAreTheRoutes: /v1/config advertises exactly the endpoints
 // the handler serves. Every method is tried on every advertised path and
-// on paths of the spec this server does not serve; a request is served
-// unless it is a 405 or a 404 "no such endpoint" (for HEAD, which has no
-// body, any 404: the namespace and table the paths name exist).
+// on paths of the spec this server does not serve (see served).
 // /v1/config itself is served and not advertised.
 func TestEndpointsAreTheRoutes(t *testing.T) {
 	s := newServer(t, nil)
 	h := rest.NewRESTHandler(s.cat)
-	fill := strings.NewReplacer("{prefix}", "team%2Fdemo/main", "{namespace}", "sales", "{table}", "orders", "{view}", "v", "{plan-id}", "p")
-
-	served := func(method, path string) bool {
-		t.Helper()
-		ensure(t, s) // a DELETE may have dropped them
-		code, typ, msg, body := direct(t, h, method, fill.Replace(path), "")
-		if code >= 500 {
-			t.Fatalf("%s %s = %d %s", method, path, code, body)
-		}
-		if method == http.MethodHead { // no body to tell why; what it names exists
-			return code != http.StatusMethodNotAllowed && code != http.StatusNotFound
-		}
-		return code != http.StatusMethodNotAllowed && !(code == http.StatusNotFound && typ == "NotFoundException" && strings.HasPrefix(msg, "no such endpoint"))
-	}
-	code, _, _, body := direct(t, h, "GET", "/v1/config?warehouse=team/demo@main", "")
-	if code != 200 {
-		t.Fatalf("config = %d %s", code, body)
-	}
-	var cfg struct {
-		Defaults  map[string]string `json:"defaults"`
-		Overrides map[string]string `json:"overrides"`
-		Endpoints []string          `json:"endpoints"`
-	}
-	if err := json.Unmarshal(body, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Overrides["prefix"] != "team%2Fdemo/main" || cfg.Defaults == nil {
-		t.Fatalf("config = %s", body)
-	}
-	advertised := map[string]bool{}
-	for _, ep := range cfg.Endpoints {
-		if advertised[ep] {
-			t.Errorf("endpoint %q advertised twice", ep)
-		}
-		advertised[ep] = true
-	}
-	if len(advertised) == 0 {
-		t.Fatal("no endpoints advertised")
-	}
+	advertised := advertisedEndpoints(t, h)
 	paths := map[string]bool{
 		// Spec paths Weir does not serve.
 		"/v1/{prefix}/namespaces/{namespace}/register":                      true,
@@ -232,23 +192,68 @@ func TestEndpointsAreTheRoutes(t *testing.T) {
 		"/v1/oauth/tokens": true,
 	}
 	for ep := range advertised {
-		_, path, ok := strings.Cut(ep, " ")
-		if !ok || !strings.HasPrefix(path, "/v1/{prefix}/") {
-			t.Errorf("advertised endpoint %q is not METHOD /v1/{prefix}/...", ep)
-		}
+		_, path, _ := strings.Cut(ep, " ")
 		paths[path] = true
 	}
 	for path := range paths {
 		for _, method := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"} {
 			ep := method + " " + path
-			if got := served(method, path); got != advertised[ep] {
+			if got := served(t, s, h, method, path); got != advertised[ep] {
 				t.Errorf("%s: served %t, advertised %t", ep, got, advertised[ep])
 			}
 		}
 	}
-	if !served("GET", "/v1/config") {
+	if !served(t, s, h, "GET", "/v1/config") {
 		t.Error("GET /v1/config is not served")
 	}
+}
+
+// advertisedEndpoints returns the endpoints of h's /v1/config, each once
+// and each "METHOD /v1/{prefix}/...".
+func advertisedEndpoints(t *testing.T, h http.Handler) map[string]bool {
+	t.Helper()
+	code, _, _, body := direct(t, h, "GET", "/v1/config?warehouse=team/demo@main", "")
+	var cfg struct {
+		Defaults  map[string]string `json:"defaults"`
+		Overrides map[string]string `json:"overrides"`
+		Endpoints []string          `json:"endpoints"`
+	}
+	if err := json.Unmarshal(body, &cfg); err != nil || code != 200 || cfg.Overrides["prefix"] != "team%2Fdemo/main" || cfg.Defaults == nil {
+		t.Fatalf("config = %d %s (%v)", code, body, err)
+	}
+	advertised := map[string]bool{}
+	for _, ep := range cfg.Endpoints {
+		method, path, ok := strings.Cut(ep, " ")
+		if advertised[ep] || !ok || method != strings.ToUpper(method) || !strings.HasPrefix(path, "/v1/{prefix}/") {
+			t.Errorf("advertised endpoint %q is a duplicate or not METHOD /v1/{prefix}/...", ep)
+		}
+		advertised[ep] = true
+	}
+	if len(advertised) == 0 {
+		t.Fatal("no endpoints advertised")
+	}
+	return advertised
+}
+
+// served sends method to the spec path filled in, on a branch where what
+// it names exists, and says whether h serves it: anything but a 405 or a
+// 404 "no such endpoint" (for HEAD, which has no body to tell why, any
+// 404).
+func served(t *testing.T, s *server, h http.Handler, method, path string) bool {
+	t.Helper()
+	ensure(t, s) // a DELETE may have dropped them
+	fill := strings.NewReplacer("{prefix}", "team%2Fdemo/main", "{namespace}", "sales", "{table}", "orders", "{view}", "v", "{plan-id}", "p")
+	code, typ, msg, body := direct(t, h, method, fill.Replace(path), "")
+	if code >= 500 {
+		t.Fatalf("%s %s = %d %s", method, path, code, body)
+	}
+	if code == http.StatusMethodNotAllowed {
+		return false
+	}
+	if method == http.MethodHead {
+		return code != http.StatusNotFound
+	}
+	return !(code == http.StatusNotFound && typ == "NotFoundException" && strings.HasPrefix(msg, "no such endpoint"))
 }
 
 // jsonKinds maps each top-level field of a JSON object to its kind
