@@ -82,9 +82,9 @@ type matched struct {
 	params []string
 }
 
-// unmatched stands for the handlers of the router's ServeMux, which are
-// never called.
-var unmatched = http.NotFoundHandler()
+// matchOnly is the handler of every pattern of the router's ServeMux,
+// which only matches: it is never called.
+var matchOnly = http.NotFoundHandler()
 
 // newRouter registers table. It panics, as ServeMux does, when two
 // routes have patterns that conflict.
@@ -95,10 +95,10 @@ func newRouter(table []route) *router {
 		path := strings.Replace(r.path, prefixParam, prefixPattern, 1)
 		params := paramsOf(path)
 		pattern := r.method + " " + path
-		rt.mux.Handle(pattern, unmatched)
+		rt.mux.Handle(pattern, matchOnly)
 		rt.byPattern[pattern] = matched{route: r, params: params}
 		if _, ok := rt.byPattern[path]; !ok {
-			rt.mux.Handle(path, unmatched)
+			rt.mux.Handle(path, matchOnly)
 			rt.byPattern[path] = matched{params: params}
 		}
 		if strings.Contains(r.path, prefixParam) {
