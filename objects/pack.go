@@ -187,9 +187,9 @@ type ingest struct {
 	inlineUsed int64 // bytes of values in nb
 	deltaUsed  int64 // bytes of delta streams in memory
 
-	value []byte      // scratch: the inline value being captured
-	vs    valueSink   // reused per value
-	ds    deltaSink   // reused per delta
+	value []byte    // scratch: the inline value being captured
+	vs    valueSink // reused per value
+	ds    deltaSink // reused per delta
 	zw    *zlib.Writer
 	zr    io.ReadCloser
 	br    *bufio.Reader
