@@ -243,12 +243,23 @@ func (s *spillReader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("objects: read spill: %w", err)
 		}
+		start := s.off - idx*spillChunk
+		if start >= int64(len(v)) {
+			closer.Close()
+			return 0, fmt.Errorf("%w: spill %x chunk %d is short", ErrBadObject, s.id, idx)
+		}
+		if avail := v[start:]; s.left <= int64(len(p)) && s.left <= int64(len(avail)) {
+			// The rest of the read is in this chunk: copy it straight
+			// out (a small object costs no chunk-sized copy).
+			n := copy(p, avail[:s.left])
+			closer.Close()
+			s.off += int64(n)
+			s.left -= int64(n)
+			return n, nil
+		}
 		s.chunk = append(s.chunk[:0], v...)
 		closer.Close()
 		s.at = idx * spillChunk
-		if s.off >= s.at+int64(len(s.chunk)) {
-			return 0, fmt.Errorf("%w: spill %x chunk %d is short", ErrBadObject, s.id, idx)
-		}
 	}
 	c := s.chunk[s.off-s.at:]
 	n := copy(p, c[:min(int64(len(c)), s.left)])
