@@ -382,7 +382,7 @@ func (s *Server) checkCommand(ctx context.Context, sess *Session, q *objects.Qua
 		return reasonFetchFirst
 	}
 	if strings.HasPrefix(string(c.Name), refs.HeadsPrefix) {
-		typ, _, _, err := q.Raw(ctx, c.New)
+		typ, _, err := q.Stat(ctx, c.New)
 		if err != nil || typ != plumbing.CommitObject {
 			return reasonNotCommit
 		}

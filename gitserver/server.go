@@ -234,7 +234,7 @@ func (s *Server) loadRefs(ctx context.Context, repo objects.RepoName) (*repoRefs
 func (s *Server) peel(ctx context.Context, repo objects.RepoName, h objects.Hash) (objects.Hash, error) {
 	peeled := plumbing.ZeroHash
 	for depth := 0; depth < 16; depth++ {
-		typ, _, _, err := s.Objects.Raw(ctx, repo, h)
+		typ, _, err := s.Objects.Stat(ctx, repo, h)
 		if err != nil {
 			if errors.Is(err, objects.ErrNotFound) {
 				return peeled, nil

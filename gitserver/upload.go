@@ -170,7 +170,7 @@ func (s *Server) checkWants(ctx context.Context, repo objects.RepoName, rs *repo
 	}
 	// allow-reachable-sha1-in-want: walk the history of every tip.
 	for h := range missing {
-		typ, _, _, err := s.Objects.Raw(ctx, repo, h)
+		typ, _, err := s.Objects.Stat(ctx, repo, h)
 		if err != nil || typ != plumbing.CommitObject {
 			return &notOurRefError{id: h}
 		}

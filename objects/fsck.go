@@ -77,7 +77,7 @@ func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash) error {
 		if inRepo {
 			continue
 		}
-		typ, _, _, err := q.Raw(ctx, w.h)
+		typ, _, err := q.Stat(ctx, w.h)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
