@@ -65,11 +65,22 @@ type pushRequest struct {
 	caps     capList
 	shallows []objects.Hash
 	options  []string
+	// refused, when set, refuses the whole push: the list went over a
+	// ReceiveLimits limit, and reading stopped there. commands holds the
+	// commands read before it (so the reply names no more refs than the
+	// limit allows).
+	refused string
+	size    int // payload bytes read: commands, shallow lines, push options
 }
+
+// maxPushOptions is the most push options one push may carry.
+const maxPushOptions = 1000
 
 // readCommandList reads shallow lines and commands up to the flush. It
 // returns nil when the client sent no command (closed or a lone flush).
-func readCommandList(pr *pktReader) (*pushRequest, error) {
+// Over lim it stops reading and returns the request with refused set.
+func readCommandList(pr *pktReader, lim ReceiveLimits) (*pushRequest, error) {
+	lim = lim.withDefaults()
 	req := &pushRequest{caps: capList{}}
 	for i := 0; ; i++ {
 		k, b, err := pr.next()
@@ -85,6 +96,10 @@ func readCommandList(pr *pktReader) (*pushRequest, error) {
 		if k != pktData {
 			return nil, fmt.Errorf("%w: unexpected %v pkt in command list", ErrProtocol, k)
 		}
+		if req.size += len(b); req.size > lim.MaxCommandBytes {
+			req.refused = fmt.Sprintf("command list larger than %d bytes; push fewer refs at a time", lim.MaxCommandBytes)
+			return req, nil
+		}
 		b = bytes.TrimSuffix(b, []byte("\n"))
 		if bytes.HasPrefix(b, []byte("shallow ")) {
 			if len(req.commands) > 0 {
@@ -92,7 +107,7 @@ func readCommandList(pr *pktReader) (*pushRequest, error) {
 			}
 			h, ok := parseHash(b[8:])
 			if !ok {
-				return nil, fmt.Errorf("%w: invalid shallow line %q", ErrProtocol, b)
+				return nil, fmt.Errorf("%w: invalid shallow line %s", ErrProtocol, clip(b))
 			}
 			req.shallows = append(req.shallows, h)
 			continue
@@ -102,12 +117,16 @@ func readCommandList(pr *pktReader) (*pushRequest, error) {
 			req.caps = parseCaps(string(caps))
 		}
 		if len(line) < 83 || line[40] != ' ' || line[81] != ' ' {
-			return nil, fmt.Errorf("%w: malformed command %q", ErrProtocol, line)
+			return nil, fmt.Errorf("%w: malformed command %s", ErrProtocol, clip(line))
 		}
 		old, ok1 := parseHash(line[:40])
 		nw, ok2 := parseHash(line[41:81])
 		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("%w: malformed command %q", ErrProtocol, line)
+			return nil, fmt.Errorf("%w: malformed command %s", ErrProtocol, clip(line))
+		}
+		if len(req.commands) == lim.MaxCommands {
+			req.refused = fmt.Sprintf("too many ref updates in one push (max %d); push fewer refs at a time", lim.MaxCommands)
+			return req, nil
 		}
 		req.commands = append(req.commands, pushCommand{Old: old, New: nw, Name: refs.Name(line[82:])})
 	}
@@ -117,22 +136,54 @@ func readCommandList(pr *pktReader) (*pushRequest, error) {
 	return req, nil
 }
 
-// readPushOptions reads push-option lines up to the flush.
-func readPushOptions(pr *pktReader) ([]string, error) {
-	var opts []string
+// readPushOptions reads push-option lines up to the flush into req. Over
+// lim (counted with the command list) it stops and sets req.refused.
+func readPushOptions(pr *pktReader, req *pushRequest, lim ReceiveLimits) error {
+	lim = lim.withDefaults()
 	for {
 		line, k, err := pr.line()
 		if err != nil {
-			return nil, fmt.Errorf("read push options: %w", err)
+			return fmt.Errorf("read push options: %w", err)
 		}
 		if k == pktFlush {
-			return opts, nil
+			return nil
 		}
 		if k != pktData {
-			return nil, fmt.Errorf("%w: unexpected %v pkt in push options", ErrProtocol, k)
+			return fmt.Errorf("%w: unexpected %v pkt in push options", ErrProtocol, k)
 		}
-		opts = append(opts, line)
+		if req.size += len(line); req.size > lim.MaxCommandBytes {
+			req.refused = fmt.Sprintf("command list and push options larger than %d bytes; send fewer or shorter push options", lim.MaxCommandBytes)
+			return nil
+		}
+		if len(req.options) == maxPushOptions {
+			req.refused = fmt.Sprintf("too many push options (max %d)", maxPushOptions)
+			return nil
+		}
+		req.options = append(req.options, line)
 	}
+}
+
+// discardRequest reads what is left of a refused push's request, so an
+// HTTP client, which sends its whole body before it reads the answer, sees
+// the answer rather than a broken pipe. It reads at most MaxPackBytes and
+// keeps nothing. Over SSH nothing is read: git reads the report even when
+// the server stops reading its pack.
+func (s *Server) discardRequest(sess *Session, pr *pktReader) {
+	if !sess.StatelessRPC {
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(pr.reader(), s.Objects.Limits().MaxPackBytes))
+}
+
+// clip quotes client text for an error message, cut to a few dozen
+// bytes: errors may reach the client and the log, and must not echo
+// whatever it sent.
+func clip(b []byte) string {
+	const max = 64
+	if len(b) > max {
+		return fmt.Sprintf("%q... (%d bytes)", b[:max], len(b))
+	}
+	return fmt.Sprintf("%q", b)
 }
 
 // checkRefFormat reports whether a client may push to name: a full ref
@@ -200,12 +251,12 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 			return err
 		}
 	}
-	req, err := readCommandList(pr)
+	req, err := readCommandList(pr, s.Receive)
 	if err != nil || req == nil {
 		return err
 	}
-	if req.caps.has("push-options") {
-		if req.options, err = readPushOptions(pr); err != nil {
+	if req.refused == "" && req.caps.has("push-options") {
+		if err := readPushOptions(pr, req, s.Receive); err != nil {
 			return err
 		}
 	}
@@ -229,7 +280,24 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 			tips = append(tips, c.New)
 		}
 	}
-	if needPack {
+	// A push takes its turn (bounded memory per server) from its first
+	// pack byte to the end of its object checks.
+	release := func() {}
+	if req.refused != "" {
+		unpack = req.refused
+	} else if needPack {
+		release, err = s.admit(ctx)
+		if errors.Is(err, errServerBusy) {
+			release, unpack = func() {}, err.Error()
+			s.logger().Warn("push refused: server busy", "repo", sess.Repo, "identity", sess.Identity)
+		} else if err != nil {
+			return err
+		}
+	}
+	if unpack != "ok" {
+		st.failAll(unpack)
+		s.discardRequest(sess, pr)
+	} else if needPack {
 		if _, err := q.IngestPack(ctx, pr.reader()); err != nil {
 			unpack = oneLine(err.Error())
 			st.failAll("unpacker error: " + unpack)
@@ -246,6 +314,7 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 			st.failAll(reason)
 		}
 	}
+	release()
 	if unpack == "ok" {
 		s.checkCommands(ctx, sess, q, st)
 	}

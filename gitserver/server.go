@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -39,8 +42,96 @@ type Server struct {
 	Protected func(repo objects.RepoName, ref refs.Name) bool
 	// Logger gets one line per push and per failed session; nil discards.
 	Logger *slog.Logger
+	// Receive bounds a push's command list and how many pushes are
+	// received at once. Zero fields take the defaults.
+	Receive ReceiveLimits
 
 	plans planCache // clone plans; the zero value is ready
+	slots pushSlots // admission of pushes; the zero value is ready
+}
+
+// ReceiveLimits bound what a push may send before its pack, and how many
+// pushes the server receives at once (the pack itself is bounded by
+// objects.Limits). Zero fields take the defaults.
+type ReceiveLimits struct {
+	// MaxCommands is the most ref updates one push may carry.
+	MaxCommands int
+	// MaxCommandBytes bounds the command list: commands, shallow lines
+	// and push options together, in pkt-line payload bytes.
+	MaxCommandBytes int
+	// MaxConcurrent is the most pushes receiving and checking their pack
+	// at once: a push holds its turn from its first pack byte to the end
+	// of its object checks (a pipeline run waits for its own scheduler,
+	// not for this). Each receiving push takes the memory budget of
+	// objects.IngestPack.
+	MaxConcurrent int
+	// QueueTimeout is how long a push waits for its turn before it is
+	// refused with "server busy"; at most 4 * MaxConcurrent pushes wait.
+	QueueTimeout time.Duration
+}
+
+// Defaults of ReceiveLimits.
+const (
+	DefaultMaxCommands      = 5000
+	DefaultMaxCommandBytes  = 1 << 20
+	DefaultMaxConcurrent    = 4
+	DefaultPushQueueTimeout = time.Minute
+)
+
+func (l ReceiveLimits) withDefaults() ReceiveLimits {
+	if l.MaxCommands <= 0 {
+		l.MaxCommands = DefaultMaxCommands
+	}
+	if l.MaxCommandBytes <= 0 {
+		l.MaxCommandBytes = DefaultMaxCommandBytes
+	}
+	if l.MaxConcurrent <= 0 {
+		l.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if l.QueueTimeout <= 0 {
+		l.QueueTimeout = DefaultPushQueueTimeout
+	}
+	return l
+}
+
+// errServerBusy refuses a push that did not get its turn.
+var errServerBusy = errors.New("server busy: too many pushes in progress, try again")
+
+// pushSlots admits at most MaxConcurrent pushes at once; others wait in
+// line, up to QueueTimeout, at most 4 * MaxConcurrent of them.
+type pushSlots struct {
+	once    sync.Once
+	slots   chan struct{}
+	waiting atomic.Int64
+}
+
+// admit waits for a push's turn and returns the function that ends it, or
+// errServerBusy.
+func (s *Server) admit(ctx context.Context) (func(), error) {
+	lim := s.Receive.withDefaults()
+	p := &s.slots
+	p.once.Do(func() { p.slots = make(chan struct{}, lim.MaxConcurrent) })
+	release := func() { <-p.slots }
+	select {
+	case p.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	if p.waiting.Add(1) > int64(4*lim.MaxConcurrent) {
+		p.waiting.Add(-1)
+		return nil, errServerBusy
+	}
+	defer p.waiting.Add(-1)
+	t := time.NewTimer(lim.QueueTimeout)
+	defer t.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		return nil, errServerBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Service names one of the two Git services.

@@ -89,6 +89,13 @@ type uploadRequest struct {
 	depth    int            // deepen <n>; 0: none
 }
 
+// Bounds on an upload-pack request: they keep a request's parsed form to a
+// few tens of megabytes, far above what a real client sends.
+const (
+	maxWantLines     = 1 << 20 // want and shallow lines of one request
+	maxHavesPerRound = 1 << 18 // have lines between two flushes
+)
+
 // readUploadRequest reads wants, shallows and deepen up to the flush.
 // It returns nil when the client sent nothing (closed or flush only).
 func readUploadRequest(pr *pktReader) (*uploadRequest, error) {
@@ -107,13 +114,16 @@ func readUploadRequest(pr *pktReader) (*uploadRequest, error) {
 		if k != pktData {
 			return nil, fmt.Errorf("%w: unexpected %v pkt in wants", ErrProtocol, k)
 		}
+		if i >= maxWantLines {
+			return nil, fmt.Errorf("%w: more than %d want and shallow lines", ErrProtocol, maxWantLines)
+		}
 		switch {
 		case strings.HasPrefix(line, "want "):
 			arg := line[5:]
 			hexID, rest, _ := strings.Cut(arg, " ")
 			h, ok := parseHashString(hexID)
 			if !ok {
-				return nil, fmt.Errorf("%w: expected to get object ID, not %q", ErrProtocol, line)
+				return nil, fmt.Errorf("%w: expected to get object ID, not %s", ErrProtocol, clip([]byte(line)))
 			}
 			if len(req.wants) == 0 {
 				req.caps = parseCaps(rest)
@@ -122,23 +132,66 @@ func readUploadRequest(pr *pktReader) (*uploadRequest, error) {
 		case strings.HasPrefix(line, "shallow "):
 			h, ok := parseHashString(line[8:])
 			if !ok {
-				return nil, fmt.Errorf("%w: invalid shallow line %q", ErrProtocol, line)
+				return nil, fmt.Errorf("%w: invalid shallow line %s", ErrProtocol, clip([]byte(line)))
 			}
 			req.shallows = append(req.shallows, h)
 		case strings.HasPrefix(line, "deepen "):
 			n, err := strconv.Atoi(line[7:])
 			if err != nil || n <= 0 {
-				return nil, fmt.Errorf("%w: invalid deepen %q", ErrProtocol, line)
+				return nil, fmt.Errorf("%w: invalid deepen %s", ErrProtocol, clip([]byte(line)))
 			}
 			req.depth = n
 		default:
-			return nil, fmt.Errorf("%w: expected want, shallow or deepen, got %q", ErrProtocol, line)
+			return nil, fmt.Errorf("%w: expected want, shallow or deepen, got %s", ErrProtocol, clip([]byte(line)))
 		}
 	}
 	if len(req.wants) == 0 {
 		return nil, nil
 	}
 	return req, nil
+}
+
+// haveRound is one round of negotiation: the have lines up to a flush, or
+// up to "done".
+type haveRound struct {
+	haves []objects.Hash
+	done  bool
+}
+
+// readHaveRound reads one round whole, so a malformed line is refused
+// before anything of the round is answered. It returns io.EOF when the
+// stream ends cleanly before the round starts.
+func readHaveRound(pr *pktReader) (*haveRound, error) {
+	r := &haveRound{}
+	for i := 0; ; i++ {
+		line, k, err := pr.line()
+		if err == io.EOF && i == 0 {
+			return nil, io.EOF
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read haves: %w", err)
+		}
+		switch {
+		case k == pktFlush:
+			return r, nil
+		case k != pktData:
+			return nil, fmt.Errorf("%w: unexpected %v pkt in haves", ErrProtocol, k)
+		case strings.HasPrefix(line, "have "):
+			h, ok := parseHashString(line[5:])
+			if !ok {
+				return nil, fmt.Errorf("%w: invalid have line %s", ErrProtocol, clip([]byte(line)))
+			}
+			if len(r.haves) == maxHavesPerRound {
+				return nil, fmt.Errorf("%w: more than %d have lines before a flush", ErrProtocol, maxHavesPerRound)
+			}
+			r.haves = append(r.haves, h)
+		case line == "done":
+			r.done = true
+			return r, nil
+		default:
+			return nil, fmt.Errorf("%w: expected have or done, got %s", ErrProtocol, clip([]byte(line)))
+		}
+	}
 }
 
 // notOurRefError is a want of an object no ref reaches.
@@ -430,46 +483,14 @@ func (s *Server) serveUpload(ctx context.Context, pr *pktReader, pw *pktWriter, 
 	gotCommon, gotOther, sentReady := false, false, false
 negotiation:
 	for {
-		line, k, err := pr.line()
+		round, err := readHaveRound(pr)
 		if err == io.EOF && sess.StatelessRPC {
 			return nil // a stateless request that only asked for shallow info
 		}
 		if err != nil {
-			return fmt.Errorf("read haves: %w", err)
+			return err
 		}
-		if k == pktFlush {
-			if multiAck == 2 && gotCommon && !gotOther {
-				ok, err := neg.okToGiveUp()
-				if err != nil {
-					return err
-				}
-				if ok {
-					sentReady = true
-					pw.linef("ACK %s ready", lastHex)
-				}
-			}
-			if len(neg.common) == 0 || multiAck > 0 {
-				pw.linef("NAK")
-			}
-			if noDone && sentReady {
-				pw.linef("ACK %s", lastHex)
-				break negotiation
-			}
-			if err := pw.send(); err != nil {
-				return err
-			}
-			if sess.StatelessRPC {
-				return nil
-			}
-			gotCommon, gotOther = false, false
-			continue
-		}
-		switch {
-		case strings.HasPrefix(line, "have "):
-			h, ok := parseHashString(line[5:])
-			if !ok {
-				return fmt.Errorf("%w: invalid have line %q", ErrProtocol, line)
-			}
+		for _, h := range round.haves {
 			known, err := neg.have(h)
 			if err != nil {
 				return err
@@ -502,7 +523,8 @@ negotiation:
 			case len(neg.common) == 1:
 				pw.linef("ACK %s", lastHex)
 			}
-		case line == "done":
+		}
+		if round.done {
 			if len(neg.common) > 0 {
 				if multiAck > 0 {
 					pw.linef("ACK %s", lastHex)
@@ -511,9 +533,32 @@ negotiation:
 				pw.linef("NAK")
 			}
 			break negotiation
-		default:
-			return fmt.Errorf("%w: expected have or done, got %q", ErrProtocol, line)
 		}
+		// The round ended with a flush.
+		if multiAck == 2 && gotCommon && !gotOther {
+			ok, err := neg.okToGiveUp()
+			if err != nil {
+				return err
+			}
+			if ok {
+				sentReady = true
+				pw.linef("ACK %s ready", lastHex)
+			}
+		}
+		if len(neg.common) == 0 || multiAck > 0 {
+			pw.linef("NAK")
+		}
+		if noDone && sentReady {
+			pw.linef("ACK %s", lastHex)
+			break negotiation
+		}
+		if err := pw.send(); err != nil {
+			return err
+		}
+		if sess.StatelessRPC {
+			return nil
+		}
+		gotCommon, gotOther = false, false
 	}
 
 	fp := &fetchPlan{
