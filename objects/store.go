@@ -42,9 +42,12 @@ var CacheBytes int64 = 256 << 20
 func OpenFS(dir string, fs vfs.FS) (*pebble.DB, error) {
 	opts := &pebble.Options{
 		FS: fs,
-		// Objects arrive in large batches (one per push); a bigger memtable
-		// keeps a typical push out of the flush path.
-		MemTableSize:                64 << 20,
+		// A push's objects arrive in one batch, of at most the inline
+		// budget (16 MiB; the rest of a large push is spilled chunk by
+		// chunk), so a 32 MiB memtable keeps a typical push out of the
+		// flush path, and the memtables of a server writing large pushes
+		// (at most MemTableStopWritesThreshold of them) stay at 128 MiB.
+		MemTableSize:                32 << 20,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
