@@ -16,7 +16,16 @@ func FuzzIngestPack(f *testing.F) {
 	f.Add([]byte("PACK"))
 	f.Add([]byte("PACK\x00\x00\x00\x02\x00\x00\x00\x00"))
 	f.Add([]byte("PACK\x00\x00\x00\x02\xff\xff\xff\xff"))
-	s := memStore(f, Limits{MaxPackBytes: 1 << 20, MaxObjectBytes: 1 << 20})
+	// Delta bombs: over MaxInflatedBytes, within it, and a delta that
+	// declares a 1 TiB result (testdata/fuzz/FuzzIngestPack has them too).
+	f.Add(bombPackOf(4<<10, 8, 1<<20))
+	f.Add(bombPackOf(4<<10, 2, 256<<10))
+	var pw packWriter
+	pw.entry(3, 16, nil, []byte("0123456789abcdef"))
+	huge := newDeltaOps(16, 1<<40).copyFrom(0, 16).b
+	pw.entry(packOfsDelta, len(huge), ofsPrefix(pw.offset()-12), huge)
+	f.Add(pw.bytes())
+	s := memStore(f, Limits{MaxPackBytes: 1 << 20, MaxObjectBytes: 1 << 20, MaxInflatedBytes: 4 << 20})
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, pack []byte) {
 		q := s.NewQuarantine("fuzz")

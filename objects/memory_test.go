@@ -106,8 +106,10 @@ func allocated(f func()) uint64 {
 
 // bombPack is a pack of a 64 KiB random blob and n ofs-deltas against it,
 // each declaring a result of copies of the blob, size bytes long.
-func bombPack(n, size int) []byte {
-	base := randomBytes(64<<10, 7)
+func bombPack(n, size int) []byte { return bombPackOf(64<<10, n, size) }
+
+func bombPackOf(baseLen, n, size int) []byte {
+	base := randomBytes(baseLen, 7)
 	d := newDeltaOps(len(base), size)
 	for left := size; left > 0; left -= len(base) {
 		d.copyFrom(0, min(left, len(base)))
