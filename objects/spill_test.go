@@ -225,4 +225,3 @@ func TestSpillBounds(t *testing.T) {
 		}
 	}
 }
-
