@@ -448,6 +448,16 @@ func (s *Server) serveUpload(ctx context.Context, pr *pktReader, pw *pktWriter, 
 	if err != nil || req == nil {
 		return err
 	}
+	// A stateless request holds its haves too: read them all before
+	// answering anything, so a malformed one is refused with no partial
+	// answer (over HTTP: a 400). A stateful client waits for the shallow
+	// lines before it sends haves.
+	var first *haveRound
+	if sess.StatelessRPC {
+		if first, err = readHaveRound(pr); err != nil && err != io.EOF {
+			return err
+		}
+	}
 	if err := s.checkWants(ctx, sess.Repo, rs, req.wants); err != nil {
 		pw.errLine(err.Error())
 		return err
@@ -483,11 +493,13 @@ func (s *Server) serveUpload(ctx context.Context, pr *pktReader, pw *pktWriter, 
 	gotCommon, gotOther, sentReady := false, false, false
 negotiation:
 	for {
-		round, err := readHaveRound(pr)
-		if err == io.EOF && sess.StatelessRPC {
-			return nil // a stateless request that only asked for shallow info
-		}
-		if err != nil {
+		var round *haveRound
+		if sess.StatelessRPC {
+			if first == nil {
+				return nil // a stateless request that only asked for shallow info
+			}
+			round = first
+		} else if round, err = readHaveRound(pr); err != nil {
 			return err
 		}
 		for _, h := range round.haves {
