@@ -287,11 +287,14 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 		unpack = req.refused
 	} else if needPack {
 		release, err = s.admit(ctx)
-		if errors.Is(err, errServerBusy) {
+		switch {
+		case errors.Is(err, errServerBusy):
 			release, unpack = func() {}, err.Error()
 			s.logger().Warn("push refused: server busy", "repo", sess.Repo, "identity", sess.Identity)
-		} else if err != nil {
+		case err != nil:
 			return err
+		default:
+			s.logger().Debug("push receiving its pack", "repo", sess.Repo, "identity", sess.Identity)
 		}
 	}
 	if unpack != "ok" {
