@@ -213,9 +213,25 @@ func (s *server) stop() (int64, string) {
 	}
 	close(s.done)
 	if s.cgroup != "" {
-		os.Remove(s.cgroup)
+		removeCgroup(s.cgroup)
 	}
 	return s.peak.Load(), died
+}
+
+// removeCgroup removes dir and the cgroups the server made inside it
+// (package exec nests its sandboxes' cgroups under the server's own; a
+// server killed at the cap leaves them behind), deepest first.
+func removeCgroup(dir string) {
+	var dirs []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i])
+	}
 }
 
 // vmHWM is the peak resident set size of pid, in bytes (0 if gone).
