@@ -225,3 +225,36 @@ func TestSpillBounds(t *testing.T) {
 		}
 	}
 }
+
+// Two packs into one quarantine: the second (thin, its bases in the first)
+// lands in the same batch, and both commit together; inline or spilled.
+func TestTwoPacksOneQuarantine(t *testing.T) {
+	ctx := context.Background()
+	g := newGitRepo(t)
+	commits := history(g, 6)
+	for _, spill := range []bool{false, true} {
+		s := memStore(t, Limits{})
+		if spill {
+			spillAll(s)
+		}
+		q := s.NewQuarantine("demo")
+		if _, err := q.IngestPack(ctx, bytes.NewReader(g.packRevs(nil, commits[2].String()))); err != nil {
+			t.Fatal(err)
+		}
+		thin := g.packRevs([]string{"--thin"}, commits[5].String(), "^"+commits[2].String())
+		if _, err := q.IngestPack(ctx, bytes.NewReader(thin)); err != nil {
+			t.Fatalf("spill %v: thin pack on the first: %v", spill, err)
+		}
+		if err := q.Check(ctx, []Hash{commits[5]}); err != nil {
+			t.Fatal(err)
+		}
+		commitQuarantine(t, q)
+		q.Close()
+		for h, o := range g.allObjects() {
+			got, err := s.Get(ctx, "demo", h)
+			if err != nil || !bytes.Equal(got.Data, o.Data) {
+				t.Fatalf("spill %v: %s after commit: %v", spill, h, err)
+			}
+		}
+	}
+}
