@@ -157,6 +157,9 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string
 		},
 		CreateRepo: service == ReceivePack,
 	}
+	// A stalled body read ends at the deadline (Server.ReadIdleTimeout).
+	rc := http.NewResponseController(w.ResponseWriter)
+	sess.cut = func() { _ = rc.SetReadDeadline(time.Now()) }
 	ctx := r.Context()
 
 	if endpoint == "info/refs" {

@@ -165,9 +165,10 @@ func readPushOptions(pr *pktReader, req *pushRequest, lim ReceiveLimits) error {
 
 // discardRequest reads what is left of a refused push's request, so an
 // HTTP client, which sends its whole body before it reads the answer, sees
-// the answer rather than a broken pipe. It reads at most MaxPackBytes and
-// keeps nothing. Over SSH nothing is read: git reads the report even when
-// the server stops reading its pack.
+// the answer rather than a broken connection (curl then sends the rest of
+// the pack as a new request). It reads at most MaxPackBytes more and keeps
+// nothing. Over SSH nothing is read: git reads the report even when the
+// server stops reading its pack.
 func (s *Server) discardRequest(sess *Session, pr *pktReader) {
 	if !sess.StatelessRPC {
 		return
@@ -281,12 +282,22 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 		}
 	}
 	// A push takes its turn (bounded memory per server) from its first
-	// pack byte to the end of its object checks.
+	// pack byte to the end of its object checks, and while it holds it
+	// may not stall (Server.ReadIdleTimeout).
 	release := func() {}
 	if req.refused != "" {
 		unpack = req.refused
 	} else if needPack {
-		release, err = s.admit(ctx)
+		// Wait for the pack to start: a client may compress for minutes
+		// first, and holds no turn meanwhile.
+		_, _ = pr.reader().Peek(1)
+		var done func()
+		done, err = s.admit(ctx)
+		if err == nil {
+			sess.watchReads(true)
+			var once sync.Once
+			release = func() { once.Do(func() { sess.watchReads(false); done() }) }
+		}
 		switch {
 		case errors.Is(err, errServerBusy):
 			release, unpack = func() {}, err.Error()
@@ -304,6 +315,11 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 		if _, err := q.IngestPack(ctx, pr.reader()); err != nil {
 			unpack = oneLine(err.Error())
 			st.failAll("unpacker error: " + unpack)
+			// The client may still be sending (the pack was refused at
+			// the limit it crossed, or at its first bad entry): read the
+			// rest without its turn.
+			release()
+			s.discardRequest(sess, pr)
 		} else if err := q.Check(ctx, tips); err != nil {
 			unpack = oneLine(err.Error())
 			reason := unpack

@@ -310,3 +310,31 @@ func TestHTTPMalformedRequestIs400(t *testing.T) {
 		})
 	}
 }
+
+// A push that holds its turn and then sends nothing is cut off after
+// ReadIdleTimeout, and its turn goes to the next push (which would
+// otherwise be refused as "server busy" after its 2 s in line).
+func TestStalledPushLosesItsTurn(t *testing.T) {
+	s, base, commit := limitServer(t, ReceiveLimits{MaxConcurrent: 1, QueueTimeout: 2 * time.Second})
+	s.ReadIdleTimeout = 100 * time.Millisecond
+	rel, _ := s.admit(context.Background()) // sets the slots up here, before other goroutines read them
+	rel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(commandList(1, "stalled", commit, "report-status") + "PACK\x00\x00\x00\x02\x00\x00\x00\x01"))
+	go func() {
+		if resp, err := http.Post(base+"/demo.git/git-receive-pack", "application/x-git-receive-pack-request", pr); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for len(s.slots.slots) == 0 {
+		time.Sleep(time.Millisecond) // until the stalled push holds the turn
+	}
+	body := commandList(1, "next", commit, "report-status") + emptyPack
+	if status, report, _ := postReceive(t, base, strings.NewReader(body)); status != http.StatusOK || report != "unpack ok\nok refs/heads/next0\n" {
+		t.Fatalf("push after a stalled one: %d %q", status, report)
+	}
+	if _, ok := refsOf(t, base)["refs/heads/stalled0"]; ok {
+		t.Fatal("the stalled push created its ref")
+	}
+}

@@ -45,6 +45,13 @@ type Server struct {
 	// Receive bounds a push's command list and how many pushes are
 	// received at once. Zero fields take the defaults.
 	Receive ReceiveLimits
+	// ReadIdleTimeout is how long a push that holds its turn (see
+	// ReceiveLimits.MaxConcurrent) may send nothing while the server waits
+	// for its pack; the session is then cut, so a stalled client cannot
+	// keep others waiting. (The turn is taken at the pack's first byte:
+	// the time a client spends compressing its pack does not count.)
+	// Zero means DefaultReadIdleTimeout.
+	ReadIdleTimeout time.Duration
 
 	plans planCache // clone plans; the zero value is ready
 	slots pushSlots // admission of pushes; the zero value is ready
@@ -69,6 +76,9 @@ type ReceiveLimits struct {
 	// refused with "server busy"; at most 4 * MaxConcurrent pushes wait.
 	QueueTimeout time.Duration
 }
+
+// DefaultReadIdleTimeout is Server.ReadIdleTimeout's default.
+const DefaultReadIdleTimeout = time.Minute
 
 // Defaults of ReceiveLimits.
 const (
@@ -161,6 +171,20 @@ type Session struct {
 	CanWrite func(ref refs.Name) bool
 	// CreateRepo lets receive-pack create the repo on its first push.
 	CreateRepo bool
+
+	// cut, set by the transport, makes a blocked read of the client's
+	// stream return (ReadIdleTimeout); nil: reads cannot be watched.
+	cut func()
+	// idle watches reads while armed; set by Serve when cut is.
+	idle *idleReader
+}
+
+// watchReads arms or disarms the ReadIdleTimeout watch of the session's
+// reads. Only the goroutine that reads may call it.
+func (sess *Session) watchReads(on bool) {
+	if sess.idle != nil {
+		sess.idle.armed = on
+	}
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -226,6 +250,14 @@ func (s *Server) advertise(ctx context.Context, pw *pktWriter, sess *Session) er
 // and writes the response to w. For SSH (not stateless) it first writes the
 // advertisement, then converses as the protocol requires.
 func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer, sess *Session) error {
+	if sess.cut != nil {
+		idle := s.ReadIdleTimeout
+		if idle <= 0 {
+			idle = DefaultReadIdleTimeout
+		}
+		sess.idle = &idleReader{r: r, idle: idle, cut: sess.cut}
+		r = sess.idle
+	}
 	pr := newPktReader(r)
 	pw := newPktWriter(w)
 	var err error
@@ -377,3 +409,25 @@ func (c capList) has(name string) bool { _, ok := c[name]; return ok }
 
 // bufferedReader exposes the session's buffered reader (for pack ingestion).
 func (p *pktReader) reader() *bufio.Reader { return p.r }
+
+// idleReader, while armed, cuts the session (Session.cut) when one Read
+// waits longer than idle for the client: the server only reads when it
+// needs the client's bytes, so a client silent that long has stalled.
+type idleReader struct {
+	r     io.Reader
+	idle  time.Duration
+	cut   func()
+	armed bool
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	if !i.armed {
+		return i.r.Read(p)
+	}
+	t := time.AfterFunc(i.idle, i.cut)
+	n, err := i.r.Read(p)
+	if !t.Stop() && err != nil {
+		err = fmt.Errorf("%w: the client sent nothing for %v", ErrProtocol, i.idle)
+	}
+	return n, err
+}

@@ -45,6 +45,7 @@ type serveConfig struct {
 	maxCommandBytes   int
 	maxPushes         int
 	pushQueueTimeout  time.Duration
+	pushIdleTimeout   time.Duration
 	assumeRemote      bool
 	logLevel          string
 	shutdownGrace     time.Duration
@@ -65,6 +66,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxCommandBytes, "max-command-bytes", 0, "largest command list of one push, push options included, in bytes (0: the default, 1 MiB)")
 	fs.IntVar(&c.maxPushes, "max-concurrent-pushes", 0, fmt.Sprintf("most pushes receiving and checking their pack at once; more wait their turn (0: the default, %d)", gitserver.DefaultMaxConcurrent))
 	fs.DurationVar(&c.pushQueueTimeout, "push-queue-timeout", gitserver.DefaultPushQueueTimeout, "how long a push waits for its turn before it is refused with 'server busy'")
+	fs.DurationVar(&c.pushIdleTimeout, "push-idle-timeout", gitserver.DefaultReadIdleTimeout, "how long a push holding its turn may send nothing before it is cut off")
 	fs.BoolVar(&c.assumeRemote, "assume-remote", false, "apply the non-loopback access rules (no anonymous access) even on loopback listeners; for tests")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let running sessions finish")
@@ -177,10 +179,11 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	})
 	a.Refs = refs.NewDB(a.Objects)
 	a.Git = &gitserver.Server{
-		Objects:   a.Objects,
-		Refs:      a.Refs,
-		Protected: protectedRefs(cfg.protected),
-		Logger:    a.Logger,
+		Objects:         a.Objects,
+		Refs:            a.Refs,
+		Protected:       protectedRefs(cfg.protected),
+		Logger:          a.Logger,
+		ReadIdleTimeout: cfg.pushIdleTimeout,
 		Receive: gitserver.ReceiveLimits{
 			MaxCommands:     cfg.maxPushRefs,
 			MaxCommandBytes: cfg.maxCommandBytes,
