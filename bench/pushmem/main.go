@@ -262,7 +262,7 @@ func capMemory(pid int) string {
 	limit := strconv.FormatInt(*capMB<<20, 10)
 	for _, c := range []struct{ dir, file string }{
 		{"/sys/fs/cgroup/memory", "memory.limit_in_bytes"}, // v1
-		{"/sys/fs/cgroup", "memory.max"},                    // v2
+		{"/sys/fs/cgroup", "memory.max"},                   // v2
 	} {
 		if _, err := os.Stat(filepath.Join(c.dir, "cgroup.procs")); err != nil {
 			continue
@@ -461,4 +461,3 @@ func pushConcurrent(base string, repos []string) string {
 	}
 	return s
 }
-
