@@ -42,15 +42,39 @@ func (c *Catalog) Resolve(ctx context.Context, repo objects.RepoName, rev string
 	return objects.ZeroHash, "", fmt.Errorf("%w: %q is not a data branch, data tag or data commit of %s", ErrNoSuchBranch, rev, repo)
 }
 
-// CreateBranch creates refs/data/<name> at the data commit rev resolves to
-// (a branch, data tag or commit). It copies one ref: O(1). If rev is a
-// branch with no data yet, nothing is created and ZeroHash is returned.
+// CreateBranch creates branch name at the data commit rev resolves to (a
+// branch, data tag or commit): refs/data/<name>, and beside it
+// refs/heads/<name> at the code that data belongs to (rev's code ref, else
+// the data commit's code entry), in one ref update, so that a data ref
+// always sits beside its code ref. It copies refs: O(1). Every pointer of
+// the data must have been published (a failed run's data cannot become a
+// branch). If rev is a branch with no data yet, nothing is created and
+// ZeroHash is returned.
 func (c *Catalog) CreateBranch(ctx context.Context, repo objects.RepoName, name, rev string) (objects.Hash, error) {
-	h, _, err := c.Resolve(ctx, repo, rev)
+	h, ref, err := c.Resolve(ctx, repo, rev)
 	if err != nil {
 		return objects.ZeroHash, err
 	}
-	err = c.refs.Update(ctx, repo, []refs.Update{{Name: DataRef(name), Old: objects.ZeroHash, New: h}}, nil, "weir: branch "+name+" from "+rev)
+	st, err := c.state(ctx, repo, h)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	if err := c.checkPublished(ctx, repo, st, rev); err != nil {
+		return objects.ZeroHash, err
+	}
+	code := st.code
+	if ref != "" {
+		if ch, err := c.refs.Resolve(ctx, repo, refs.Name(refs.HeadsPrefix+strings.TrimPrefix(string(ref), refs.DataPrefix))); err == nil {
+			code = ch
+		}
+	}
+	ups := []refs.Update{{Name: DataRef(name), Old: objects.ZeroHash, New: h}}
+	if !code.IsZero() {
+		if ok, _ := c.objs.Has(ctx, repo, code); ok {
+			ups = append(ups, refs.Update{Name: refs.Name(refs.HeadsPrefix + name), Old: objects.ZeroHash, New: code})
+		}
+	}
+	err = c.refs.Update(ctx, repo, ups, nil, "weir: branch "+name+" from "+rev)
 	if errors.Is(err, refs.ErrStale) {
 		return objects.ZeroHash, fmt.Errorf("%w: %s", ErrBranchExists, name)
 	}
@@ -178,6 +202,15 @@ func (c *Catalog) Merge(ctx context.Context, repo objects.RepoName, from, into s
 				return objects.ZeroHash, err
 			}
 		}
+		// Only published data may be merged in: a failed run's data
+		// commit, named by its hash, is evidence, not a source.
+		st, err := c.state(ctx, repo, next)
+		if err != nil {
+			return objects.ZeroHash, err
+		}
+		if err := c.checkPublished(ctx, repo, st, from); err != nil {
+			return objects.ZeroHash, err
+		}
 		err = c.refs.Update(ctx, repo, []refs.Update{{Name: iref, Old: ih, New: next}}, nil, "weir: merge "+from+" into "+into)
 		if errors.Is(err, refs.ErrStale) {
 			continue
@@ -272,42 +305,22 @@ func (c *Catalog) threeWay(ctx context.Context, repo objects.RepoName, base, fh,
 	}
 	sort.Strings(changes)
 	subject := fmt.Sprintf("weir: merge data of %s into %s", from, into)
-	return c.commitState(ctx, repo, out, []objects.Hash{ih, fh}, subject+"\n\n"+strings.Join(changes, "\n"), "", objects.ZeroHash, nil)
+	// Lineage: the merged data sits beside into's code (invariant 7).
+	if code, err := c.refs.Resolve(ctx, repo, refs.Name(refs.HeadsPrefix+into)); err == nil {
+		out.code = code
+	}
+	return c.commitState(ctx, repo, out, []objects.Hash{ih, fh}, subject+"\n\n"+strings.Join(changes, "\n"), "", out.code, nil)
 }
 
 // VerifyPushedDataCommit accepts a client-made data commit (a merge or
 // revert of refs/data/*) only if its tree is a well-formed data tree and
-// every table pointer and namespace file in it is a blob this server wrote
-// (invariant 6). A forged blob is refused with an error naming the table.
+// every table pointer and namespace file in it was published: it stood on
+// a data ref of this repo (invariant 6). A forged blob, or one only a
+// failed run wrote, is refused with an error naming the table.
 func (c *Catalog) VerifyPushedDataCommit(ctx context.Context, q *objects.Quarantine, commit objects.Hash) error {
-	repo := q.Repo()
 	st, err := readState(ctx, quarantineObjects{q}, commit)
 	if err != nil {
 		return fmt.Errorf("data commit %s: %w", commit, err)
 	}
-	names := make([]TableName, 0, len(st.tables))
-	for t := range st.tables {
-		names = append(names, t)
-	}
-	sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
-	for _, t := range names {
-		h := st.tables[t]
-		ok, err := c.wrote(repo, h)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%w: table %s in data commit %s points at blob %s; only pointers the server wrote may be pushed (merge or revert data commits, do not edit pointers)", ErrForgedPointer, t, commit, h)
-		}
-	}
-	for ns, h := range st.namespaces {
-		ok, err := c.wrote(repo, h)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%w: namespace file namespaces/%s in data commit %s (blob %s) was not written by this server", ErrForgedPointer, ns, commit, h)
-		}
-	}
-	return nil
+	return c.checkPublished(ctx, q.Repo(), st, "data commit "+commit.String())
 }

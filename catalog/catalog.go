@@ -38,6 +38,9 @@ var (
 	ErrBranchExists = errors.New("catalog: data branch already exists")
 	// ErrForgedPointer: a pushed data tree holds a blob the server never wrote.
 	ErrForgedPointer = errors.New("catalog: table pointer was not written by this server")
+	// ErrUnpublished: a data tree holds a pointer the server wrote but
+	// never published (a failed run's).
+	ErrUnpublished = errors.New("catalog: table pointer was never published")
 	// ErrBadWrite: a TableWrite is not usable (no files, bad mode, schema mismatch).
 	ErrBadWrite = errors.New("catalog: bad table write")
 )
@@ -67,6 +70,8 @@ type Catalog struct {
 	lists      fileCache[[]iceberg.ManifestFile] // manifest lists (rebase.go)
 	raw        rawCache                          // JSON of metadata written lately
 	committers sync.Map                          // repo NUL data ref -> *committer (committer.go)
+	indexed    sync.Map                          // repo -> struct{}: its published index is complete (publish.go)
+	indexMu    sync.Mutex                        // held while a repo's index is backfilled
 }
 
 // Rebases returns how many appends this catalog applied on top of a newer
@@ -93,14 +98,33 @@ func DataRef(branch string) refs.Name { return refs.Name(refs.DataPrefix + branc
 // TagRef returns refs/tags/data/<tag>, where data tags live.
 func TagRef(tag string) refs.Name { return refs.Name(refs.TagsPrefix + "data/" + tag) }
 
-// tableLocation is where table t of repo lives in the warehouse.
-func (c *Catalog) tableLocation(repo objects.RepoName, t TableName) string {
-	return c.repoRoot(repo) + t.Namespace + "/" + t.Name
+// tableLocation is where table t lives by default in the area of its repo.
+func tableLocation(a Area, t TableName) string {
+	return a.Prefix() + "/" + t.Namespace + "/" + t.Name
 }
 
-// repoRoot is the warehouse prefix of one repo, with a trailing slash.
-func (c *Catalog) repoRoot(repo objects.RepoName) string {
-	return c.wh.Root() + "/" + repoSegment(repo) + "/"
+// area is repo's part of the warehouse: the only way the catalog reaches
+// the repo's files (invariant 9).
+func (c *Catalog) area(repo objects.RepoName) (Area, error) {
+	return c.wh.Area(repoSegment(repo))
+}
+
+// Redact returns msg without the server's own paths: the warehouse's
+// root (and, for a local warehouse, its folder; for S3, the download
+// cache) are cut, so that locations read relative to the warehouse
+// ("team@demo/sales/orders/metadata/..."). Every error a client sees
+// (REST error bodies, weir query) goes through it; logs keep the detail.
+func (c *Catalog) Redact(msg string) string {
+	cut := []string{c.wh.Root() + "/"}
+	if sp, ok := c.wh.(interface{ serverPaths() []string }); ok {
+		cut = append(cut, sp.serverPaths()...)
+	}
+	for _, p := range cut {
+		if len(p) > 1 {
+			msg = strings.ReplaceAll(msg, p, "")
+		}
+	}
+	return msg
 }
 
 func wKey(repo objects.RepoName, h objects.Hash) []byte {
@@ -132,24 +156,16 @@ func (c *Catalog) putNamespace(ctx context.Context, repo objects.RepoName, ns st
 	return c.putBlob(ctx, repo, 'n', marshalNamespace(ns, props))
 }
 
-func (c *Catalog) wrote(repo objects.RepoName, h objects.Hash) (bool, error) {
-	_, closer, err := c.objs.DB().Get(wKey(repo, h))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	closer.Close()
-	return true, nil
-}
-
 func (c *Catalog) state(ctx context.Context, repo objects.RepoName, h objects.Hash) (*dataState, error) {
 	return readState(ctx, repoObjects{c.objs, repo}, h)
 }
 
 func (c *Catalog) readPointer(ctx context.Context, repo objects.RepoName, h objects.Hash) (Pointer, error) {
-	data, err := getObject(ctx, repoObjects{c.objs, repo}, h, plumbing.BlobObject)
+	return readPointerFrom(ctx, repoObjects{c.objs, repo}, h)
+}
+
+func readPointerFrom(ctx context.Context, r objectReader, h objects.Hash) (Pointer, error) {
+	data, err := getObject(ctx, r, h, plumbing.BlobObject)
 	if err != nil {
 		return Pointer{}, err
 	}
@@ -167,13 +183,17 @@ func (c *Catalog) readNamespace(ctx context.Context, repo objects.RepoName, ns s
 // Tables returns every table of a data commit with its pointer. ZeroHash
 // is the empty data commit.
 func (c *Catalog) Tables(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash) (map[TableName]Pointer, error) {
-	st, err := c.state(ctx, repo, dataCommit)
+	return c.tablesFrom(ctx, repoObjects{c.objs, repo}, repo, dataCommit)
+}
+
+func (c *Catalog) tablesFrom(ctx context.Context, r objectReader, repo objects.RepoName, dataCommit objects.Hash) (map[TableName]Pointer, error) {
+	st, err := readState(ctx, r, dataCommit)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[TableName]Pointer, len(st.tables))
 	for t, h := range st.tables {
-		p, err := c.readPointer(ctx, repo, h)
+		p, err := readPointerFrom(ctx, r, h)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", t, err)
 		}
@@ -182,29 +202,68 @@ func (c *Catalog) Tables(ctx context.Context, repo objects.RepoName, dataCommit 
 	return out, nil
 }
 
-// fsFunc is the iceberg-go FileIO factory for this catalog's warehouse.
-func (c *Catalog) fsFunc() table.FSysF {
-	return func(ctx context.Context) (icebergio.IO, error) { return c.wh.IO(ctx) }
-}
+// fsFunc is the iceberg-go FileIO factory of a table of the repo whose
+// area is a: a FileIO confined to that area.
+func fsFunc(a Area) table.FSysF { return a.IO }
 
 // loadTable opens the Iceberg table a pointer blob names.
 func (c *Catalog) loadTable(ctx context.Context, repo objects.RepoName, t TableName, h objects.Hash, cat table.CatalogIO) (*table.Table, Pointer, error) {
-	p, err := c.readPointer(ctx, repo, h)
+	return c.loadTableFrom(ctx, repoObjects{c.objs, repo}, repo, t, h, cat)
+}
+
+// loadTableFrom is loadTable reading the pointer from r; the table's
+// files are read in repo's area.
+func (c *Catalog) loadTableFrom(ctx context.Context, r objectReader, repo objects.RepoName, t TableName, h objects.Hash, cat table.CatalogIO) (*table.Table, Pointer, error) {
+	a, err := c.area(repo)
+	if err != nil {
+		return nil, Pointer{}, err
+	}
+	p, err := readPointerFrom(ctx, r, h)
 	if err != nil {
 		return nil, Pointer{}, fmt.Errorf("table %s: %w", t, err)
 	}
-	meta, err := c.readMetadata(ctx, p.MetadataLocation)
+	meta, err := c.readMetadata(ctx, a, p.MetadataLocation)
 	if err != nil {
-		return nil, Pointer{}, fmt.Errorf("table %s: read metadata %s: %w", t, p.MetadataLocation, err)
+		return nil, Pointer{}, fmt.Errorf("table %s: read metadata: %w", t, err)
 	}
-	return table.New(table.Identifier{t.Namespace, t.Name}, meta, p.MetadataLocation, c.fsFunc(), cat), p, nil
+	return table.New(table.Identifier{t.Namespace, t.Name}, meta, p.MetadataLocation, fsFunc(a), cat), p, nil
 }
 
 // ReadTableFiles returns local paths of the Parquet data files of table t's
 // current snapshot at dataCommit, downloading them from S3 into the cache
 // when the warehouse is remote.
 func (c *Catalog) ReadTableFiles(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]string, error) {
-	st, err := c.state(ctx, repo, dataCommit)
+	return c.readTableFilesFrom(ctx, repoObjects{c.objs, repo}, repo, dataCommit, t)
+}
+
+func (c *Catalog) readTableFilesFrom(ctx context.Context, r objectReader, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]string, error) {
+	files, err := c.tableFilesFrom(ctx, r, repo, dataCommit, t)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out, nil
+}
+
+// TableFile is one data file of a table, as TableFiles returns it.
+type TableFile struct {
+	Path string // a local path with the file's content (see Area.Local)
+	Name string // the file's location relative to the repo's part of the warehouse: what a client may be shown
+}
+
+// TableFiles is ReadTableFiles with each file's repo-relative name, for
+// answers that must not show the server's paths (weir query). Every data
+// file must be in the repo's own part of the warehouse: one elsewhere is
+// refused, naming the table.
+func (c *Catalog) TableFiles(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]TableFile, error) {
+	return c.tableFilesFrom(ctx, repoObjects{c.objs, repo}, repo, dataCommit, t)
+}
+
+func (c *Catalog) tableFilesFrom(ctx context.Context, r objectReader, repo objects.RepoName, dataCommit objects.Hash, t TableName) ([]TableFile, error) {
+	st, err := readState(ctx, r, dataCommit)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +271,11 @@ func (c *Catalog) ReadTableFiles(ctx context.Context, repo objects.RepoName, dat
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchTable, t)
 	}
-	tbl, _, err := c.loadTable(ctx, repo, t, h, nil)
+	a, err := c.area(repo)
+	if err != nil {
+		return nil, err
+	}
+	tbl, _, err := c.loadTableFrom(ctx, r, repo, t, h, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -220,16 +283,17 @@ func (c *Catalog) ReadTableFiles(ctx context.Context, repo objects.RepoName, dat
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", t, err)
 	}
-	out := make([]string, 0, len(locs))
+	out := make([]TableFile, 0, len(locs))
 	for _, l := range locs {
-		if !strings.HasPrefix(l, c.repoRoot(repo)) || strings.Contains(l, "/../") {
-			return nil, fmt.Errorf("catalog: table %s: data file %s is outside this repo's warehouse %s; refusing to read it", t, l, c.repoRoot(repo))
-		}
-		p, err := c.wh.Local(ctx, l)
+		rel, err := a.Resolve(l)
 		if err != nil {
-			return nil, fmt.Errorf("table %s: %w", t, err)
+			return nil, fmt.Errorf("table %s: refusing to read a data file: %w", t, err)
 		}
-		out = append(out, p)
+		p, err := a.Local(ctx, l)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: data file %s: %w", t, rel, err)
+		}
+		out = append(out, TableFile{Path: p, Name: rel})
 	}
 	return out, nil
 }
@@ -348,7 +412,11 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 			return "", fmt.Errorf("%w: %s: %v", ErrBadWrite, w.Files[0], err)
 		}
 	}
-	sc := &stagingCatalog{c: c, repo: repo, t: w.Table}
+	a, err := c.area(repo)
+	if err != nil {
+		return "", err
+	}
+	sc := &stagingCatalog{c: c, repo: repo, area: a, t: w.Table}
 	var (
 		cur     *table.Table
 		oldRows int64
@@ -370,23 +438,23 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		if err != nil {
 			return "", err
 		}
-		cur = table.New(ident, meta, cur.MetadataLocation(), c.fsFunc(), sc)
+		cur = table.New(ident, meta, cur.MetadataLocation(), fsFunc(a), sc)
 	}
 	if cur == nil {
 		if fileSchema == nil {
 			return "", fmt.Errorf("%w: new table with no files (cannot know its schema)", ErrBadWrite)
 		}
-		meta, err := table.NewMetadata(fileSchema, iceberg.UnpartitionedSpec, table.UnsortedSortOrder, c.tableLocation(repo, w.Table), nil)
+		meta, err := table.NewMetadata(fileSchema, iceberg.UnpartitionedSpec, table.UnsortedSortOrder, tableLocation(a, w.Table), nil)
 		if err != nil {
 			return "", err
 		}
-		cur = table.New(ident, meta, "", c.fsFunc(), sc)
+		cur = table.New(ident, meta, "", fsFunc(a), sc)
 	}
 	sc.current = cur
 	locs := make([]string, 0, len(w.Files))
 	for _, f := range w.Files {
 		loc := cur.Location() + "/data/" + uuid.NewString() + ".parquet"
-		if err := c.wh.Upload(ctx, f, loc); err != nil {
+		if err := a.Upload(ctx, f, loc); err != nil {
 			return "", err
 		}
 		locs = append(locs, loc)
@@ -420,11 +488,11 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 	if next.MetadataLocation() == "" || next.MetadataLocation() == cur.MetadataLocation() {
 		// Nothing to snapshot (replace of an empty table with nothing):
 		// still write the metadata so the table exists.
-		meta, loc, err := c.stageMetadata(ctx, repo, w.Table, cur.Metadata(), cur.MetadataLocation(), nil)
+		meta, loc, err := c.stageMetadata(ctx, a, w.Table, cur.Metadata(), cur.MetadataLocation(), nil)
 		if err != nil {
 			return "", err
 		}
-		next = table.New(ident, meta, loc, c.fsFunc(), nil)
+		next = table.New(ident, meta, loc, fsFunc(a), nil)
 	}
 	p := pointerFor(w.Table, next.Metadata(), next.MetadataLocation(), info.RunID, info.CodeCommit)
 	h, err := c.putPointer(ctx, repo, p)
@@ -479,6 +547,7 @@ func parquetSchema(p string) (*iceberg.Schema, error) {
 type stagingCatalog struct {
 	c       *Catalog
 	repo    objects.RepoName
+	area    Area
 	t       TableName
 	current *table.Table
 }
@@ -493,11 +562,11 @@ func (s *stagingCatalog) CommitTable(ctx context.Context, _ table.Identifier, re
 			return nil, "", fmt.Errorf("%w: %v", table.ErrCommitFailed, err)
 		}
 	}
-	meta, loc, err := s.c.stageMetadata(ctx, s.repo, s.t, s.current.Metadata(), s.current.MetadataLocation(), updates)
+	meta, loc, err := s.c.stageMetadata(ctx, s.area, s.t, s.current.Metadata(), s.current.MetadataLocation(), updates)
 	if err != nil {
 		return nil, "", err
 	}
-	s.current = table.New(s.current.Identifier(), meta, loc, s.c.fsFunc(), s)
+	s.current = table.New(s.current.Identifier(), meta, loc, fsFunc(s.area), s)
 	return meta, loc, nil
 }
 
@@ -505,13 +574,13 @@ var metadataVersionRE = regexp.MustCompile(`^(\d+)-[0-9a-fA-F-]+\.metadata\.json
 
 // stageMetadata applies updates to base (nil base: a new table) and writes
 // the result as the next metadata file of t. It refuses locations outside
-// the repo's part of the warehouse.
-func (c *Catalog) stageMetadata(ctx context.Context, repo objects.RepoName, t TableName, base table.Metadata, baseLoc string, updates []table.Update) (table.Metadata, string, error) {
-	meta, loc, err := c.prepareMetadata(repo, t, base, baseLoc, updates)
+// the area (the repo's part of the warehouse).
+func (c *Catalog) stageMetadata(ctx context.Context, a Area, t TableName, base table.Metadata, baseLoc string, updates []table.Update) (table.Metadata, string, error) {
+	meta, loc, err := c.prepareMetadata(a, t, base, baseLoc, updates)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := c.writeMetadata(ctx, loc, meta); err != nil {
+	if err := c.writeMetadata(ctx, a, loc, meta); err != nil {
 		return nil, "", err
 	}
 	return meta, loc, nil
@@ -520,8 +589,10 @@ func (c *Catalog) stageMetadata(ctx context.Context, repo objects.RepoName, t Ta
 // prepareMetadata is stageMetadata without writing the file: it returns
 // the next metadata of t and the location it is to be written to, and
 // caches it there so that loads of that location within this process see
-// it before it is written.
-func (c *Catalog) prepareMetadata(repo objects.RepoName, t TableName, base table.Metadata, baseLoc string, updates []table.Update) (table.Metadata, string, error) {
+// it before it is written. The table's location and the manifest list of
+// every snapshot base does not have must resolve in the area a: a commit
+// may name no file outside its repo's part of the warehouse.
+func (c *Catalog) prepareMetadata(a Area, t TableName, base table.Metadata, baseLoc string, updates []table.Update) (table.Metadata, string, error) {
 	var meta table.Metadata
 	var err error
 	if base == nil {
@@ -538,22 +609,8 @@ func (c *Catalog) prepareMetadata(repo objects.RepoName, t TableName, base table
 	if meta.Location() == "" {
 		return nil, "", fmt.Errorf("%w: table %s has no location", ErrBadUpdate, t)
 	}
-	if !strings.HasPrefix(meta.Location()+"/", c.repoRoot(repo)) || strings.Contains(meta.Location(), "..") {
-		return nil, "", fmt.Errorf("%w: location %q of table %s is outside this repo's warehouse %s", ErrBadUpdate, meta.Location(), t, c.repoRoot(repo))
-	}
-	known := map[int64]bool{}
-	if base != nil {
-		for _, snap := range base.Snapshots() {
-			known[snap.SnapshotID] = true
-		}
-	}
-	for _, snap := range meta.Snapshots() {
-		if known[snap.SnapshotID] {
-			continue
-		}
-		if !strings.HasPrefix(snap.ManifestList, c.repoRoot(repo)) || strings.Contains(snap.ManifestList, "/../") {
-			return nil, "", fmt.Errorf("%w: snapshot %d of table %s has its manifest list %q outside this repo's warehouse %s", ErrBadUpdate, snap.SnapshotID, t, snap.ManifestList, c.repoRoot(repo))
-		}
+	if err := checkReferences(a, base, meta); err != nil {
+		return nil, "", fmt.Errorf("%w: table %s: %w", ErrBadUpdate, t, err)
 	}
 	version := 0
 	if baseLoc != "" {
@@ -567,6 +624,50 @@ func (c *Catalog) prepareMetadata(repo objects.RepoName, t TableName, base table
 	loc := fmt.Sprintf("%s/metadata/%05d-%s.metadata.json", meta.Location(), version, uuid.NewString())
 	c.metas.put(loc, meta)
 	return meta, loc, nil
+}
+
+// checkReferences checks that every file or folder meta names, that the
+// server or an Iceberg writer may write or read, resolves in the area a:
+// the table's location, the write.data.path and write.metadata.path
+// properties, statistics files, and the manifest list of every snapshot
+// base does not have (those of base were checked when they were added).
+// checkNewSnapshots looks inside the new manifest lists.
+func checkReferences(a Area, base, meta table.Metadata) error {
+	if _, err := a.Resolve(meta.Location()); err != nil {
+		return err
+	}
+	for _, k := range []string{table.WriteDataPathKey, table.WriteMetadataPathKey} {
+		if v, ok := meta.Properties()[k]; ok {
+			if _, err := a.Resolve(strings.TrimRight(v, "/")); err != nil {
+				return fmt.Errorf("property %s: %w", k, err)
+			}
+		}
+	}
+	for s := range meta.Statistics() {
+		if _, err := a.Resolve(s.StatisticsPath); err != nil {
+			return fmt.Errorf("statistics of snapshot %d: %w", s.SnapshotID, err)
+		}
+	}
+	for s := range meta.PartitionStatistics() {
+		if _, err := a.Resolve(s.StatisticsPath); err != nil {
+			return fmt.Errorf("partition statistics of snapshot %d: %w", s.SnapshotID, err)
+		}
+	}
+	known := map[int64]bool{}
+	if base != nil {
+		for _, snap := range base.Snapshots() {
+			known[snap.SnapshotID] = true
+		}
+	}
+	for _, snap := range meta.Snapshots() {
+		if known[snap.SnapshotID] {
+			continue
+		}
+		if _, err := a.Resolve(snap.ManifestList); err != nil {
+			return fmt.Errorf("manifest list of snapshot %d: %w", snap.SnapshotID, err)
+		}
+	}
+	return nil
 }
 
 // newMetadataFrom builds a table's first metadata from updates alone, in
@@ -594,9 +695,9 @@ func newMetadataFrom(updates []table.Update) (table.Metadata, error) {
 	return b.Build()
 }
 
-// writeMetadata writes meta to loc in the warehouse.
-func (c *Catalog) writeMetadata(ctx context.Context, loc string, meta table.Metadata) error {
-	fs, err := c.wh.IO(ctx)
+// writeMetadata writes meta to loc in the area a.
+func (c *Catalog) writeMetadata(ctx context.Context, a Area, loc string, meta table.Metadata) error {
+	fs, err := a.IO(ctx)
 	if err != nil {
 		return err
 	}
@@ -609,9 +710,9 @@ func (c *Catalog) writeMetadata(ctx context.Context, loc string, meta table.Meta
 		return err
 	}
 	if err := wfs.WriteFile(loc, data); err != nil {
-		return fmt.Errorf("catalog: write metadata %s: %w", loc, err)
+		return fmt.Errorf("catalog: write metadata: %w", err)
 	}
-	if err := c.syncFile(ctx, loc); err != nil {
+	if err := a.SyncFile(ctx, loc); err != nil {
 		return err
 	}
 	c.raw.put(loc, data)

@@ -269,8 +269,38 @@ func TestRevertAndForgedPointer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.setBranch(t, "main", objects.ZeroHash, c2)
+	// Each run published its data: main stood at c1, then at c2.
+	f.setBranch(t, "main", objects.ZeroHash, c1)
+	f.setBranch(t, "main", c1, c2)
 	c1Commit, _ := readCommit(ctx, repoObjects{f.objs, f.repo}, c1)
+
+	t.Run("failed run", func(t *testing.T) {
+		// A failed run's partial data: written by the server, never on a
+		// data ref. Neither a push, nor a branch, nor a merge publishes it.
+		failed, err := f.cat.WriteDataCommit(ctx, f.repo, c2, []TableWrite{{Table: orders, Files: []string{f.parquetFile(t, 9, 1)}, Mode: ModeAppend}}, CommitInfo{RunID: "r-3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc, _ := readCommit(ctx, repoObjects{f.objs, f.repo}, failed)
+		q := f.objs.NewQuarantine(f.repo)
+		defer q.Close()
+		pushed := buildCommit(t, q, fc.TreeHash, c2)
+		if err := f.cat.VerifyPushedDataCommit(ctx, q, pushed); !errors.Is(err, ErrUnpublished) || !strings.Contains(err.Error(), "table sales.orders") {
+			t.Fatalf("push of a failed run's pointer: %v", err)
+		}
+		if _, err := f.cat.CreateBranch(ctx, f.repo, "evidence", failed.String()); !errors.Is(err, ErrUnpublished) {
+			t.Fatalf("branch from a failed run's data: %v", err)
+		}
+		if _, err := f.cat.Merge(ctx, f.repo, failed.String(), "main"); !errors.Is(err, ErrUnpublished) {
+			t.Fatalf("merge of a failed run's data: %v", err)
+		}
+		if f.head(t, "main") != c2 {
+			t.Fatal("main moved")
+		}
+		if _, err := f.refs.Resolve(ctx, f.repo, DataRef("evidence")); !errors.Is(err, refs.ErrNotFound) {
+			t.Fatalf("refused branch exists: %v", err)
+		}
+	})
 
 	t.Run("revert", func(t *testing.T) {
 		// `git revert c2` on a client: a new commit, parent c2, with c1's tree.

@@ -129,6 +129,7 @@ func (ic *IcebergCatalog) publish(ctx context.Context, batch []*pending) {
 		if err == nil {
 			var st *dataState
 			if st, err = ic.c.state(ctx, ic.repo, head); err == nil {
+				base := st.clone()
 				var applied []*pending
 				var subjects, changes []string
 				for _, p := range live {
@@ -158,7 +159,7 @@ func (ic *IcebergCatalog) publish(ctx context.Context, batch []*pending) {
 					subject = fmt.Sprintf("weir: %d catalog commits", len(applied))
 				}
 				var next objects.Hash
-				next, err = ic.commit(ctx, st, head, subject, run, changes)
+				next, err = ic.commit(ctx, base, st, head, subject, run, changes)
 				if errors.Is(err, refs.ErrStale) {
 					ic.c.casRetries.Add(1)
 					live = applied
@@ -183,14 +184,15 @@ func (ic *IcebergCatalog) publish(ctx context.Context, batch []*pending) {
 	}
 }
 
-// commit writes st as a data commit on head and moves the branch's data
-// ref to it (refs.ErrStale when the ref moved).
-func (ic *IcebergCatalog) commit(ctx context.Context, st *dataState, head objects.Hash, subject, run string, changes []string) (objects.Hash, error) {
+// commit writes st as a data commit on head (whose state is base), marks
+// what it publishes, and moves the branch's data ref to it (refs.ErrStale
+// when the ref moved).
+func (ic *IcebergCatalog) commit(ctx context.Context, base, st *dataState, head objects.Hash, subject, run string, changes []string) (objects.Hash, error) {
 	// The last metadata of each table the batch changed; intermediate
 	// versions are never written (nothing refers to them).
 	for t := range st.staged {
 		if sm, ok := st.stagedFor(t); ok {
-			if err := ic.c.writeMetadata(ctx, sm.loc, sm.meta); err != nil {
+			if err := ic.c.writeMetadata(ctx, ic.area, sm.loc, sm.meta); err != nil {
 				return objects.ZeroHash, err
 			}
 		}
@@ -204,6 +206,9 @@ func (ic *IcebergCatalog) commit(ctx context.Context, st *dataState, head object
 	}
 	next, err := ic.c.commitState(ctx, ic.repo, st, []objects.Hash{head}, subject, run, code, changes)
 	if err != nil {
+		return objects.ZeroHash, err
+	}
+	if err := ic.c.publishDiff(ic.repo, base, st); err != nil {
 		return objects.ZeroHash, err
 	}
 	if err := ic.c.refs.Update(ctx, ic.repo, []refs.Update{{Name: ic.ref, Old: head, New: next}}, nil, subject); err != nil {

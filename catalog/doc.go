@@ -4,11 +4,14 @@
 // by catalog/rest as the Iceberg REST catalog), data branches and tags, and
 // 3-way data merges.
 //
-// It must never move a code ref (refs/heads/*), never make a data ref point
+// It must never move an existing code ref (refs/heads/*; it creates one
+// only beside a new data branch, CreateBranch), never make a data ref point
 // at a commit whose tables are not all fully written (metadata and data files
 // are written to the warehouse before the commit object that names them), and
-// never accept a data tree it did not write itself (invariant 6, "honest
-// pointers": VerifyPushedDataCommit).
+// never put on a data ref a pointer that was not published: written by the
+// server and stood on a data ref through a successful run, a REST commit,
+// an import or a merge (invariant 6, "honest pointers": publish.go,
+// VerifyPushedDataCommit). A failed run's pointers are evidence only.
 //
 // # Data commits
 //
@@ -35,13 +38,16 @@
 // refs owns 'r' and 'l'). The catalog owns 'w':
 //
 //	key                                  value
-//	'w' <repo> 0x00 <blobhash:20>        <kind:1>  ('p' table pointer, 'n' namespace)
+//	'w' <repo> 0x00 <blobhash:20>        <kind:1> ['P']  ('p' table pointer, 'n' namespace; 'P': published)
+//	'w' <repo> 0x01 "published"          <version:1>     the repo's published index is complete
 //
-// One key per blob the server itself wrote into a data tree. A pushed data
-// commit (a client-side merge or revert) is accepted only if every blob in
-// its tree has such a key. The keys are written without sync, before the
-// commit that references the blob; the synced ref update that publishes the
-// commit makes them durable too (Pebble's WAL is ordered).
+// One key per blob the server itself wrote into a data tree; its second
+// value byte 'P' says the blob was published (publish.go has the rules and
+// the repo's index marker). A pushed data commit (a client-side merge or
+// revert) is accepted only if every blob in its tree is published. The
+// keys are written without sync, before the commit that references the
+// blob; the synced ref update that publishes the commit makes them durable
+// too (Pebble's WAL is ordered).
 //
 // # Warehouse layout
 //
@@ -56,9 +62,33 @@
 // Iceberg metadata files are immutable (every version has a new name), so
 // the catalog caches parsed metadata by location.
 //
-// Writers are checked to stay inside their repo: table locations, new
-// snapshots' manifest lists and the data files ReadTableFiles hands to a
-// pipeline must all be under the repo's warehouse prefix.
+// # Confinement (invariant 9)
+//
+// The catalog reaches a repo's files only through the repo's Area
+// (Warehouse.Area(<repo>)): locally an os.Root at <root>/<repo>, through
+// which iceberg-go's FileIO, uploads, fsyncs and the local paths handed to
+// pipelines and queries all go, so no "..", symlink or hard link name
+// leads out of the folder; on S3 a check of every key against
+// <prefix>/<repo>/. Every location is interpreted by one canonicaliser
+// (location.go): only canonical scheme://host/path forms strictly under
+// the repo's prefix are accepted, compared segment by segment, with no
+// percent-escape, dot or empty segment, query, fragment, backslash or
+// control character; anything else is ErrBadLocation or ErrOutsideRepo
+// (REST: 400 BadRequestException).
+//
+// A commit may name no file outside its repo's part of the warehouse: a
+// table's location, its write.data.path and write.metadata.path, its
+// statistics files, the manifest list of every new snapshot, the
+// manifests that list names and the data files the new snapshot's own
+// manifests add are all checked before the commit is published (REST
+// commits read the new manifest lists and manifests to do so). Files read
+// later (ReadTableFiles, scans) go through the Area again.
+//
+// Text shown to a client never carries the server's paths: errors name
+// files relative to the repo's folder, and Catalog.Redact cuts the
+// warehouse root from what reaches a REST error body or weir query.
+// (A LoadTableResult does carry absolute locations: Iceberg readers open
+// files by them.)
 //
 // # Concurrency
 //

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,40 +38,6 @@ func (w *LocalWarehouse) Sync(context.Context) error {
 	defer f.Close()
 	if err := unix.Syncfs(int(f.Fd())); err != nil {
 		return fmt.Errorf("catalog: sync warehouse %s: %w", w.dir, err)
-	}
-	return nil
-}
-
-// fileSyncer is a warehouse that can make one file durable.
-type fileSyncer interface {
-	SyncFile(ctx context.Context, location string) error
-}
-
-// SyncFile fsyncs the file at location and the folder that names it.
-func (w *LocalWarehouse) SyncFile(_ context.Context, location string) error {
-	p, err := w.path(location)
-	if err != nil {
-		return err
-	}
-	for _, name := range []string{p, filepath.Dir(p)} {
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("catalog: sync %s: %w", location, err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("catalog: sync %s: %w", location, err)
-		}
-	}
-	return nil
-}
-
-// syncFile makes one file the server wrote durable, where the warehouse
-// needs it.
-func (c *Catalog) syncFile(ctx context.Context, location string) error {
-	if s, ok := c.wh.(fileSyncer); ok {
-		return s.SyncFile(ctx, location)
 	}
 	return nil
 }

@@ -115,7 +115,8 @@ func TestCGitViewAndRevert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.setBranch(t, "main", objects.ZeroHash, c2)
+	f.setBranch(t, "main", objects.ZeroHash, c1)
+	f.setBranch(t, "main", c1, c2)
 
 	dir := filepath.Join(t.TempDir(), "clone")
 	runGit(t, filepath.Dir(dir), nil, "init", "-q", dir)

@@ -131,8 +131,13 @@ func (f *fixture) commitMessage(t *testing.T, h objects.Hash) string {
 }
 
 // setBranch points refs/data/<b> at h (creating it).
+// setBranch moves refs/data/<b> from old to h as a successful run does:
+// it publishes h's new pointers first.
 func (f *fixture) setBranch(t *testing.T, b string, old, h objects.Hash) {
 	t.Helper()
+	if err := f.cat.Publish(context.Background(), f.repo, old, h); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.refs.Update(context.Background(), f.repo, []refs.Update{{Name: DataRef(b), Old: old, New: h}}, nil, "test"); err != nil {
 		t.Fatal(err)
 	}

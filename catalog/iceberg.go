@@ -15,6 +15,7 @@ import (
 
 	"github.com/apache/iceberg-go"
 	icebergcat "github.com/apache/iceberg-go/catalog"
+	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/weir-dev/weir/objects"
@@ -33,6 +34,7 @@ const CatalogType icebergcat.Type = "weir"
 type IcebergCatalog struct {
 	c        *Catalog
 	repo     objects.RepoName
+	area     Area // the repo's part of the warehouse
 	rev      string
 	ref      refs.Name    // writable branch ref, or "" when read-only
 	at       objects.Hash // the commit of a read-only view
@@ -50,7 +52,11 @@ var (
 // of that name or no data branch at all. identity names the writer in the
 // commits it makes ("" for anonymous).
 func (c *Catalog) Iceberg(ctx context.Context, repo objects.RepoName, rev, identity string) (*IcebergCatalog, error) {
-	ic := &IcebergCatalog{c: c, repo: repo, rev: rev, identity: identity}
+	a, err := c.area(repo)
+	if err != nil {
+		return nil, err
+	}
+	ic := &IcebergCatalog{c: c, repo: repo, area: a, rev: rev, identity: identity}
 	h, ref, err := c.Resolve(ctx, repo, rev)
 	switch {
 	case err == nil:
@@ -132,7 +138,8 @@ func newRunID() string {
 
 // createArgs checks the arguments of a table creation (CreateTable,
 // StageCreateTable) and returns the table's name, its options and its
-// location (the one asked for, else the default under the repo).
+// location: the one asked for (trailing slashes dropped), which must
+// resolve in the repo's area, else the default under the repo.
 func (ic *IcebergCatalog) createArgs(ident table.Identifier, schema *iceberg.Schema, opts []icebergcat.CreateTableOpt) (TableName, icebergcat.CreateTableCfg, string, error) {
 	cfg := icebergcat.NewCreateTableCfg()
 	t, err := tableName(ident)
@@ -148,9 +155,12 @@ func (ic *IcebergCatalog) createArgs(ident table.Identifier, schema *iceberg.Sch
 	for _, o := range opts {
 		o(&cfg)
 	}
-	loc := ic.c.tableLocation(ic.repo, t)
+	loc := tableLocation(ic.area, t)
 	if cfg.Location != "" {
-		loc = cfg.Location
+		loc = strings.TrimRight(cfg.Location, "/")
+		if _, err := ic.area.Resolve(loc); err != nil {
+			return t, cfg, "", fmt.Errorf("%w: table %s: %w (leave the location out and the server places the table in its repo's folder)", ErrBadUpdate, t, err)
+		}
 	}
 	return t, cfg, loc, nil
 }
@@ -175,7 +185,7 @@ func (ic *IcebergCatalog) CreateTable(ctx context.Context, ident table.Identifie
 			if err != nil {
 				return "", nil, fmt.Errorf("%w: %v", ErrBadUpdate, err)
 			}
-			if meta, mloc, err = ic.c.stageMetadata(ctx, ic.repo, t, base, "", nil); err != nil {
+			if meta, mloc, err = ic.c.stageMetadata(ctx, ic.area, t, base, "", nil); err != nil {
 				return "", nil, err
 			}
 		}
@@ -190,7 +200,7 @@ func (ic *IcebergCatalog) CreateTable(ctx context.Context, ident table.Identifie
 	if err != nil {
 		return nil, err
 	}
-	return table.New(ident, meta, mloc, ic.c.fsFunc(), ic), nil
+	return table.New(ident, meta, mloc, fsFunc(ic.area), ic), nil
 }
 
 // stagedTable is one table's change inside a commit: validated and written
@@ -237,7 +247,7 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 		if err := r.Validate(base); err != nil {
 			// A fast append whose branch moved is applied on top of the
 			// new snapshot, as the client's own retry would (rebase.go).
-			nreqs, nupdates, ok, rerr := ic.c.rebaseAppend(ctx, base, reqs, updates)
+			nreqs, nupdates, ok, rerr := ic.c.rebaseAppend(ctx, ic.area, base, reqs, updates)
 			if rerr != nil {
 				return nil, rerr
 			}
@@ -249,8 +259,11 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 			break
 		}
 	}
-	meta, loc, err := ic.c.prepareMetadata(ic.repo, t, base, baseLoc, updates)
+	meta, loc, err := ic.c.prepareMetadata(ic.area, t, base, baseLoc, updates)
 	if err != nil {
+		return nil, err
+	}
+	if err := ic.c.checkNewSnapshots(ctx, ic.area, t, base, meta); err != nil {
 		return nil, err
 	}
 	p := pointerFor(t, meta, loc, "", objects.ZeroHash)
@@ -261,6 +274,58 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 	s.ptr, s.meta, s.loc = ptr, meta, loc
 	s.summary = describe(t, meta, base == nil, oldRows, p.Rows)
 	return s, nil
+}
+
+// checkNewSnapshots reads the manifest list of every snapshot meta has and
+// base has not (a client's, or one the server rebased) and refuses the
+// commit if the list, a manifest it names, or a file named by a manifest
+// that snapshot added, is outside the area a: a commit names no file
+// outside its repo's part of the warehouse. A list or manifest that cannot
+// be read is the client's error too (ErrBadUpdate).
+func (c *Catalog) checkNewSnapshots(ctx context.Context, a Area, t TableName, base, meta table.Metadata) error {
+	known := map[int64]bool{}
+	if base != nil {
+		for _, s := range base.Snapshots() {
+			known[s.SnapshotID] = true
+		}
+	}
+	var fs icebergio.IO
+	for _, snap := range meta.Snapshots() {
+		if known[snap.SnapshotID] {
+			continue
+		}
+		bad := func(what string, err error) error {
+			return fmt.Errorf("%w: table %s: snapshot %d: %s: %w", ErrBadUpdate, t, snap.SnapshotID, what, err)
+		}
+		if fs == nil {
+			var err error
+			if fs, err = a.IO(ctx); err != nil {
+				return err
+			}
+		}
+		list, err := c.readManifestList(a, fs, snap.ManifestList)
+		if err != nil {
+			return bad("manifest list", err)
+		}
+		for _, m := range list {
+			if _, err := a.Resolve(m.FilePath()); err != nil {
+				return bad("manifest", err)
+			}
+			if m.SnapshotID() != snap.SnapshotID {
+				continue // added by an earlier snapshot, checked then
+			}
+			entries, err := m.FetchEntries(fs, false)
+			if err != nil {
+				return bad("manifest", err)
+			}
+			for _, e := range entries {
+				if _, err := a.Resolve(e.DataFile().FilePath()); err != nil {
+					return bad("data file", err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func describe(t TableName, meta table.Metadata, created bool, oldRows, rows int64) string {

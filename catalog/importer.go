@@ -41,6 +41,9 @@ func (c *Catalog) WriteBranch(ctx context.Context, repo objects.RepoName, branch
 		if err != nil {
 			return objects.ZeroHash, err
 		}
+		if err := c.Publish(ctx, repo, head, next); err != nil {
+			return objects.ZeroHash, err
+		}
 		err = c.refs.Update(ctx, repo, []refs.Update{{Name: DataRef(branch), Old: head, New: next}}, nil, "weir: write "+branch)
 		if errors.Is(err, refs.ErrStale) {
 			c.casRetries.Add(1)

@@ -46,12 +46,18 @@ func (mc *fileCache[T]) put(loc string, m T) {
 	mc.m[loc] = m
 }
 
-// readMetadata returns the parsed metadata at loc, from the cache if seen.
-func (c *Catalog) readMetadata(ctx context.Context, loc string) (table.Metadata, error) {
+// readMetadata returns the parsed metadata at loc in the area a, from the
+// cache if seen. loc must resolve in a even when it is cached: the cache
+// is shared by every repo.
+func (c *Catalog) readMetadata(ctx context.Context, a Area, loc string) (table.Metadata, error) {
+	rel, err := a.Resolve(loc)
+	if err != nil {
+		return nil, err
+	}
 	if m, ok := c.metas.get(loc); ok {
 		return m, nil
 	}
-	fs, err := c.wh.IO(ctx)
+	fs, err := a.IO(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +76,7 @@ func (c *Catalog) readMetadata(ctx context.Context, loc string) (table.Metadata,
 	}
 	m, err := table.ParseMetadataBytes(data)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", loc, err)
+		return nil, fmt.Errorf("parse %s: %w", rel, err)
 	}
 	c.metas.put(loc, m)
 	c.raw.put(loc, data)

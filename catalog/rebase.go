@@ -66,7 +66,7 @@ var totalKeys = []string{
 // top of base, and the requirements that still hold, when reqs fail only
 // because the append's branch moved. ok is false when the commit is not a
 // rebaseable append (the caller reports the original requirement failure).
-func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []table.Requirement, updates []table.Update) (_ []table.Requirement, _ []table.Update, ok bool, err error) {
+func (c *Catalog) rebaseAppend(ctx context.Context, a Area, base table.Metadata, reqs []table.Requirement, updates []table.Update) (_ []table.Requirement, _ []table.Update, ok bool, err error) {
 	if base == nil || base.Version() != 2 || len(updates) != 2 {
 		return nil, nil, false, nil
 	}
@@ -118,7 +118,7 @@ func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []
 		}
 	}
 
-	fs, err := c.wh.IO(ctx)
+	fs, err := a.IO(ctx)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -126,14 +126,14 @@ func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []
 	if !canWrite {
 		return nil, nil, false, nil
 	}
-	sList, err := c.readManifestList(fs, s.ManifestList)
+	sList, err := c.readManifestList(a, fs, s.ManifestList)
 	if err != nil {
 		// The client's own manifest list: a bad one is the client's error.
 		return nil, nil, false, fmt.Errorf("%w: manifest list %s of snapshot %d: %v", ErrBadUpdate, s.ManifestList, s.SnapshotID, err)
 	}
 	inherited := map[string]bool{}
 	if parent != nil {
-		pList, err := c.readManifestList(fs, parent.ManifestList)
+		pList, err := c.readManifestList(a, fs, parent.ManifestList)
 		if err != nil {
 			return nil, nil, false, err
 		}
@@ -161,7 +161,7 @@ func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []
 	if len(inherited) != 0 {
 		return nil, nil, false, nil // S dropped some of P's manifests: not a plain append
 	}
-	curList, err := c.readManifestList(fs, cur.ManifestList)
+	curList, err := c.readManifestList(a, fs, cur.ManifestList)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -175,9 +175,9 @@ func (c *Catalog) rebaseAppend(ctx context.Context, base table.Metadata, reqs []
 	dir := s.ManifestList[:strings.LastIndexByte(s.ManifestList, '/')] // not path.Dir: it would fold "file:///" into "file:/"
 	listLoc := fmt.Sprintf("%s/%s", dir, fmt.Sprintf("snap-%d-rebased-%d-%s.avro", s.SnapshotID, seq, uuid.NewString()))
 	if err := wfs.WriteFile(listLoc, buf.Bytes()); err != nil {
-		return nil, nil, false, fmt.Errorf("catalog: write manifest list %s: %w", listLoc, err)
+		return nil, nil, false, fmt.Errorf("catalog: write manifest list: %w", err)
 	}
-	if err := c.syncFile(ctx, listLoc); err != nil {
+	if err := a.SyncFile(ctx, listLoc); err != nil {
 		return nil, nil, false, err
 	}
 	c.lists.put(listLoc, list) // the next append's "current" list, as written
@@ -224,9 +224,14 @@ func isAncestor(meta table.Metadata, id int64, head *table.Snapshot) bool {
 	return false
 }
 
-// readManifestList returns the manifest list at loc, from the cache if
-// seen. Callers must not modify it.
-func (c *Catalog) readManifestList(fs icebergio.IO, loc string) ([]iceberg.ManifestFile, error) {
+// readManifestList returns the manifest list at loc in the area a (whose
+// FileIO is fs), from the cache if seen. loc must resolve in a even when
+// it is cached: the cache is shared by every repo. Callers must not
+// modify the list.
+func (c *Catalog) readManifestList(a Area, fs icebergio.IO, loc string) ([]iceberg.ManifestFile, error) {
+	if _, err := a.Resolve(loc); err != nil {
+		return nil, err
+	}
 	if l, ok := c.lists.get(loc); ok {
 		return l, nil
 	}

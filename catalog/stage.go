@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/apache/iceberg-go"
 	icebergcat "github.com/apache/iceberg-go/catalog"
@@ -26,10 +25,6 @@ func (ic *IcebergCatalog) StageCreateTable(ctx context.Context, ident table.Iden
 	t, cfg, loc, err := ic.createArgs(ident, schema, opts)
 	if err != nil {
 		return nil, err
-	}
-	loc = strings.TrimRight(loc, "/")
-	if !strings.HasPrefix(loc+"/", ic.c.repoRoot(ic.repo)) || strings.Contains(loc, "..") {
-		return nil, fmt.Errorf("%w: location %q of table %s is outside this repo's warehouse %s", ErrBadUpdate, loc, t, ic.c.repoRoot(ic.repo))
 	}
 	st, err := ic.current(ctx)
 	if err != nil {

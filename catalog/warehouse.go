@@ -7,8 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -17,12 +18,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
 
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // registers s3:// FileIO
 )
 
 // Warehouse is where Iceberg metadata and Parquet data files live. Git holds
-// only pointers to them.
+// only pointers to them. The catalog reaches a repo's files only through
+// the repo's Area, never through the warehouse as a whole (invariant 9).
 type Warehouse interface {
 	// Root is the location every table lives under, without a trailing
 	// slash: "file:///srv/weir/warehouse" or "s3://bucket/prefix".
@@ -36,18 +39,56 @@ type Warehouse interface {
 	// to find Root (S3 endpoint, region, addressing) when it brings its
 	// own credentials. Safe to hand to any client and to log.
 	ReaderProps() iceberg.Properties
-	// IO returns an iceberg-go FileIO that reads and writes under Root.
+	// Area returns the part of the warehouse at Root()/seg, where one
+	// repo's files live (seg is one path segment, see repoSegment).
+	Area(seg string) (Area, error)
+}
+
+// Area is one repo's part of a warehouse: the folder (or key prefix)
+// Prefix. Every method takes locations, resolves them against Prefix with
+// the one canonicaliser (see location.go) and reaches nothing outside it:
+// a local area opens files only through an os.Root at its folder, so no
+// "..", symlink or hard-to-spot escape leads out; an S3 area only reads
+// and writes keys under its prefix. A location that does not resolve is
+// an error wrapping ErrBadLocation or ErrOutsideRepo.
+type Area interface {
+	// Prefix is the area's location, without a trailing slash.
+	Prefix() string
+	// Resolve returns loc's path relative to Prefix ("ns/t/data/x.parquet")
+	// if loc is a canonical location strictly under Prefix.
+	Resolve(loc string) (string, error)
+	// IO returns an iceberg-go FileIO confined to the area: every name it
+	// is given must resolve.
 	IO(ctx context.Context) (icebergio.IO, error)
 	// Upload stores the local file src at location (a hard link when the
 	// warehouse is local and on the same filesystem, else a copy).
 	Upload(ctx context.Context, src, location string) error
 	// Local returns a local path with location's content: the file itself
-	// for a local warehouse, a cached download for S3.
+	// for a local warehouse (checked to be a regular file inside the
+	// area's folder once every symlink is resolved), a cached download
+	// for S3.
 	Local(ctx context.Context, location string) (string, error)
+	// SyncFile makes one file the server wrote durable where the
+	// warehouse needs it (a no-op on S3, whose PUTs are durable).
+	SyncFile(ctx context.Context, location string) error
 }
 
+// area holds what every Area implementation shares: its prefix.
+type area struct{ p prefix }
+
+// Prefix implements Area.
+func (a *area) Prefix() string { return a.p.String() }
+
+// Resolve implements Area.
+func (a *area) Resolve(loc string) (string, error) { return a.p.resolve(loc) }
+
 // LocalWarehouse is a warehouse in a local folder (file:// locations).
-type LocalWarehouse struct{ dir string }
+type LocalWarehouse struct {
+	dir  string   // absolute, as given: locations are built from it
+	real string   // dir with every symlink resolved
+	root *os.Root // dir, open for the warehouse's lifetime
+	p    prefix
+}
 
 // NewLocalWarehouse returns a warehouse rooted at dir, creating it.
 func NewLocalWarehouse(dir string) (*LocalWarehouse, error) {
@@ -58,7 +99,19 @@ func NewLocalWarehouse(dir string) (*LocalWarehouse, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("catalog: create warehouse: %w", err)
 	}
-	return &LocalWarehouse{dir: abs}, nil
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: warehouse: %w", err)
+	}
+	p, err := parsePrefix("file://" + filepath.ToSlash(abs))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: warehouse folder %s cannot be a location prefix (rename it): %w", abs, err)
+	}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: open warehouse: %w", err)
+	}
+	return &LocalWarehouse{dir: abs, real: real, root: root, p: p}, nil
 }
 
 // Root implements Warehouse.
@@ -70,39 +123,248 @@ func (w *LocalWarehouse) Props() iceberg.Properties { return iceberg.Properties{
 // ReaderProps implements Warehouse.
 func (w *LocalWarehouse) ReaderProps() iceberg.Properties { return iceberg.Properties{} }
 
-// IO implements Warehouse.
-func (w *LocalWarehouse) IO(context.Context) (icebergio.IO, error) { return icebergio.LocalFS{}, nil }
-
-func (w *LocalWarehouse) path(location string) (string, error) {
-	root := w.Root() + "/"
-	if !strings.HasPrefix(location, root) {
-		return "", fmt.Errorf("catalog: location %q is outside the warehouse %s", location, w.Root())
+// Area implements Warehouse: the folder <dir>/<seg>, created by the first
+// write.
+func (w *LocalWarehouse) Area(seg string) (Area, error) {
+	p, err := w.p.child(seg)
+	if err != nil {
+		return nil, err
 	}
-	rel := strings.TrimPrefix(location, root)
-	if strings.Contains(rel, "..") {
-		return "", fmt.Errorf("catalog: location %q contains \"..\"", location)
-	}
-	return filepath.Join(w.dir, filepath.FromSlash(rel)), nil
+	return &localArea{area: area{p}, w: w, seg: seg}, nil
 }
 
-// Upload implements Warehouse.
-func (w *LocalWarehouse) Upload(_ context.Context, src, location string) error {
-	dst, err := w.path(location)
+// serverPaths are the warehouse's own paths, which text shown to a client
+// must not carry (Catalog.Redact).
+func (w *LocalWarehouse) serverPaths() []string {
+	return []string{w.Root() + "/", w.dir + "/", w.real + "/"}
+}
+
+// localArea is one repo's folder of a LocalWarehouse. It holds no file
+// descriptor: each operation opens the folder as an os.Root below the
+// warehouse's own root, so that neither ".." nor a symlink in the folder
+// leads out of it.
+type localArea struct {
+	area
+	w   *LocalWarehouse
+	seg string
+}
+
+// open returns the area's folder as an os.Root, creating it first when
+// create is set. The caller closes it; files opened from it stay open.
+func (a *localArea) open(create bool) (*os.Root, error) {
+	if create {
+		if err := a.w.root.MkdirAll(a.seg, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return a.w.root.OpenRoot(a.seg)
+}
+
+// IO implements Area.
+func (a *localArea) IO(context.Context) (icebergio.IO, error) { return localIO{a}, nil }
+
+// Upload implements Area: a hard link made relative to the destination
+// folder's descriptor (opened through the root), else a copy.
+func (a *localArea) Upload(_ context.Context, src, location string) error {
+	rel, err := a.Resolve(location)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	r, err := a.open(true)
+	if err != nil {
 		return err
 	}
-	if err := os.Link(src, dst); err == nil {
+	defer r.Close()
+	dir := path.Dir(rel)
+	if err := r.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	d, err := r.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = unix.Linkat(unix.AT_FDCWD, src, int(d.Fd()), path.Base(rel), 0)
+	d.Close()
+	if err == nil {
 		return nil
 	}
-	return copyFile(src, dst)
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := rel + ".tmp"
+	out, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		r.Remove(tmp)
+		return err
+	}
+	if err := out.Close(); err != nil {
+		r.Remove(tmp)
+		return err
+	}
+	return r.Rename(tmp, rel)
 }
 
-// Local implements Warehouse.
-func (w *LocalWarehouse) Local(_ context.Context, location string) (string, error) {
-	return w.path(location)
+// Local implements Area. The file is opened through the root, and the
+// path returned is the kernel's name of the file opened (every symlink
+// resolved), which must lie in the area's folder.
+func (a *localArea) Local(_ context.Context, location string) (string, error) {
+	rel, err := a.Resolve(location)
+	if err != nil {
+		return "", err
+	}
+	r, err := a.open(false)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	f, err := r.Open(rel)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%w: %s is not a regular file", ErrBadLocation, rel)
+	}
+	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	if err != nil {
+		return "", fmt.Errorf("catalog: name of %s: %w", rel, err)
+	}
+	if folder := filepath.Join(a.w.real, a.seg) + string(filepath.Separator); !strings.HasPrefix(real, folder) {
+		return "", fmt.Errorf("%w: %s resolves outside this repo's folder of the warehouse", ErrOutsideRepo, rel)
+	}
+	return real, nil
+}
+
+// SyncFile implements Area: fsync of the file and of the folder naming it.
+func (a *localArea) SyncFile(_ context.Context, location string) error {
+	rel, err := a.Resolve(location)
+	if err != nil {
+		return err
+	}
+	r, err := a.open(false)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, name := range []string{rel, path.Dir(rel)} {
+		f, err := r.Open(name)
+		if err != nil {
+			return fmt.Errorf("catalog: sync: %w", err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("catalog: sync: %w", err)
+		}
+	}
+	return nil
+}
+
+// localIO is the iceberg-go FileIO of a localArea: every name is a
+// location resolved against the area, then opened through its os.Root.
+// Errors name files relative to the area, never by their server path.
+type localIO struct{ a *localArea }
+
+var (
+	_ icebergio.ReadFileIO  = localIO{}
+	_ icebergio.WriteFileIO = localIO{}
+	_ icebergio.StatIO      = localIO{}
+)
+
+func (f localIO) root(op, name string, create bool) (*os.Root, string, error) {
+	rel, err := f.a.Resolve(name)
+	if err != nil {
+		return nil, "", &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	r, err := f.a.open(create)
+	if err != nil {
+		return nil, "", err
+	}
+	if create {
+		if err := r.MkdirAll(path.Dir(rel), 0o755); err != nil {
+			r.Close()
+			return nil, "", err
+		}
+	}
+	return r, rel, nil
+}
+
+// Open implements icebergio.IO.
+func (f localIO) Open(name string) (icebergio.File, error) {
+	r, rel, err := f.root("open", name, false)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	fh, err := r.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	return fh, nil
+}
+
+// ReadFile implements icebergio.ReadFileIO.
+func (f localIO) ReadFile(name string) ([]byte, error) {
+	r, rel, err := f.root("read", name, false)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.ReadFile(rel)
+}
+
+// Create implements icebergio.WriteFileIO.
+func (f localIO) Create(name string) (icebergio.FileWriter, error) {
+	r, rel, err := f.root("create", name, true)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	fh, err := r.Create(rel)
+	if err != nil {
+		return nil, err
+	}
+	return fh, nil
+}
+
+// WriteFile implements icebergio.WriteFileIO.
+func (f localIO) WriteFile(name string, p []byte) error {
+	r, rel, err := f.root("write", name, true)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.WriteFile(rel, p, 0o644)
+}
+
+// Remove implements icebergio.IO.
+func (f localIO) Remove(name string) error {
+	r, rel, err := f.root("remove", name, false)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.Remove(rel)
+}
+
+// Stat implements icebergio.StatIO.
+func (f localIO) Stat(name string) (fs.FileInfo, error) {
+	r, rel, err := f.root("stat", name, false)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Stat(rel)
 }
 
 func copyFile(src, dst string) error {
@@ -159,6 +421,7 @@ func (c S3Config) GoString() string { return c.String() }
 type S3Warehouse struct {
 	cfg    S3Config
 	client *s3.Client
+	p      prefix
 }
 
 // NewS3Warehouse returns a warehouse in cfg.Bucket.
@@ -178,6 +441,10 @@ func NewS3Warehouse(cfg S3Config) (*S3Warehouse, error) {
 		cfg.CacheDir = filepath.Join(os.TempDir(), "weir-s3-cache")
 	}
 	cfg.Prefix = strings.Trim(cfg.Prefix, "/")
+	p, err := parsePrefix("s3://" + cfg.Bucket + "/" + cfg.Prefix)
+	if err != nil || p.host != cfg.Bucket {
+		return nil, fmt.Errorf("catalog: S3 bucket %q and prefix %q do not make a location prefix: %v", cfg.Bucket, cfg.Prefix, err)
+	}
 	opts := s3.Options{
 		Region:       cfg.Region,
 		UsePathStyle: cfg.PathStyle,
@@ -186,7 +453,7 @@ func NewS3Warehouse(cfg S3Config) (*S3Warehouse, error) {
 	if cfg.Endpoint != "" {
 		opts.BaseEndpoint = aws.String(cfg.Endpoint)
 	}
-	return &S3Warehouse{cfg: cfg, client: s3.New(opts)}, nil
+	return &S3Warehouse{cfg: cfg, client: s3.New(opts), p: p}, nil
 }
 
 // String names the warehouse by its root; like S3Config.String it never
@@ -228,26 +495,46 @@ func (w *S3Warehouse) Props() iceberg.Properties {
 	return p
 }
 
-// IO implements Warehouse.
-func (w *S3Warehouse) IO(ctx context.Context) (icebergio.IO, error) {
-	return icebergio.LoadFS(ctx, w.Props(), w.Root()+"/")
+// Area implements Warehouse: the keys under <prefix>/<seg>/.
+func (w *S3Warehouse) Area(seg string) (Area, error) {
+	p, err := w.p.child(seg)
+	if err != nil {
+		return nil, err
+	}
+	return &s3Area{area: area{p}, w: w}, nil
 }
 
-func (w *S3Warehouse) key(location string) (string, error) {
-	u, err := url.Parse(location)
-	if err != nil || u.Scheme != "s3" || u.Host != w.cfg.Bucket {
-		return "", fmt.Errorf("catalog: location %q is not in bucket %s", location, w.cfg.Bucket)
-	}
-	k := strings.TrimPrefix(u.Path, "/")
-	if w.cfg.Prefix != "" && !strings.HasPrefix(k, w.cfg.Prefix+"/") {
-		return "", fmt.Errorf("catalog: location %q is outside the warehouse %s", location, w.Root())
-	}
-	return k, nil
+// serverPaths: an S3 warehouse has no server path (Catalog.Redact); the
+// cache folder of downloads is one.
+func (w *S3Warehouse) serverPaths() []string { return []string{w.cfg.CacheDir + "/"} }
+
+// s3Area is one repo's key prefix of an S3Warehouse.
+type s3Area struct {
+	area
+	w *S3Warehouse
 }
 
-// Upload implements Warehouse.
-func (w *S3Warehouse) Upload(ctx context.Context, src, location string) error {
-	k, err := w.key(location)
+// key returns the object key of a location under the area.
+func (a *s3Area) key(location string) (string, error) {
+	rel, err := a.Resolve(location)
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(a.p.segs, "/") + "/" + rel, nil
+}
+
+// IO implements Area: iceberg-go's S3 FileIO behind a check of every name.
+func (a *s3Area) IO(ctx context.Context) (icebergio.IO, error) {
+	inner, err := icebergio.LoadFS(ctx, a.w.Props(), a.w.Root()+"/")
+	if err != nil {
+		return nil, err
+	}
+	return &prefixIO{a: a, inner: inner}, nil
+}
+
+// Upload implements Area.
+func (a *s3Area) Upload(ctx context.Context, src, location string) error {
+	k, err := a.key(location)
 	if err != nil {
 		return err
 	}
@@ -260,25 +547,26 @@ func (w *S3Warehouse) Upload(ctx context.Context, src, location string) error {
 	if err != nil {
 		return err
 	}
-	_, err = w.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(w.cfg.Bucket), Key: aws.String(k), Body: f, ContentLength: aws.Int64(fi.Size())})
+	_, err = a.w.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(a.w.cfg.Bucket), Key: aws.String(k), Body: f, ContentLength: aws.Int64(fi.Size())})
 	if err != nil {
 		return fmt.Errorf("catalog: upload %s: %w", location, err)
 	}
 	return nil
 }
 
-// Local implements Warehouse: downloads location into the cache directory
+// Local implements Area: downloads location into the cache directory
 // once (data files are immutable, so the cache never goes stale). The
 // copy is mode 0644, like a local warehouse's files. Nothing evicts the
 // cache: it holds every file ever read (ReadTableFiles: pipeline inputs,
 // weir query).
-func (w *S3Warehouse) Local(ctx context.Context, location string) (string, error) {
-	k, err := w.key(location)
+func (a *s3Area) Local(ctx context.Context, location string) (string, error) {
+	k, err := a.key(location)
 	if err != nil {
 		return "", err
 	}
+	w := a.w
 	sum := sha256.Sum256([]byte(location))
-	dst := filepath.Join(w.cfg.CacheDir, hex.EncodeToString(sum[:16])+filepath.Ext(k))
+	dst := filepath.Join(w.cfg.CacheDir, hex.EncodeToString(sum[:16])+path.Ext(k))
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
@@ -311,6 +599,90 @@ func (w *S3Warehouse) Local(ctx context.Context, location string) (string, error
 		return "", err
 	}
 	return dst, os.Rename(tmp.Name(), dst)
+}
+
+// SyncFile implements Area: an acknowledged PUT is durable.
+func (a *s3Area) SyncFile(context.Context, string) error { return nil }
+
+// prefixIO is an iceberg-go FileIO confined to an area: each name must
+// resolve against the area before the inner FileIO sees it.
+type prefixIO struct {
+	a     *s3Area
+	inner icebergio.IO
+}
+
+var (
+	_ icebergio.ReadFileIO  = (*prefixIO)(nil)
+	_ icebergio.WriteFileIO = (*prefixIO)(nil)
+)
+
+func (f *prefixIO) check(op, name string) (string, error) {
+	rel, err := f.a.Resolve(name)
+	if err != nil {
+		return "", &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	return f.a.Prefix() + "/" + rel, nil
+}
+
+// Open implements icebergio.IO.
+func (f *prefixIO) Open(name string) (icebergio.File, error) {
+	loc, err := f.check("open", name)
+	if err != nil {
+		return nil, err
+	}
+	return f.inner.Open(loc)
+}
+
+// ReadFile implements icebergio.ReadFileIO.
+func (f *prefixIO) ReadFile(name string) ([]byte, error) {
+	loc, err := f.check("read", name)
+	if err != nil {
+		return nil, err
+	}
+	if rf, ok := f.inner.(icebergio.ReadFileIO); ok {
+		return rf.ReadFile(loc)
+	}
+	fh, err := f.inner.Open(loc)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	return io.ReadAll(fh)
+}
+
+// Create implements icebergio.WriteFileIO.
+func (f *prefixIO) Create(name string) (icebergio.FileWriter, error) {
+	loc, err := f.check("create", name)
+	if err != nil {
+		return nil, err
+	}
+	wf, ok := f.inner.(icebergio.WriteFileIO)
+	if !ok {
+		return nil, errors.New("catalog: warehouse IO cannot write")
+	}
+	return wf.Create(loc)
+}
+
+// WriteFile implements icebergio.WriteFileIO.
+func (f *prefixIO) WriteFile(name string, p []byte) error {
+	loc, err := f.check("write", name)
+	if err != nil {
+		return err
+	}
+	wf, ok := f.inner.(icebergio.WriteFileIO)
+	if !ok {
+		return errors.New("catalog: warehouse IO cannot write")
+	}
+	return wf.WriteFile(loc, p)
+}
+
+// Remove implements icebergio.IO.
+func (f *prefixIO) Remove(name string) error {
+	loc, err := f.check("remove", name)
+	if err != nil {
+		return err
+	}
+	return f.inner.Remove(loc)
 }
 
 // Client returns the S3 client (for tests and import).

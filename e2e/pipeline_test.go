@@ -303,10 +303,15 @@ func TestPipelineDataRevertAndForgery(t *testing.T) {
 		t.Fatalf("second run changed nothing: %q", got)
 	}
 
-	// Roll the tables back with a plain git revert of the data commit.
+	// Roll the tables back with a git revert of the data commit, made to
+	// name the code it sits beside (the revert restores the older run's
+	// code entry and carries no Code-Commit: trailer).
+	code := revParse(t, dir, "main")
 	git(t, dir, "fetch", "-q", s.URL("orders"), "refs/data/main:refs/data/main")
 	git(t, dir, "checkout", "-q", "--detach", "refs/data/main")
 	git(t, dir, "revert", "--no-edit", "HEAD")
+	git(t, dir, "update-index", "--cacheinfo", "160000,"+code+",code")
+	git(t, dir, "commit", "-q", "--amend", "--no-edit", "--trailer", "Code-Commit: "+code)
 	git(t, dir, "push", "-q", s.URL("orders"), "HEAD:refs/data/main")
 	if got := query(t, s, "orders", "main", "SELECT count(*) AS n FROM main.clean_orders"); got != "n\n34\n" {
 		t.Fatalf("after revert: %q", got)

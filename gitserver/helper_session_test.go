@@ -84,11 +84,11 @@ type sessServer struct {
 	sock   string
 	logBuf *lockedBuffer
 
-	mu       sync.Mutex
-	canWrite func(refs.Name) bool
-	sessions []*Session
-	errs     []error
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	authorize func(refs.Name) error
+	sessions  []*Session
+	errs      []error
+	wg        sync.WaitGroup
 }
 
 type lockedBuffer struct {
@@ -203,7 +203,7 @@ func (ts *sessServer) handle(c net.Conn) {
 		CreateRepo: true,
 	}
 	ts.mu.Lock()
-	sess.CanWrite = ts.canWrite
+	sess.Authorize = ts.authorize
 	ts.sessions = append(ts.sessions, sess)
 	ts.mu.Unlock()
 	err = ts.srv.Serve(context.Background(), br, c, sess)

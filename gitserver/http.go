@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -38,14 +39,14 @@ import (
 // httpHandler serves smart HTTP for one listener.
 type httpHandler struct {
 	srv    *Server
-	access *Access
+	access *access.Access
 }
 
 // NewHTTPHandler returns the smart HTTP handler for s, with a deciding who
 // may do what (use the listener's view, Access.WithAnonymous). It serves
 // every path as a repo path; mount other handlers (the Iceberg REST catalog
 // under /iceberg/) next to it in an http.ServeMux.
-func NewHTTPHandler(s *Server, a *Access) http.Handler {
+func NewHTTPHandler(s *Server, a *access.Access) http.Handler {
 	return &httpHandler{srv: s, access: a}
 }
 
@@ -80,7 +81,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, "service", string(service))
 	}
 	if identity != "" {
-		attrs = append(attrs, "identity", identity)
+		attrs = append(attrs, "identity", string(identity))
 	}
 	if err != nil {
 		log.Warn("http request failed", append(attrs, "err", err)...)
@@ -90,7 +91,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve handles one request; the results are only for the log line.
-func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string, repo objects.RepoName, service Service, err error) {
+func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity access.Identity, repo objects.RepoName, service Service, err error) {
 	repoPart, endpoint := gitPath(r.URL.Path)
 	switch {
 	case endpoint == "" && dumbPath(r.URL.Path):
@@ -132,12 +133,12 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string
 		httpError(w, http.StatusUnauthorized, "weir: authentication required: use an HTTP token (weir user token NAME) as the password\n")
 		return
 	}
-	need := PermRead
+	need := access.PermRead
 	if service == ReceivePack {
-		need = PermWrite
+		need = access.PermWrite
 	}
 	if !h.access.Can(identity, repo, need) {
-		if identity == Anonymous {
+		if identity.IsAnonymous() {
 			w.Header().Set("WWW-Authenticate", `Basic realm="weir"`)
 			httpError(w, http.StatusUnauthorized, "weir: authentication required\n")
 			return
@@ -152,8 +153,8 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity string
 		Protocol:     parseGitProtocol(r.Header.Get("Git-Protocol")),
 		StatelessRPC: true,
 		Identity:     identity,
-		CanWrite: func(refs.Name) bool {
-			return h.access.Can(identity, repo, PermWrite)
+		Authorize: func(ref refs.Name) error {
+			return h.access.AuthorizeRef(identity, repo, ref)
 		},
 		CreateRepo: service == ReceivePack,
 	}
@@ -233,8 +234,8 @@ func badRequest(err error) bool {
 		errors.As(err, &corrupt) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader)
 }
 
-func permVerb(p Permission) string {
-	if p == PermWrite {
+func permVerb(p access.Permission) string {
+	if p == access.PermWrite {
 		return "push to"
 	}
 	return "read"

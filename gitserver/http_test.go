@@ -13,13 +13,14 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
 
 // httpTestServer serves an in-memory store with one repo, "demo", holding
 // one commit on main. It returns the base URL and the commit id.
-func httpTestServer(t *testing.T, a *Access) (string, objects.Hash) {
+func httpTestServer(t *testing.T, a *access.Access) (string, objects.Hash) {
 	t.Helper()
 	db, err := objects.OpenFS("", vfs.NewMem())
 	if err != nil {
@@ -109,7 +110,7 @@ func gzipBytes(b []byte) []byte {
 }
 
 func TestHTTPLoopback(t *testing.T) {
-	a, _ := NewAccess(OpenUsers(filepath.Join(t.TempDir(), "users.json")), "")
+	a, _ := access.New(access.Config{Users: access.OpenUsers(filepath.Join(t.TempDir(), "users.json"))})
 	base, commit := httpTestServer(t, a.WithAnonymous(true))
 	lsRefs := []byte("0014command=ls-refs\n0001000bsymrefs0000")
 	runHTTPCases(t, base, []httpCase{
@@ -149,19 +150,19 @@ func TestHTTPLoopback(t *testing.T) {
 }
 
 func TestHTTPRemoteAccess(t *testing.T) {
-	users := OpenUsers(filepath.Join(t.TempDir(), "users.json"))
+	users := access.OpenUsers(filepath.Join(t.TempDir(), "users.json"))
 	for _, u := range []string{"reader", "writer", "stranger"} {
 		if err := users.AddUser(u); err != nil {
 			t.Fatal(err)
 		}
 	}
-	users.Grant("reader", "demo", PermRead)
-	users.Grant("writer", "*", PermWrite)
+	users.Grant("reader", "demo", access.PermRead)
+	users.Grant("writer", "*", access.PermWrite)
 	tok := map[string]string{}
 	for _, u := range []string{"reader", "writer", "stranger"} {
-		tok[u], _ = users.NewToken(u)
+		tok[u], _, _ = users.NewToken(u, "")
 	}
-	a, _ := NewAccess(users, "")
+	a, _ := access.New(access.Config{Users: users})
 	base, _ := httpTestServer(t, a)
 	up := "/demo.git/info/refs?service=git-upload-pack"
 	rp := "/demo.git/info/refs?service=git-receive-pack"

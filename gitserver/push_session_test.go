@@ -2,6 +2,7 @@ package gitserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -70,15 +71,21 @@ func TestSessionPushProtectedAndDelete(t *testing.T) {
 	}
 }
 
-// TestSessionPushPermission: CanWrite is asked per ref.
+// TestSessionPushPermission: Authorize is asked per ref, and its reason
+// reaches the client.
 func TestSessionPushPermission(t *testing.T) {
 	ts := newSessServer(t)
-	ts.canWrite = func(ref refs.Name) bool { return ref != "refs/heads/locked" }
+	ts.authorize = func(ref refs.Name) error {
+		if ref == "refs/heads/locked" {
+			return errors.New("permission denied: branch locked may be written only by alice")
+		}
+		return nil
+	}
 	g := newSessGit(t, ts)
 	src := g.newRepo(ts, "demo", 1)
 	g.run(src, "branch", "locked")
 	errs := g.fail(src, "push", "origin", "main", "locked")
-	if !strings.Contains(errs, "! [remote rejected] locked -> locked (permission denied)") {
+	if !strings.Contains(errs, "! [remote rejected] locked -> locked (permission denied: branch locked may be written only by alice)") {
 		t.Errorf("stderr lacks the refusal:\n%s", errs)
 	}
 	if ts.ref("demo", "refs/heads/main").IsZero() || !ts.ref("demo", "refs/heads/locked").IsZero() {

@@ -2,6 +2,7 @@ package gitserver
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -226,6 +227,26 @@ func (p *pushState) failAll(reason string) {
 	}
 }
 
+// refused maps each refused command to its reason.
+func (p *pushState) refused() map[refs.Name]string {
+	m := map[refs.Name]string{}
+	for i, c := range p.cmds {
+		if p.reasons[i] != "" {
+			m[c.Name] = p.reasons[i]
+		}
+	}
+	return m
+}
+
+func (p *pushState) allFailed() bool {
+	for _, r := range p.reasons {
+		if r == "" {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *pushState) anyFailed() bool {
 	for _, r := range p.reasons {
 		if r != "" {
@@ -343,7 +364,7 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 	}
 
 	// The hook decides the commands that stand.
-	var extra []refs.Update
+	var res *hooks.Result
 	if unpack == "ok" {
 		push := &hooks.Push{
 			Repo: sess.Repo, Quarantine: q, Options: req.options, Atomic: atomic,
@@ -357,7 +378,8 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 			}
 		}
 		if len(idx) > 0 {
-			res, err := s.hook().PreReceive(ctx, push)
+			var err error
+			res, err = s.hook().PreReceive(ctx, push)
 			switch {
 			case err != nil:
 				s.logger().Warn("pre-receive hook failed", "repo", sess.Repo, "err", err)
@@ -373,7 +395,6 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 						st.reasons[i] = oneLine(why)
 					}
 				}
-				extra = res.Updates
 			}
 			if atomic && st.anyFailed() {
 				st.failAll(reasonAtomic)
@@ -382,7 +403,12 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 	}
 
 	if unpack == "ok" {
-		s.commitPush(ctx, sess, q, st, extra, atomic)
+		// Once decided, the push is written even if the client has gone:
+		// a failed run's record must not be lost to a disconnect.
+		s.commitPush(context.WithoutCancel(ctx), sess, q, st, res, atomic)
+		if res != nil && res.Report != nil {
+			res.Report(st.refused())
+		}
 	}
 
 	s.logPush(sess, st, unpack)
@@ -439,8 +465,10 @@ func (s *Server) checkCommand(ctx context.Context, sess *Session, q *objects.Qua
 		return reasonDuplicate
 	}
 	seen[c.Name] = true
-	if sess.CanWrite != nil && !sess.CanWrite(c.Name) {
-		return reasonDenied
+	if sess.Authorize != nil {
+		if err := sess.Authorize(c.Name); err != nil {
+			return oneLine(err.Error())
+		}
 	}
 	cur, err := s.Refs.Resolve(ctx, sess.Repo, c.Name)
 	if errors.Is(err, refs.ErrNotFound) {
@@ -489,48 +517,58 @@ func (s *Server) checkCommand(ctx context.Context, sess *Session, q *objects.Qua
 }
 
 // isAncestor reports whether commit anc is reachable from commit desc.
+//
+// It walks desc's history newest first (by committer date, as git's
+// merge-base does) and never prunes by date: a child may be dated before
+// its parent (clock skew, rebases, hand-set dates), and a fast-forward must
+// never be mistaken for a force push. A true force push walks the whole
+// history reachable from desc once.
 func isAncestor(w *walker, anc, desc objects.Hash) (bool, error) {
-	a, err := w.commit(anc)
+	if _, err := w.commit(anc); err != nil {
+		if errors.Is(err, errNotCommit) {
+			return false, nil
+		}
+		return false, err
+	}
+	start, err := w.commit(desc)
 	if err != nil {
 		if errors.Is(err, errNotCommit) {
 			return false, nil
 		}
 		return false, err
 	}
-	const slop = 86400 // clock skew tolerated between parent and child
-	visited := map[objects.Hash]bool{}
-	stack := []objects.Hash{desc}
-	for len(stack) > 0 {
-		h := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if h == anc {
+	visited := map[objects.Hash]bool{desc: true}
+	q := commitQueue{start}
+	for q.Len() > 0 {
+		c := heap.Pop(&q).(*commitNode)
+		if c.hash == anc {
 			return true, nil
 		}
-		if visited[h] {
-			continue
-		}
-		visited[h] = true
-		c, err := w.commit(h)
-		if err != nil {
-			if errors.Is(err, errNotCommit) {
+		for _, p := range c.parents {
+			if visited[p] {
 				continue
 			}
-			return false, err
+			visited[p] = true
+			pc, err := w.commit(p)
+			if err != nil {
+				if errors.Is(err, errNotCommit) {
+					continue
+				}
+				return false, err
+			}
+			heap.Push(&q, pc)
 		}
-		if c.time < a.time-slop {
-			continue
-		}
-		stack = append(stack, c.parents...)
 	}
 	return false, nil
 }
 
 // commitPush writes the accepted commands and the hook's updates in one
 // refs.Store.Update, with the quarantine. Non-atomic pushes retry without a
-// command that turned out stale, so the others still land.
-func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quarantine, st *pushState, extra []refs.Update, atomic bool) {
-	msg := "push by " + sess.Identity
-	for attempt := 0; attempt <= len(st.cmds)+1; attempt++ {
+// command that turned out stale, so the others still land; the hook's
+// updates are asked for again for each outcome (Result.Finish).
+func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quarantine, st *pushState, res *hooks.Result, atomic bool) {
+	msg := "push by " + string(sess.Identity)
+	for attempt := 0; attempt <= len(st.cmds)+2; attempt++ {
 		var ups []refs.Update
 		var idx []int
 		for i, c := range st.cmds {
@@ -548,6 +586,13 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 			}
 			ups = append(ups, refs.Update{Name: c.Name, Old: c.Old, New: c.New})
 			idx = append(idx, i)
+		}
+		var extra []refs.Update
+		if res != nil {
+			extra = res.Updates
+			if res.Finish != nil {
+				extra = append(slices.Clone(extra), res.Finish(st.refused())...)
+			}
 		}
 		ups = append(ups, boundExtra(ups, extra)...)
 		if len(ups) == 0 {
@@ -576,10 +621,14 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 			st.reasons[culprit] = reasonStale
 			st.failAll(reasonAtomic)
 			continue // commit the hook's updates alone
-		case stale:
+		case stale && !st.allFailed():
 			// One of the hook's own refs moved: a concurrent push to the
-			// same branch won while the pipeline ran.
+			// same branch won while the pipeline ran. Commit the hook's
+			// updates for that outcome alone (the run is kept).
 			st.failAll(reasonMovedDuringRun)
+			continue
+		case stale:
+			s.logger().Error("hook's own ref update is stale", "repo", sess.Repo, "ref", se.Name, "err", err)
 		default:
 			s.logger().Error("ref update failed", "repo", sess.Repo, "err", err)
 			st.failAll("failed to update ref")

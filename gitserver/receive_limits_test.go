@@ -17,6 +17,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -43,7 +44,7 @@ func limitServer(t *testing.T, lim ReceiveLimits) (*Server, string, objects.Hash
 		t.Fatal(err)
 	}
 	s := &Server{Objects: store, Refs: rs, Receive: lim}
-	a, _ := NewAccess(OpenUsers(filepath.Join(t.TempDir(), "users.json")), "")
+	a, _ := access.New(access.Config{Users: access.OpenUsers(filepath.Join(t.TempDir(), "users.json"))})
 	srv := httptest.NewServer(NewHTTPHandler(s, a.WithAnonymous(true)))
 	t.Cleanup(srv.Close)
 	return s, srv.URL, commit

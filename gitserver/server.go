@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/hooks"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
@@ -164,11 +165,12 @@ type Session struct {
 	// StatelessRPC is true for HTTP (one request, one response) and false
 	// for SSH (one long conversation).
 	StatelessRPC bool
-	// Identity is "anonymous" or the authenticated user.
-	Identity string
-	// CanWrite reports whether Identity may update this ref; it is called
-	// for every ref of a push. nil allows every ref.
-	CanWrite func(ref refs.Name) bool
+	// Identity is access.Anonymous or the authenticated user.
+	Identity access.Identity
+	// Authorize decides whether Identity may update ref (nil: yes; else
+	// its error is the reason the client sees); it is called for every
+	// ref of a push on its own. nil allows every ref.
+	Authorize func(ref refs.Name) error
 	// CreateRepo lets receive-pack create the repo on its first push.
 	CreateRepo bool
 

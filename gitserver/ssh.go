@@ -21,6 +21,7 @@ import (
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -59,12 +60,12 @@ type SSHRequest struct {
 	// Args are the shell-split words after "weir": Args[0] is the command.
 	Args []string
 	// Identity is the authenticated identity ("anonymous" on loopback).
-	Identity string
+	Identity access.Identity
 	// Stdin, Stdout and Stderr are the session's streams.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	// Can reports whether Identity may do p with repo.
-	Can func(repo objects.RepoName, p Permission) bool
+	Can func(repo objects.RepoName, p access.Permission) bool
 }
 
 // SSHServer serves Git (and registered weir commands) over SSH.
@@ -74,7 +75,7 @@ type SSHServer struct {
 	Commands map[string]SSHCommand
 
 	git    *Server
-	access *Access
+	access *access.Access
 	srv    *ssh.Server
 }
 
@@ -85,7 +86,7 @@ type verifiedKeyCtx struct{}
 // NewSSHServer returns an SSH server for git, with a deciding who may do
 // what (the listener's view, Access.WithAnonymous) and hostKey as the
 // server's identity (LoadHostKey).
-func NewSSHServer(git *Server, a *Access, hostKey gossh.Signer) *SSHServer {
+func NewSSHServer(git *Server, a *access.Access, hostKey gossh.Signer) *SSHServer {
 	s := &SSHServer{
 		Commands: map[string]SSHCommand{"whoami": whoami},
 		git:      git,
@@ -135,12 +136,12 @@ func (s *SSHServer) Shutdown(ctx context.Context) error { return s.srv.Shutdown(
 func (s *SSHServer) Close() error { return s.srv.Close() }
 
 // identity returns who the session's client proved to be.
-func (s *SSHServer) identity(sess ssh.Session) (string, bool) {
+func (s *SSHServer) identity(sess ssh.Session) (access.Identity, bool) {
 	verified, _ := sess.Context().Value(verifiedKeyCtx{}).(gossh.PublicKey)
 	if verified == nil {
 		// keyboard-interactive: only on an anonymous listener.
 		if s.access.AnonymousAllowed() {
-			return Anonymous, true
+			return access.Anonymous, true
 		}
 		return "", false
 	}
@@ -192,7 +193,7 @@ func (s *SSHServer) handle(sess ssh.Session) {
 		Stdin:    sess,
 		Stdout:   sess,
 		Stderr:   sess.Stderr(),
-		Can: func(repo objects.RepoName, p Permission) bool {
+		Can: func(repo objects.RepoName, p access.Permission) bool {
 			return s.access.Can(identity, repo, p)
 		},
 	})
@@ -209,16 +210,16 @@ func (s *SSHServer) commandNames() []string {
 	return names
 }
 
-func (s *SSHServer) serveGit(sess ssh.Session, log *slog.Logger, identity string, service Service, path string) int {
+func (s *SSHServer) serveGit(sess ssh.Session, log *slog.Logger, identity access.Identity, service Service, path string) int {
 	stderr := sess.Stderr()
 	repo, err := objects.ParseRepoName(strings.TrimPrefix(path, "/"))
 	if err != nil {
 		fmt.Fprintf(stderr, "weir: invalid repository name %q\n", path)
 		return 1
 	}
-	need := PermRead
+	need := access.PermRead
 	if service == ReceivePack {
-		need = PermWrite
+		need = access.PermWrite
 	}
 	if !s.access.Can(identity, repo, need) {
 		fmt.Fprintf(stderr, "weir: permission denied: %s may not %s %s\n", identity, permVerb(need), repo)
@@ -235,8 +236,8 @@ func (s *SSHServer) serveGit(sess ssh.Session, log *slog.Logger, identity string
 		Service:  service,
 		Protocol: proto,
 		Identity: identity,
-		CanWrite: func(refs.Name) bool {
-			return s.access.Can(identity, repo, PermWrite)
+		Authorize: func(ref refs.Name) error {
+			return s.access.AuthorizeRef(identity, repo, ref)
 		},
 		CreateRepo: service == ReceivePack,
 		// A stalled read ends with the channel (Server.ReadIdleTimeout).

@@ -16,6 +16,8 @@ import (
 
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/weir-dev/weir/access"
 )
 
 func TestParseGitCommand(t *testing.T) {
@@ -70,7 +72,7 @@ func TestLoadHostKeyPersists(t *testing.T) {
 
 // sshTestServer runs an SSHServer (without a Git store: only weir
 // commands are exercised here) on a loopback port.
-func sshTestServer(t *testing.T, a *Access) (addr string) {
+func sshTestServer(t *testing.T, a *access.Access) (addr string) {
 	t.Helper()
 	host, err := LoadHostKey(filepath.Join(t.TempDir(), "host_key"))
 	if err != nil {
@@ -123,12 +125,12 @@ func goSSH(t *testing.T, addr string, signer gossh.Signer, cmd string) (string, 
 
 func TestSSHIdentityAndCommands(t *testing.T) {
 	dir := t.TempDir()
-	users := OpenUsers(filepath.Join(dir, "users.json"))
+	users := access.OpenUsers(filepath.Join(dir, "users.json"))
 	bob, bobKey := newTestKey(t)
 	if err := users.AddUser("bob", bobKey); err != nil {
 		t.Fatal(err)
 	}
-	remote, _ := NewAccess(users, "")
+	remote, _ := access.New(access.Config{Users: users})
 	remoteAddr := sshTestServer(t, remote)
 	localAddr := sshTestServer(t, remote.WithAnonymous(true))
 	stranger, _ := newTestKey(t)
@@ -143,7 +145,7 @@ func TestSSHIdentityAndCommands(t *testing.T) {
 	if _, _, _, err := goSSH(t, remoteAddr, nil, "weir whoami"); err == nil {
 		t.Fatal("no key on remote listener: connected")
 	}
-	if out, _, code, err := goSSH(t, localAddr, stranger, "weir whoami"); err != nil || code != 0 || out != Anonymous+"\n" {
+	if out, _, code, err := goSSH(t, localAddr, stranger, "weir whoami"); err != nil || code != 0 || out != string(access.Anonymous)+"\n" {
 		t.Fatalf("unknown key on loopback: %q, %d, %v", out, code, err)
 	}
 	if out, _, code, err := goSSH(t, localAddr, bob, "weir whoami"); err != nil || code != 0 || out != "bob\n" {
@@ -203,11 +205,11 @@ func TestSSHOfferedKeyGrantsNothing(t *testing.T) {
 	if err := os.WriteFile(authKeys, adminPub, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	users := OpenUsers(filepath.Join(dir, "users.json"))
+	users := access.OpenUsers(filepath.Join(dir, "users.json"))
 	if err := users.AddUser("bob", strings.TrimSpace(string(bobPub))); err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAccess(users, authKeys)
+	a, err := access.New(access.Config{Users: users, AuthorizedKeys: authKeys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,11 +264,11 @@ func TestSSHIdentityUsesVerifiedKey(t *testing.T) {
 	bob, bobKey := newTestKey(t)
 	authKeys := filepath.Join(dir, "authorized_keys")
 	os.WriteFile(authKeys, []byte(adminKey+"\n"), 0o600)
-	users := OpenUsers(filepath.Join(dir, "users.json"))
+	users := access.OpenUsers(filepath.Join(dir, "users.json"))
 	if err := users.AddUser("bob", bobKey); err != nil {
 		t.Fatal(err)
 	}
-	a, _ := NewAccess(users, authKeys)
+	a, _ := access.New(access.Config{Users: users, AuthorizedKeys: authKeys})
 	s := NewSSHServer(&Server{}, a, admin)
 	sess := func(offered, verified gossh.PublicKey) ssh.Session {
 		v := map[any]any{}
@@ -284,7 +286,17 @@ func TestSSHIdentityUsesVerifiedKey(t *testing.T) {
 	if id, ok := s.identity(sess(bob.PublicKey(), bob.PublicKey())); !ok || id != "bob" {
 		t.Fatalf("verified bob: %q, %v", id, ok)
 	}
-	if id, ok := s.identity(sess(admin.PublicKey(), admin.PublicKey())); !ok || !strings.HasPrefix(id, "key:SHA256:") {
+	if id, ok := s.identity(sess(admin.PublicKey(), admin.PublicKey())); !ok || !strings.HasPrefix(string(id), "key:SHA256:") {
 		t.Fatalf("verified admin: %q, %v", id, ok)
 	}
+}
+
+// newTestKey makes a client key: its signer and its authorized_keys line.
+func newTestKey(t *testing.T) (gossh.Signer, string) {
+	t.Helper()
+	s, err := LoadHostKey(filepath.Join(t.TempDir(), "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(s.PublicKey())))
 }

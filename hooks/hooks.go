@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -22,7 +23,7 @@ type Push struct {
 	Quarantine *objects.Quarantine // the push's objects; readable here only
 	Options    []string            // push options (git push -o), opaque
 	Atomic     bool                // client asked for --atomic
-	Pusher     string              // authenticated identity, "anonymous" on loopback
+	Pusher     access.Identity     // authenticated identity, access.Anonymous on loopback
 	// Progress reaches the client as "remote: " lines (side band 2).
 	// Write whole lines.
 	Progress io.Writer
@@ -43,6 +44,19 @@ type Result struct {
 	// and drops it when that command is refused, even at commit time (a
 	// stale old value); refs/runs/... updates are always committed.
 	Updates []refs.Update
+	// Finish, if set, returns more such updates for one outcome of the
+	// push: refused holds the reason of every command that will not land
+	// (accepted commands are absent). gitserver calls it just before each
+	// attempt to commit (a compare-and-swap that refuses a command changes
+	// the outcome, so it may be called again) and commits what it returns
+	// with the accepted commands, under the same rules as Updates. Objects
+	// its updates need go into the push's quarantine.
+	Finish func(refused map[refs.Name]string) []refs.Update
+	// Report, if set, is called once the push is decided and written, with
+	// the final outcome (as for Finish), before the client gets the report:
+	// whatever it writes to Push.Progress still reaches the client. Only
+	// here may a hook say that a branch advanced.
+	Report func(refused map[refs.Name]string)
 }
 
 // PreReceive decides a push. An error refuses every command with the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/hooks/pipeline"
@@ -30,17 +31,28 @@ import (
 // of a data commit, their files, and new data commits. *catalog.Catalog
 // implements it.
 type Catalog interface {
+	TableReader
+	WriteDataCommit(ctx context.Context, repo objects.RepoName, base objects.Hash, writes []catalog.TableWrite, info catalog.CommitInfo) (objects.Hash, error)
+	// Publish marks the pointers of next that base lacks as published,
+	// before a successful run's data ref update (invariant 6).
+	Publish(ctx context.Context, repo objects.RepoName, base, next objects.Hash) error
+}
+
+// TableReader reads the tables of a data commit: the server's, or (from a
+// DataVerifier's Pushed) one a client pushed.
+type TableReader interface {
 	Tables(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash) (map[catalog.TableName]catalog.Pointer, error)
 	ReadTableFiles(ctx context.Context, repo objects.RepoName, dataCommit objects.Hash, t catalog.TableName) ([]string, error)
-	WriteDataCommit(ctx context.Context, repo objects.RepoName, base objects.Hash, writes []catalog.TableWrite, info catalog.CommitInfo) (objects.Hash, error)
 }
 
 // DataVerifier checks a data commit a client pushed to refs/data/*
-// (invariant 6: every table pointer in it is one the server wrote). A
+// (invariant 6: every table pointer in it was published) and reads its
+// tables from the push's quarantine, for the branch's expectations. A
 // Catalog that also implements it lets clients push merges and reverts of
 // data; without it such pushes are refused.
 type DataVerifier interface {
 	VerifyPushedDataCommit(ctx context.Context, q *objects.Quarantine, commit objects.Hash) error
+	Pushed(q *objects.Quarantine) *catalog.PushedView
 }
 
 // RunID names one run: "r-" and 8 hex digits.
@@ -90,6 +102,10 @@ type PipelineConfig struct {
 	KeepAlive time.Duration
 	// Logger receives one line per run and per node (default slog.Default()).
 	Logger *slog.Logger
+	// Rules returns the rules of a branch (require-run); nil: no rules.
+	// Who may push which ref, and protection, are decided before the hook
+	// (gitserver asks access for each ref).
+	Rules func(repo objects.RepoName, branch string) access.BranchRules
 }
 
 // Pipeline is the pre-receive hook that plans and runs the pushed
@@ -176,6 +192,12 @@ type options struct {
 	params map[string]string
 }
 
+// knownOptions lists the push options, for the refusal of others.
+var knownOptions = OptionDryRun + ", " + OptionTiming + ", " + OptionRerun + ", " + OptionParamPrefix + "NAME=VALUE"
+
+// parseOptions reads the push options. An option it does not know refuses
+// the push: a typo such as "dryrun" must not turn a dry run into a live
+// one.
 func parseOptions(opts []string) (options, error) {
 	o := options{params: map[string]string{}}
 	for _, s := range opts {
@@ -192,6 +214,8 @@ func parseOptions(opts []string) (options, error) {
 				return o, fmt.Errorf("weir: bad push option %q: want param.NAME=VALUE with NAME of letters, digits and _", clipLine(s, 60))
 			}
 			o.params[name] = val
+		default:
+			return o, fmt.Errorf("weir: unknown push option %q; known: %s", clipLine(s, 60), knownOptions)
 		}
 	}
 	return o, nil
@@ -223,6 +247,19 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		return res, nil
 	}
 	out := &progress{w: p.Progress}
+	var ran []*run // runs that made data: they publish only if their command lands
+	res.Finish = func(refused map[refs.Name]string) []refs.Update {
+		var ups []refs.Update
+		for _, r := range ran {
+			ups = append(ups, r.finish(refused[r.cmd.Name])...)
+		}
+		return ups
+	}
+	res.Report = func(refused map[refs.Name]string) {
+		for _, r := range ran {
+			r.report(refused[r.cmd.Name])
+		}
+	}
 	pushedData := map[refs.Name]bool{}
 	for _, c := range p.Commands {
 		if strings.HasPrefix(string(c.Name), refs.DataPrefix) {
@@ -235,51 +272,36 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		case strings.HasPrefix(name, refs.RunsPrefix):
 			res.Refused[c.Name] = "weir: refs/runs/ is written by the server only"
 		case strings.HasPrefix(name, refs.DataPrefix):
-			if why := h.checkDataPush(ctx, p, c); why != "" {
-				res.Refused[c.Name] = why
-			}
+			h.checkDataPush(ctx, p, c, opts, out, res)
 		case strings.HasPrefix(name, refs.HeadsPrefix):
 			branch := strings.TrimPrefix(name, refs.HeadsPrefix)
 			if pushedData[DataRef(branch)] {
 				res.Refused[c.Name] = "weir: push refs/heads/" + branch + " and refs/data/" + branch + " separately"
 				continue
 			}
-			h.branch(ctx, p, c, branch, opts, out, res)
+			if r := h.branch(ctx, p, c, branch, opts, out, res); r != nil {
+				ran = append(ran, r)
+			}
 		}
 	}
 	return res, nil
 }
 
-// checkDataPush decides a client's push to refs/data/<b> (a data merge
-// or revert): accepted only if the catalog verifies every pointer.
-func (h *Pipeline) checkDataPush(ctx context.Context, p *Push, c Command) string {
-	if c.New.IsZero() {
-		return "weir: data refs are deleted with their branch (git push origin :" + strings.TrimPrefix(string(c.Name), refs.DataPrefix) + ")"
-	}
-	v, ok := h.cfg.Catalog.(DataVerifier)
-	if !ok {
-		return "weir: this server does not accept pushed data commits"
-	}
-	if err := v.VerifyPushedDataCommit(ctx, p.Quarantine, c.New); err != nil {
-		return "weir: data commit refused: " + err.Error()
-	}
-	return ""
-}
-
-// branch handles one pushed code branch.
-func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string, opts options, out *progress, res *Result) {
+// branch handles one pushed code branch. It returns the run when one made
+// data for the branch (its updates come from Result.Finish).
+func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string, opts options, out *progress, res *Result) *run {
 	began := time.Now()
 	dref := DataRef(branch)
 	cur, err := h.cfg.Refs.Resolve(ctx, p.Repo, dref)
 	if err != nil && !errors.Is(err, refs.ErrNotFound) {
 		res.Refused[c.Name] = "weir: read " + string(dref) + ": " + err.Error()
-		return
+		return nil
 	}
 	if c.New.IsZero() { // branch deleted: its data goes with it
 		if !cur.IsZero() {
 			res.Updates = append(res.Updates, refs.Update{Name: dref, Old: cur, New: objects.ZeroHash})
 		}
-		return
+		return nil
 	}
 	start, same := cur, false
 	if cur.IsZero() {
@@ -290,7 +312,7 @@ func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string
 		// data (one ref copy, nothing runs or is copied).
 		res.Updates = append(res.Updates, refs.Update{Name: dref, Old: objects.ZeroHash, New: start})
 		out.linef("weir: %s created at %s with the data of its base (%s)", branch, short(c.New), short(start))
-		return
+		return nil
 	}
 	pl, err := pipeline.Load(p.Quarantine.Storer(), c.New)
 	if errors.Is(err, pipeline.ErrNoPipeline) {
@@ -298,14 +320,19 @@ func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string
 		if cur.IsZero() && !start.IsZero() {
 			res.Updates = append(res.Updates, refs.Update{Name: dref, Old: objects.ZeroHash, New: start})
 		}
-		return
+		return nil
 	}
 	r := &run{
 		h: h, push: p, cmd: c, branch: branch, opts: opts, out: out,
 		id: newRunID(), start: start, dataOld: cur, began: began,
+		code: c.New, tables: h.cfg.Catalog,
 	}
 	r.log = h.log.With("repo", p.Repo, "ref", c.Name, "run", r.id)
 	r.exec(ctx, pl, err, res)
+	if r.newData.IsZero() {
+		return nil
+	}
+	return r
 }
 
 // baseData finds the data a new branch starts from: the data of a branch
@@ -386,12 +413,18 @@ func (p *progress) linef(format string, args ...any) {
 	}
 }
 
-func (p *progress) take() string {
+// mark returns where the next line will start, for textFrom.
+func (p *progress) mark() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.buf.String()
-	p.buf.Reset()
-	return s
+	return p.buf.Len()
+}
+
+// textFrom returns the lines written since mark returned from.
+func (p *progress) textFrom(from int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.String()[from:]
 }
 
 func clipLine(s string, n int) string {

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -185,12 +187,39 @@ func (w *world) pushCommit(t *testing.T, branch string, old, newH objects.Hash, 
 		t.Error(err)
 		return nil, "", err
 	}
-	updates := append([]refs.Update(nil), res.Updates...)
-	if _, refused := res.Refused[name]; !refused {
-		updates = append(updates, refs.Update{Name: name, Old: old, New: newH})
+	// Commit as gitserver does: the hook's updates for the outcome, the
+	// data ref only with its code ref; a lost compare-and-swap is asked
+	// again as a refusal; then the hook reports.
+	refused := maps.Clone(res.Refused)
+	commit := func() error {
+		var updates []refs.Update
+		extra := slices.Clone(res.Updates)
+		if res.Finish != nil {
+			extra = append(extra, res.Finish(refused)...)
+		}
+		_, no := refused[name]
+		for _, u := range extra {
+			if !no || !strings.HasPrefix(string(u.Name), refs.DataPrefix) {
+				updates = append(updates, u)
+			}
+		}
+		if !no {
+			updates = append(updates, refs.Update{Name: name, Old: old, New: newH})
+		}
+		if len(updates) == 0 {
+			return nil
+		}
+		return w.refs.Update(ctx, repo, updates, q, "push")
 	}
-	if len(updates) > 0 {
-		err = w.refs.Update(ctx, repo, updates, q, "push")
+	err = commit()
+	if err != nil && refused[name] == "" {
+		refused[name] = "stale info"
+		if err2 := commit(); err2 != nil {
+			t.Errorf("commit the refused push's run: %v", err2)
+		}
+	}
+	if res.Report != nil {
+		res.Report(refused)
 	}
 	return res, prog.String(), err
 }
@@ -450,12 +479,11 @@ func TestPipelineTiming(t *testing.T) {
 	if len(res.Refused) > 0 || line.MatchString(prog) {
 		t.Fatalf("refused %v, or a timing line nobody asked for:\n%s", res.Refused, prog)
 	}
-	var logRef objects.Hash
-	for _, u := range res.Updates {
-		if strings.HasSuffix(string(u.Name), "/log") {
-			logRef = u.New
-		}
+	id := regexp.MustCompile(`weir: run (r-[0-9a-f]+) on main`).FindStringSubmatch(prog)
+	if id == nil {
+		t.Fatalf("no run id in:\n%s", prog)
 	}
+	logRef := w.ref(t, "refs/runs/"+id[1]+"/log")
 	if log := w.blobAt(t, logRef, "log"); !line.MatchString(log) {
 		t.Fatalf("run log lacks the timing line:\n%s", log)
 	}

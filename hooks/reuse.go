@@ -56,7 +56,7 @@ func (r *run) reusableSeeds(tabs map[catalog.TableName]catalog.Pointer) map[int]
 		if !ok || !strings.HasPrefix(p.Run, "r-") || p.CodeCommit.IsZero() {
 			continue
 		}
-		then, now := read(p.CodeCommit), read(r.cmd.New)
+		then, now := read(p.CodeCommit), read(r.code)
 		if then == nil || now == nil {
 			continue
 		}

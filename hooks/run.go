@@ -49,8 +49,18 @@ type run struct {
 	id      RunID
 	start   objects.Hash // data the run reads
 	dataOld objects.Hash // refs/data/<b> now (ZeroHash: absent)
+	code    objects.Hash // the code commit the run runs
 	began   time.Time    // the hook started on this branch
 	log     *slog.Logger
+	tables  TableReader // reads start's tables (the catalog, or a pushed data commit's view)
+	// check: the run checks a pushed data commit (start) against the
+	// branch's expectations at code, and makes no data.
+	check bool
+	// logFrom is where the run's lines start in out (for its log).
+	logFrom int
+
+	newData objects.Hash            // the data commit a successful run made
+	logs    map[string]objects.Hash // run log commit by status (finish)
 
 	dir  string
 	plan *pipeline.Plan
@@ -72,11 +82,17 @@ type run struct {
 // exec plans and runs; plErr is pipeline.Load's error.
 func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res *Result) {
 	began := r.began
+	r.logFrom = r.out.mark()
 	fail := func(node, reason string) {
 		r.out.linef("weir: %s failed: %s", node, reason)
 		r.reportTiming()
-		r.keep(ctx, res, nil)
-		res.Refused[r.cmd.Name] = fmt.Sprintf("weir: %s failed: %s; run %s kept", node, clipLine(reason, 200), r.id)
+		// A client that went away still gets its run kept.
+		r.keep(context.WithoutCancel(ctx), res, "failed")
+		what := ""
+		if r.check {
+			what = "data push refused: "
+		}
+		res.Refused[r.cmd.Name] = fmt.Sprintf("weir: %s%s failed: %s; run %s kept", what, node, clipLine(reason, 200), r.id)
 		r.log.Info("run failed", "node", node, "reason", reason, "ms", time.Since(began).Milliseconds())
 	}
 	if plErr != nil {
@@ -87,7 +103,7 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 	var tabs map[catalog.TableName]catalog.Pointer
 	if !r.start.IsZero() {
 		var err error
-		tabs, err = r.h.cfg.Catalog.Tables(ctx, r.push.Repo, r.start)
+		tabs, err = r.tables.Tables(ctx, r.push.Repo, r.start)
 		if err != nil {
 			res.Refused[r.cmd.Name] = "weir: read data of " + r.branch + ": " + clipLine(err.Error(), 200)
 			return
@@ -95,6 +111,9 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		for t := range tabs {
 			existing[pipeline.Table(t.String())] = true
 		}
+	}
+	if r.check {
+		pl = pl.Expectations()
 	}
 	plan, err := pipeline.Build(ctx, pl, pipeline.Env{Branch: r.branch, Existing: existing, Runtimes: r.h.runtimes, SQL: r.h.cfg.SQL})
 	if err != nil {
@@ -112,7 +131,7 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		mod = "model"
 	}
 	if r.opts.dryRun {
-		r.out.linef("weir: dry run on %s at %s (%d %s, %d %s)", r.branch, short(r.cmd.New), plan.Models(), mod, plan.Expectations(), exp)
+		r.out.linef("weir: dry run on %s at %s (%d %s, %d %s)", r.branch, short(r.code), plan.Models(), mod, plan.Expectations(), exp)
 		for i, n := range plan.Nodes {
 			var ins []string
 			for _, t := range n.Inputs {
@@ -126,7 +145,11 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		res.Refused[r.cmd.Name] = "weir: dry run, nothing changed"
 		return
 	}
-	r.out.linef("weir: run %s on %s at %s (%d %s, %d %s)", r.id, r.branch, short(r.cmd.New), plan.Models(), mod, plan.Expectations(), exp)
+	if r.check {
+		r.out.linef("weir: check %s of data %s against the %s at %s (%d %s)", r.id, short(r.start), exp, short(r.code), plan.Expectations(), exp)
+	} else {
+		r.out.linef("weir: run %s on %s at %s (%d %s, %d %s)", r.id, r.branch, short(r.code), plan.Models(), mod, plan.Expectations(), exp)
+	}
 	r.log.Info("run started", "nodes", len(plan.Nodes), "start_data", r.start.String())
 
 	r.dir, err = os.MkdirTemp(r.h.cfg.WorkDir, string(r.id)+"-")
@@ -139,7 +162,7 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		go os.RemoveAll(dir)
 	}(r.dir)
 	r.outputs = map[pipeline.Table]string{}
-	if !r.opts.rerun {
+	if !r.opts.rerun && !r.check {
 		r.reused = r.reusableSeeds(tabs)
 	}
 
@@ -155,21 +178,30 @@ func (r *run) exec(ctx context.Context, pl *pipeline.Pipeline, plErr error, res 
 		}
 		return
 	}
+	if r.check {
+		r.reportTiming()
+		r.out.linef("weir: data %s passed the %s at %s", short(r.start), exp, short(r.code))
+		r.log.Info("data check ok", "data", r.start.String(), "ms", time.Since(began).Milliseconds())
+		return
+	}
 	commitBegan := time.Now()
 	newData, err := r.writeData(ctx, r.commitInfo())
 	if err != nil {
 		fail("run", "write data commit: "+err.Error())
 		return
 	}
-	r.timing.Commit = time.Since(commitBegan)
-	r.out.linef("weir: %s advanced: code %s, data %s", r.branch, short(r.cmd.New), short(newData))
-	r.reportTiming()
-	res.Updates = append(res.Updates, refs.Update{Name: DataRef(r.branch), Old: r.dataOld, New: newData})
-	if h, err := r.writeLog(true); err == nil {
-		res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "log"), New: h})
-	} else {
-		r.log.Warn("run log not kept", "err", err)
+	// Its pointers are published now, before the ref update that may put
+	// them on the branch (catalog/publish.go: a mark whose update then
+	// loses a race stays; the data passed every check).
+	if err := r.h.cfg.Catalog.Publish(ctx, r.push.Repo, r.start, newData); err != nil {
+		fail("run", "publish data commit: "+err.Error())
+		return
 	}
+	r.timing.Commit = time.Since(commitBegan)
+	r.reportTiming()
+	// Whether the branch advances is known only once gitserver has
+	// written the push: finish and report say it then.
+	r.newData = newData
 	r.log.Info("run ok", "data", newData.String(), "ms", time.Since(began).Milliseconds(),
 		"plan_ms", ms(r.timing.Plan), "nodes_ms", ms(r.timing.Nodes), "run_ms", ms(r.timing.Run),
 		"sandbox_ms", ms(r.timing.Sandbox), "commit_ms", ms(r.timing.Commit))
@@ -195,26 +227,29 @@ func (r *run) reportTiming() {
 func (r *run) refusePlan(ctx context.Context, res *Result, err error) {
 	var pe *pipeline.Error
 	if errors.As(err, &pe) {
-		r.out.linef("weir: pipeline at %s refused before running anything:", short(r.cmd.New))
+		r.out.linef("weir: pipeline at %s refused before running anything:", short(r.code))
 		for _, p := range pe.Problems {
 			r.out.linef("weir:   %s", p.String())
 		}
 	} else {
-		r.out.linef("weir: pipeline at %s refused: %s", short(r.cmd.New), clipLine(err.Error(), 300))
+		r.out.linef("weir: pipeline at %s refused: %s", short(r.code), clipLine(err.Error(), 300))
 	}
 	if r.opts.dryRun {
 		res.Refused[r.cmd.Name] = "weir: dry run: plan refused: " + clipLine(err.Error(), 200)
 		return
 	}
-	r.keep(ctx, res, nil)
+	r.keep(ctx, res, "plan refused")
 	res.Refused[r.cmd.Name] = "weir: plan refused: " + clipLine(err.Error(), 200) + "; run " + string(r.id) + " kept"
 	r.log.Info("plan refused", "err", err)
 }
 
-// keep adds refs/runs/<id>/{code,data,log} for a failed run.
-func (r *run) keep(ctx context.Context, res *Result, _ error) {
-	res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "code"), New: r.cmd.New})
-	if ws := r.sortedWrites(); len(ws) > 0 {
+// keep adds refs/runs/<id>/{code,data,log} for a failed run (status says
+// how it ended, for the log). A failed check keeps the data it checked.
+func (r *run) keep(ctx context.Context, res *Result, status string) {
+	res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "code"), New: r.code})
+	if r.check {
+		res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "data"), New: r.start})
+	} else if ws := r.sortedWrites(); len(ws) > 0 {
 		info := r.commitInfo()
 		info.Message = fmt.Sprintf("weir: partial data of failed run %s on %s", r.id, r.branch)
 		if h, err := r.writeData(ctx, info); err == nil {
@@ -224,11 +259,58 @@ func (r *run) keep(ctx context.Context, res *Result, _ error) {
 			r.log.Warn("partial data not kept", "err", err)
 		}
 	}
-	if h, err := r.writeLog(false); err == nil {
+	r.out.linef("weir: run %s kept: git fetch origin 'refs/runs/%s/*:refs/runs/%s/*'", r.id, r.id, r.id)
+	if h, err := r.writeLog(status); err == nil {
 		res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "log"), New: h})
 	} else {
 		r.log.Warn("run log not kept", "err", err)
 	}
+}
+
+// finish returns the updates of a run that made data, for one outcome of
+// the push (Result.Finish): why is "" when its code ref lands. Then the
+// data ref moves with it; otherwise the run is kept under refs/runs/<id>/, its log saying why the
+// branch did not move.
+func (r *run) finish(why string) []refs.Update {
+	if why == "" {
+		ups := []refs.Update{{Name: DataRef(r.branch), Old: r.dataOld, New: r.newData}}
+		if h, err := r.logCommit("ok"); err == nil {
+			ups = append(ups, refs.Update{Name: RunRef(r.id, "log"), New: h})
+		}
+		return ups
+	}
+	ups := []refs.Update{{Name: RunRef(r.id, "code"), New: r.code}, {Name: RunRef(r.id, "data"), New: r.newData}}
+	if h, err := r.logCommit("not published: " + why); err == nil {
+		ups = append(ups, refs.Update{Name: RunRef(r.id, "log"), New: h})
+	}
+	return ups
+}
+
+// logCommit returns the run's log commit with status, written once.
+func (r *run) logCommit(status string) (objects.Hash, error) {
+	if h, ok := r.logs[status]; ok {
+		return h, nil
+	}
+	h, err := r.writeLog(status)
+	if err != nil {
+		r.log.Warn("run log not kept", "err", err)
+		return objects.ZeroHash, err
+	}
+	if r.logs == nil {
+		r.logs = map[string]objects.Hash{}
+	}
+	r.logs[status] = h
+	return h, nil
+}
+
+// report tells the client what became of a run that made data, once the
+// push is written (Result.Report).
+func (r *run) report(why string) {
+	if why == "" {
+		r.out.linef("weir: %s advanced: code %s, data %s", r.branch, short(r.code), short(r.newData))
+		return
+	}
+	r.out.linef("weir: %s did not advance: %s", r.branch, clipLine(why, 200))
 	r.out.linef("weir: run %s kept: git fetch origin 'refs/runs/%s/*:refs/runs/%s/*'", r.id, r.id, r.id)
 }
 
@@ -286,8 +368,8 @@ func (r *run) writeData(ctx context.Context, info catalog.CommitInfo) (objects.H
 func (r *run) commitInfo() catalog.CommitInfo {
 	return catalog.CommitInfo{
 		RunID:      string(r.id),
-		CodeCommit: r.cmd.New,
-		Message:    fmt.Sprintf("weir: run %s on %s at %s", r.id, r.branch, short(r.cmd.New)),
+		CodeCommit: r.code,
+		Message:    fmt.Sprintf("weir: run %s on %s at %s", r.id, r.branch, short(r.code)),
 	}
 }
 
@@ -619,6 +701,9 @@ func (r *run) runNode(ctx, pushCtx context.Context, i int, st *staged) error {
 	r.mu.Unlock()
 	if result.Reason != exec.ReasonOK {
 		if result.Reason == exec.ReasonAborted && ctx.Err() != nil {
+			if pushCtx.Err() != nil {
+				return &NodeFailedError{Node: n.Name, Reason: "stopped: the client disconnected"}
+			}
 			return &NodeFailedError{Node: n.Name, Reason: "stopped: another node failed"}
 		}
 		tail := lastLines(result.Output, 8)
@@ -672,13 +757,13 @@ func (r *run) inputFiles(ctx context.Context, t pipeline.Table) ([]string, error
 	r.mu.Unlock()
 	if ok {
 		if p := r.plan.Producer(t); p != nil && p.Materialize == pipeline.Append && !r.start.IsZero() {
-			if old, err := r.h.cfg.Catalog.ReadTableFiles(ctx, r.push.Repo, r.start, tn); err == nil {
+			if old, err := r.tables.ReadTableFiles(ctx, r.push.Repo, r.start, tn); err == nil {
 				return append(old, made), nil
 			}
 		}
 		return []string{made}, nil
 	}
-	return r.h.cfg.Catalog.ReadTableFiles(ctx, r.push.Repo, r.start, tn)
+	return r.tables.ReadTableFiles(ctx, r.push.Repo, r.start, tn)
 }
 
 // linkFiles hard-links (or copies) files into dir as part-N.parquet.
@@ -843,11 +928,11 @@ func pythonFailure(out []byte, staged, file string) string {
 
 // writeLog stores the run's log as a commit (tree: "log") in the push's
 // quarantine, so it is committed with the push and fetchable under
-// refs/runs/<id>/log.
-func (r *run) writeLog(ok bool) (objects.Hash, error) {
+// refs/runs/<id>/log. status ("ok", "failed", ...) is in its subject.
+func (r *run) writeLog(status string) (objects.Hash, error) {
 	q := r.push.Quarantine
 	r.mu.Lock()
-	text := r.out.take() + "\n" + r.nodeLog.String()
+	text := r.out.textFrom(r.logFrom) + "\n" + r.nodeLog.String()
 	r.mu.Unlock()
 	blob, err := q.Put(plumbing.BlobObject, []byte(text))
 	if err != nil {
@@ -862,15 +947,11 @@ func (r *run) writeLog(ok bool) (objects.Hash, error) {
 	if err != nil {
 		return objects.ZeroHash, err
 	}
-	status := "ok"
-	if !ok {
-		status = "failed"
-	}
 	now := time.Now()
 	sig := object.Signature{Name: "weir", Email: "weir@localhost", When: now}
 	c := &object.Commit{
 		Author: sig, Committer: sig, TreeHash: th,
-		Message: fmt.Sprintf("weir: run %s on %s %s\n\nRun: %s\nCode-Commit: %s\nPusher: %s\n", r.id, r.branch, status, r.id, r.cmd.New, r.push.Pusher),
+		Message: fmt.Sprintf("weir: run %s on %s %s\n\nRun: %s\nCode-Commit: %s\nPusher: %s\n", r.id, r.branch, clipLine(status, 200), r.id, r.code, r.push.Pusher),
 	}
 	cb, err := encode(c)
 	if err != nil {

@@ -50,5 +50,13 @@
 //
 // Check is git's fsck as receive.fsckObjects runs it in strict mode (its
 // warnings are errors), with git's message ids, plus connectivity from the
-// pushed tips down to objects already in the repo.
+// pushed tips down to objects already in the repo. That includes the blobs
+// pushed trees name .gitmodules or .gitattributes (under any name a
+// case-insensitive, HFS+ or NTFS checkout reads as such), checked wherever
+// they are, in the pack or already in the repo: a submodule URL or path
+// that a client would take for an option, a name that climbs out of
+// .git/modules, an update command, an over-long .gitattributes line.
+// .gitmodules is read with this package's own reader of git's config
+// syntax (gitconfig.go), both as git fsck reads a blob and as a checkout
+// reads the file, since the two disagree (a byte order mark, a 0xff byte).
 package objects

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"unicode/utf8"
 
@@ -14,13 +15,17 @@ import (
 
 // Check runs git fsck's object checks (as receive.fsckObjects does, with
 // warnings treated as errors) on every object written into the quarantine,
-// then checks connectivity: every object reachable from tips that is not
-// already in the repo must be in the quarantine. Objects already in the
-// repo are trusted and not walked.
+// then checks the blobs those trees name .gitmodules or .gitattributes
+// (CheckGitmodules, CheckGitattributes) wherever they are: in the
+// quarantine, whatever their place in the pack, or already in the repo.
+// Last it checks connectivity: every object reachable from tips that is
+// not already in the repo must be in the quarantine. Objects already in
+// the repo are trusted and not walked.
 //
 // It returns the first problem as a *CheckError whose Check is git fsck's
-// message id (hasDotgit, treeNotSorted, badDate, missingObject, ...).
-// Objects are checked in hash order, so the result is deterministic.
+// message id (hasDotgit, treeNotSorted, badDate, gitmodulesUrl,
+// missingObject, ...). Objects are checked in hash order, so the result is
+// deterministic.
 func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 	q.mu.RLock()
 	types := make(map[Hash]Type, len(q.ingested))
@@ -28,22 +33,69 @@ func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 		types[h] = t
 	}
 	q.mu.RUnlock()
+	named := make(map[Hash]namedBlob)
+	note := func(tree, id Hash, role blobRole) {
+		nb, ok := named[id]
+		if !ok {
+			nb.tree = tree
+		}
+		nb.roles |= role
+		named[id] = nb
+	}
 	for _, h := range q.Ingested() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if types[h] == plumbing.BlobObject {
-			continue // nothing to check in a blob; do not inflate it
+			continue // checked below only if a tree names it specially
 		}
 		o, err := q.Get(ctx, h)
 		if err != nil {
 			return err
 		}
-		if err := CheckObject(h, o.Type, o.Data); err != nil {
+		if o.Type == plumbing.TreeObject {
+			err = checkTree(h, o.Data, note)
+		} else {
+			err = CheckObject(h, o.Type, o.Data)
+		}
+		if err != nil {
 			return err
 		}
 	}
+	ids := make([]Hash, 0, len(named))
+	for id := range named {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		nb := named[id]
+		// The size first: a blob over its role's limit is refused
+		// without reading it.
+		typ, size, err := q.Stat(ctx, id)
+		var zdata []byte
+		if err == nil && typ == plumbing.BlobObject && size <= nb.roles.maxBytes() {
+			_, _, zdata, err = q.Raw(ctx, id)
+		}
+		for _, role := range []blobRole{roleGitmodules, roleGitattributes} {
+			if nb.roles&role == 0 {
+				continue
+			}
+			if err := checkNamedBlob(id, role, nb.tree, typ, size, zdata, err); err != nil {
+				return err
+			}
+		}
+	}
 	return q.checkConnected(ctx, tips)
+}
+
+// namedBlob is what pushed trees named one object: .gitmodules,
+// .gitattributes or both, and the first tree (in hash order) that did.
+type namedBlob struct {
+	roles blobRole
+	tree  Hash
 }
 
 // checkConnected walks from tips through quarantined objects.
@@ -275,8 +327,20 @@ func gitTreeCompare(n1 []byte, dir1 bool, n2 []byte, dir2 bool) int {
 	return 0
 }
 
-// CheckTree runs git fsck's tree checks (fsck_tree, strict).
+// CheckTree runs git fsck's tree checks (fsck_tree, strict). The blobs
+// it names .gitmodules or .gitattributes are not at hand here: Check
+// checks them.
 func CheckTree(h Hash, data []byte) error {
+	return checkTree(h, data, func(tree, id Hash, role blobRole) {})
+}
+
+// checkTree is CheckTree that also calls note for every entry git would
+// check as a .gitmodules or .gitattributes blob: any name those files have
+// on a case-insensitive, HFS+ or NTFS file system (".GITMODULES",
+// ".gitmodules ", "GITMOD~1", ".git\u200cmodules", "a\\.gitmodules"...),
+// whatever the entry's mode except a symlink (a tree or a gitlink there is
+// refused later as gitmodulesBlob or gitmodulesMissing, as git does).
+func checkTree(h Hash, data []byte, note func(tree, id Hash, role blobRole)) error {
 	fail := func(check, format string, args ...any) error {
 		return &CheckError{Object: h, Check: check, Detail: fmt.Sprintf(format, args...)}
 	}
@@ -307,8 +371,28 @@ func CheckTree(h Hash, data []byte) error {
 				}
 			}
 		}
-		if mode == 0o120000 && (isHFSDotGeneric(name, "gitmodules") || isNTFSDotGeneric(name, "gitmodules", "gi7eba")) {
-			return fail("gitmodulesSymlink", ".gitmodules is a symbolic link")
+		symlink := mode&0o170000 == 0o120000
+		dotGitmodules := isHFSDotGeneric(name, "gitmodules") || isNTFSDotGeneric(name, "gitmodules", "gi7eba")
+		// NTFS reads '\' as a separator: like git, look at what follows
+		// each one (for .gitmodules only, as git does).
+		for rest := name; !dotGitmodules; {
+			i := bytes.IndexByte(rest, '\\')
+			if i < 0 {
+				break
+			}
+			rest = rest[i+1:]
+			dotGitmodules = isNTFSDotGeneric(rest, "gitmodules", "gi7eba")
+		}
+		if dotGitmodules {
+			if symlink {
+				return fail("gitmodulesSymlink", ".gitmodules is a symbolic link (%q): Git refuses to follow it; commit the file itself", name)
+			}
+			note(h, id, roleGitmodules)
+		}
+		// A symlinked .gitattributes (gitattributesSymlink), .gitignore
+		// or .mailmap is only a note in git: accepted.
+		if !symlink && (isHFSDotGeneric(name, "gitattributes") || isNTFSDotGeneric(name, "gitattributes", "gi7d29")) {
+			note(h, id, roleGitattributes)
 		}
 		if id.IsZero() {
 			return fail("nullSha1", "contains entries pointing to null sha1 (%q)", name)
@@ -360,14 +444,17 @@ func hfsIgnorable(r rune) bool {
 }
 
 // isHFSDotGeneric reports whether name is "." + needle on HFS+: case-folded
-// and with ignorable code points removed (git's is_hfs_dot_generic).
+// and with ignorable code points removed (git's is_hfs_dot_generic). As in
+// git, a byte sequence that is not UTF-8 (or is U+FFFE or U+FFFF) ends the
+// name there, so ".git\xff" counts as ".git".
 func isHFSDotGeneric(name []byte, needle string) bool {
 	next := func() (rune, bool) {
 		for len(name) > 0 {
 			r, n := utf8.DecodeRune(name)
 			name = name[n:]
-			if r == utf8.RuneError && n == 1 {
-				return -1, true
+			if r == utf8.RuneError && n == 1 || r == 0xfffe || r == 0xffff {
+				name = nil
+				return 0, false
 			}
 			if hfsIgnorable(r) {
 				continue
@@ -416,21 +503,55 @@ func isNTFSDotGit(name []byte) bool {
 	return onlyNTFSTail(rest)
 }
 
-// isNTFSDotGeneric is git's is_ntfs_dot_generic for ".<needle>", its short
-// names "<first 6 of needle>~<1-4>", and the hashed short name
-// "<shortPrefix>~<digit>".
+// isNTFSDotGeneric is git's is_ntfs_dot_generic: whether NTFS may open
+// name as ".<needle>". That is ".<needle>" (any case), its 8.3 short names
+// "<first 6 of needle>~1" to "~4", or the hashed short name git derives
+// from shortPrefix ("<up to 6 of shortPrefix>~<1-9><digits>", 8 bytes in
+// all), each followed by nothing, by only spaces and dots, or by ':' (an
+// alternate data stream). Unlike for ".git", a '/' or '\' after the name
+// does not count: a tree entry's name ends there.
 func isNTFSDotGeneric(name []byte, needle, shortPrefix string) bool {
-	if len(name) > 0 && name[0] == '.' && len(name) >= 1+len(needle) && eqFold(name[1:1+len(needle)], needle) {
-		return onlyNTFSTail(name[1+len(needle):])
+	if len(name) > len(needle) && name[0] == '.' && eqFold(name[1:1+len(needle)], needle) {
+		return onlyNTFSStreamTail(name[1+len(needle):])
 	}
 	if len(name) >= 8 && eqFold(name[:6], needle[:6]) && name[6] == '~' && name[7] >= '1' && name[7] <= '4' {
-		return onlyNTFSTail(name[8:])
+		return onlyNTFSStreamTail(name[8:])
 	}
-	if len(name) >= len(shortPrefix)+2 && eqFold(name[:len(shortPrefix)], shortPrefix) && name[len(shortPrefix)] == '~' &&
-		name[len(shortPrefix)+1] >= '0' && name[len(shortPrefix)+1] <= '9' {
-		return onlyNTFSTail(name[len(shortPrefix)+2:])
+	if len(name) < 8 {
+		return false
 	}
-	return false
+	i, tilde := 0, false
+	for ; i < 8; i++ {
+		c := name[i]
+		switch {
+		case tilde:
+			if c < '0' || c > '9' {
+				return false
+			}
+		case c == '~':
+			if i++; i >= len(name) || name[i] < '1' || name[i] > '9' {
+				return false
+			}
+			tilde = true
+		case i >= 6 || c >= 0x80 || lower(c) != shortPrefix[i]:
+			return false
+		}
+	}
+	return tilde && onlyNTFSStreamTail(name[i:])
+}
+
+// onlyNTFSStreamTail reports whether rest is only spaces and dots, up to
+// its end or a ':'.
+func onlyNTFSStreamTail(rest []byte) bool {
+	for _, c := range rest {
+		if c == ':' {
+			return true
+		}
+		if c != '.' && c != ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 func onlyNTFSTail(rest []byte) bool {

@@ -69,6 +69,9 @@ func TestCheckHostileObjects(t *testing.T) {
 		{"dotgit upper", "tree", treeBytes(file(".GIT")), "hasDotgit", "same"},
 		{"dotgit hfs zwnj", "tree", treeBytes(file(".g\u200cit")), "hasDotgit", "same"},
 		{"dotgit hfs bom", "tree", treeBytes(file("\ufeff.git")), "hasDotgit", "same"},
+		// git's HFS+ check ends a name at bytes that are not UTF-8.
+		{"dotgit hfs bad utf8", "tree", treeBytes(file(".git\xff")), "hasDotgit", "same"},
+		{"dotgit hfs noncharacter", "tree", treeBytes(file(".GIT\ufffe")), "hasDotgit", "same"},
 		{"dotgit ntfs short", "tree", treeBytes(file("GIT~1")), "hasDotgit", "same"},
 		{"dotgit trailing space dot", "tree", treeBytes(file(".git . .")), "hasDotgit", "same"},
 		{"dotgit ntfs stream", "tree", treeBytes(dir(".git::$INDEX_ALLOCATION")), "hasDotgit", "same"},

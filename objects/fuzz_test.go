@@ -3,6 +3,7 @@ package objects
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -97,6 +98,57 @@ func FuzzCheckTree(f *testing.F) {
 		})
 		if err != nil {
 			t.Fatalf("accepted a tree that does not parse: %v", err)
+		}
+	})
+}
+
+// FuzzGitmodules feeds arbitrary bytes to CheckGitmodules as a .gitmodules
+// blob, and to the URL check as one URL. Properties: no panic; the parser
+// never hands over a name or value longer than its input (memory bounded
+// by the blob); a refusal is a *CheckError on the blob naming one of the
+// four gitmodules content checks; and the verdict does not change when
+// every "\n" becomes "\r\n" (git reads both alike) or, read as a file, when
+// a byte order mark is put in front. Agreement with C git itself is in
+// TestParseGitConfigMatchesGit and TestSubmoduleURLMatchesGit (a fuzz body
+// cannot start git for every input).
+func FuzzGitmodules(f *testing.F) {
+	for _, tc := range gitmodulesCases() {
+		if tc.mode == "100644" && len(tc.content) < 4096 {
+			f.Add([]byte(tc.content))
+		}
+	}
+	var id Hash
+	id[0] = 1
+	checks := map[string]bool{"gitmodulesName": true, "gitmodulesUrl": true, "gitmodulesPath": true, "gitmodulesUpdate": true}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = submoduleURLProblem(data)
+		for _, source := range []configSource{configFile, configBlob} {
+			_ = parseGitConfig(data, source, func(v configVar) error {
+				if len(v.name) > len(data)+1 || len(v.value) > len(data) {
+					t.Fatalf("variable %q = %q is longer than the %d-byte input", v.name, v.value, len(data))
+				}
+				return nil
+			})
+		}
+		err := CheckGitmodules(id, data)
+		if err != nil {
+			var ce *CheckError
+			if !errors.As(err, &ce) || !checks[ce.Check] || ce.Object != id {
+				t.Fatalf("CheckGitmodules = %v", err)
+			}
+		}
+		if !bytes.Contains(data, []byte("\r")) {
+			crlf := bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
+			if got := CheckGitmodules(id, crlf); (got == nil) != (err == nil) {
+				t.Fatalf("with CRLF: %v; with LF: %v", got, err)
+			}
+		}
+		if len(data) == 0 || data[0] != 0xef {
+			fileErr := checkGitmodules(id, data, configFile)
+			bom := append([]byte{0xef, 0xbb, 0xbf}, data...)
+			if got := checkGitmodules(id, bom, configFile); (got == nil) != (fileErr == nil) {
+				t.Fatalf("read as a file with a BOM: %v; without: %v", got, fileErr)
+			}
 		}
 	})
 }

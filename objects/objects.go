@@ -132,7 +132,7 @@ const (
 //	func (q *Quarantine) Stat(ctx context.Context, h Hash) (Type, int64, error)
 //	func (q *Quarantine) Ingested() []Hash                                           // everything written into it, sorted
 //	func (q *Quarantine) Storer() storer.EncodedObjectStorer                         // quarantine + repo, for hooks
-//	func (q *Quarantine) Check(ctx context.Context, tips []Hash) error              // fsck of ingested objects + connectivity from tips; *CheckError
+//	func (q *Quarantine) Check(ctx context.Context, tips []Hash) error              // fsck of ingested objects and the .gitmodules/.gitattributes blobs their trees name + connectivity from tips; *CheckError
 //	func (q *Quarantine) CommitWith(write func(*pebble.Batch) error) error          // refs.Store adds its ref writes and commits with pebble.Sync
 //	func (q *Quarantine) Committed() bool
 //	func (q *Quarantine) Batch() *pebble.Batch                                       // read access to the indexed batch
@@ -154,7 +154,7 @@ type Quarantine struct {
 // CheckError is a rejected object: which object, which check, and why.
 type CheckError struct {
 	Object Hash
-	Check  string // git fsck's message id, e.g. "hasDotgit", "zeroPaddedFilemode", "missingObject"
+	Check  string // git fsck's message id, e.g. "hasDotgit", "zeroPaddedFilemode", "gitmodulesUrl", "missingObject"
 	Detail string
 }
 

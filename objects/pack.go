@@ -76,7 +76,20 @@ type packReader struct {
 	pend    []byte // consumed but not yet hashed / captured
 	capture io.Writer
 	err     error // a capture write failed; sticky
+	// zlimit, when set, is the pack offset the current zlib stream may
+	// not reach (see maxZlibLen).
+	zlimit int64
 }
+
+// maxZlibLen bounds the zlib stream of an entry that inflates to n bytes.
+// Deflate adds 5 bytes per stored block of up to 64 KiB, and git, libgit2,
+// JGit, dulwich and go-git never flush mid-stream; only a hostile stream
+// pads its data (with empty blocks, say), and stored whole it would cost
+// what the padding costs, not what the object is.
+func maxZlibLen(n int64) int64 { return n + n/16 + 4096 }
+
+// errZlibTooLong is a zlib stream past maxZlibLen.
+var errZlibTooLong = errors.New("zlib stream much longer than the data it inflates to")
 
 func newPackReader(r io.Reader, limit int64) *packReader {
 	return &packReader{
@@ -114,6 +127,9 @@ func (p *packReader) ReadByte() (byte, error) {
 	if p.off >= p.limit {
 		return 0, p.tooLarge()
 	}
+	if p.zlimit > 0 && p.off >= p.zlimit {
+		return 0, errZlibTooLong
+	}
 	b, err := p.r.ReadByte()
 	if err != nil {
 		return 0, err
@@ -138,6 +154,14 @@ func (p *packReader) Read(b []byte) (int, error) {
 	}
 	if int64(len(b)) > p.limit-p.off {
 		b = b[:p.limit-p.off]
+	}
+	if p.zlimit > 0 {
+		if p.off >= p.zlimit {
+			return 0, errZlibTooLong
+		}
+		if int64(len(b)) > p.zlimit-p.off {
+			b = b[:p.zlimit-p.off]
+		}
 	}
 	n, err := p.r.Read(b)
 	p.off += int64(n)
@@ -369,13 +393,14 @@ func (in *ingest) parse(r io.Reader) error {
 			in.startDelta()
 			pr.capture = &in.ds
 		}
+		pr.zlimit = pr.off + maxZlibLen(e.size)
 		if zr == nil {
 			zr, err = zlib.NewReader(pr)
 		} else {
 			err = zr.(zlib.Resetter).Reset(pr, nil)
 		}
 		if err != nil {
-			pr.capture = nil
+			pr.capture, pr.zlimit = nil, 0
 			return wrapRead(fmt.Sprintf("entry %d zlib header", i), err)
 		}
 		var n int64
@@ -414,7 +439,7 @@ func (in *ingest) parse(r io.Reader) error {
 			}
 		}
 		ferr := pr.flush()
-		pr.capture = nil
+		pr.capture, pr.zlimit = nil, 0
 		if ferr != nil {
 			return ferr
 		}

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/bench/internal/host"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/exec"
@@ -382,14 +383,14 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 		s.hook.hooks[old] = oh
 	}
 	git := &gitserver.Server{Objects: objs, Refs: rs, Hook: s.hook, Logger: quiet}
-	access, err := gitserver.NewAccess(gitserver.OpenUsers(filepath.Join(data, "users.json")), "")
+	acc, err := access.New(access.Config{Users: access.OpenUsers(filepath.Join(data, "users.json"))})
 	if err != nil {
 		return nil, err
 	}
 	if s.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
-	s.http = &timedHTTP{h: gitserver.NewHTTPHandler(git, access.WithAnonymous(true))}
+	s.http = &timedHTTP{h: gitserver.NewHTTPHandler(git, acc.WithAnonymous(true))}
 	go http.Serve(s.ln, s.http)
 	s.url = "http://" + s.ln.Addr().String()
 	return s, nil

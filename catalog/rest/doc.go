@@ -60,7 +60,11 @@
 // # Failures
 //
 // Bad input is a 4xx that changes nothing (FuzzRESTBodies checks this on
-// arbitrary bodies); a 5xx means storage failed. A panic in a request is
+// arbitrary bodies); a 5xx means storage failed. A location outside the
+// repo's part of the warehouse, or not in canonical form (see catalog's
+// Confinement), is a 400 BadRequestException. Error messages pass
+// through catalog.Redact: they name locations relative to the warehouse,
+// never the server's own paths. A panic in a request is
 // recovered, logged with its stack, and answered 500; nothing is
 // published before the final compare-and-swap, so it changed nothing.
 package rest

@@ -20,6 +20,7 @@ import (
 	icebergcat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
@@ -27,18 +28,18 @@ import (
 
 // Authorizer decides a request: ok=false answers 401; identity names the
 // writer in the data commits the request makes.
-type Authorizer func(r *http.Request) (identity string, ok bool)
+type Authorizer func(r *http.Request) (identity access.Identity, ok bool)
 
 // LoopbackOnly is the default Authorizer: it allows clients on a loopback
 // address as "anonymous" and refuses everyone else.
-func LoopbackOnly(r *http.Request) (string, bool) {
+func LoopbackOnly(r *http.Request) (access.Identity, bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	ip := net.ParseIP(host)
 	if ip != nil && ip.IsLoopback() {
-		return "anonymous", true
+		return access.Anonymous, true
 	}
 	return "", false
 }
@@ -49,12 +50,16 @@ type Option func(*handler)
 // WithAuthorizer replaces LoopbackOnly.
 func WithAuthorizer(a Authorizer) Option { return func(h *handler) { h.auth = a } }
 
-// RepoAccess reports whether identity may read (write=false) or write
-// (write=true) repo. The default allows everything the Authorizer let in.
-type RepoAccess func(identity string, repo objects.RepoName, write bool) bool
+// RepoAccess decides whether identity may read (write=false) or write
+// (write=true) the data of branch (or data tag, or commit) of repo: nil,
+// or an error whose text the client sees. The default allows everything
+// the Authorizer let in.
+type RepoAccess func(identity access.Identity, repo objects.RepoName, branch string, write bool) error
 
-// WithRepoAccess adds a per-repo permission check: reads need read access,
-// writes (any method but GET and HEAD) need write access; refusals are 403.
+// WithRepoAccess adds a per-repo and per-branch permission check: reads
+// need read access, writes (any method but GET and HEAD) need the right
+// to write the branch's data outside a run (access.AuthorizeDataWrite);
+// refusals are 403 ForbiddenException.
 func WithRepoAccess(a RepoAccess) Option { return func(h *handler) { h.access = a } }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -145,6 +150,7 @@ func errorFor(err error) (int, string) {
 	case errors.Is(err, catalog.ErrReadOnly):
 		return http.StatusForbidden, "ForbiddenException"
 	case errors.Is(err, catalog.ErrBadName), errors.Is(err, catalog.ErrBadUpdate),
+		errors.Is(err, catalog.ErrBadLocation), errors.Is(err, catalog.ErrOutsideRepo),
 		errors.Is(err, objects.ErrBadRepoName), errors.Is(err, icebergcat.ErrEmptyCommitList):
 		return http.StatusBadRequest, "BadRequestException"
 	default:
@@ -152,14 +158,17 @@ func errorFor(err error) (int, string) {
 	}
 }
 
+// writeError answers err as a REST error body. The log gets the whole
+// message; the client gets it without the server's own paths
+// (catalog.Redact): locations read relative to the warehouse.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, typ := errorFor(err)
-	msg := err.Error()
 	if code == http.StatusInternalServerError {
 		h.log.Error("iceberg rest", "method", r.Method, "path", r.URL.Path, "err", err)
 	} else {
-		h.log.Info("iceberg rest refused", "method", r.Method, "path", r.URL.Path, "status", code, "err", msg)
+		h.log.Info("iceberg rest refused", "method", r.Method, "path", r.URL.Path, "status", code, "err", err.Error())
 	}
+	msg := h.c.Redact(err.Error())
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	if r.Method == http.MethodHead {
@@ -239,7 +248,7 @@ func methodNotAllowed(r *http.Request) error {
 	return &httpError{http.StatusMethodNotAllowed, "BadRequestException", fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)}
 }
 
-func (h *handler) serve(w http.ResponseWriter, r *http.Request, identity string) error {
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, identity access.Identity) error {
 	segs, err := segments(r)
 	if err != nil {
 		return err
@@ -260,18 +269,14 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, identity string)
 	}
 	if h.access != nil {
 		write := r.Method != http.MethodGet && r.Method != http.MethodHead
-		if !h.access(identity, repo, write) {
-			what := "read"
-			if write {
-				what = "write to"
-			}
-			return &httpError{http.StatusForbidden, "ForbiddenException", fmt.Sprintf("%s may not %s repo %s", identity, what, repo)}
+		if err := h.access(identity, repo, segs[1], write); err != nil {
+			return &httpError{http.StatusForbidden, "ForbiddenException", err.Error()}
 		}
 	}
 	if err := h.repoExists(ctx, repo, segs[1]); err != nil {
 		return err
 	}
-	ic, err := h.c.Iceberg(ctx, repo, segs[1], identity)
+	ic, err := h.c.Iceberg(ctx, repo, segs[1], string(identity))
 	if err != nil {
 		return err
 	}

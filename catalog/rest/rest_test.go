@@ -26,6 +26,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/catalog/rest"
 	"github.com/weir-dev/weir/objects"
@@ -494,7 +495,7 @@ func TestAuthorizer(t *testing.T) {
 	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "NotAuthorizedException") {
 		t.Fatalf("remote request = %d %s", rec.Code, rec.Body)
 	}
-	h = rest.NewRESTHandler(s.cat, rest.WithAuthorizer(func(r *http.Request) (string, bool) {
+	h = rest.NewRESTHandler(s.cat, rest.WithAuthorizer(func(r *http.Request) (access.Identity, bool) {
 		return "ana", r.Header.Get("Authorization") == "Bearer good"
 	}))
 	req = httptest.NewRequest("GET", "/v1/config", nil)
@@ -509,7 +510,14 @@ func TestAuthorizer(t *testing.T) {
 
 func TestRepoAccess(t *testing.T) {
 	s := newServer(t, nil)
-	h := rest.NewRESTHandler(s.cat, rest.WithRepoAccess(func(id string, r objects.RepoName, write bool) bool { return !write }))
+	var branches []string
+	h := rest.NewRESTHandler(s.cat, rest.WithRepoAccess(func(id access.Identity, r objects.RepoName, branch string, write bool) error {
+		branches = append(branches, branch)
+		if write {
+			return fmt.Errorf("%s may not write to repo %s", id, r)
+		}
+		return nil
+	}))
 	req := httptest.NewRequest("POST", "/v1/team%2Fdemo/main/namespaces", strings.NewReader(`{"namespace":["x"]}`))
 	req.RemoteAddr = "127.0.0.1:1"
 	rec := httptest.NewRecorder()
@@ -526,5 +534,8 @@ func TestRepoAccess(t *testing.T) {
 	}
 	if s.head(t, "main") != objects.ZeroHash {
 		t.Fatal("refused write created a data ref")
+	}
+	if len(branches) != 2 || branches[0] != "main" || branches[1] != "main" {
+		t.Fatalf("RepoAccess saw branches %q, want the request's", branches)
 	}
 }

@@ -15,9 +15,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/catalog/rest"
-	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -54,11 +54,17 @@ func mountIceberg(a *serveApp) error {
 		acc := a.HTTPAccess
 		opts = append(opts,
 			rest.WithAuthorizer(acc.HTTPIdentity),
-			rest.WithRepoAccess(func(id string, repo objects.RepoName, write bool) bool {
-				if write {
-					return acc.Can(id, repo, gitserver.PermWrite)
+			rest.WithRepoAccess(func(id access.Identity, repo objects.RepoName, branch string, write bool) error {
+				if !write {
+					if !acc.Can(id, repo, access.PermRead) {
+						return fmt.Errorf("%s may not read repo %s", id, repo)
+					}
+					return nil
 				}
-				return acc.Can(id, repo, gitserver.PermRead)
+				if !acc.Can(id, repo, access.PermWrite) {
+					return fmt.Errorf("%s may not write to repo %s", id, repo)
+				}
+				return acc.AuthorizeDataWrite(id, repo, branch)
 			}))
 	}
 	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", rest.NewRESTHandler(cat, opts...)))
@@ -145,11 +151,26 @@ func openWarehouse(dataDir string, w warehouseFlags) (catalog.Warehouse, error) 
 	return catalog.NewLocalWarehouse(dir)
 }
 
-// offline is a catalog over the server's database opened directly. Pebble
-// locks the database, so this fails while weir serve runs.
+// offline is a catalog over the server's database opened directly, with
+// the branch rules of users.json. Pebble locks the database, so this fails
+// while weir serve runs.
 type offline struct {
 	cat   *catalog.Catalog
+	rules *access.Access
 	close func() error
+}
+
+// checkDataWrite refuses an offline write of branch b's data that the
+// server would refuse too: a branch without its code ref (a data ref only
+// sits beside its code ref), or a require-run branch.
+func (o *offline) checkDataWrite(ctx context.Context, repo objects.RepoName, b, what string) error {
+	if _, err := o.cat.Refs().Resolve(ctx, repo, refs.Name(refs.HeadsPrefix+b)); err != nil {
+		return fmt.Errorf("branch %s of %s has no code ref (%v): a data ref only sits beside its code ref; push the branch first (git push origin %s)", b, repo, err, b)
+	}
+	if o.rules.Branch(repo, b).RequireRun {
+		return fmt.Errorf("branch %s of %s requires a run (weir rule list): %s another branch, then push the merge of its data to refs/data/%s so that %s's expectations check it", b, repo, what, b, b)
+	}
+	return nil
 }
 
 func openOffline(dataDir string, w warehouseFlags) (*offline, error) {
@@ -166,7 +187,12 @@ func openOffline(dataDir string, w warehouseFlags) (*offline, error) {
 		return nil, err
 	}
 	objs := objects.New(db, objects.Limits{})
-	return &offline{cat: catalog.New(objs, refs.NewDB(objs), wh), close: db.Close}, nil
+	rules, err := access.New(access.Config{Users: access.OpenUsers(filepath.Join(dataDir, "users.json"))})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &offline{cat: catalog.New(objs, refs.NewDB(objs), wh), rules: rules, close: db.Close}, nil
 }
 
 const dataUsage = `usage: weir data <subcommand> --repo REPO [--data DIR] ...
@@ -247,10 +273,11 @@ func runData(args []string) error {
 		return err
 	}
 	defer off.close()
-	return dataCommand(context.Background(), os.Stdout, off.cat, repo, pos[0], arg(1, ""), arg(2, ""))
+	return dataCommand(context.Background(), os.Stdout, off, repo, pos[0], arg(1, ""), arg(2, ""))
 }
 
-func dataCommand(ctx context.Context, out io.Writer, cat *catalog.Catalog, repo objects.RepoName, sub, a1, a2 string) error {
+func dataCommand(ctx context.Context, out io.Writer, off *offline, repo objects.RepoName, sub, a1, a2 string) error {
+	cat := off.cat
 	switch sub {
 	case "branch":
 		if a2 == "" {
@@ -271,12 +298,18 @@ func dataCommand(ctx context.Context, out io.Writer, cat *catalog.Catalog, repo 
 		}
 		fmt.Fprintf(out, "created data tag %s at %s\n", a1, h)
 	case "merge":
+		if err := off.checkDataWrite(ctx, repo, a2, "merge into"); err != nil {
+			return err
+		}
 		h, err := cat.Merge(ctx, repo, a1, a2)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "data branch %s is at %s\n", a2, h)
 	case "delete":
+		if _, err := cat.Refs().Resolve(ctx, repo, refs.Name(refs.HeadsPrefix+a1)); err == nil {
+			return fmt.Errorf("branch %s of %s has code: delete the branch, code and data together, with git push origin :%s", a1, repo, a1)
+		}
 		h, err := cat.DeleteBranch(ctx, repo, a1)
 		if err != nil {
 			return err

@@ -19,7 +19,9 @@ const importUsage = `usage: weir import --repo REPO --branch BRANCH --table NS.T
 
 Imports FILEs (.parquet or .csv, local paths or s3://bucket/key) into table
 NS.TABLE on data branch BRANCH as one data commit (refs/data/BRANCH moves by
-compare-and-swap; created if absent). CSV column types are inferred; the
+compare-and-swap; created if absent). The branch's code must exist (push it
+first); a require-run branch (weir rule) takes no import: import into
+another branch and merge. CSV column types are inferred; the
 first row is the header.
 
 weir import opens the database directly: stop weir serve first (Pebble
@@ -67,6 +69,9 @@ func runImport(args []string) error {
 	}
 	defer off.close()
 	ctx := context.Background()
+	if err := off.checkDataWrite(ctx, repo, *branch, "import into"); err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp("", "weir-import-")
 	if err != nil {
 		return err

@@ -124,7 +124,7 @@ func init() {
 		h, err := hooks.NewPipeline(hooks.PipelineConfig{
 			Refs: a.Refs, Catalog: cat, Runner: runner, WorkDir: work, Logger: a.Logger,
 			Runtimes: slices.Sorted(maps.Keys(nodeConfig.runtimes)), Parallel: nodeConfig.parallel,
-			MaxLimits: nodeConfig.limits,
+			MaxLimits: nodeConfig.limits, Rules: a.Access.Branch,
 		})
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks/node"
@@ -87,8 +88,19 @@ func runQuery(args []string) error {
 	return queryAt(ctx, cat, rn, *ref, strings.Join(fs.Args(), " "), os.Stdout, node.QueryOptions{MaxRows: *maxRows, Timeout: *timeout})
 }
 
-// queryAt resolves ref to a data commit and runs q over its tables.
+// queryAt resolves ref to a data commit and runs q over its tables. Its
+// error names tables and repo-relative files, never a server path: the
+// query sees its files by descriptor (node.Query) and the catalog's
+// errors pass through Redact.
 func queryAt(ctx context.Context, cat *catalog.Catalog, repo objects.RepoName, ref, q string, w io.Writer, o node.QueryOptions) error {
+	err := queryFiles(ctx, cat, repo, ref, q, w, o)
+	if err != nil {
+		return errors.New(cat.Redact(err.Error()))
+	}
+	return nil
+}
+
+func queryFiles(ctx context.Context, cat *catalog.Catalog, repo objects.RepoName, ref, q string, w io.Writer, o node.QueryOptions) error {
 	h, _, err := cat.Resolve(ctx, repo, ref)
 	if err != nil {
 		return err
@@ -97,13 +109,15 @@ func queryAt(ctx context.Context, cat *catalog.Catalog, repo objects.RepoName, r
 	if err != nil {
 		return err
 	}
-	files := map[string][]string{}
+	files := map[string][]node.QueryFile{}
 	for t := range tabs {
-		fs, err := cat.ReadTableFiles(ctx, repo, h, t)
+		fs, err := cat.TableFiles(ctx, repo, h, t)
 		if err != nil {
 			return err
 		}
-		files[t.String()] = fs
+		for _, f := range fs {
+			files[t.String()] = append(files[t.String()], node.QueryFile{Path: f.Path, Name: f.Name})
+		}
 	}
 	return node.Query(ctx, files, q, w, o)
 }
@@ -115,7 +129,7 @@ func sshQuery(ctx context.Context, a *serveApp, req *gitserver.SSHRequest) int {
 		return 2
 	}
 	repo, err := objects.ParseRepoName(strings.TrimSuffix(req.Args[1], ".git"))
-	if err != nil || !req.Can(repo, gitserver.PermRead) {
+	if err != nil || !req.Can(repo, access.PermRead) {
 		fmt.Fprintf(req.Stderr, "weir query: repo %q not found or not readable\n", req.Args[1])
 		return 1
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
@@ -94,11 +94,11 @@ type serveApp struct {
 	Objects   *objects.Store
 	Refs      *refs.DB
 	Git       *gitserver.Server
-	Access    *gitserver.Access // shared; listeners use the views below
+	Access    *access.Access // shared; listeners use the views below
 	// HTTPAccess is the HTTP listener's view of Access; its HTTPIdentity
 	// authenticates requests for handlers mounted on Mux.
-	HTTPAccess *gitserver.Access
-	SSHAccess  *gitserver.Access
+	HTTPAccess *access.Access
+	SSHAccess  *access.Access
 	// Mux serves HTTP: "/" is Git smart HTTP; mount more next to it.
 	Mux *http.ServeMux
 	SSH *gitserver.SSHServer // nil without --ssh
@@ -178,10 +178,18 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 		MaxBaseMemory:    cfg.maxDeltaBaseBytes,
 	})
 	a.Refs = refs.NewDB(a.Objects)
+	a.Access, err = access.New(access.Config{
+		Users:          access.OpenUsers(filepath.Join(a.DataDir, "users.json")),
+		AuthorizedKeys: cfg.authorizedKeys,
+		Protected:      strings.Split(cfg.protected, ","),
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.Git = &gitserver.Server{
 		Objects:         a.Objects,
 		Refs:            a.Refs,
-		Protected:       protectedRefs(cfg.protected),
+		Protected:       a.Access.Protected,
 		Logger:          a.Logger,
 		ReadIdleTimeout: cfg.pushIdleTimeout,
 		Receive: gitserver.ReceiveLimits{
@@ -191,9 +199,6 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 			QueueTimeout:    cfg.pushQueueTimeout,
 		},
 	}
-	if a.Access, err = gitserver.NewAccess(gitserver.OpenUsers(filepath.Join(a.DataDir, "users.json")), cfg.authorizedKeys); err != nil {
-		return nil, err
-	}
 
 	a.Mux = http.NewServeMux()
 	if cfg.httpAddr != "" {
@@ -201,7 +206,7 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 			return nil, fmt.Errorf("--http: %w", err)
 		}
 		a.closers = append(a.closers, ignoreClosed(a.httpLn.Close))
-		a.HTTPAccess = a.Access.WithAnonymous(gitserver.IsLoopback(a.httpLn.Addr()) && !cfg.assumeRemote)
+		a.HTTPAccess = a.Access.WithAnonymous(access.IsLoopback(a.httpLn.Addr()) && !cfg.assumeRemote)
 		a.Mux.Handle("/", gitserver.NewHTTPHandler(a.Git, a.HTTPAccess))
 	}
 	if cfg.sshAddr != "" {
@@ -213,7 +218,7 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 			return nil, fmt.Errorf("--ssh: %w", err)
 		}
 		a.closers = append(a.closers, ignoreClosed(a.sshLn.Close))
-		a.SSHAccess = a.Access.WithAnonymous(gitserver.IsLoopback(a.sshLn.Addr()) && !cfg.assumeRemote)
+		a.SSHAccess = a.Access.WithAnonymous(access.IsLoopback(a.sshLn.Addr()) && !cfg.assumeRemote)
 		a.SSH = gitserver.NewSSHServer(a.Git, a.SSHAccess, hostKey)
 	}
 	for _, setup := range serveSetup {
@@ -291,24 +296,6 @@ func ignoreClosed(f func() error) func() error {
 			return err
 		}
 		return nil
-	}
-}
-
-// protectedRefs turns --protected into Server.Protected.
-func protectedRefs(list string) func(objects.RepoName, refs.Name) bool {
-	var pats []string
-	for _, p := range strings.Split(list, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			pats = append(pats, p)
-		}
-	}
-	return func(_ objects.RepoName, ref refs.Name) bool {
-		for _, p := range pats {
-			if ok, _ := path.Match(p, string(ref)); ok || p == string(ref) {
-				return true
-			}
-		}
-		return false
 	}
 }
 

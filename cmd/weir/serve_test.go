@@ -24,6 +24,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
@@ -164,7 +165,7 @@ func TestServeOneCatalogOnS3(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	status := a.SSH.Commands["query"](ctx, &gitserver.SSHRequest{
 		Args: []string{"query", "team/demo", "main", "SELECT count(*) AS n, sum(id) AS s FROM sales.orders"}, Identity: "anonymous",
-		Stdout: &stdout, Stderr: &stderr, Can: func(objects.RepoName, gitserver.Permission) bool { return true },
+		Stdout: &stdout, Stderr: &stderr, Can: func(objects.RepoName, access.Permission) bool { return true },
 	})
 	if status != 0 || stdout.String() != "n\ts\n5\t15\n" {
 		t.Fatalf("ssh query = %d %q %q", status, stdout.String(), stderr.String())

@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
-	"github.com/weir-dev/weir/gitserver"
+	"github.com/weir-dev/weir/access"
 )
 
 func init() {
@@ -21,15 +22,18 @@ const userUsage = `usage: weir user <subcommand> [--data DIR] ...
 
   weir user add NAME --key FILE     add a user (or a key to a user); FILE holds
                                     OpenSSH public keys, one a line ("-" = stdin)
-  weir user token NAME              make a new HTTP token for NAME and print it
-                                    (only its SHA-256 is kept)
+  weir user token NAME [--name L]   make a new HTTP token for NAME and print it
+                                    (only its SHA-256 is kept); L says what it is for
+  weir user tokens NAME             list NAME's tokens: id, created, name
+  weir user revoke NAME ID          revoke one token (a running server refuses
+                                    it at once)
   weir user grant NAME REPO PERM    PERM is read, write or none; REPO may be '*'
   weir user list                    users, key fingerprints, token counts, grants
   weir user remove NAME             delete a user
 
 Users are stored in <data>/users.json (mode 0600); a running server picks up
 changes at once. They matter only on non-loopback listeners: on loopback
-everyone may read and write.
+everyone may read and write (branch rules, 'weir rule', apply everywhere).
 
 flags:
 `
@@ -38,6 +42,7 @@ func runUser(args []string) error {
 	fs := flag.NewFlagSet("user", flag.ContinueOnError)
 	data := fs.String("data", "./weir-data", "data directory (as given to weir serve)")
 	key := fs.String("key", "", "user add: file with the user's OpenSSH public key(s)")
+	label := fs.String("name", "", "user token: what the token is for (shown by 'weir user tokens')")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), userUsage)
 		fs.PrintDefaults()
@@ -53,7 +58,7 @@ func runUser(args []string) error {
 		fs.Usage()
 		return errors.New("missing subcommand")
 	}
-	users := gitserver.OpenUsers(filepath.Join(*data, "users.json"))
+	users := access.OpenUsers(filepath.Join(*data, "users.json"))
 	want := func(n int, form string) error {
 		if len(pos) != n+1 {
 			return fmt.Errorf("usage: weir user %s", form)
@@ -90,19 +95,39 @@ func runUser(args []string) error {
 		}
 		fmt.Printf("user %s: %d key(s) added\n", pos[1], len(keys))
 	case "token":
-		if err := want(1, "token NAME"); err != nil {
+		if err := want(1, "token NAME [--name LABEL]"); err != nil {
 			return err
 		}
-		tok, err := users.NewToken(pos[1])
+		tok, id, err := users.NewToken(pos[1], *label)
 		if err != nil {
 			return err
 		}
 		fmt.Println(tok)
+		fmt.Fprintf(os.Stderr, "token %s for %s: shown once; revoke it with 'weir user revoke %s %s'\n", id, pos[1], pos[1], id)
+	case "tokens":
+		if err := want(1, "tokens NAME"); err != nil {
+			return err
+		}
+		list, err := users.Tokens(pos[1])
+		if err != nil {
+			return err
+		}
+		for _, t := range list {
+			fmt.Printf("%s\t%s\t%s\n", t.ID, t.Created.Format(time.RFC3339), t.Name)
+		}
+	case "revoke":
+		if err := want(2, "revoke NAME TOKEN-ID"); err != nil {
+			return err
+		}
+		if err := users.RevokeToken(pos[1], pos[2]); err != nil {
+			return err
+		}
+		fmt.Printf("user %s: token %s revoked\n", pos[1], pos[2])
 	case "grant":
 		if err := want(3, "grant NAME REPO read|write|none"); err != nil {
 			return err
 		}
-		p, err := gitserver.ParsePermission(pos[3])
+		p, err := access.ParsePermission(pos[3])
 		if err != nil {
 			return err
 		}

@@ -18,4 +18,10 @@
 // lock_configuration) before it runs user SQL, and never installs or loads
 // extensions. It must never talk to the server: its only result is files
 // in /out, its exit status and what it prints.
+//
+// Query (weir query, in the server's own process) is locked down the same
+// way, to exactly the files of the tables it is given, and shows no path
+// of the machine it runs on: DuckDB reads each file by descriptor
+// (/proc/self/fd/<n>), its home, extension and secret folders are blanked,
+// and errors name files as the caller named them (repo-relative).
 package node

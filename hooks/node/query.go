@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +20,12 @@ type QueryOptions struct {
 	Memory  string        // DuckDB memory_limit (default "1GB")
 }
 
+// QueryFile is one Parquet file of a table, for Query.
+type QueryFile struct {
+	Path string // where the file is on this machine: opened by Query, never shown
+	Name string // how answers and errors name the file (a location relative to the repo)
+}
+
 // Query runs one SELECT over tables (ns.table -> its Parquet files) and
 // writes the result to w as tab-separated values with a header line. It
 // runs in the caller's process, so it is locked down harder than a node:
@@ -25,7 +33,12 @@ type QueryOptions struct {
 // then open (allowed_paths) are those files, external access is disabled,
 // the configuration is locked, and anything but one SELECT is refused
 // before it runs.
-func Query(ctx context.Context, tables map[string][]string, q string, w io.Writer, o QueryOptions) error {
+//
+// Nothing it answers shows a path of this machine: Query opens each file
+// itself and DuckDB reads it as /proc/self/fd/<n> (so view definitions,
+// settings and errors carry no server path), DuckDB's home, extension and
+// secret folders are blanked, and errors name files by QueryFile.Name.
+func Query(ctx context.Context, tables map[string][]QueryFile, q string, w io.Writer, o QueryOptions) (err error) {
 	if o.MaxRows <= 0 {
 		o.MaxRows = 10000
 	}
@@ -35,6 +48,47 @@ func Query(ctx context.Context, tables map[string][]string, q string, w io.Write
 	if o.Memory == "" {
 		o.Memory = "1GB"
 	}
+	names := make([]string, 0, len(tables))
+	for t := range tables {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	// Each file open for the whole query, named by its descriptor. They
+	// are closed last, after DuckDB (deferred first).
+	var open []*os.File
+	defer func() {
+		for _, f := range open {
+			f.Close()
+		}
+	}()
+	fdName := map[string]string{}
+	paths := map[string][]string{}
+	for _, t := range names {
+		for i, qf := range tables[t] {
+			name := qf.Name
+			if name == "" {
+				name = fmt.Sprintf("%s file %d", t, i+1)
+			}
+			f, err := os.Open(qf.Path)
+			if err != nil {
+				return fmt.Errorf("table %s: open %s: %w", t, name, errors.Unwrap(err))
+			}
+			open = append(open, f)
+			p := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+			fdName[p] = name
+			paths[t] = append(paths[t], p)
+		}
+	}
+	defer func() {
+		if err != nil {
+			err = errors.New(fdRE.ReplaceAllStringFunc(err.Error(), func(p string) string {
+				if n, ok := fdName[p]; ok {
+					return n
+				}
+				return "(a file)"
+			}))
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	db, err := sql.Open("duckdb", "")
@@ -56,6 +110,10 @@ func Query(ctx context.Context, tables map[string][]string, q string, w io.Write
 	for _, s := range []string{
 		"SET autoinstall_known_extensions=false",
 		"SET autoload_known_extensions=false",
+		"SET allow_persistent_secrets=false",
+		"SET home_directory=''",
+		"SET extension_directory='weir-none'",
+		"SET secret_directory='weir-none'",
 		"SET threads=2",
 		"SET memory_limit=" + quote(o.Memory),
 	} {
@@ -63,11 +121,6 @@ func Query(ctx context.Context, tables map[string][]string, q string, w io.Write
 			return err
 		}
 	}
-	names := make([]string, 0, len(tables))
-	for t := range tables {
-		names = append(names, t)
-	}
-	sort.Strings(names)
 	schemas := map[string]bool{}
 	var allowed []string
 	for _, t := range names {
@@ -82,15 +135,18 @@ func Query(ctx context.Context, tables map[string][]string, q string, w io.Write
 			}
 		}
 		var files []string
-		for _, f := range tables[t] {
-			files = append(files, quote(filepath.Clean(f)))
-			allowed = append(allowed, quote(filepath.Clean(f)))
+		for _, p := range paths[t] {
+			files = append(files, quote(p))
+			allowed = append(allowed, quote(p))
 		}
 		if len(files) == 0 {
 			continue
 		}
-		if err := exec(fmt.Sprintf("CREATE VIEW %s.%s AS SELECT * FROM read_parquet([%s])", ident(ns), ident(name), strings.Join(files, ","))); err != nil {
-			return err
+		// The error names the table, not the statement: DuckDB's context
+		// lines would quote it, cut at any length.
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE VIEW %s.%s AS SELECT * FROM read_parquet([%s])", ident(ns), ident(name), strings.Join(files, ","))); err != nil {
+			msg, _, _ := strings.Cut(err.Error(), "\n\nLINE ")
+			return fmt.Errorf("table %s cannot be read: %s", t, msg)
 		}
 	}
 	for _, s := range []string{
@@ -140,6 +196,9 @@ func Query(ctx context.Context, tables map[string][]string, q string, w io.Write
 	}
 	return rows.Err()
 }
+
+// fdRE matches the names Query gives DuckDB for its files.
+var fdRE = regexp.MustCompile(`/proc/self/fd/[0-9]+`)
 
 func tsvCell(v any) string {
 	if v == nil {

@@ -103,6 +103,18 @@ type Pipeline struct {
 	Nodes  []*Node // in path order
 }
 
+// Expectations returns the pipeline with its expectations alone: what a
+// data push to the branch must pass. Its nodes are shared with p.
+func (p *Pipeline) Expectations() *Pipeline {
+	out := &Pipeline{Config: p.Config}
+	for _, n := range p.Nodes {
+		if n.Kind == KindExpectation {
+			out.Nodes = append(out.Nodes, n)
+		}
+	}
+	return out
+}
+
 // Models counts the nodes that write tables (seeds and models).
 func (p *Pipeline) Models() int {
 	c := 0

@@ -1,9 +1,10 @@
-package gitserver
+package access
 
 import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/weir-dev/weir/objects"
+	"github.com/weir-dev/weir/refs"
 )
 
 func newTestKey(t *testing.T) (gossh.Signer, string) {
@@ -71,11 +73,11 @@ func TestAccessUsersTokensGrants(t *testing.T) {
 			t.Errorf("AddUser(%q) accepted", bad)
 		}
 	}
-	tok, err := users.NewToken("alice")
+	tok, _, err := users.NewToken("alice", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := users.NewToken("nobody"); err == nil {
+	if _, _, err := users.NewToken("nobody", ""); err == nil {
 		t.Fatal("token for unknown user")
 	}
 	if err := users.Grant("alice", "demo.git", PermWrite); err != nil {
@@ -111,7 +113,7 @@ func TestAccessUsersTokensGrants(t *testing.T) {
 		t.Fatalf("users.json mode %v", fi.Mode())
 	}
 
-	remote, err := NewAccess(users, "")
+	remote, err := New(Config{Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +137,7 @@ func TestAccessUsersTokensGrants(t *testing.T) {
 
 	for _, tc := range []struct {
 		a        *Access
-		identity string
+		identity Identity
 		repo     string
 		want     Permission
 	}{
@@ -180,12 +182,12 @@ func TestAccessAuthorizedKeysFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("# admins\nno-pty "+adminKey+" admin@host\n\ngarbage line\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAccess(OpenUsers(filepath.Join(dir, "users.json")), path)
+	a, err := New(Config{Users: OpenUsers(filepath.Join(dir, "users.json")), AuthorizedKeys: path})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id, ok := a.KeyIdentity(admin.PublicKey())
-	if !ok || id != "key:"+gossh.FingerprintSHA256(admin.PublicKey()) {
+	if !ok || id != Identity("key:"+gossh.FingerprintSHA256(admin.PublicKey())) {
 		t.Fatalf("admin identity = %q, %v", id, ok)
 	}
 	if !a.Can(id, "anything", PermWrite) {
@@ -202,7 +204,7 @@ func TestAccessAuthorizedKeysFile(t *testing.T) {
 	if _, ok := a.KeyIdentity(admin.PublicKey()); ok {
 		t.Fatal("removed key still authenticates")
 	}
-	if _, err := NewAccess(OpenUsers(filepath.Join(dir, "users.json")), filepath.Join(dir, "missing")); err == nil {
+	if _, err := New(Config{Users: OpenUsers(filepath.Join(dir, "users.json")), AuthorizedKeys: filepath.Join(dir, "missing")}); err == nil {
 		t.Fatal("missing authorized_keys file accepted")
 	}
 }
@@ -213,17 +215,17 @@ func TestHTTPIdentity(t *testing.T) {
 	if err := users.AddUser("alice"); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := users.NewToken("alice")
+	tok, _, err := users.NewToken("alice", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote, _ := NewAccess(users, "")
+	remote, _ := New(Config{Users: users})
 	local := remote.WithAnonymous(true)
 	for _, tc := range []struct {
 		name   string
 		a      *Access
 		setup  func(h map[string]string, user, pass *string)
-		wantID string
+		wantID Identity
 		wantOK bool
 	}{
 		{"remote none", remote, nil, "", false},
@@ -252,5 +254,172 @@ func TestHTTPIdentity(t *testing.T) {
 				t.Fatalf("HTTPIdentity = %q, %v; want %q, %v", id, ok, tc.wantID, tc.wantOK)
 			}
 		})
+	}
+}
+
+func TestTokensListAndRevoke(t *testing.T) {
+	users := OpenUsers(filepath.Join(t.TempDir(), "users.json"))
+	if err := users.AddUser("alice"); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := New(Config{Users: users})
+	ci, ciID, err := users.NewToken("alice", "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop, _, err := users.NewToken("alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := users.Tokens("alice")
+	if err != nil || len(list) != 2 || list[0].ID != ciID || list[0].Name != "ci" || len(ciID) != 12 {
+		t.Fatalf("Tokens = %+v, %v (ci id %q)", list, err, ciID)
+	}
+	if strings.Contains(list[0].ID, ci) || !strings.HasPrefix(tokenHash(ci), ciID) {
+		t.Fatalf("token id %q is not a prefix of the token's hash", ciID)
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("0", 12)} {
+		if err := users.RevokeToken("alice", bad); !errors.Is(err, ErrNoSuchToken) {
+			t.Errorf("RevokeToken(%q) = %v, want ErrNoSuchToken", bad, err)
+		}
+	}
+	if err := users.RevokeToken("bob", ciID); !errors.Is(err, ErrNoSuchUser) {
+		t.Fatalf("revoke for unknown user: %v", err)
+	}
+	if err := users.RevokeToken("alice", strings.ToUpper(ciID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.TokenIdentity(ci); ok {
+		t.Fatal("revoked token still authenticates")
+	}
+	if id, ok := a.TokenIdentity(laptop); !ok || id != "alice" {
+		t.Fatalf("the other token stopped working: %q %v", id, ok)
+	}
+	if list, _ := users.Tokens("alice"); len(list) != 1 {
+		t.Fatalf("after revoke: %+v", list)
+	}
+}
+
+func TestBranchRules(t *testing.T) {
+	users := OpenUsers(filepath.Join(t.TempDir(), "users.json"))
+	for _, u := range []string{"alice", "bob"} {
+		if err := users.AddUser(u); err != nil {
+			t.Fatal(err)
+		}
+		if err := users.Grant(u, "*", PermWrite); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []Rule{
+		{Repo: "../x", Branch: "main"},
+		{Repo: "demo", Branch: ""},
+		{Repo: "demo", Branch: "[bad"},
+		{Repo: "demo", Branch: "a..b"},
+		{Repo: "demo", Branch: "main", Writers: []string{"Not A User"}},
+	} {
+		if err := users.SetRule(bad); !errors.Is(err, ErrBadRule) {
+			t.Errorf("SetRule(%+v) = %v, want ErrBadRule", bad, err)
+		}
+	}
+	for _, r := range []Rule{
+		{Repo: "demo", Branch: "main", RequireRun: true, Writers: []string{"alice", "bob"}},
+		{Repo: "*", Branch: "release/*", Protect: true, Writers: []string{"alice"}},
+		{Repo: "*", Branch: "*", Writers: []string{"alice", "bob", "anonymous"}},
+	} {
+		if err := users.SetRule(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Setting a rule with the same repo and branch replaces it.
+	if err := users.SetRule(Rule{Repo: "demo", Branch: "main", Protect: true, RequireRun: true, Writers: []string{"alice", "bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	if rules, _ := users.Rules(); len(rules) != 3 || !rules[0].Protect {
+		t.Fatalf("Rules = %+v", rules)
+	}
+	a, err := New(Config{Users: users, Protected: []string{"refs/heads/main", "refs/tags/v*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		repo, ref string
+		protected bool
+	}{
+		{"other", "refs/heads/main", true},
+		{"other", "refs/data/main", true}, // the pair of a protected code ref
+		{"other", "refs/heads/dev", false},
+		{"other", "refs/data/dev", false},
+		{"demo", "refs/data/release/1", true},
+		{"demo", "refs/heads/release/1", true},
+		{"demo", "refs/heads/release", false},
+		{"demo", "refs/tags/v1", true},
+		{"demo", "refs/tags/x", false},
+	} {
+		if got := a.Protected(objects.RepoName(tc.repo), refs.Name(tc.ref)); got != tc.protected {
+			t.Errorf("Protected(%s, %s) = %v, want %v", tc.repo, tc.ref, got, tc.protected)
+		}
+	}
+	if !a.Branch("demo", "main").RequireRun || a.Branch("other", "main").RequireRun {
+		t.Fatal("require-run does not follow the rule's repo")
+	}
+	for _, tc := range []struct {
+		id        Identity
+		repo, ref string
+		want      string // "" allowed, else part of the refusal
+	}{
+		{"alice", "demo", "refs/heads/release/2", ""},
+		{"bob", "demo", "refs/heads/release/2", "may be written only by alice"},
+		{"bob", "demo", "refs/data/release/2", "may be written only by alice"}, // rules cover the pair
+		{"bob", "demo", "refs/heads/main", ""},
+		{"bob", "demo", "refs/tags/anything", ""},
+		{"carol", "demo", "refs/heads/dev", "carol may not write to demo"},
+	} {
+		err := a.AuthorizeRef(tc.id, objects.RepoName(tc.repo), refs.Name(tc.ref))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("AuthorizeRef(%s, %s) = %v, want allowed", tc.id, tc.ref, err)
+		case tc.want != "" && (err == nil || !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("AuthorizeRef(%s, %s) = %v, want %q", tc.id, tc.ref, err, tc.want)
+		}
+	}
+	// On loopback the anonymous identity is bound by the writers too.
+	local := a.WithAnonymous(true)
+	if err := local.AuthorizeRef(Anonymous, "demo", "refs/heads/release/3"); err == nil {
+		t.Fatal("anonymous wrote a branch whose writers exclude it")
+	}
+	if err := local.AuthorizeRef(Anonymous, "demo", "refs/heads/dev"); err != nil {
+		t.Fatalf("anonymous on loopback: %v", err)
+	}
+	err = a.AuthorizeDataWrite("alice", "demo", "main")
+	if err == nil || !strings.Contains(err.Error(), "requires a run") || !strings.Contains(err.Error(), "merge it into main") {
+		t.Fatalf("REST write to a require-run branch: %v", err)
+	}
+	if err := a.AuthorizeDataWrite("alice", "demo", "dev"); err != nil {
+		t.Fatalf("REST write to dev: %v", err)
+	}
+	if err := users.RemoveRule("demo", "main"); err != nil {
+		t.Fatal(err)
+	}
+	if a.Branch("demo", "main").RequireRun {
+		t.Fatal("removed rule still applies")
+	}
+	if err := users.RemoveRule("demo", "main"); !errors.Is(err, ErrNoSuchRule) {
+		t.Fatalf("removing a missing rule: %v", err)
+	}
+}
+
+// TestBrokenUserFileClosesBranches: a users.json that does not parse
+// opens nothing: every branch counts as protected and require-run, and
+// nobody may write it.
+func TestBrokenUserFileClosesBranches(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(p, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := New(Config{Users: OpenUsers(p)})
+	local := a.WithAnonymous(true)
+	br := local.Branch("demo", "dev")
+	if !br.Protected || !br.RequireRun || br.MayWrite(Anonymous) {
+		t.Fatalf("rules with a broken users.json: %+v", br)
 	}
 }
