@@ -19,13 +19,18 @@
 //	/            read-only skeleton; /usr /etc (and /bin /lib* /sbin, or
 //	             their symlinks) bound read-only from the host
 //	/in/<name>   each input, read-only (under a root-owned tmpfs)
-//	/out         host tmpfs of Limits.OutputBytes, copied to Spec.Output
+//	/out         host tmpfs of Limits.OutputBytes; checked, then copied to
+//	             Spec.Output: dirs and regular files (one link, no holes)
+//	             only, at most MaxOutputEntries, MaxOutputDepth deep, no
+//	             more than Limits.OutputBytes in all; anything else and
+//	             nothing is copied (ReasonBadOutput)
 //	/tmp         tmpfs of Limits.TmpBytes; the cwd
 //	/proc        masked: kcore, keys, kallsyms, sysrq-trigger, timer_list...;
 //	             read-only: sys, irq, bus, fs
 //	/dev         null zero full random urandom (+ fd/std* symlinks)
 //	/sys         not mounted
-//	fds          0 (/dev/null), 1 and 2 (one pipe); nothing else
+//	fds          0 (/dev/null), 1 and 2 (one pipe); with Spec.Report, 3
+//	             (the report pipe, read into Result.Report); nothing else
 //	env          exactly Spec.Env
 //
 // # Start-up chain
@@ -39,10 +44,18 @@
 // priority-101 ELF constructor (shim_cgo.go) execs it before the large
 // binary's initialisers run. The container process is then the shim,
 //
-//	/weir/bin/.sandbox-exec __weir-sandbox-exec <home> -- argv...
+//	/weir/bin/.sandbox-exec __weir-sandbox-exec <home> <report> -- argv...
 //
 // whose C constructor loads the seccomp program New compiled once
-// (seccomp.bpf), closes every fd above 2 and execs argv.
+// (seccomp.bpf), moves the report pipe (if any) to fd 3, closes every
+// other fd above 2 and execs argv.
+//
+// The container's init has SIGKILL as its parent-death signal, set by Init
+// before it first talks to the server (libcontainer's
+// Config.ParentDeathSignal reaches only the first process it forks, not
+// the init cloned from it); exec and the change to the node's uid keep it.
+// So when the server dies, even by SIGKILL, the node's PID 1 is killed and
+// the kernel kills the rest of its PID namespace with it.
 //
 // # Prepared sandboxes
 //
@@ -77,7 +90,8 @@
 // Prepare ctx ends first is torn down then: no container state, mount,
 // cgroup or process is left behind after success, failure or timeout, and
 // New sweeps what a crashed server left under its state dir and cgroup
-// prefix.
+// prefix (its processes died with the server; the sweep kills any left
+// with cgroup.kill on cgroup v2, by freezing and killing on v1).
 //
 // exec must never import anything above it (hooks, gitserver), never let
 // the server's environment, files or descriptors reach a node, and never

@@ -502,19 +502,15 @@ func TestRunnerExecutes(t *testing.T) {
 	}
 }
 
-// TestOutputCollectionSafe: what a node leaves in /out cannot make the
-// server follow a link, block on a fifo, or keep a setuid bit.
+// TestOutputCollectionSafe: what a node leaves in /out cannot keep a
+// setuid bit on the host; its dirs and files are copied as they are (the
+// refusals are in TestOutputRefused).
 func TestOutputCollectionSafe(t *testing.T) {
 	out := t.TempDir()
 	res := run(t, exec.Spec{Output: out, Args: []string{"/bin/sh", "-c",
-		"ln -s /etc/shadow /out/link; mkfifo /out/fifo; echo x > /out/suid; chmod 4755 /out/suid; mkdir /out/d; echo y > /out/d/f"}})
+		"echo x > /out/suid; chmod 4755 /out/suid; mkdir /out/d; echo y > /out/d/f"}})
 	if res.Reason != exec.ReasonOK {
 		t.Fatalf("got %s", explain(res))
-	}
-	for _, gone := range []string{"link", "fifo"} {
-		if _, err := os.Lstat(filepath.Join(out, gone)); !os.IsNotExist(err) {
-			t.Errorf("%s copied to the host: %v", gone, err)
-		}
 	}
 	if fi, err := os.Stat(filepath.Join(out, "suid")); err != nil || fi.Mode()&os.ModeSetuid != 0 {
 		t.Errorf("suid: %v %v", fi, err)

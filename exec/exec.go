@@ -26,6 +26,21 @@ const (
 	TmpDir    = "/tmp" // a private tmpfs of Limits.TmpBytes; the node's cwd
 )
 
+// ReportFD is the descriptor on which a node whose Spec.Report is set finds
+// the write end of its report pipe.
+const ReportFD = 3
+
+// MaxReport is how many bytes of a node's report Result.Report keeps.
+const MaxReport = 64 << 10
+
+// What a node may leave in /out for the server to collect, besides
+// Limits.OutputBytes: at most MaxOutputEntries files and dirs, at most
+// MaxOutputDepth levels deep (/out/a/b is two).
+const (
+	MaxOutputEntries = 4096
+	MaxOutputDepth   = 16
+)
+
 // Limits bound what one node may consume. A zero field means "use the
 // Sandboxes' default" (Config.Defaults, itself defaulting to DefaultLimits).
 type Limits struct {
@@ -126,6 +141,16 @@ type Spec struct {
 	// the caller does not wait for it. The ID stays taken until the
 	// teardown is over, and Sandboxes.Close waits for it.
 	AsyncTeardown bool
+	// Report gives the node a pipe as descriptor ReportFD: a channel
+	// beside stdout and stderr, which the node's code shares with
+	// whatever it runs and prints. What is written to it, up to MaxReport
+	// bytes, comes back in Result.Report once every process of the
+	// sandbox has exited. Only the process exec starts (Args) gets it;
+	// keeping it from the code that process runs in turn (close-on-exec
+	// before starting a child; not dumpable, so that no process of the
+	// same uid can open /proc/<pid>/fd/3) is that process's job, as the
+	// weir runner does.
+	Report bool
 	// Stdout, if set, receives the node's combined stdout and stderr live,
 	// in whole lines and in order (an unterminated last line comes at
 	// exit), besides the bounded capture in Result.Output. A Stdout that
@@ -137,8 +162,8 @@ type Spec struct {
 type Reason string
 
 // Reasons. Run reports the first that applies, in this order: setup,
-// time-limit, aborted, memory-limit, process-limit, output-quota, exit; ok
-// when none does.
+// time-limit, aborted, memory-limit, process-limit, output-quota, exit,
+// bad-output; ok when none does.
 const (
 	ReasonOK      Reason = "ok"            // exit status 0
 	ReasonSetup   Reason = "setup"         // the sandbox could not be built or started
@@ -148,6 +173,12 @@ const (
 	ReasonOutput  Reason = "output-quota"  // /out filled up to Limits.OutputBytes
 	ReasonExit    Reason = "exit"          // any other non-zero exit or signal
 	ReasonAborted Reason = "aborted"       // ctx was cancelled
+	// ReasonBadOutput: /out held what the server refuses to copy: a
+	// symlink, fifo, socket or device, a file with more than one link, a
+	// sparse file, more than MaxOutputEntries entries, a tree deeper than
+	// MaxOutputDepth, or files larger in all than Limits.OutputBytes.
+	// Nothing of /out is copied then, whatever the other reason.
+	ReasonBadOutput Reason = "bad-output"
 )
 
 // OutputTail is how many bytes of combined output Result.Output keeps (the
@@ -169,6 +200,10 @@ type Result struct {
 	CPU          time.Duration // user+system CPU of every process in the sandbox
 	PeakMemory   int64         // bytes, cgroup high-water mark
 	BytesWritten int64         // bytes used under /out at exit
+	// Report is what the node wrote on its report pipe (Spec.Report), at
+	// most MaxReport bytes; ReportTruncated says it wrote more.
+	Report          []byte
+	ReportTruncated bool
 	// Overhead is the time Run spent outside the node: building, starting
 	// and tearing down the sandbox and collecting /out.
 	Overhead time.Duration

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	osexec "os/exec"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -36,17 +37,30 @@ const (
 //
 // argv of the two hidden entries:
 //
-//	<bin> init                                   libcontainer's container init
-//	<bin> __weir-sandbox-exec <home> -- argv...  seccomp, then execve(argv)
+//	<bin> init                                            libcontainer's container init
+//	<bin> __weir-sandbox-exec <home> <report> -- argv...  seccomp, then execve(argv)
 //
 // <home> is "1" when the node's Env had HOME (libcontainer adds one
 // otherwise, which the shim removes so the env is exactly Spec.Env).
+// <report> is the descriptor of the report pipe (Spec.Report), which the
+// shim moves to ReportFD, or "-": every other descriptor above 2 is closed.
 func Init() {
 	if len(os.Args) < 2 {
 		return
 	}
 	switch os.Args[1] {
 	case InitArg:
+		// The node must die with the server. libcontainer sets
+		// Config.ParentDeathSignal only on the process it forks (nsexec's
+		// first stage); the container's init is that process's grandchild,
+		// cloned with CLONE_PARENT, and a clone starts with no parent-death
+		// signal. Set it here, on the main thread (package init runs
+		// locked to it), before the init talks to its parent: libcontainer
+		// keeps it across the change of user (pdeath.Restore) and execve
+		// keeps it for the shim and the node (same uid, no privileges
+		// gained). The server dying before this line is caught by the init
+		// itself: its next sync with the parent fails and it exits.
+		_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 		libcontainer.Init() // never returns
 		os.Exit(1)
 	case execArg:
@@ -60,11 +74,26 @@ func Init() {
 // no_new_privs already set: it installs the seccomp filter on every thread
 // and replaces itself with the node's program.
 func shim(args []string) error {
-	if len(args) < 3 || args[1] != "--" {
+	if len(args) < 4 || args[2] != "--" {
 		return fmt.Errorf("bad shim argv %q", args)
 	}
 	keepHome := args[0] == "1"
-	argv := args[2:]
+	argv := args[3:]
+	keep := uint(3)
+	if args[1] != "-" {
+		rfd, err := strconv.Atoi(args[1])
+		if err != nil || rfd < ReportFD || rfd > 1023 {
+			return fmt.Errorf("bad report descriptor %q", args[1])
+		}
+		if rfd != ReportFD {
+			if err := unix.Dup3(rfd, ReportFD, 0); err != nil {
+				return fmt.Errorf("report descriptor: %w", err)
+			}
+		} else if _, err := unix.FcntlInt(uintptr(ReportFD), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("report descriptor: %w", err)
+		}
+		keep = ReportFD + 1
+	}
 	env := os.Environ()
 	if !keepHome {
 		kept := env[:0]
@@ -84,8 +113,8 @@ func shim(args []string) error {
 		path = p
 	}
 	// Belt and braces against leaked descriptors (CVE-2024-21626 class):
-	// nothing but stdio crosses into the node.
-	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	// nothing but stdio (and the report pipe) crosses into the node.
+	unix.CloseRange(keep, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if err := installSeccomp(); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}

@@ -366,6 +366,9 @@ func (p *Prepared) own(ctx context.Context) {
 	if r.gate != nil {
 		r.gate.Close()
 	}
+	if r.report != nil {
+		r.report.close()
+	}
 	r.cleanupRunDir()
 	r.phase("cleanup")
 	r.s.mu.Lock()
@@ -389,12 +392,13 @@ type run struct {
 	rootfs  string
 	capture *tail
 
-	userns bool     // this sandbox has a user namespace
-	gate   *os.File // Spec.Gate: the write end of the node's stdin
-	execed bool     // the init was released (it execs the node)
-	waited bool     // the init (the node) was waited for
-	runDir string   // <runs>/<cid>
-	outDir string   // tmpfs of lim.OutputBytes, bound at /out
+	userns bool          // this sandbox has a user namespace
+	gate   *os.File      // Spec.Gate: the write end of the node's stdin
+	report *reportReader // Spec.Report: the read end of the node's report pipe
+	execed bool          // the init was released (it execs the node)
+	waited bool          // the init (the node) was waited for
+	runDir string        // <runs>/<cid>
+	outDir string        // tmpfs of lim.OutputBytes, bound at /out
 
 	t0        time.Time       // Prepare entered
 	setupTime time.Duration   // Prepare's work: t0 to the init parked
@@ -438,8 +442,34 @@ func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 			home = "1"
 		}
 	}
+	var (
+		extra   []*os.File
+		reportW *os.File
+	)
+	defer func() {
+		if reportW != nil {
+			// Only the sandbox holds the write end once the init has it:
+			// the read end sees EOF once every process in it has exited.
+			reportW.Close()
+		}
+	}()
+	if r.s.initFile != nil {
+		// fd 3 of the init: the trampoline in shim_cgo.go execs it.
+		extra = append(extra, r.s.initFile)
+	}
+	reportArg := "-"
+	if r.spec.Report {
+		rd, w, err := os.Pipe()
+		if err != nil {
+			return container, nil, err
+		}
+		r.report, reportW = newReportReader(rd), w
+		extra = append(extra, w)
+		// The init has it as fd 3+index; the shim moves it to ReportFD.
+		reportArg = strconv.Itoa(3 + len(extra) - 1)
+	}
 	proc := &libcontainer.Process{
-		Args:            append([]string{shimPath, execArg, home, "--"}, r.spec.Args...),
+		Args:            append([]string{shimPath, execArg, home, reportArg, "--"}, r.spec.Args...),
 		Env:             r.spec.Env,
 		UID:             nodeUID,
 		GID:             nodeGID,
@@ -448,10 +478,7 @@ func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 		Stderr:          r.capture,
 		Init:            true,
 		NoNewPrivileges: &noNewPrivs,
-	}
-	if r.s.initFile != nil {
-		// fd 3 of the init: the trampoline in shim_cgo.go execs it.
-		proc.ExtraFiles = []*os.File{r.s.initFile}
+		ExtraFiles:      extra,
 	}
 	var gateR *os.File
 	if r.spec.Gate {
@@ -523,9 +550,18 @@ func (r *run) execute(ctx context.Context, container *libcontainer.Container, pr
 	// The main process is gone; make sure nothing it started lingers before
 	// reading /out (Destroy repeats this and removes the cgroups).
 	_ = container.Signal(unix.SIGKILL)
+	if r.report != nil {
+		// The init's exit took every process of its PID namespace with
+		// it, and with them every write end of the pipe: EOF is there or
+		// about to be. The bound only guards against the impossible.
+		res.Report, res.ReportTruncated = r.report.wait(5 * time.Second)
+	}
 	used, full := r.outUsage()
 	res.BytesWritten = used
-	if err := r.collectOut(); err != nil {
+	var bad *badOutputError
+	if err := r.collectOut(); errors.As(err, &bad) {
+		r.capture.Write([]byte("weir: " + bad.Error() + "\n"))
+	} else if err != nil {
 		r.capture.Write([]byte("weir: copying /out to the host failed: " + err.Error() + "\n"))
 		if res.Reason == "" && res.ExitCode == 0 {
 			res.Reason, res.Message = ReasonSetup, "the node's output could not be collected: "+err.Error()
@@ -560,6 +596,9 @@ func (r *run) execute(ctx context.Context, container *libcontainer.Container, pr
 		} else {
 			res.Message = fmt.Sprintf("exited with status %d", res.ExitCode)
 		}
+	case bad != nil:
+		res.Reason = ReasonBadOutput
+		res.Message = bad.Error()
 	default:
 		res.Reason = ReasonOK
 	}
@@ -658,14 +697,14 @@ func (r *run) outUsage() (int64, bool) {
 	return used, full
 }
 
-// collectOut copies what the node left in /out to spec.Output (regular
-// files and dirs only; symlinks and special files are skipped, so a node
-// cannot make the server follow a link).
+// collectOut copies what the node left in /out to spec.Output, after
+// checking all of it (collectTree): a *badOutputError refuses the lot and
+// copies nothing.
 func (r *run) collectOut() error {
 	if r.spec.Output == "" {
 		return nil
 	}
-	return copyTree(r.outDir, r.spec.Output)
+	return collectTree(r.outDir, r.spec.Output, r.lim.OutputBytes)
 }
 
 func (r *run) cleanupRunDir() {

@@ -5,9 +5,10 @@ package exec
 // node's start then costs one small exec instead of booting the whole weir
 // binary a second time. It reads the seccomp program the server compiled
 // once (mounted read-only at seccompPath), sets no_new_privs, loads the
-// filter, drops every descriptor above 2 and execs the node's argv with
-// exactly the node's environment. The Go shim in init.go is the fallback
-// for a libc that does not pass argv to constructors.
+// filter, drops every descriptor above 2 (but the report pipe, which it
+// moves to ReportFD) and execs the node's argv with exactly the node's
+// environment. The Go shim in init.go is the fallback for a libc that does
+// not pass argv to constructors.
 
 /*
 #cgo CFLAGS: -Wall -O2
@@ -27,6 +28,7 @@ package exec
 #define WEIR_EXEC_ARG "__weir-sandbox-exec"
 #define WEIR_SECCOMP_PATH "/weir/bin/.seccomp"
 #define WEIR_MAX_INSNS 4096
+#define WEIR_REPORT_FD 3 // ReportFD in exec.go
 
 static void weir_shim_die(const char *what, const char *arg) {
 	int e = errno;
@@ -37,10 +39,26 @@ static void weir_shim_die(const char *what, const char *arg) {
 __attribute__((constructor)) static void weir_shim(int argc, char **argv, char **envp) {
 	static struct sock_filter insns[WEIR_MAX_INSNS];
 	(void)envp;
-	if (argc < 5 || argv == NULL || strcmp(argv[1], WEIR_EXEC_ARG) != 0 || strcmp(argv[3], "--") != 0)
+	if (argc < 6 || argv == NULL || strcmp(argv[1], WEIR_EXEC_ARG) != 0 || strcmp(argv[4], "--") != 0)
 		return;
+	// argv[3]: the descriptor of the report pipe, or "-". It becomes
+	// WEIR_REPORT_FD (inheritable); every other one above 2 is closed.
+	unsigned int keep = 3;
+	if (strcmp(argv[3], "-") != 0) {
+		char *end = NULL;
+		long rfd = strtol(argv[3], &end, 10);
+		if (end == argv[3] || *end != '\0' || rfd < WEIR_REPORT_FD || rfd > 1023) {
+			errno = EBADF;
+			weir_shim_die("bad report descriptor", argv[3]);
+		}
+		if (rfd != WEIR_REPORT_FD && dup2((int)rfd, WEIR_REPORT_FD) < 0)
+			weir_shim_die("dup2 report descriptor", argv[3]);
+		if (rfd == WEIR_REPORT_FD && fcntl(WEIR_REPORT_FD, F_SETFD, 0) < 0)
+			weir_shim_die("report descriptor", argv[3]);
+		keep = WEIR_REPORT_FD + 1;
+	}
 #ifdef SYS_close_range
-	syscall(SYS_close_range, 3U, ~0U, 0U);
+	syscall(SYS_close_range, keep, ~0U, 0U);
 #endif
 	int fd = open(WEIR_SECCOMP_PATH, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -70,12 +88,12 @@ __attribute__((constructor)) static void weir_shim(int argc, char **argv, char *
 		weir_shim_die("no_new_privs", NULL);
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
 		weir_shim_die("seccomp", NULL);
-	execvp(argv[4], &argv[4]);
+	execvp(argv[5], &argv[5]);
 	if (errno == ENOENT) {
-		dprintf(2, "weir sandbox: %s: command not found\n", argv[4]);
+		dprintf(2, "weir sandbox: %s: command not found\n", argv[5]);
 		_exit(127);
 	}
-	weir_shim_die("exec", argv[4]);
+	weir_shim_die("exec", argv[5]);
 }
 
 // weir_init_trampoline runs before every other constructor (priority 101;

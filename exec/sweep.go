@@ -89,8 +89,13 @@ func (s *Sandboxes) cgroupDirs() []string {
 }
 
 // removeCgroup kills every process in the cgroup dir and removes it,
-// retrying briefly while the kernel reaps them.
+// retrying briefly while the kernel reaps them. On cgroup v2 (Linux 5.14+)
+// one write to cgroup.kill kills them all, forks in flight included; on v1
+// the freezer cgroup is frozen first, so nothing forks between the
+// listing and the kill.
 func removeCgroup(dir string) {
+	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	_ = os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("FROZEN"), 0)
 	for i := 0; i < 50; i++ {
 		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		for _, f := range strings.Fields(string(b)) {

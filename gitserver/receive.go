@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -700,11 +701,18 @@ func (s *Server) logPush(sess *Session, st *pushState, unpack string) {
 	}
 }
 
-// oneLine makes s safe for one pkt-line of report-status.
+// oneLine makes s safe for one pkt-line of report-status, which git
+// prints to the pusher's terminal: one line, at most about 1000 bytes,
+// control characters escaped (hooks.Neutralise) so that no reason, whatever
+// text it quotes, can move the cursor or pass for another line.
 func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
+	s = hooks.Neutralise(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", " "), "\n", " "))
 	if len(s) > 1000 {
-		s = s[:1000]
+		n := 1000
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
 	}
 	return s
 }

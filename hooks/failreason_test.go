@@ -1,6 +1,9 @@
 package hooks
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestPythonFailure: a traceback becomes "<exception>: <message> at <file>:<line>",
 // the line being the model's own deepest frame, not the library's.
@@ -34,5 +37,24 @@ KeyError: 'amount'
 				t.Fatalf("pythonFailure = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRedactServerPaths: what the client sees names no server folder (the
+// staging folders, HidePaths), whether in a progress line or a refusal.
+func TestRedactServerPaths(t *testing.T) {
+	h := &Pipeline{cfg: PipelineConfig{WorkDir: "/srv/weir/runs", HidePaths: []string{"/srv/weir", "/run/weir/exec-1a2b/"}}}
+	var client strings.Builder
+	out := &progress{w: &client, redact: h.redact}
+	out.linef("weir: main.x failed: stage input main.y: link /srv/weir/runs/r-1/0/in/main.y/part-0.parquet: no space left")
+	out.linef("weir: sandbox: mkdir /run/weir/exec-1a2b/c3/rootfs: permission denied")
+	got := client.String() + h.redact("weir: read /srv/weir/pebble: corrupt")
+	for _, bad := range []string{"/srv/weir", "/run/weir/exec-1a2b"} {
+		if strings.Contains(got, bad) {
+			t.Fatalf("the client sees %q:\n%s", bad, got)
+		}
+	}
+	if !strings.Contains(got, "r-1/0/in/main.y/part-0.parquet: no space left") || !strings.Contains(got, "c3/rootfs: permission denied") {
+		t.Fatalf("redaction cut more than the server's folders:\n%s", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
@@ -102,6 +103,10 @@ type PipelineConfig struct {
 	KeepAlive time.Duration
 	// Logger receives one line per run and per node (default slog.Default()).
 	Logger *slog.Logger
+	// HidePaths are server folders (the data directory, the sandboxes'
+	// state) cut out of every line the client sees, with WorkDir and the
+	// warehouse (when the Catalog can Redact).
+	HidePaths []string
 	// Rules returns the rules of a branch (require-run); nil: no rules.
 	// Who may push which ref, and protection, are decided before the hook
 	// (gitserver asks access for each ref).
@@ -246,7 +251,7 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		}
 		return res, nil
 	}
-	out := &progress{w: p.Progress}
+	out := &progress{w: p.Progress, redact: h.redact}
 	var ran []*run // runs that made data: they publish only if their command lands
 	res.Finish = func(refused map[refs.Name]string) []refs.Update {
 		var ups []refs.Update
@@ -284,7 +289,25 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 			}
 		}
 	}
+	for name, why := range res.Refused {
+		res.Refused[name] = h.redact(why)
+	}
 	return res, nil
+}
+
+// redact cuts the server's own paths out of text for the client: the
+// run's staging folders, the warehouse, HidePaths.
+func (h *Pipeline) redact(s string) string {
+	if r, ok := h.cfg.Catalog.(interface{ Redact(string) string }); ok {
+		s = r.Redact(s)
+	}
+	for _, p := range append([]string{h.cfg.WorkDir}, h.cfg.HidePaths...) {
+		if p = strings.TrimSuffix(p, "/"); len(p) > 1 {
+			s = strings.ReplaceAll(s, p+"/", "")
+			s = strings.ReplaceAll(s, p, "")
+		}
+	}
+	return s
 }
 
 // branch handles one pushed code branch. It returns the run when one made
@@ -397,14 +420,18 @@ func (h *Pipeline) baseData(ctx context.Context, p *Push, commit objects.Hash, b
 
 // progress serialises whole lines to the client.
 type progress struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf strings.Builder // everything written, for the run log
+	mu     sync.Mutex
+	w      io.Writer
+	buf    strings.Builder     // everything written, for the run log
+	redact func(string) string // cuts server paths; nil keeps lines as they are
 }
 
 func (p *progress) linef(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
-	line = strings.ReplaceAll(line, "\n", " ")
+	if p.redact != nil {
+		line = p.redact(line)
+	}
+	line = Neutralise(strings.ReplaceAll(line, "\n", " "))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.buf.WriteString(line + "\n")
@@ -427,9 +454,14 @@ func (p *progress) textFrom(from int) string {
 	return p.buf.String()[from:]
 }
 
+// clipLine makes s one line of at most about n bytes that is safe to show
+// (Neutralise), its white space runs made one space.
 func clipLine(s string, n int) string {
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
+	s = strings.Join(strings.Fields(Neutralise(strings.ReplaceAll(s, "\r\n", "\n"))), " ")
 	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
 		return s[:n] + "..."
 	}
 	return s

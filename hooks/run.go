@@ -24,7 +24,7 @@ import (
 
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/exec"
-	"github.com/weir-dev/weir/hooks/node"
+	"github.com/weir-dev/weir/hooks/contract"
 	"github.com/weir-dev/weir/hooks/pipeline"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
@@ -569,7 +569,7 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 	if err := os.WriteFile(filepath.Join(code, src), n.Source, 0o644); err != nil {
 		return failed("cannot stage: %v", err)
 	}
-	inputs := map[string]string{node.CodeInput: code}
+	inputs := map[string]string{contract.CodeInput: code}
 	var early []pipeline.Table // on the branch already: linked once the sandbox is on its way
 	for _, t := range n.Inputs {
 		dir := filepath.Join(nd, "in", string(t))
@@ -583,12 +583,19 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 			early = append(early, t)
 		}
 	}
-	args := []string{exec.RunnerPath, "node", string(n.Kind), "--source", exec.InputsDir + "/" + node.CodeInput + "/" + src, "--ns", r.plan.Config.Namespace}
+	ca := contract.Args{
+		Kind:      string(n.Kind),
+		Source:    exec.InputsDir + "/" + contract.CodeInput + "/" + src,
+		Namespace: r.plan.Config.Namespace,
+		// The runner's result comes back on the sandbox's report pipe,
+		// which only the runner holds: never from what the node prints.
+		ResultFD: exec.ReportFD,
+	}
 	for _, t := range n.Inputs {
-		args = append(args, "--in", string(t))
+		ca.Inputs = append(ca.Inputs, string(t))
 	}
 	for _, t := range n.Outputs {
-		args = append(args, "--out", string(t))
+		ca.Outputs = append(ca.Outputs, string(t))
 	}
 	lim, max := n.Limits, r.h.cfg.MaxLimits
 	if lim.Wall <= 0 || lim.Wall > max.Wall {
@@ -603,16 +610,15 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 	// DuckDB in the node uses the cores the sandbox may use, and keeps its
 	// buffers to half the sandbox's memory: the rest is for its /tmp and
 	// /out files (tmpfs, counted in the same limit) and everything else.
-	args = append(args, "--threads", strconv.Itoa(int(math.Ceil(lim.CPU))), "--memory-limit", strconv.FormatInt(lim.Memory/2, 10))
+	ca.Threads, ca.MemoryLimit = int(math.Ceil(lim.CPU)), lim.Memory/2
 	p, canPrepare := r.h.cfg.Runner.(preparer)
 	// A node that waits for earlier nodes of the run starts its runner
 	// now: process and DuckDB start-up happen while those nodes run, and
 	// the runner waits for "go" (sent when its inputs are linked) before
 	// reading any input or running any of the node's code.
 	gate := canPrepare && len(st.late) > 0
-	if gate {
-		args = append(args, "--gate")
-	}
+	ca.Gate = gate
+	args := append([]string{exec.RunnerPath}, ca.Argv()...)
 	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"}
 	names := make([]string, 0, len(r.opts.params))
 	for k := range r.opts.params {
@@ -620,7 +626,7 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		env = append(env, node.ParamEnvPrefix+k+"="+r.opts.params[k])
+		env = append(env, contract.ParamEnvPrefix+k+"="+r.opts.params[k])
 	}
 	st.spec = exec.Spec{
 		ID:      fmt.Sprintf("%s-%d", r.id, i),
@@ -632,6 +638,7 @@ func (r *run) stageNode(ctx context.Context, i int, st *staged) error {
 		Weir:    true,
 		Limits:  lim,
 		Gate:    gate,
+		Report:  true,
 		// The next node need not wait for this one's sandbox to be gone.
 		AsyncTeardown: true,
 	}
@@ -695,10 +702,11 @@ func (r *run) runNode(ctx, pushCtx context.Context, i int, st *staged) error {
 		return &NodeFailedError{Node: n.Name, Reason: "sandbox: " + err.Error()}
 	}
 	r.mu.Lock()
-	fmt.Fprintf(&r.nodeLog, "== %s (%s) %s in %s\n%s\n", n.Name, n.File, result.Reason, result.Wall.Round(time.Millisecond), result.Output)
+	fmt.Fprintf(&r.nodeLog, "== %s (%s) %s in %s\n%s\n", n.Name, n.File, result.Reason, result.Wall.Round(time.Millisecond), Neutralise(string(result.Output)))
 	r.timing.Run += result.Wall
 	r.timing.Sandbox += time.Since(spanBegan) - result.Wall
 	r.mu.Unlock()
+	rep, repErr := nodeResult(result)
 	if result.Reason != exec.ReasonOK {
 		if result.Reason == exec.ReasonAborted && ctx.Err() != nil {
 			if pushCtx.Err() != nil {
@@ -710,16 +718,34 @@ func (r *run) runNode(ctx, pushCtx context.Context, i int, st *staged) error {
 		for _, l := range tail {
 			r.out.linef("weir:   | %s", clipLine(l, 200))
 		}
-		return &NodeFailedError{Node: n.Name, Reason: failReason(n, result, tail)}
+		if repErr != nil {
+			rep = nil
+		}
+		return &NodeFailedError{Node: n.Name, Reason: failReason(n, result, rep, tail)}
 	}
-	rows := parseRows(result.Output)
+	switch {
+	case repErr != nil:
+		r.log.Warn("node exited 0 without a valid result", "node", n.Name, "err", repErr)
+		return &NodeFailedError{Node: n.Name, Reason: "its runner reported no valid result (" + repErr.Error() + "); weir-node must come from the same build as weir"}
+	case rep.Status != contract.StatusOK:
+		return &NodeFailedError{Node: n.Name, Reason: "its runner exited 0 but reported " + string(rep.Status)}
+	}
+	// Row counts are the server's own: from the footers of the files it
+	// is about to snapshot, never from what the node printed.
 	var total int64
 	for _, t := range n.Outputs {
 		f := filepath.Join(st.spec.Output, string(t)+".parquet")
-		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+		if fi, err := os.Lstat(f); err != nil || !fi.Mode().IsRegular() {
 			return &NodeFailedError{Node: n.Name, Reason: "wrote no output for " + string(t)}
 		}
-		total += rows[string(t)]
+		rows, err := catalog.ParquetRows(f)
+		if err != nil {
+			// The error names the staging path on this machine: the log
+			// gets it, the pusher does not.
+			r.log.Warn("node output is not a readable Parquet file", "node", n.Name, "table", t, "err", err)
+			return &NodeFailedError{Node: n.Name, Reason: "its output " + string(t) + " is not a readable Parquet file"}
+		}
+		total += rows
 	}
 	took := time.Since(began).Milliseconds()
 	var ws []catalog.TableWrite
@@ -820,29 +846,24 @@ func (r *run) keepAlive(name string) (stop func()) {
 	return func() { once.Do(func() { close(done) }) }
 }
 
-// RowsPrefix is node.RowsPrefix: the line a node prints per output.
-const RowsPrefix = node.RowsPrefix
-
-func parseRows(out []byte) map[string]int64 {
-	m := map[string]int64{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(l, RowsPrefix) {
-			continue
-		}
-		f := strings.Fields(l[len(RowsPrefix):])
-		if len(f) == 2 {
-			if n, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-				m[f[0]] = n
-			}
-		}
+// nodeResult is the runner's result, from the sandbox's report pipe.
+func nodeResult(res *exec.Result) (*contract.Result, error) {
+	if res.ReportTruncated {
+		return nil, fmt.Errorf("%w: more than %d bytes", contract.ErrBadResult, exec.MaxReport)
 	}
-	return m
+	rep, err := contract.Parse(res.Report)
+	if err != nil {
+		return nil, err
+	}
+	return &rep, nil
 }
 
+// lastLines are the last n non-blank lines of a node's output, as they
+// are shown to the pusher (after "weir:   | ").
 func lastLines(out []byte, n int) []string {
 	var lines []string
 	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		if strings.TrimSpace(l) != "" && !strings.HasPrefix(l, RowsPrefix) {
+		if strings.TrimSpace(l) != "" {
 			lines = append(lines, strings.TrimRight(l, "\r"))
 		}
 	}
@@ -852,28 +873,28 @@ func lastLines(out []byte, n int) []string {
 	return lines
 }
 
-// failReason is the one-line reason a node failed.
-func failReason(n *pipeline.Node, res *exec.Result, tail []string) string {
+// failReason is the one-line reason a node failed: the sandbox's when it
+// stopped the node, else the runner's result (rep, nil without a valid
+// one), with a Python traceback's exception and line preferred to the
+// runner's summary of it.
+func failReason(n *pipeline.Node, res *exec.Result, rep *contract.Result, tail []string) string {
 	if res.Reason != exec.ReasonExit {
 		if res.Message != "" {
 			return res.Message
 		}
 		return string(res.Reason)
 	}
-	if n.Kind == pipeline.KindExpectation {
-		for _, l := range tail {
-			if strings.Contains(l, "failing rows") {
-				if i := strings.Index(l, "failing rows"); i >= 0 {
-					return strings.TrimSpace(l[:i+len("failing rows")])
-				}
-			}
-		}
+	if rep != nil && rep.Status == contract.StatusExpectationFailed {
+		return fmt.Sprintf("%d failing rows", rep.FailingRows)
 	}
 	if n.Kind == pipeline.KindPython {
-		staged := exec.InputsDir + "/" + node.CodeInput + "/" + path.Base(n.File)
+		staged := exec.InputsDir + "/" + contract.CodeInput + "/" + path.Base(n.File)
 		if why := pythonFailure(res.Output, staged, n.File); why != "" {
 			return why
 		}
+	}
+	if rep != nil && rep.Status == contract.StatusFailed {
+		return rep.Message
 	}
 	if len(tail) > 0 {
 		return tail[len(tail)-1]

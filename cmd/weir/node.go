@@ -125,6 +125,7 @@ func init() {
 			Refs: a.Refs, Catalog: cat, Runner: runner, WorkDir: work, Logger: a.Logger,
 			Runtimes: slices.Sorted(maps.Keys(nodeConfig.runtimes)), Parallel: nodeConfig.parallel,
 			MaxLimits: nodeConfig.limits, Rules: a.Access.Branch,
+			HidePaths: []string{a.DataDir, sandboxStateDir(a.DataDir)},
 		})
 		if err != nil {
 			return err

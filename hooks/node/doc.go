@@ -16,8 +16,13 @@
 // but the declared outputs: every DuckDB it opens is locked to the node's
 // dirs (allowed_directories, enable_external_access=false,
 // lock_configuration) before it runs user SQL, and never installs or loads
-// extensions. It must never talk to the server: its only result is files
-// in /out, its exit status and what it prints.
+// extensions. It must never talk to the server: its results are files in
+// /out, its exit status and one contract.Result on the descriptor the hook
+// names (--result-fd). It keeps that descriptor from the node's code
+// (close-on-exec, not dumpable) before any of it runs, and as the
+// sandbox's PID 1 kills whatever a Python script left running before it
+// reads the script's outputs. What it prints is a log for people, shared
+// with the node's own code, and never a result.
 //
 // Query (weir query, in the server's own process) is locked down the same
 // way, to exactly the files of the tables it is given, and shows no path

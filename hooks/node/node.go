@@ -14,14 +14,16 @@ import (
 	"strings"
 
 	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" database/sql driver
+
+	"github.com/weir-dev/weir/hooks/contract"
 )
 
 // CodeInput is the name of the input dir holding the node's source.
-const CodeInput = "_code"
+const CodeInput = contract.CodeInput
 
 // ParamEnvPrefix prefixes the environment variables that carry push
 // parameters: "git push -o param.day=2024-01-01" becomes WEIR_PARAM_day.
-const ParamEnvPrefix = "WEIR_PARAM_"
+const ParamEnvPrefix = contract.ParamEnvPrefix
 
 // MaxShownRows is how many failing rows an expectation prints.
 const MaxShownRows = 10
@@ -71,6 +73,11 @@ type Job struct {
 	LeaveOpen bool
 	// Stdout receives what the node prints.
 	Stdout io.Writer
+	// KillStrays, for a runner that is its sandbox's PID 1, kills every
+	// other process of the sandbox once a Python script has exited, before
+	// its outputs are read: nothing the script started may touch them, or
+	// anything else, while the runner finishes the node.
+	KillStrays bool
 	// Gate, if set, is read up to its first line after DuckDB has started
 	// and before any input is looked at; a line other than "go" (or EOF)
 	// stops the node. The hook starts a node's runner this way while the

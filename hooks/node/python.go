@@ -88,16 +88,35 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 	tail := &lastLine{w: j.Stdout}
 	cmd.Stdout = tail
 	cmd.Stderr = tail
-	if err := cmd.Run(); err != nil {
+	runErr := cmd.Run()
+	if j.KillStrays {
+		// Whatever the script left running dies before its outputs are
+		// read: from here on only the runner acts in the sandbox.
+		killStrays()
+	}
+	if runErr != nil {
 		if l := tail.last(); l != "" {
-			return nil, fmt.Errorf("%s: %s (%v)", filepath.Base(j.Source), l, err)
+			return nil, fmt.Errorf("%s: %s (%v)", filepath.Base(j.Source), l, runErr)
 		}
-		return nil, fmt.Errorf("%s: %w", filepath.Base(j.Source), err)
+		return nil, fmt.Errorf("%s: %w", filepath.Base(j.Source), runErr)
+	}
+	if fi, err := os.Lstat(outDir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("the script removed or replaced %s, where its outputs go", outDir)
 	}
 	counts := map[string]int64{}
 	for _, t := range j.Outputs {
 		csv := filepath.Join(outDir, t+".csv")
 		pq := filepath.Join(outDir, t+".parquet")
+		for _, p := range []string{csv, pq} {
+			if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+				return nil, fmt.Errorf("the script's output %s is not a regular file (%s): write the file itself, not a link or a special file", filepath.Base(p), fi.Mode().Type())
+			}
+		}
+		// The runner writes the output itself: whatever the script put
+		// at its place in Out (a link to somewhere else) goes first.
+		if err := os.RemoveAll(j.OutputFile(t)); err != nil {
+			return nil, fmt.Errorf("output %s: %w", t, err)
+		}
 		var from string
 		switch {
 		case exists(pq):
