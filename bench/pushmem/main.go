@@ -8,6 +8,8 @@
 //	            refs with 1000-byte names) and no pack
 //	concurrent  -pushes C git pushes at once, each of a new repo with
 //	            -push-mb MB of random files (no compression, no deltas)
+//	overlimit   (not run by default) one such C git push against a server
+//	            started with --max-pack-bytes at half its size
 //
 // For each it prints the server's peak resident memory (VmHWM from
 // /proc/<pid>/status, polled while the case runs, so a server killed at
@@ -97,7 +99,7 @@ func run() error {
 		host.LoadAvg(), *bombDeltas, *floodMB, *pushes, *pushMB, *capMB)
 	var concurrentRepos []string
 	for _, c := range strings.Split(*cases, ",") {
-		if c == "concurrent" {
+		if c == "concurrent" || c == "overlimit" {
 			if concurrentRepos, err = makeRepos(filepath.Join(tmp, "repos"), *pushes, *pushMB); err != nil {
 				return err
 			}
@@ -106,7 +108,11 @@ func run() error {
 	fmt.Printf("%-10s %-5s %10s  %s\n", "case", "bin", "peak RSS", "outcome")
 	for _, c := range strings.Split(*cases, ",") {
 		for _, b := range bins {
-			srv, err := startServer(b.path, filepath.Join(tmp, "data-"+b.name+"-"+c))
+			var extra []string
+			if c == "overlimit" {
+				extra = []string{"--max-pack-bytes", strconv.Itoa(*pushMB << 19)}
+			}
+			srv, err := startServer(b.path, filepath.Join(tmp, "data-"+b.name+"-"+c), extra...)
 			if err != nil {
 				return err
 			}
@@ -118,6 +124,8 @@ func run() error {
 				outcome = pushFlood(srv.http, *floodMB)
 			case "concurrent":
 				outcome = pushConcurrent(srv.http, concurrentRepos)
+			case "overlimit":
+				outcome = pushConcurrent(srv.http, concurrentRepos[:1])
 			default:
 				srv.stop()
 				return fmt.Errorf("unknown case %q", c)
@@ -144,8 +152,8 @@ type server struct {
 
 var listenLine = regexp.MustCompile(`^weir serve: http (\S+)`)
 
-func startServer(bin, data string) (*server, error) {
-	args := []string{"serve", "--data", data, "--http", "127.0.0.1:0", "--ssh", ""}
+func startServer(bin, data string, extra ...string) (*server, error) {
+	args := append([]string{"serve", "--data", data, "--http", "127.0.0.1:0", "--ssh", ""}, extra...)
 	if *extraArgs != "" {
 		args = append(args, strings.Fields(*extraArgs)...)
 	}
