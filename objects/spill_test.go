@@ -156,6 +156,14 @@ func TestSpillSweptAfterCrash(t *testing.T) {
 	if _, err := open.IngestPack(ctx, bytes.NewReader(g.packRevs(nil, "HEAD"))); err != nil {
 		t.Fatal(err)
 	}
+	// The worst case for the sweep: the open quarantine's spill reached
+	// the disk before the crash.
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countKeys(t, db, 'S'); n != 1 {
+		t.Fatalf("%d spill markers before the crash, want 1", n)
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	var clones []*vfs.MemFS
 	for _, pct := range []int{0, 50, 100} {
