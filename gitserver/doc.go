@@ -12,6 +12,17 @@
 // the hook's own updates, together with the quarantined objects. Nothing of
 // a refused push becomes visible.
 //
+// What a client sends is bounded before it is kept: a push's command list
+// and push options (ReceiveLimits: refused as a whole past MaxCommands or
+// MaxCommandBytes, the answer naming no more refs than the limit allows),
+// its pack (objects.Limits), and an upload-pack request's lines. At most
+// ReceiveLimits.MaxConcurrent pushes receive and check a pack at once; the
+// next wait their turn, up to QueueTimeout, and are then refused with
+// "server busy: too many pushes in progress, try again". A request that is
+// not well-formed (pkt-lines, protocol) gets an HTTP 400 when nothing was
+// answered yet, and a stateless request is read whole before it is
+// answered.
+//
 // It must never move a ref except through that one refs.Store.Update per
 // push, never make a quarantined object readable, and never send an object
 // that no ref reaches ("not our ref"). Errors reach the client in exactly

@@ -2,6 +2,7 @@ package gitserver
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -30,7 +31,8 @@ import (
 // HTTP protocol (fetching info/refs without ?service=, or loose objects) is
 // refused with a message saying so.
 //
-// Status codes: 400 bad repo name or service; 401 (with WWW-Authenticate:
+// Status codes: 400 bad repo name or service, or a malformed request
+// body (pkt-lines, protocol, gzip) caught before any answer; 401 (with WWW-Authenticate:
 // Basic realm="weir") when credentials are missing or wrong; 403 when the
 // identity may not do this to the repo; 404 "Repository not found".
 
@@ -156,6 +158,9 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity access
 		},
 		CreateRepo: service == ReceivePack,
 	}
+	// A stalled body read ends at the deadline (Server.ReadIdleTimeout).
+	rc := http.NewResponseController(w.ResponseWriter)
+	sess.cut = func() { _ = rc.SetReadDeadline(time.Now()) }
 	ctx := r.Context()
 
 	if endpoint == "info/refs" {
@@ -207,13 +212,26 @@ func (h *httpHandler) serve(w *statusRecorder, r *http.Request) (identity access
 	return identity, repo, service, err
 }
 
-// fail turns an error from the protocol session into a status.
+// fail turns an error from the protocol session into a status: 404 for a
+// missing repo, 400 for a request the client got wrong (malformed
+// pkt-lines, a broken protocol, a corrupt gzip body), 500 for the rest.
 func (h *httpHandler) fail(w http.ResponseWriter, err error) {
-	if errors.Is(err, ErrRepoNotFound) {
+	switch {
+	case errors.Is(err, ErrRepoNotFound):
 		httpError(w, http.StatusNotFound, "Repository not found\n")
-		return
+	case badRequest(err):
+		httpError(w, http.StatusBadRequest, "weir: bad request: "+oneLine(err.Error())+"\n")
+	default:
+		httpError(w, http.StatusInternalServerError, "weir: internal error; the server log has the details\n")
 	}
-	httpError(w, http.StatusInternalServerError, "weir: internal error; the server log has the details\n")
+}
+
+// badRequest reports whether err is the client's fault: its text quotes
+// at most a clipped piece of what the client sent.
+func badRequest(err error) bool {
+	var corrupt flate.CorruptInputError
+	return errors.Is(err, errBadPktLine) || errors.Is(err, ErrProtocol) ||
+		errors.As(err, &corrupt) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader)
 }
 
 func permVerb(p access.Permission) string {

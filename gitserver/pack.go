@@ -288,7 +288,7 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 	var wantCommits, wantTrees []objects.Hash
 	for _, h := range fp.wants {
 		for depth := 0; depth < 16; depth++ {
-			typ, _, _, err := w.store.Raw(w.ctx, w.repo, h)
+			typ, _, err := w.store.Stat(w.ctx, w.repo, h)
 			if err != nil {
 				return nil, fmt.Errorf("read wanted object %s: %w", h, err)
 			}

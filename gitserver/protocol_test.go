@@ -184,7 +184,7 @@ func TestReadCommandList(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pr := newPktReader(strings.NewReader(tt.in))
-			req, err := readCommandList(pr)
+			req, err := readCommandList(pr, ReceiveLimits{})
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -307,7 +307,7 @@ func FuzzCommandList(f *testing.F) {
 	f.Add([]byte(pktStream("0000")))
 	f.Add([]byte(pktStream(a+" "+b+" \n", "0000")))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		req, err := readCommandList(newPktReader(bytes.NewReader(in)))
+		req, err := readCommandList(newPktReader(bytes.NewReader(in)), ReceiveLimits{})
 		if err != nil || req == nil {
 			return
 		}
@@ -333,7 +333,7 @@ func FuzzCommandList(f *testing.F) {
 			lines = append(lines, l+"\n")
 		}
 		lines = append(lines, "0000")
-		again, err := readCommandList(newPktReader(strings.NewReader(pktStream(lines...))))
+		again, err := readCommandList(newPktReader(strings.NewReader(pktStream(lines...))), ReceiveLimits{})
 		if err != nil {
 			// A name holding "\n" or NUL does not survive re-encoding;
 			// such names are refused later as funny refnames.

@@ -67,11 +67,22 @@ type pushRequest struct {
 	caps     capList
 	shallows []objects.Hash
 	options  []string
+	// refused, when set, refuses the whole push: the list went over a
+	// ReceiveLimits limit, and reading stopped there. commands holds the
+	// commands read before it (so the reply names no more refs than the
+	// limit allows).
+	refused string
+	size    int // payload bytes read: commands, shallow lines, push options
 }
+
+// maxPushOptions is the most push options one push may carry.
+const maxPushOptions = 1000
 
 // readCommandList reads shallow lines and commands up to the flush. It
 // returns nil when the client sent no command (closed or a lone flush).
-func readCommandList(pr *pktReader) (*pushRequest, error) {
+// Over lim it stops reading and returns the request with refused set.
+func readCommandList(pr *pktReader, lim ReceiveLimits) (*pushRequest, error) {
+	lim = lim.withDefaults()
 	req := &pushRequest{caps: capList{}}
 	for i := 0; ; i++ {
 		k, b, err := pr.next()
@@ -87,6 +98,10 @@ func readCommandList(pr *pktReader) (*pushRequest, error) {
 		if k != pktData {
 			return nil, fmt.Errorf("%w: unexpected %v pkt in command list", ErrProtocol, k)
 		}
+		if req.size += len(b); req.size > lim.MaxCommandBytes {
+			req.refused = fmt.Sprintf("command list larger than %d bytes; push fewer refs at a time", lim.MaxCommandBytes)
+			return req, nil
+		}
 		b = bytes.TrimSuffix(b, []byte("\n"))
 		if bytes.HasPrefix(b, []byte("shallow ")) {
 			if len(req.commands) > 0 {
@@ -94,7 +109,7 @@ func readCommandList(pr *pktReader) (*pushRequest, error) {
 			}
 			h, ok := parseHash(b[8:])
 			if !ok {
-				return nil, fmt.Errorf("%w: invalid shallow line %q", ErrProtocol, b)
+				return nil, fmt.Errorf("%w: invalid shallow line %s", ErrProtocol, clip(b))
 			}
 			req.shallows = append(req.shallows, h)
 			continue
@@ -104,12 +119,16 @@ func readCommandList(pr *pktReader) (*pushRequest, error) {
 			req.caps = parseCaps(string(caps))
 		}
 		if len(line) < 83 || line[40] != ' ' || line[81] != ' ' {
-			return nil, fmt.Errorf("%w: malformed command %q", ErrProtocol, line)
+			return nil, fmt.Errorf("%w: malformed command %s", ErrProtocol, clip(line))
 		}
 		old, ok1 := parseHash(line[:40])
 		nw, ok2 := parseHash(line[41:81])
 		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("%w: malformed command %q", ErrProtocol, line)
+			return nil, fmt.Errorf("%w: malformed command %s", ErrProtocol, clip(line))
+		}
+		if len(req.commands) == lim.MaxCommands {
+			req.refused = fmt.Sprintf("too many ref updates in one push (max %d); push fewer refs at a time", lim.MaxCommands)
+			return req, nil
 		}
 		req.commands = append(req.commands, pushCommand{Old: old, New: nw, Name: refs.Name(line[82:])})
 	}
@@ -119,22 +138,55 @@ func readCommandList(pr *pktReader) (*pushRequest, error) {
 	return req, nil
 }
 
-// readPushOptions reads push-option lines up to the flush.
-func readPushOptions(pr *pktReader) ([]string, error) {
-	var opts []string
+// readPushOptions reads push-option lines up to the flush into req. Over
+// lim (counted with the command list) it stops and sets req.refused.
+func readPushOptions(pr *pktReader, req *pushRequest, lim ReceiveLimits) error {
+	lim = lim.withDefaults()
 	for {
 		line, k, err := pr.line()
 		if err != nil {
-			return nil, fmt.Errorf("read push options: %w", err)
+			return fmt.Errorf("read push options: %w", err)
 		}
 		if k == pktFlush {
-			return opts, nil
+			return nil
 		}
 		if k != pktData {
-			return nil, fmt.Errorf("%w: unexpected %v pkt in push options", ErrProtocol, k)
+			return fmt.Errorf("%w: unexpected %v pkt in push options", ErrProtocol, k)
 		}
-		opts = append(opts, line)
+		if req.size += len(line); req.size > lim.MaxCommandBytes {
+			req.refused = fmt.Sprintf("command list and push options larger than %d bytes; send fewer or shorter push options", lim.MaxCommandBytes)
+			return nil
+		}
+		if len(req.options) == maxPushOptions {
+			req.refused = fmt.Sprintf("too many push options (max %d)", maxPushOptions)
+			return nil
+		}
+		req.options = append(req.options, line)
 	}
+}
+
+// discardRequest reads what is left of a refused push's request, so an
+// HTTP client, which sends its whole body before it reads the answer, sees
+// the answer rather than a broken connection (curl then sends the rest of
+// the pack as a new request). It reads at most MaxPackBytes more and keeps
+// nothing. Over SSH nothing is read: git reads the report even when the
+// server stops reading its pack.
+func (s *Server) discardRequest(sess *Session, pr *pktReader) {
+	if !sess.StatelessRPC {
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(pr.reader(), s.Objects.Limits().MaxPackBytes))
+}
+
+// clip quotes client text for an error message, cut to a few dozen
+// bytes: errors may reach the client and the log, and must not echo
+// whatever it sent.
+func clip(b []byte) string {
+	const max = 64
+	if len(b) > max {
+		return fmt.Sprintf("%q... (%d bytes)", b[:max], len(b))
+	}
+	return fmt.Sprintf("%q", b)
 }
 
 // checkRefFormat reports whether a client may push to name: a full ref
@@ -222,12 +274,12 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 			return err
 		}
 	}
-	req, err := readCommandList(pr)
+	req, err := readCommandList(pr, s.Receive)
 	if err != nil || req == nil {
 		return err
 	}
-	if req.caps.has("push-options") {
-		if req.options, err = readPushOptions(pr); err != nil {
+	if req.refused == "" && req.caps.has("push-options") {
+		if err := readPushOptions(pr, req, s.Receive); err != nil {
 			return err
 		}
 	}
@@ -251,10 +303,45 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 			tips = append(tips, c.New)
 		}
 	}
-	if needPack {
+	// A push takes its turn (bounded memory per server) from its first
+	// pack byte to the end of its object checks, and while it holds it
+	// may not stall (Server.ReadIdleTimeout).
+	release := func() {}
+	if req.refused != "" {
+		unpack = req.refused
+	} else if needPack {
+		// Wait for the pack to start: a client may compress for minutes
+		// first, and holds no turn meanwhile.
+		_, _ = pr.reader().Peek(1)
+		var done func()
+		done, err = s.admit(ctx)
+		if err == nil {
+			sess.watchReads(true)
+			var once sync.Once
+			release = func() { once.Do(func() { sess.watchReads(false); done() }) }
+		}
+		switch {
+		case errors.Is(err, errServerBusy):
+			release, unpack = func() {}, err.Error()
+			s.logger().Warn("push refused: server busy", "repo", sess.Repo, "identity", sess.Identity)
+		case err != nil:
+			return err
+		default:
+			s.logger().Debug("push receiving its pack", "repo", sess.Repo, "identity", sess.Identity)
+		}
+	}
+	if unpack != "ok" {
+		st.failAll(unpack)
+		s.discardRequest(sess, pr)
+	} else if needPack {
 		if _, err := q.IngestPack(ctx, pr.reader()); err != nil {
 			unpack = oneLine(err.Error())
 			st.failAll("unpacker error: " + unpack)
+			// The client may still be sending (the pack was refused at
+			// the limit it crossed, or at its first bad entry): read the
+			// rest without its turn.
+			release()
+			s.discardRequest(sess, pr)
 		} else if err := q.Check(ctx, tips); err != nil {
 			unpack = oneLine(err.Error())
 			reason := unpack
@@ -268,6 +355,7 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 			st.failAll(reason)
 		}
 	}
+	release()
 	if unpack == "ok" {
 		s.checkCommands(ctx, sess, q, st)
 	}
@@ -411,7 +499,7 @@ func (s *Server) checkCommand(ctx context.Context, sess *Session, q *objects.Qua
 		return reasonFetchFirst
 	}
 	if strings.HasPrefix(string(c.Name), refs.HeadsPrefix) {
-		typ, _, _, err := q.Raw(ctx, c.New)
+		typ, _, err := q.Stat(ctx, c.New)
 		if err != nil || typ != plumbing.CommitObject {
 			return reasonNotCommit
 		}

@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -40,8 +43,106 @@ type Server struct {
 	Protected func(repo objects.RepoName, ref refs.Name) bool
 	// Logger gets one line per push and per failed session; nil discards.
 	Logger *slog.Logger
+	// Receive bounds a push's command list and how many pushes are
+	// received at once. Zero fields take the defaults.
+	Receive ReceiveLimits
+	// ReadIdleTimeout is how long a push that holds its turn (see
+	// ReceiveLimits.MaxConcurrent) may send nothing while the server waits
+	// for its pack; the session is then cut, so a stalled client cannot
+	// keep others waiting. (The turn is taken at the pack's first byte:
+	// the time a client spends compressing its pack does not count.)
+	// Zero means DefaultReadIdleTimeout.
+	ReadIdleTimeout time.Duration
 
 	plans planCache // clone plans; the zero value is ready
+	slots pushSlots // admission of pushes; the zero value is ready
+}
+
+// ReceiveLimits bound what a push may send before its pack, and how many
+// pushes the server receives at once (the pack itself is bounded by
+// objects.Limits). Zero fields take the defaults.
+type ReceiveLimits struct {
+	// MaxCommands is the most ref updates one push may carry.
+	MaxCommands int
+	// MaxCommandBytes bounds the command list: commands, shallow lines
+	// and push options together, in pkt-line payload bytes.
+	MaxCommandBytes int
+	// MaxConcurrent is the most pushes receiving and checking their pack
+	// at once: a push holds its turn from its first pack byte to the end
+	// of its object checks (a pipeline run waits for its own scheduler,
+	// not for this). Each receiving push takes the memory budget of
+	// objects.IngestPack.
+	MaxConcurrent int
+	// QueueTimeout is how long a push waits for its turn before it is
+	// refused with "server busy"; at most 4 * MaxConcurrent pushes wait.
+	QueueTimeout time.Duration
+}
+
+// DefaultReadIdleTimeout is Server.ReadIdleTimeout's default.
+const DefaultReadIdleTimeout = time.Minute
+
+// Defaults of ReceiveLimits.
+const (
+	DefaultMaxCommands      = 5000
+	DefaultMaxCommandBytes  = 1 << 20
+	DefaultMaxConcurrent    = 4
+	DefaultPushQueueTimeout = time.Minute
+)
+
+func (l ReceiveLimits) withDefaults() ReceiveLimits {
+	if l.MaxCommands <= 0 {
+		l.MaxCommands = DefaultMaxCommands
+	}
+	if l.MaxCommandBytes <= 0 {
+		l.MaxCommandBytes = DefaultMaxCommandBytes
+	}
+	if l.MaxConcurrent <= 0 {
+		l.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if l.QueueTimeout <= 0 {
+		l.QueueTimeout = DefaultPushQueueTimeout
+	}
+	return l
+}
+
+// errServerBusy refuses a push that did not get its turn.
+var errServerBusy = errors.New("server busy: too many pushes in progress, try again")
+
+// pushSlots admits at most MaxConcurrent pushes at once; others wait in
+// line, up to QueueTimeout, at most 4 * MaxConcurrent of them.
+type pushSlots struct {
+	once    sync.Once
+	slots   chan struct{}
+	waiting atomic.Int64
+}
+
+// admit waits for a push's turn and returns the function that ends it, or
+// errServerBusy.
+func (s *Server) admit(ctx context.Context) (func(), error) {
+	lim := s.Receive.withDefaults()
+	p := &s.slots
+	p.once.Do(func() { p.slots = make(chan struct{}, lim.MaxConcurrent) })
+	release := func() { <-p.slots }
+	select {
+	case p.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	if p.waiting.Add(1) > int64(4*lim.MaxConcurrent) {
+		p.waiting.Add(-1)
+		return nil, errServerBusy
+	}
+	defer p.waiting.Add(-1)
+	t := time.NewTimer(lim.QueueTimeout)
+	defer t.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		return nil, errServerBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Service names one of the two Git services.
@@ -72,6 +173,20 @@ type Session struct {
 	Authorize func(ref refs.Name) error
 	// CreateRepo lets receive-pack create the repo on its first push.
 	CreateRepo bool
+
+	// cut, set by the transport, makes a blocked read of the client's
+	// stream return (ReadIdleTimeout); nil: reads cannot be watched.
+	cut func()
+	// idle watches reads while armed; set by Serve when cut is.
+	idle *idleReader
+}
+
+// watchReads arms or disarms the ReadIdleTimeout watch of the session's
+// reads. Only the goroutine that reads may call it.
+func (sess *Session) watchReads(on bool) {
+	if sess.idle != nil {
+		sess.idle.armed = on
+	}
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -137,6 +252,14 @@ func (s *Server) advertise(ctx context.Context, pw *pktWriter, sess *Session) er
 // and writes the response to w. For SSH (not stateless) it first writes the
 // advertisement, then converses as the protocol requires.
 func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer, sess *Session) error {
+	if sess.cut != nil {
+		idle := s.ReadIdleTimeout
+		if idle <= 0 {
+			idle = DefaultReadIdleTimeout
+		}
+		sess.idle = &idleReader{r: r, idle: idle, cut: sess.cut}
+		r = sess.idle
+	}
 	pr := newPktReader(r)
 	pw := newPktWriter(w)
 	var err error
@@ -236,7 +359,7 @@ func (s *Server) loadRefs(ctx context.Context, repo objects.RepoName) (*repoRefs
 func (s *Server) peel(ctx context.Context, repo objects.RepoName, h objects.Hash) (objects.Hash, error) {
 	peeled := plumbing.ZeroHash
 	for depth := 0; depth < 16; depth++ {
-		typ, _, _, err := s.Objects.Raw(ctx, repo, h)
+		typ, _, err := s.Objects.Stat(ctx, repo, h)
 		if err != nil {
 			if errors.Is(err, objects.ErrNotFound) {
 				return peeled, nil
@@ -288,3 +411,25 @@ func (c capList) has(name string) bool { _, ok := c[name]; return ok }
 
 // bufferedReader exposes the session's buffered reader (for pack ingestion).
 func (p *pktReader) reader() *bufio.Reader { return p.r }
+
+// idleReader, while armed, cuts the session (Session.cut) when one Read
+// waits longer than idle for the client: the server only reads when it
+// needs the client's bytes, so a client silent that long has stalled.
+type idleReader struct {
+	r     io.Reader
+	idle  time.Duration
+	cut   func()
+	armed bool
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	if !i.armed {
+		return i.r.Read(p)
+	}
+	t := time.AfterFunc(i.idle, i.cut)
+	n, err := i.r.Read(p)
+	if !t.Stop() && err != nil {
+		err = fmt.Errorf("%w: the client sent nothing for %v", ErrProtocol, i.idle)
+	}
+	return n, err
+}

@@ -240,6 +240,8 @@ func (s *SSHServer) serveGit(sess ssh.Session, log *slog.Logger, identity access
 			return s.access.AuthorizeRef(identity, repo, ref)
 		},
 		CreateRepo: service == ReceivePack,
+		// A stalled read ends with the channel (Server.ReadIdleTimeout).
+		cut: func() { _ = sess.Close() },
 	}
 	if err := s.git.Serve(sess.Context(), sess, sess, gs); err != nil {
 		if errors.Is(err, ErrRepoNotFound) {

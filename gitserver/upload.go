@@ -89,6 +89,13 @@ type uploadRequest struct {
 	depth    int            // deepen <n>; 0: none
 }
 
+// Bounds on an upload-pack request: they keep a request's parsed form to a
+// few tens of megabytes, far above what a real client sends.
+const (
+	maxWantLines     = 1 << 20 // want and shallow lines of one request
+	maxHavesPerRound = 1 << 18 // have lines between two flushes
+)
+
 // readUploadRequest reads wants, shallows and deepen up to the flush.
 // It returns nil when the client sent nothing (closed or flush only).
 func readUploadRequest(pr *pktReader) (*uploadRequest, error) {
@@ -107,13 +114,16 @@ func readUploadRequest(pr *pktReader) (*uploadRequest, error) {
 		if k != pktData {
 			return nil, fmt.Errorf("%w: unexpected %v pkt in wants", ErrProtocol, k)
 		}
+		if i >= maxWantLines {
+			return nil, fmt.Errorf("%w: more than %d want and shallow lines", ErrProtocol, maxWantLines)
+		}
 		switch {
 		case strings.HasPrefix(line, "want "):
 			arg := line[5:]
 			hexID, rest, _ := strings.Cut(arg, " ")
 			h, ok := parseHashString(hexID)
 			if !ok {
-				return nil, fmt.Errorf("%w: expected to get object ID, not %q", ErrProtocol, line)
+				return nil, fmt.Errorf("%w: expected to get object ID, not %s", ErrProtocol, clip([]byte(line)))
 			}
 			if len(req.wants) == 0 {
 				req.caps = parseCaps(rest)
@@ -122,23 +132,66 @@ func readUploadRequest(pr *pktReader) (*uploadRequest, error) {
 		case strings.HasPrefix(line, "shallow "):
 			h, ok := parseHashString(line[8:])
 			if !ok {
-				return nil, fmt.Errorf("%w: invalid shallow line %q", ErrProtocol, line)
+				return nil, fmt.Errorf("%w: invalid shallow line %s", ErrProtocol, clip([]byte(line)))
 			}
 			req.shallows = append(req.shallows, h)
 		case strings.HasPrefix(line, "deepen "):
 			n, err := strconv.Atoi(line[7:])
 			if err != nil || n <= 0 {
-				return nil, fmt.Errorf("%w: invalid deepen %q", ErrProtocol, line)
+				return nil, fmt.Errorf("%w: invalid deepen %s", ErrProtocol, clip([]byte(line)))
 			}
 			req.depth = n
 		default:
-			return nil, fmt.Errorf("%w: expected want, shallow or deepen, got %q", ErrProtocol, line)
+			return nil, fmt.Errorf("%w: expected want, shallow or deepen, got %s", ErrProtocol, clip([]byte(line)))
 		}
 	}
 	if len(req.wants) == 0 {
 		return nil, nil
 	}
 	return req, nil
+}
+
+// haveRound is one round of negotiation: the have lines up to a flush, or
+// up to "done".
+type haveRound struct {
+	haves []objects.Hash
+	done  bool
+}
+
+// readHaveRound reads one round whole, so a malformed line is refused
+// before anything of the round is answered. It returns io.EOF when the
+// stream ends cleanly before the round starts.
+func readHaveRound(pr *pktReader) (*haveRound, error) {
+	r := &haveRound{}
+	for i := 0; ; i++ {
+		line, k, err := pr.line()
+		if err == io.EOF && i == 0 {
+			return nil, io.EOF
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read haves: %w", err)
+		}
+		switch {
+		case k == pktFlush:
+			return r, nil
+		case k != pktData:
+			return nil, fmt.Errorf("%w: unexpected %v pkt in haves", ErrProtocol, k)
+		case strings.HasPrefix(line, "have "):
+			h, ok := parseHashString(line[5:])
+			if !ok {
+				return nil, fmt.Errorf("%w: invalid have line %s", ErrProtocol, clip([]byte(line)))
+			}
+			if len(r.haves) == maxHavesPerRound {
+				return nil, fmt.Errorf("%w: more than %d have lines before a flush", ErrProtocol, maxHavesPerRound)
+			}
+			r.haves = append(r.haves, h)
+		case line == "done":
+			r.done = true
+			return r, nil
+		default:
+			return nil, fmt.Errorf("%w: expected have or done, got %s", ErrProtocol, clip([]byte(line)))
+		}
+	}
 }
 
 // notOurRefError is a want of an object no ref reaches.
@@ -170,7 +223,7 @@ func (s *Server) checkWants(ctx context.Context, repo objects.RepoName, rs *repo
 	}
 	// allow-reachable-sha1-in-want: walk the history of every tip.
 	for h := range missing {
-		typ, _, _, err := s.Objects.Raw(ctx, repo, h)
+		typ, _, err := s.Objects.Stat(ctx, repo, h)
 		if err != nil || typ != plumbing.CommitObject {
 			return &notOurRefError{id: h}
 		}
@@ -395,6 +448,16 @@ func (s *Server) serveUpload(ctx context.Context, pr *pktReader, pw *pktWriter, 
 	if err != nil || req == nil {
 		return err
 	}
+	// A stateless request holds its haves too: read them all before
+	// answering anything, so a malformed one is refused with no partial
+	// answer (over HTTP: a 400). A stateful client waits for the shallow
+	// lines before it sends haves.
+	var first *haveRound
+	if sess.StatelessRPC {
+		if first, err = readHaveRound(pr); err != nil && err != io.EOF {
+			return err
+		}
+	}
 	if err := s.checkWants(ctx, sess.Repo, rs, req.wants); err != nil {
 		pw.errLine(err.Error())
 		return err
@@ -430,46 +493,16 @@ func (s *Server) serveUpload(ctx context.Context, pr *pktReader, pw *pktWriter, 
 	gotCommon, gotOther, sentReady := false, false, false
 negotiation:
 	for {
-		line, k, err := pr.line()
-		if err == io.EOF && sess.StatelessRPC {
-			return nil // a stateless request that only asked for shallow info
+		var round *haveRound
+		if sess.StatelessRPC {
+			if first == nil {
+				return nil // a stateless request that only asked for shallow info
+			}
+			round = first
+		} else if round, err = readHaveRound(pr); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("read haves: %w", err)
-		}
-		if k == pktFlush {
-			if multiAck == 2 && gotCommon && !gotOther {
-				ok, err := neg.okToGiveUp()
-				if err != nil {
-					return err
-				}
-				if ok {
-					sentReady = true
-					pw.linef("ACK %s ready", lastHex)
-				}
-			}
-			if len(neg.common) == 0 || multiAck > 0 {
-				pw.linef("NAK")
-			}
-			if noDone && sentReady {
-				pw.linef("ACK %s", lastHex)
-				break negotiation
-			}
-			if err := pw.send(); err != nil {
-				return err
-			}
-			if sess.StatelessRPC {
-				return nil
-			}
-			gotCommon, gotOther = false, false
-			continue
-		}
-		switch {
-		case strings.HasPrefix(line, "have "):
-			h, ok := parseHashString(line[5:])
-			if !ok {
-				return fmt.Errorf("%w: invalid have line %q", ErrProtocol, line)
-			}
+		for _, h := range round.haves {
 			known, err := neg.have(h)
 			if err != nil {
 				return err
@@ -502,7 +535,8 @@ negotiation:
 			case len(neg.common) == 1:
 				pw.linef("ACK %s", lastHex)
 			}
-		case line == "done":
+		}
+		if round.done {
 			if len(neg.common) > 0 {
 				if multiAck > 0 {
 					pw.linef("ACK %s", lastHex)
@@ -511,9 +545,32 @@ negotiation:
 				pw.linef("NAK")
 			}
 			break negotiation
-		default:
-			return fmt.Errorf("%w: expected have or done, got %q", ErrProtocol, line)
 		}
+		// The round ended with a flush.
+		if multiAck == 2 && gotCommon && !gotOther {
+			ok, err := neg.okToGiveUp()
+			if err != nil {
+				return err
+			}
+			if ok {
+				sentReady = true
+				pw.linef("ACK %s ready", lastHex)
+			}
+		}
+		if len(neg.common) == 0 || multiAck > 0 {
+			pw.linef("NAK")
+		}
+		if noDone && sentReady {
+			pw.linef("ACK %s", lastHex)
+			break negotiation
+		}
+		if err := pw.send(); err != nil {
+			return err
+		}
+		if sess.StatelessRPC {
+			return nil
+		}
+		gotCommon, gotOther = false, false
 	}
 
 	fp := &fetchPlan{

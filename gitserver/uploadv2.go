@@ -45,11 +45,19 @@ type v2Request struct {
 	args    []string
 }
 
+// Bounds on one v2 request: lines (capabilities and arguments) and their
+// bytes, far above what a real client sends.
+const (
+	maxV2Lines = 1 << 20
+	maxV2Bytes = 32 << 20
+)
+
 // readV2Request reads one command. It returns nil at the end of the
 // session (EOF or a lone flush).
 func readV2Request(pr *pktReader) (*v2Request, error) {
 	req := &v2Request{}
 	inArgs := false
+	size := 0
 	for i := 0; ; i++ {
 		line, k, err := pr.line()
 		if err == io.EOF && i == 0 {
@@ -75,6 +83,9 @@ func readV2Request(pr *pktReader) (*v2Request, error) {
 			continue
 		case pktResponseEnd:
 			return nil, fmt.Errorf("%w: unexpected response-end pkt", ErrProtocol)
+		}
+		if size += len(line); i >= maxV2Lines || size > maxV2Bytes {
+			return nil, fmt.Errorf("%w: request longer than %d lines or %d bytes", ErrProtocol, maxV2Lines, maxV2Bytes)
 		}
 		switch {
 		case inArgs:
@@ -110,8 +121,8 @@ func (s *Server) serveUploadV2(ctx context.Context, pr *pktReader, pw *pktWriter
 		}
 		for _, c := range req.caps {
 			if strings.HasPrefix(c, "object-format=") && c != "object-format=sha1" {
-				pw.errLine("unsupported object format " + strings.TrimPrefix(c, "object-format="))
-				return fmt.Errorf("%w: %s", ErrProtocol, c)
+				pw.errLine("unsupported object format " + clip([]byte(strings.TrimPrefix(c, "object-format="))))
+				return fmt.Errorf("%w: %s", ErrProtocol, clip([]byte(c)))
 			}
 		}
 		switch req.command {
@@ -120,8 +131,8 @@ func (s *Server) serveUploadV2(ctx context.Context, pr *pktReader, pw *pktWriter
 		case "fetch":
 			err = s.fetchV2(ctx, pw, sess, req.args)
 		default:
-			pw.errLine("unknown command " + req.command)
-			err = fmt.Errorf("%w: unknown command %q", ErrProtocol, req.command)
+			pw.errLine("unknown command " + clip([]byte(req.command)))
+			err = fmt.Errorf("%w: unknown command %s", ErrProtocol, clip([]byte(req.command)))
 		}
 		if err != nil {
 			return err
@@ -135,25 +146,40 @@ func (s *Server) serveUploadV2(ctx context.Context, pr *pktReader, pw *pktWriter
 	}
 }
 
-// lsRefs answers the ls-refs command.
-func (s *Server) lsRefs(ctx context.Context, pw *pktWriter, sess *Session, args []string) error {
-	var symrefs, peel, unborn bool
-	var prefixes []string
-	for _, a := range args {
+// lsRefsArgs are the arguments of ls-refs.
+type lsRefsArgs struct {
+	symrefs, peel, unborn bool
+	prefixes              []string
+}
+
+// parseLsRefsArgs parses the arguments of ls-refs, all or nothing.
+func parseLsRefsArgs(args []string) (*lsRefsArgs, error) {
+	a := &lsRefsArgs{}
+	for _, arg := range args {
 		switch {
-		case a == "symrefs":
-			symrefs = true
-		case a == "peel":
-			peel = true
-		case a == "unborn":
-			unborn = true
-		case strings.HasPrefix(a, "ref-prefix "):
-			prefixes = append(prefixes, a[len("ref-prefix "):])
+		case arg == "symrefs":
+			a.symrefs = true
+		case arg == "peel":
+			a.peel = true
+		case arg == "unborn":
+			a.unborn = true
+		case strings.HasPrefix(arg, "ref-prefix "):
+			a.prefixes = append(a.prefixes, arg[len("ref-prefix "):])
 		default:
-			pw.errLine("ls-refs: unexpected argument " + a)
-			return fmt.Errorf("%w: ls-refs argument %q", ErrProtocol, a)
+			return nil, fmt.Errorf("%w: ls-refs: unexpected argument %s", ErrProtocol, clip([]byte(arg)))
 		}
 	}
+	return a, nil
+}
+
+// lsRefs answers the ls-refs command.
+func (s *Server) lsRefs(ctx context.Context, pw *pktWriter, sess *Session, args []string) error {
+	a, err := parseLsRefsArgs(args)
+	if err != nil {
+		pw.errLine(strings.TrimPrefix(err.Error(), ErrProtocol.Error()+": "))
+		return err
+	}
+	symrefs, peel, unborn, prefixes := a.symrefs, a.peel, a.unborn, a.prefixes
 	rs, err := s.loadRefs(ctx, sess.Repo)
 	if err != nil {
 		return err
@@ -194,45 +220,61 @@ func (s *Server) lsRefs(ctx context.Context, pw *pktWriter, sess *Session, args 
 	return pw.flushPkt()
 }
 
-// fetchV2 answers the fetch command.
-func (s *Server) fetchV2(ctx context.Context, pw *pktWriter, sess *Session, args []string) error {
-	var wants, haves, shallows []objects.Hash
-	var done, noProgress, includeTag bool
-	depth := 0
+// fetchArgs are the arguments of fetch.
+type fetchArgs struct {
+	wants, haves, shallows       []objects.Hash
+	done, noProgress, includeTag bool
+	depth                        int
+}
+
+// parseFetchArgs parses the arguments of fetch, all or nothing.
+func parseFetchArgs(args []string) (*fetchArgs, error) {
+	f := &fetchArgs{}
 	for _, a := range args {
 		var ok bool
 		var h objects.Hash
 		switch {
 		case strings.HasPrefix(a, "want "):
 			if h, ok = parseHashString(a[5:]); ok {
-				wants = append(wants, h)
+				f.wants = append(f.wants, h)
 			}
 		case strings.HasPrefix(a, "have "):
 			if h, ok = parseHashString(a[5:]); ok {
-				haves = append(haves, h)
+				f.haves = append(f.haves, h)
 			}
 		case strings.HasPrefix(a, "shallow "):
 			if h, ok = parseHashString(a[8:]); ok {
-				shallows = append(shallows, h)
+				f.shallows = append(f.shallows, h)
 			}
 		case strings.HasPrefix(a, "deepen "):
 			n, err := strconv.Atoi(a[7:])
 			ok = err == nil && n > 0
-			depth = n
+			f.depth = n
 		case a == "done":
-			done, ok = true, true
+			f.done, ok = true, true
 		case a == "thin-pack", a == "ofs-delta":
 			ok = true // we never send deltas, so both are trivially honoured
 		case a == "no-progress":
-			noProgress, ok = true, true
+			f.noProgress, ok = true, true
 		case a == "include-tag":
-			includeTag, ok = true, true
+			f.includeTag, ok = true, true
 		}
 		if !ok {
-			pw.errLine("fetch: unexpected argument " + a)
-			return fmt.Errorf("%w: fetch argument %q", ErrProtocol, a)
+			return nil, fmt.Errorf("%w: fetch: unexpected argument %s", ErrProtocol, clip([]byte(a)))
 		}
 	}
+	return f, nil
+}
+
+// fetchV2 answers the fetch command.
+func (s *Server) fetchV2(ctx context.Context, pw *pktWriter, sess *Session, args []string) error {
+	f, err := parseFetchArgs(args)
+	if err != nil {
+		pw.errLine(strings.TrimPrefix(err.Error(), ErrProtocol.Error()+": "))
+		return err
+	}
+	wants, haves, shallows := f.wants, f.haves, f.shallows
+	done, noProgress, includeTag, depth := f.done, f.noProgress, f.includeTag, f.depth
 	rs, err := s.loadRefs(ctx, sess.Repo)
 	if err != nil {
 		return err

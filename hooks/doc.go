@@ -5,6 +5,17 @@
 // data branch (package catalog) and decides. A seed whose CSV is unchanged
 // since the pipeline run that made its table is not run again (reuse.go).
 //
+// A run, file by file: run.go plans it, announces it and decides (and
+// keeps a failed run); nodes.go runs its nodes, in the order and with the
+// overlap the executor of dag.go decides (each node one state: waiting,
+// staging, staged, starting, running, done, failed, reused), staging each
+// one with stage.go (folders, inputs, sandbox spec, sandbox built ahead);
+// failure.go says in one line why a node failed; datacommit.go makes the
+// data commit from tables snapshotted as their nodes end; runlog.go writes
+// the run log; timing.go says where the time went; sqlparse.go has the
+// plan's SQL parsed by the runner in a sandbox (SandboxSQL); limits.go
+// turns a node's weir.toml limits into its sandbox's.
+//
 // Subpackages: hooks/pipeline parses and plans a pipeline (no I/O beyond
 // the commit's files, no SQL engine); hooks/node is the runner, weir-node:
 // what runs inside a sandbox for one node, the plan's SQL parser and the
@@ -23,7 +34,8 @@
 //
 // It must never move a ref itself: it returns the extra ref updates (data
 // refs, run refs) and gitserver commits them with the push in one write.
-// It must never run a node outside a sandbox, never let a node see a table
+// It must never run a node outside a sandbox, never parse or run pushed
+// SQL in its own process, never let a node see a table
 // it did not declare, and never interpret push parameters: they reach the
 // nodes verbatim.
 package hooks

@@ -38,3 +38,19 @@ func (t Timing) String() string {
 }
 
 func ms(d time.Duration) int64 { return d.Round(time.Millisecond).Milliseconds() }
+
+// reportTiming writes the timing line to the run log, and to the client
+// when the push asked for it (-o timing).
+func (r *run) reportTiming() {
+	r.mu.Lock()
+	t := r.timing
+	r.mu.Unlock()
+	line := "weir: timing: " + t.String()
+	if r.opts.timing {
+		r.out.linef("%s", line)
+		return
+	}
+	r.mu.Lock()
+	fmt.Fprintf(&r.nodeLog, "%s\n", line)
+	r.mu.Unlock()
+}

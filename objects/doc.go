@@ -6,33 +6,47 @@
 // quarantined object visible except through the batch that also moves refs.
 //
 // One Pebble database holds every repo's objects and refs. This package owns
-// the keys that start with 'o'; package refs owns 'r' and 'l'.
+// the keys that start with 'o', 's' and 'S'; package refs owns 'r' and 'l'.
 //
 //	key                                   value
 //	'o' <repo> 0x00 <hash:20>             <type:1> <size:uvarint> <zlib deflate of the content>
+//	                                      or, spilled: <0x80|type:1> <size:uvarint> <spill:8> <off:uvarint> <zlen:uvarint>
+//	's' <repo> 0x00 <spill:8> <chunk:4>   64 KiB of a spill: zlib streams of a push's objects, back to back
+//	'S' <spill:8>                         <repo>: a spill whose quarantine has not committed
 //
-// The value is the body of a non-delta pack entry, so upload-pack streams
-// it into a pack without inflating or recompressing it.
+// The value is the body of a non-delta pack entry (or points at it in a
+// spill), so upload-pack streams it into a pack without inflating or
+// recompressing it.
 //
 // The hash is the last 20 bytes of the key and repo names never contain
 // 0x00, so one repo's objects are the key range ['o' repo 0x00, 'o' repo
-// 0x01). Type is the pack type number (1 commit, 2 tree, 3 blob, 4 tag);
-// size is the inflated size. A pushed non-delta entry is stored with its
-// original zlib bytes; a resolved delta or a Put is deflated at
-// zlib.BestSpeed.
+// 0x01), and its spills ['s' repo 0x00, 's' repo 0x01). Type is the pack
+// type number (1 commit, 2 tree, 3 blob, 4 tag); size is the inflated
+// size. A pushed non-delta entry is stored with its original zlib bytes; a
+// resolved delta or a Put is deflated at zlib.BestSpeed.
 //
 // A Quarantine is an indexed Pebble batch layered over the database: objects
 // ingested into it are readable through the quarantine (so pre-receive hooks
 // can walk them) and invisible to everyone else. refs.Store commits it
 // together with the ref updates in one synced write (Quarantine.CommitWith),
 // or it is closed and dropped; it never touches the WAL before that commit,
-// so after a crash nothing of it remains.
+// so after a crash nothing of it remains. Only its first 16 MiB of values
+// live in the batch: the rest of a large push is spilled (spill.go), written
+// to the database as it arrives, under keys nothing points at until the
+// batch, holding the pointers, commits. A spill's 'S' marker goes in that
+// same commit; a quarantine closed without committing deletes its spills,
+// and Open deletes those a crash left behind (their marker is still there).
 //
-// Pack ingestion is two-phase: the whole pack is parsed (zlib streams kept
-// as is, non-delta objects hashed while inflating) and its trailing SHA-1
-// verified, then deltas are resolved (ofs-deltas by offset, ref-deltas by
-// hash, thin-pack bases from the quarantine or the repo), and only then is
-// anything written to the batch: a refused pack leaves no trace.
+// Pack ingestion reads the pack once, from the wire, and keeps no entry
+// whole: non-delta entries are hashed while they are inflated and stored as
+// they arrive; deltas are kept compressed and their declared result size
+// checked (MaxObjectBytes, MaxInflatedBytes) before anything is built from
+// them; then deltas are resolved base by base, each result streamed into
+// its stored value. Its memory is bounded by Limits and a fixed budget
+// (pack.go), not by the pack: a delta bomb is refused from its header, a
+// pack over MaxPackBytes at the byte that crosses it, and a fan or a chain
+// of deltas holds one base and a small cache. A refused pack leaves no
+// trace: its batch and spills are dropped.
 //
 // Check is git's fsck as receive.fsckObjects runs it in strict mode (its
 // warnings are errors), with git's message ids, plus connectivity from the

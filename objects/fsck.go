@@ -72,7 +72,13 @@ func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 			return err
 		}
 		nb := named[id]
-		typ, size, zdata, err := q.Raw(ctx, id)
+		// The size first: a blob over its role's limit is refused
+		// without reading it.
+		typ, size, err := q.Stat(ctx, id)
+		var zdata []byte
+		if err == nil && typ == plumbing.BlobObject && size <= nb.roles.maxBytes() {
+			_, _, zdata, err = q.Raw(ctx, id)
+		}
 		for _, role := range []blobRole{roleGitmodules, roleGitattributes} {
 			if nb.roles&role == 0 {
 				continue
@@ -123,7 +129,7 @@ func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash) error {
 		if inRepo {
 			continue
 		}
-		typ, _, _, err := q.Raw(ctx, w.h)
+		typ, _, err := q.Stat(ctx, w.h)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -11,18 +12,42 @@ import (
 
 // FuzzIngestPack feeds arbitrary bytes to IngestPack. Whatever it accepts
 // must be internally consistent: every returned hash is readable and
-// hashes to itself; whatever it refuses leaves the quarantine empty.
+// hashes to itself; whatever it refuses leaves the quarantine empty, and
+// no spill behind. A store that spills everything (the path of a large
+// push) gives the same outcome as one that keeps everything in memory.
 func FuzzIngestPack(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("PACK"))
 	f.Add([]byte("PACK\x00\x00\x00\x02\x00\x00\x00\x00"))
 	f.Add([]byte("PACK\x00\x00\x00\x02\xff\xff\xff\xff"))
-	s := memStore(f, Limits{MaxPackBytes: 1 << 20, MaxObjectBytes: 1 << 20})
+	// Delta bombs: over MaxInflatedBytes, within it, and a delta that
+	// declares a 1 TiB result (testdata/fuzz/FuzzIngestPack has them too).
+	f.Add(bombPackOf(4<<10, 8, 1<<20))
+	f.Add(bombPackOf(4<<10, 2, 256<<10))
+	var pw packWriter
+	pw.entry(3, 16, nil, []byte("0123456789abcdef"))
+	huge := newDeltaOps(16, 1<<40).copyFrom(0, 16).b
+	pw.entry(packOfsDelta, len(huge), ofsPrefix(pw.offset()-12), huge)
+	f.Add(pw.bytes())
+	lim := Limits{MaxPackBytes: 1 << 20, MaxObjectBytes: 1 << 20, MaxInflatedBytes: 4 << 20}
+	s := memStore(f, lim)
+	spilled := spillAll(memStore(f, lim))
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, pack []byte) {
 		q := s.NewQuarantine("fuzz")
 		defer q.Close()
 		hashes, err := q.IngestPack(ctx, bytes.NewReader(pack))
+		sq := spilled.NewQuarantine("fuzz")
+		shashes, serr := sq.IngestPack(ctx, bytes.NewReader(pack))
+		if (err == nil) != (serr == nil) || fmt.Sprint(hashes) != fmt.Sprint(shashes) {
+			t.Fatalf("in memory: %v, %v\nspilled: %v, %v", hashes, err, shashes, serr)
+		}
+		if serr != nil {
+			if n := countKeys(t, spilled.db, 'S'); n != 0 {
+				t.Fatalf("refused pack left %d spills", n)
+			}
+		}
+		sq.Close()
 		if err != nil {
 			if n := len(q.Ingested()); n != 0 {
 				t.Fatalf("refused pack left %d objects", n)

@@ -57,6 +57,18 @@ const (
 // blobRole says what a tree named a blob.
 type blobRole uint8
 
+// maxBytes is the largest blob checkNamedBlob reads for roles r.
+func (r blobRole) maxBytes() int64 {
+	var n int64
+	if r&roleGitmodules != 0 {
+		n = max(n, MaxGitmodulesBytes)
+	}
+	if r&roleGitattributes != 0 {
+		n = max(n, maxGitattributesBytes)
+	}
+	return n
+}
+
 const (
 	roleGitmodules blobRole = 1 << iota
 	roleGitattributes

@@ -3,6 +3,7 @@ package objects
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -162,12 +163,15 @@ func commitQuarantine(t testing.TB, q *Quarantine) {
 // packKinds returns the pack entry types of a pack, in order.
 func packKinds(t testing.TB, pack []byte) []byte {
 	t.Helper()
-	pp, err := parsePack(bytes.NewReader(pack), Limits{MaxPackBytes: DefaultMaxPackBytes, MaxObjectBytes: DefaultMaxObjectBytes})
-	if err != nil {
+	q := memStore(t, Limits{}).NewQuarantine("kinds")
+	defer q.Close()
+	in := newIngest(context.Background(), q)
+	defer in.close()
+	if err := in.parse(bytes.NewReader(pack)); err != nil {
 		t.Fatal(err)
 	}
 	var kinds []byte
-	for _, e := range pp.entries {
+	for _, e := range in.entries {
 		kinds = append(kinds, e.kind)
 	}
 	return kinds

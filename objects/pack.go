@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/zlib"
+	"context"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
@@ -13,10 +14,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
-// Pack ingestion errors. Every error IngestPack returns wraps one of them.
+// Pack ingestion errors. Every error IngestPack returns wraps one of them
+// (or is the context's, or a storage failure).
 var (
 	// ErrBadPack is a malformed pack: bad header, entry, zlib stream,
 	// delta, or trailing checksum.
@@ -31,18 +34,62 @@ const (
 	packRefDelta = 7
 )
 
+// Pack ingestion, and where its memory goes.
+//
+// Pass 1 reads the pack once, from the wire, entry by entry, and keeps no
+// entry's content: a non-delta entry is hashed while it is inflated and its
+// zlib stream goes, as it arrives, into the stored value (kept in the
+// ingest's batch while the inline budget lasts, else appended to the
+// objects spill); a delta entry's zlib stream is kept (in memory up to the
+// delta budget, else in a deltas spill) and only its header is decoded, so
+// the size it declares is checked against MaxObjectBytes and added to the
+// pack's inflated total (MaxInflatedBytes) before anything is built from
+// it. The pack limit, the entry count and every size are checked as the
+// bytes arrive, so an oversized pack is refused at the byte that crosses a
+// limit.
+//
+// Pass 2 resolves deltas base by base, depth first. A base is read whole
+// (copies may come from anywhere in it) under the Store's shared
+// MaxBaseMemory budget; each of its deltas is applied as a stream, its
+// result hashed and deflated straight into its stored value, never held
+// whole, unless it is itself a base, small enough for the per-push base
+// cache. A base that was evicted, or did not fit, is read again from the
+// batch or the spill. So a fan of deltas against one base, or a chain of
+// any depth, holds one base and the cache, not every result.
+//
+//	memory of one IngestPack = inline budget + delta budget + base cache
+//	                           + ~120 bytes per entry + one base (shared budget)
+//
+// The ingest's batch and spills become the quarantine's only when the whole
+// pack resolved; on any error both are dropped, so a refused pack leaves no
+// trace.
+
 // packReader reads a pack stream byte-exactly (it is an io.ByteReader, so
 // compress/flate never reads past the end of a zlib stream), counts bytes
 // against the pack limit, hashes everything it returns for the trailing
-// checksum, and can capture the bytes of one zlib stream.
+// checksum, and can copy the bytes of one zlib stream to a capture writer.
 type packReader struct {
 	r       *bufio.Reader
 	off     int64 // bytes consumed so far
 	limit   int64
 	sum     hash.Hash
 	pend    []byte // consumed but not yet hashed / captured
-	capture *bytes.Buffer
+	capture io.Writer
+	err     error // a capture write failed; sticky
+	// zlimit, when set, is the pack offset the current zlib stream may
+	// not reach (see maxZlibLen).
+	zlimit int64
 }
+
+// maxZlibLen bounds the zlib stream of an entry that inflates to n bytes.
+// Deflate adds 5 bytes per stored block of up to 64 KiB, and git, libgit2,
+// JGit, dulwich and go-git never flush mid-stream; only a hostile stream
+// pads its data (with empty blocks, say), and stored whole it would cost
+// what the padding costs, not what the object is.
+func maxZlibLen(n int64) int64 { return n + n/16 + 4096 }
+
+// errZlibTooLong is a zlib stream past maxZlibLen.
+var errZlibTooLong = errors.New("zlib stream much longer than the data it inflates to")
 
 func newPackReader(r io.Reader, limit int64) *packReader {
 	return &packReader{
@@ -53,15 +100,19 @@ func newPackReader(r io.Reader, limit int64) *packReader {
 	}
 }
 
-func (p *packReader) flush() {
-	if len(p.pend) == 0 {
-		return
+func (p *packReader) flush() error {
+	if len(p.pend) == 0 || p.err != nil {
+		p.pend = p.pend[:0]
+		return p.err
 	}
 	p.sum.Write(p.pend)
 	if p.capture != nil {
-		p.capture.Write(p.pend)
+		if _, err := p.capture.Write(p.pend); err != nil {
+			p.err = err
+		}
 	}
 	p.pend = p.pend[:0]
+	return p.err
 }
 
 func (p *packReader) tooLarge() error {
@@ -70,8 +121,14 @@ func (p *packReader) tooLarge() error {
 
 // ReadByte implements io.ByteReader.
 func (p *packReader) ReadByte() (byte, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
 	if p.off >= p.limit {
 		return 0, p.tooLarge()
+	}
+	if p.zlimit > 0 && p.off >= p.zlimit {
+		return 0, errZlibTooLong
 	}
 	b, err := p.r.ReadByte()
 	if err != nil {
@@ -79,7 +136,9 @@ func (p *packReader) ReadByte() (byte, error) {
 	}
 	p.off++
 	if len(p.pend) == cap(p.pend) {
-		p.flush()
+		if err := p.flush(); err != nil {
+			return 0, err
+		}
 	}
 	p.pend = append(p.pend, b)
 	return b, nil
@@ -87,175 +146,262 @@ func (p *packReader) ReadByte() (byte, error) {
 
 // Read implements io.Reader.
 func (p *packReader) Read(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
 	if p.off >= p.limit {
 		return 0, p.tooLarge()
 	}
 	if int64(len(b)) > p.limit-p.off {
 		b = b[:p.limit-p.off]
 	}
+	if p.zlimit > 0 {
+		if p.off >= p.zlimit {
+			return 0, errZlibTooLong
+		}
+		if int64(len(b)) > p.zlimit-p.off {
+			b = b[:p.zlimit-p.off]
+		}
+	}
 	n, err := p.r.Read(b)
 	p.off += int64(n)
-	p.flush()
+	if ferr := p.flush(); ferr != nil {
+		return 0, ferr
+	}
 	p.sum.Write(b[:n])
-	if p.capture != nil {
-		p.capture.Write(b[:n])
+	if p.capture != nil && n > 0 {
+		if _, werr := p.capture.Write(b[:n]); werr != nil {
+			p.err = werr
+			return 0, werr
+		}
 	}
 	return n, err
 }
 
-// Allocation caps: sizes in a pack header are claims, so buffers start no
-// bigger than this and grow with the data that actually arrives.
-const (
-	initialAlloc     = 1 << 20
-	maxDeltaPrealloc = 64 << 20
-)
-
-// packEntry is one pack entry after the first pass.
+// packEntry is one pack entry: about 120 bytes, whatever the entry's size.
 type packEntry struct {
-	off  int64
-	typ  Type  // object type once known (deltas: after resolution)
+	off  int64 // offset in the pack
+	hash Hash  // once known (deltas: once resolved)
+	size int64 // inflated size of the entry: the object, or the delta's instructions
 	kind byte  // pack entry type: 1-4, 6 or 7
-	size int64 // inflated size (deltas: of the delta data)
-	// non-delta: zdata is the entry's zlib stream, kept for storage.
-	zdata []byte
-	// delta: the inflated delta and its base.
-	delta    []byte
-	baseOff  int64
-	baseHash Hash
-	hash     Hash
-	done     bool
-	value    []byte // stored value, once known
+	typ  Type  // object type once known (deltas: once resolved)
+	done bool
+	// Deltas only.
+	base     int32 // ofs-delta: index of the base entry
+	baseHash Hash  // ref-delta: hash of the base
+	srcSize  int64 // base size the delta expects
+	dstSize  int64 // result size the delta declares
+	raw      []byte
+	rawOff   int64 // when raw is nil: where the zlib stream is in the deltas spill
+	rawLen   int64
 }
 
-// parsedPack is the outcome of parsePack: every entry, hashes of non-delta
-// entries computed, deltas not yet resolved.
-type parsedPack struct {
-	entries []*packEntry
-	byOff   map[int64]int
+// ingest is one IngestPack in progress.
+type ingest struct {
+	ctx    context.Context
+	q      *Quarantine
+	lim    Limits
+	mem    memBudget
+	nb     *pebble.Batch // indexed over the database: this pack's stored values
+	objs   *spill        // stored values past the inline budget
+	deltas *spill        // delta instructions past the delta budget
+
+	entries    []packEntry
+	inflated   int64 // sum of the inflated sizes declared so far
+	inlineUsed int64 // bytes of values in nb
+	deltaUsed  int64 // bytes of delta streams in memory
+
+	value []byte    // scratch: the inline value being captured
+	vs    valueSink // reused per value
+	ds    deltaSink // reused per delta
+	zw    *zlib.Writer
+	zr    io.ReadCloser
+	br    *bufio.Reader
+	cache baseCache
 }
 
-// parsePack reads a whole pack stream and verifies its trailing SHA-1. It
-// reads exactly the pack and nothing after it.
-func parsePack(r io.Reader, lim Limits) (*parsedPack, error) {
-	pr := newPackReader(r, lim.MaxPackBytes)
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrBadPack}, args...)...)
+func newIngest(ctx context.Context, q *Quarantine) *ingest {
+	s := q.store
+	in := &ingest{
+		ctx:    ctx,
+		q:      q,
+		lim:    s.limits,
+		mem:    s.mem,
+		nb:     s.db.NewIndexedBatch(),
+		objs:   newSpill(s.db, q.repo),
+		deltas: newSpill(s.db, q.repo),
 	}
+	in.cache = baseCache{budget: in.mem.cache, items: map[int32][]byte{}}
+	return in
+}
+
+// close releases whatever was not handed to the quarantine.
+func (in *ingest) close() {
+	if in.nb != nil {
+		in.nb.Close()
+		in.nb = nil
+	}
+	if in.objs != nil {
+		_ = in.objs.drop()
+		in.objs = nil
+	}
+	_ = in.deltas.drop()
+	if in.zw != nil {
+		in.zw.Reset(io.Discard)
+		zlibWriters.Put(in.zw)
+		in.zw = nil
+	}
+}
+
+func (in *ingest) bad(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrBadPack}, args...)...)
+}
+
+// charge adds n declared inflated bytes to the pack's total.
+func (in *ingest) charge(n int64, i uint32, off int64) error {
+	in.inflated += n
+	if in.inflated > in.lim.MaxInflatedBytes {
+		return fmt.Errorf("%w: the pack's objects inflate to more than MaxInflatedBytes (%d bytes) by entry %d at offset %d; push fewer or smaller objects at once",
+			ErrTooLarge, in.lim.MaxInflatedBytes, i, off)
+	}
+	return nil
+}
+
+// entryAt returns the index of the entry at pack offset off, or -1.
+func (in *ingest) entryAt(off int64) int {
+	i := sort.Search(len(in.entries), func(i int) bool { return in.entries[i].off >= off })
+	if i < len(in.entries) && in.entries[i].off == off {
+		return i
+	}
+	return -1
+}
+
+// parse is pass 1: it reads the whole pack stream and verifies its
+// trailing SHA-1. It reads exactly the pack and nothing after it.
+func (in *ingest) parse(r io.Reader) error {
+	lim := in.lim
+	pr := newPackReader(r, lim.MaxPackBytes)
 	wrapRead := func(what string, err error) error {
-		if errors.Is(err, ErrTooLarge) {
+		if errors.Is(err, ErrTooLarge) || pr.err != nil && errors.Is(err, pr.err) {
 			return err
 		}
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return bad("%s: %v", what, err)
+		return in.bad("%s: %v", what, err)
 	}
 	var hdr [12]byte
 	if _, err := io.ReadFull(pr, hdr[:]); err != nil {
-		return nil, wrapRead("header", err)
+		return wrapRead("header", err)
 	}
 	if string(hdr[:4]) != "PACK" {
-		return nil, bad("no PACK signature")
+		return in.bad("no PACK signature")
 	}
 	if v := binary.BigEndian.Uint32(hdr[4:8]); v != 2 && v != 3 {
-		return nil, bad("unsupported version %d", v)
+		return in.bad("unsupported version %d", v)
 	}
 	count := binary.BigEndian.Uint32(hdr[8:12])
-	// Every entry takes at least 2 bytes; refuse counts the pack limit
-	// cannot hold before allocating for them.
+	// Every entry takes at least 2 bytes; refuse counts the limits cannot
+	// hold before allocating for them.
+	if int64(count) > lim.MaxObjects {
+		return fmt.Errorf("%w: pack has %d objects, over MaxObjects (%d); push fewer objects at once", ErrTooLarge, count, lim.MaxObjects)
+	}
 	if int64(count) > lim.MaxPackBytes/2 {
-		return nil, fmt.Errorf("%w: pack claims %d objects, more than MaxPackBytes (%d bytes) can hold", ErrTooLarge, count, lim.MaxPackBytes)
+		return fmt.Errorf("%w: pack claims %d objects, more than MaxPackBytes (%d bytes) can hold", ErrTooLarge, count, lim.MaxPackBytes)
 	}
-	pp := &parsedPack{
-		entries: make([]*packEntry, 0, min(count, 1024)),
-		byOff:   make(map[int64]int, min(count, 1024)),
-	}
+	in.entries = make([]packEntry, 0, min(count, 4096))
 	var zr io.ReadCloser
 	buf := make([]byte, 32<<10)
 	for i := uint32(0); i < count; i++ {
-		e := &packEntry{off: pr.off}
+		if i%1024 == 0 {
+			if err := in.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		e := packEntry{off: pr.off, base: -1}
 		c, err := pr.ReadByte()
 		if err != nil {
-			return nil, wrapRead(fmt.Sprintf("entry %d header", i), err)
+			return wrapRead(fmt.Sprintf("entry %d header", i), err)
 		}
 		e.kind = (c >> 4) & 7
 		size := uint64(c & 0x0f)
 		shift := uint(4)
 		for c&0x80 != 0 {
 			if c, err = pr.ReadByte(); err != nil {
-				return nil, wrapRead(fmt.Sprintf("entry %d header", i), err)
+				return wrapRead(fmt.Sprintf("entry %d header", i), err)
 			}
 			if shift > 56 {
-				return nil, bad("entry %d: size overflows", i)
+				return in.bad("entry %d: size overflows", i)
 			}
 			size |= uint64(c&0x7f) << shift
 			shift += 7
 		}
 		if size > uint64(lim.MaxObjectBytes) {
-			return nil, fmt.Errorf("%w: entry %d at offset %d is %d bytes, over MaxObjectBytes (%d)", ErrTooLarge, i, e.off, size, lim.MaxObjectBytes)
+			return fmt.Errorf("%w: entry %d at offset %d is %d bytes, over MaxObjectBytes (%d)", ErrTooLarge, i, e.off, size, lim.MaxObjectBytes)
 		}
 		e.size = int64(size)
 		switch e.kind {
 		case 1, 2, 3, 4:
 			e.typ = Type(e.kind)
+			if err := in.charge(e.size, i, e.off); err != nil {
+				return err
+			}
 		case packOfsDelta:
 			c, err := pr.ReadByte()
 			if err != nil {
-				return nil, wrapRead(fmt.Sprintf("entry %d base offset", i), err)
+				return wrapRead(fmt.Sprintf("entry %d base offset", i), err)
 			}
 			rel := uint64(c & 0x7f)
 			for c&0x80 != 0 {
 				if c, err = pr.ReadByte(); err != nil {
-					return nil, wrapRead(fmt.Sprintf("entry %d base offset", i), err)
+					return wrapRead(fmt.Sprintf("entry %d base offset", i), err)
 				}
 				if rel >= 1<<56 {
-					return nil, bad("entry %d: base offset overflows", i)
+					return in.bad("entry %d: base offset overflows", i)
 				}
 				rel = ((rel + 1) << 7) | uint64(c&0x7f)
 			}
 			if rel == 0 || rel > uint64(e.off) {
-				return nil, bad("entry %d: ofs-delta base outside the pack", i)
+				return in.bad("entry %d: ofs-delta base outside the pack", i)
 			}
-			e.baseOff = e.off - int64(rel)
-			if _, ok := pp.byOff[e.baseOff]; !ok {
-				return nil, bad("entry %d: ofs-delta base at %d is not an entry", i, e.baseOff)
+			b := in.entryAt(e.off - int64(rel))
+			if b < 0 {
+				return in.bad("entry %d: ofs-delta base at %d is not an entry", i, e.off-int64(rel))
 			}
+			e.base = int32(b)
 		case packRefDelta:
 			if _, err := io.ReadFull(pr, e.baseHash[:]); err != nil {
-				return nil, wrapRead(fmt.Sprintf("entry %d base hash", i), err)
+				return wrapRead(fmt.Sprintf("entry %d base hash", i), err)
 			}
 		default:
-			return nil, bad("entry %d: invalid type %d", i, e.kind)
+			return in.bad("entry %d: invalid type %d", i, e.kind)
 		}
 
-		// The zlib stream. Non-delta entries keep their compressed bytes
-		// (stored as is) and are hashed while inflating; deltas keep their
-		// inflated instructions.
-		pr.flush()
-		var zbuf *bytes.Buffer
-		if e.kind <= 4 {
-			// The stored value is built in place: header, then the
-			// captured zlib stream.
-			hdr := encodeValue(e.typ, e.size, nil)
-			zbuf = bytes.NewBuffer(make([]byte, 0, int64(len(hdr))+min(e.size/2, initialAlloc)+64))
-			zbuf.Write(hdr)
-			pr.capture = zbuf
+		// The zlib stream. A non-delta entry's goes into its stored value
+		// as it arrives and is hashed while inflating; a delta's is kept
+		// for pass 2, and only its header is decoded.
+		if err := pr.flush(); err != nil {
+			return err
 		}
+		var hasher plumbing.Hasher
+		var dh deltaHeader
+		if e.kind <= 4 {
+			in.startValue(e.typ, e.size)
+			pr.capture = &in.vs
+			hasher = plumbing.NewHasher(e.typ, e.size)
+		} else {
+			in.startDelta()
+			pr.capture = &in.ds
+		}
+		pr.zlimit = pr.off + maxZlibLen(e.size)
 		if zr == nil {
 			zr, err = zlib.NewReader(pr)
 		} else {
 			err = zr.(zlib.Resetter).Reset(pr, nil)
 		}
 		if err != nil {
-			pr.capture = nil
-			return nil, wrapRead(fmt.Sprintf("entry %d zlib header", i), err)
-		}
-		var hasher plumbing.Hasher
-		var delta []byte
-		if e.kind <= 4 {
-			hasher = plumbing.NewHasher(e.typ, e.size)
-		} else {
-			delta = make([]byte, 0, min(e.size, initialAlloc))
+			pr.capture, pr.zlimit = nil, 0
+			return wrapRead(fmt.Sprintf("entry %d zlib header", i), err)
 		}
 		var n int64
 		for {
@@ -263,126 +409,379 @@ func parsePack(r io.Reader, lim Limits) (*parsedPack, error) {
 			n += int64(m)
 			if n > e.size {
 				pr.capture = nil
-				return nil, bad("entry %d: inflates to more than its declared %d bytes", i, e.size)
+				return in.bad("entry %d: inflates to more than its declared %d bytes", i, e.size)
 			}
 			if e.kind <= 4 {
 				hasher.Write(buf[:m])
-			} else {
-				delta = append(delta, buf[:m]...)
+			} else if !dh.done {
+				if err := dh.feed(buf[:m]); err != nil {
+					pr.capture = nil
+					return in.bad("entry %d at offset %d: %v", i, e.off, err)
+				}
+				if dh.done {
+					if dh.dst > uint64(lim.MaxObjectBytes) {
+						pr.capture = nil
+						return fmt.Errorf("%w: entry %d at offset %d: delta declares a %d-byte result, over MaxObjectBytes (%d)",
+							ErrTooLarge, i, e.off, dh.dst, lim.MaxObjectBytes)
+					}
+					if err := in.charge(int64(dh.dst), i, e.off); err != nil {
+						pr.capture = nil
+						return err
+					}
+				}
 			}
 			if rerr == io.EOF {
 				break
 			}
 			if rerr != nil {
 				pr.capture = nil
-				return nil, wrapRead(fmt.Sprintf("entry %d zlib data", i), rerr)
+				return wrapRead(fmt.Sprintf("entry %d zlib data", i), rerr)
 			}
 		}
-		pr.flush()
-		pr.capture = nil
+		ferr := pr.flush()
+		pr.capture, pr.zlimit = nil, 0
+		if ferr != nil {
+			return ferr
+		}
 		if n != e.size {
-			return nil, bad("entry %d: inflates to %d bytes, header says %d", i, n, e.size)
+			return in.bad("entry %d: inflates to %d bytes, header says %d", i, n, e.size)
 		}
 		if e.kind <= 4 {
-			e.value = zbuf.Bytes()
-			_, _, e.zdata, _ = decodeValue(e.value)
 			e.hash = hasher.Sum()
 			e.done = true
+			if err := in.finishValue(e.hash); err != nil {
+				return err
+			}
 		} else {
-			e.delta = delta
+			if !dh.done {
+				return in.bad("entry %d at offset %d: truncated delta header", i, e.off)
+			}
+			e.srcSize, e.dstSize = int64(dh.src), int64(dh.dst)
+			e.raw, e.rawOff, e.rawLen = in.ds.finish()
 		}
-		pp.byOff[e.off] = len(pp.entries)
-		pp.entries = append(pp.entries, e)
+		in.entries = append(in.entries, e)
 	}
-	pr.flush()
+	if err := pr.flush(); err != nil {
+		return err
+	}
 	want := pr.sum.Sum(nil)
 	var got [20]byte
 	if _, err := io.ReadFull(pr.r, got[:]); err != nil {
-		return nil, wrapRead("trailing checksum", err)
+		return wrapRead("trailing checksum", err)
 	}
 	if !bytes.Equal(want, got[:]) {
-		return nil, bad("trailing checksum mismatch: pack says %x, content hashes to %x", got, want)
+		return in.bad("trailing checksum mismatch: pack says %x, content hashes to %x", got, want)
 	}
-	return pp, nil
+	if err := in.deltas.sync(); err != nil {
+		return err
+	}
+	return in.objs.sync()
 }
 
-// resolveDeltas gives every delta entry its type, content hash and stored
-// value. base looks up ref-delta bases that are not in the pack (thin
-// packs); it returns ErrNotFound when the base is nowhere.
-func (pp *parsedPack) resolveDeltas(lim Limits, base func(Hash) (*Object, error)) error {
-	ofsChildren := make(map[int64][]int)
-	refChildren := make(map[Hash][]int)
+// deltaHeader decodes the two sizes at the head of a delta (little-endian
+// base-128) from the inflated bytes as they come.
+type deltaHeader struct {
+	buf      [2 * binary.MaxVarintLen64]byte
+	n        int
+	src, dst uint64
+	done     bool
+}
+
+func (d *deltaHeader) feed(p []byte) error {
+	c := copy(d.buf[d.n:], p)
+	d.n += c
+	src, w1 := binary.Uvarint(d.buf[:d.n])
+	if w1 < 0 {
+		return errors.New("delta size overflows")
+	}
+	if w1 == 0 {
+		if d.n == len(d.buf) {
+			return errors.New("delta size overflows")
+		}
+		return nil
+	}
+	dst, w2 := binary.Uvarint(d.buf[w1:d.n])
+	if w2 < 0 || w2 == 0 && d.n == len(d.buf) {
+		return errors.New("delta size overflows")
+	}
+	if w2 == 0 {
+		return nil
+	}
+	d.src, d.dst, d.done = src, dst, true
+	return nil
+}
+
+// valueSink receives one stored value's zlib stream: in the ingest's
+// scratch value while it fits the inline budget, else in the objects spill
+// (what was captured so far moves there first).
+type valueSink struct {
+	in      *ingest
+	typ     Type
+	size    int64
+	hdr     int   // length of the value header in in.value
+	limit   int64 // most bytes of in.value
+	spilled bool
+	start   int64 // offset of the zlib stream in the objects spill
+}
+
+func (in *ingest) startValue(typ Type, size int64) {
+	in.value = appendValueHeader(in.value[:0], typ, size)
+	limit := int64(0)
+	if size <= in.mem.inlineObject {
+		limit = min(in.mem.inlineObject, in.mem.inline-in.inlineUsed)
+	}
+	in.vs = valueSink{in: in, typ: typ, size: size, hdr: len(in.value), limit: limit}
+}
+
+func (s *valueSink) Write(p []byte) (int, error) {
+	in := s.in
+	if !s.spilled {
+		if int64(len(in.value)+len(p)) <= s.limit {
+			in.value = append(in.value, p...)
+			return len(p), nil
+		}
+		s.spilled = true
+		s.start = in.objs.size
+		if _, err := in.objs.Write(in.value[s.hdr:]); err != nil {
+			return 0, err
+		}
+	}
+	return in.objs.Write(p)
+}
+
+// finishValue stores the captured value as object h of the pack.
+func (in *ingest) finishValue(h Hash) error {
+	s := &in.vs
+	key := ObjectKey(in.q.repo, h)
+	var err error
+	if !s.spilled {
+		err = in.nb.Set(key, in.value, nil)
+		in.inlineUsed += int64(len(in.value))
+	} else {
+		err = in.nb.Set(key, encodeSpilled(s.typ, s.size, in.objs.id, s.start, in.objs.size-s.start), nil)
+	}
+	if err != nil {
+		return fmt.Errorf("objects: quarantine write: %w", err)
+	}
+	return nil
+}
+
+// deltaSink keeps one delta's zlib stream until pass 2: in memory while
+// the delta budget lasts, else in the deltas spill.
+type deltaSink struct {
+	in      *ingest
+	buf     []byte
+	spilled bool
+	start   int64
+}
+
+func (in *ingest) startDelta() { in.ds = deltaSink{in: in} }
+
+func (s *deltaSink) Write(p []byte) (int, error) {
+	in := s.in
+	if !s.spilled {
+		if in.deltaUsed+int64(len(s.buf)+len(p)) <= in.mem.deltas {
+			s.buf = append(s.buf, p...)
+			return len(p), nil
+		}
+		s.spilled = true
+		s.start = in.deltas.size
+		if _, err := in.deltas.Write(s.buf); err != nil {
+			return 0, err
+		}
+		s.buf = nil
+	}
+	return in.deltas.Write(p)
+}
+
+// finish returns where the stream is: in memory, or at off, n in the
+// deltas spill.
+func (s *deltaSink) finish() (mem []byte, off, n int64) {
+	if !s.spilled {
+		s.in.deltaUsed += int64(len(s.buf))
+		return s.buf, 0, 0
+	}
+	return nil, s.start, s.in.deltas.size - s.start
+}
+
+// baseCache holds resolved objects that are bases still to be processed,
+// by entry index, within a byte budget, evicting the oldest first. Freed
+// buffers are kept for reuse (at most budget bytes of them).
+type baseCache struct {
+	budget int64
+	used   int64
+	items  map[int32][]byte
+	order  []int32 // insertion order; stale indexes are skipped
+	free   [][]byte
+	freed  int64
+}
+
+// take removes and returns the cached content of entry i.
+func (c *baseCache) take(i int32) ([]byte, bool) {
+	b, ok := c.items[i]
+	if ok {
+		delete(c.items, i)
+		c.used -= int64(len(b))
+	}
+	return b, ok
+}
+
+// put caches b as the content of entry i if it fits, evicting older items.
+func (c *baseCache) put(i int32, b []byte) {
+	if int64(len(b)) > c.budget {
+		c.release(b)
+		return
+	}
+	for c.used+int64(len(b)) > c.budget && len(c.order) > 0 {
+		old := c.order[0]
+		c.order = c.order[1:]
+		if ob, ok := c.take(old); ok {
+			c.release(ob)
+		}
+	}
+	c.items[i] = b
+	c.used += int64(len(b))
+	c.order = append(c.order, i)
+}
+
+// buf returns a buffer of length n, reused if one is free.
+func (c *baseCache) buf(n int64) []byte {
+	for j, b := range c.free {
+		if int64(cap(b)) >= n {
+			c.free = append(c.free[:j], c.free[j+1:]...)
+			c.freed -= int64(cap(b))
+			return b[:n]
+		}
+	}
+	return make([]byte, n)
+}
+
+// release hands b back for reuse; buffers past the budget go to the
+// garbage collector.
+func (c *baseCache) release(b []byte) {
+	if b == nil || int64(cap(b)) > c.budget {
+		return
+	}
+	for c.freed+int64(cap(b)) > c.budget && len(c.free) > 0 {
+		c.freed -= int64(cap(c.free[0]))
+		c.free = c.free[1:]
+	}
+	if c.freed+int64(cap(b)) <= c.budget {
+		c.free = append(c.free, b[:0])
+		c.freed += int64(cap(b))
+	}
+}
+
+// baseItem is a resolved object whose deltas are still to be applied.
+type baseItem struct {
+	idx int32 // entry index; -1 for a base from outside the pack
+	h   Hash
+	typ Type
+}
+
+// resolve is pass 2: it gives every delta entry its type, hash and stored
+// value.
+func (in *ingest) resolve() error {
+	n := len(in.entries)
+	// Children: ofs-deltas by base entry (kidStart/kids), ref-deltas by
+	// base hash.
+	kidStart := make([]int32, n+1)
+	refKids := make(map[Hash][]int32)
 	nDeltas := 0
-	for i, e := range pp.entries {
+	for i := range in.entries {
+		e := &in.entries[i]
 		switch e.kind {
 		case packOfsDelta:
-			ofsChildren[e.baseOff] = append(ofsChildren[e.baseOff], i)
+			kidStart[e.base+1]++
 			nDeltas++
 		case packRefDelta:
-			refChildren[e.baseHash] = append(refChildren[e.baseHash], i)
+			refKids[e.baseHash] = append(refKids[e.baseHash], int32(i))
 			nDeltas++
 		}
 	}
 	if nDeltas == 0 {
 		return nil
 	}
-	type item struct {
-		idx  int // -1: a base from outside the pack
-		h    Hash
-		typ  Type
-		data []byte
+	for i := 1; i <= n; i++ {
+		kidStart[i] += kidStart[i-1]
 	}
-	var stack []item
-	resolved := 0
-	// children returns (and forgets) the deltas waiting on base it.
-	children := func(it item) []int {
-		var out []int
-		if it.idx >= 0 {
-			out = append(out, ofsChildren[pp.entries[it.idx].off]...)
-			delete(ofsChildren, pp.entries[it.idx].off)
+	kids := make([]int32, kidStart[n])
+	fill := append([]int32(nil), kidStart[:n]...)
+	for i := range in.entries {
+		if e := &in.entries[i]; e.kind == packOfsDelta {
+			kids[fill[e.base]] = int32(i)
+			fill[e.base]++
 		}
-		out = append(out, refChildren[it.h]...)
-		delete(refChildren, it.h)
-		return out
 	}
-	run := func() error {
+	fill = nil
+	hasKids := func(i int32, h Hash) bool {
+		if i >= 0 && kidStart[i+1] > kidStart[i] {
+			return true
+		}
+		_, ok := refKids[h]
+		return ok
+	}
+
+	resolved := 0
+	var stack []baseItem
+	var list []int32
+	run := func(root baseItem) error {
+		stack = append(stack[:0], root)
 		for len(stack) > 0 {
+			if err := in.ctx.Err(); err != nil {
+				return err
+			}
 			it := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			for _, ci := range children(it) {
-				c := pp.entries[ci]
+			list = list[:0]
+			if it.idx >= 0 {
+				list = append(list, kids[kidStart[it.idx]:kidStart[it.idx+1]]...)
+			}
+			list = append(list, refKids[it.h]...)
+			delete(refKids, it.h)
+			if len(list) == 0 {
+				if b, ok := in.cache.take(it.idx); ok {
+					in.cache.release(b)
+				}
+				continue
+			}
+			base, release, err := in.loadBase(it)
+			if err != nil {
+				return err
+			}
+			for _, ci := range list {
+				c := &in.entries[ci]
 				if c.done {
 					continue
 				}
-				data, err := applyDelta(it.data, c.delta, lim.MaxObjectBytes)
+				// Only keep a result that may be a base itself.
+				keep := c.dstSize <= in.cache.budget && (kidStart[ci+1] > kidStart[ci] || len(refKids) > 0)
+				out, err := in.applyDelta(c, it.typ, base, keep)
 				if err != nil {
+					release()
 					return fmt.Errorf("entry at offset %d: %w", c.off, err)
 				}
-				c.typ = it.typ
-				c.hash = plumbing.ComputeHash(c.typ, data)
-				c.done = true
-				c.delta = nil
-				c.value = encodeValue(c.typ, int64(len(data)), deflate(data))
 				resolved++
-				stack = append(stack, item{idx: ci, h: c.hash, typ: c.typ, data: data})
+				if hasKids(ci, c.hash) {
+					if out != nil {
+						in.cache.put(ci, out)
+					}
+					stack = append(stack, baseItem{idx: ci, h: c.hash, typ: c.typ})
+				} else {
+					in.cache.release(out)
+				}
 			}
+			release()
 		}
 		return nil
 	}
 	// Roots: non-delta entries that some delta waits on.
-	for i, e := range pp.entries {
-		if e.kind > 4 {
+	for i := range in.entries {
+		e := &in.entries[i]
+		if e.kind > 4 || !hasKids(int32(i), e.hash) {
 			continue
 		}
-		if len(ofsChildren[e.off]) == 0 && len(refChildren[e.hash]) == 0 {
-			continue
-		}
-		data, err := inflate(e.zdata, e.size)
-		if err != nil {
-			return fmt.Errorf("%w: entry at offset %d: %v", ErrBadPack, e.off, err)
-		}
-		stack = append(stack, item{idx: i, h: e.hash, typ: e.typ, data: data})
-		if err := run(); err != nil {
+		if err := run(baseItem{idx: int32(i), h: e.hash, typ: e.typ}); err != nil {
 			return err
 		}
 	}
@@ -391,32 +790,31 @@ func (pp *parsedPack) resolveDeltas(lim Limits, base func(Hash) (*Object, error)
 	// base is in, so go round until nothing more resolves.
 	for progress := true; progress && resolved < nDeltas; {
 		progress = false
-		waiting := make([]Hash, 0, len(refChildren))
-		for h := range refChildren {
+		waiting := make([]Hash, 0, len(refKids))
+		for h := range refKids {
 			waiting = append(waiting, h)
 		}
 		sort.Slice(waiting, func(i, j int) bool { return bytes.Compare(waiting[i][:], waiting[j][:]) < 0 })
 		for _, h := range waiting {
-			if _, still := refChildren[h]; !still {
+			if _, still := refKids[h]; !still {
 				continue
 			}
-			o, err := base(h)
+			typ, _, err := in.q.Stat(in.ctx, h)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			stack = append(stack, item{idx: -1, h: h, typ: o.Type, data: o.Data})
-			if err := run(); err != nil {
+			if err := run(baseItem{idx: -1, h: h, typ: typ}); err != nil {
 				return err
 			}
 			progress = true
 		}
 	}
-	if resolved < nDeltas && len(refChildren) > 0 {
+	if resolved < nDeltas && len(refKids) > 0 {
 		var missing []Hash
-		for h := range refChildren {
+		for h := range refKids {
 			missing = append(missing, h)
 		}
 		sort.Slice(missing, func(i, j int) bool { return bytes.Compare(missing[i][:], missing[j][:]) < 0 })
@@ -432,85 +830,212 @@ func (pp *parsedPack) resolveDeltas(lim Limits, base func(Hash) (*Object, error)
 	return nil
 }
 
-// deltaVarint reads the little-endian base-128 sizes at the head of a delta.
-func deltaVarint(d []byte) (uint64, []byte, error) {
-	var v uint64
-	var shift uint
-	for i, c := range d {
-		if shift > 56 {
-			return 0, nil, fmt.Errorf("%w: delta size overflows", ErrBadPack)
-		}
-		v |= uint64(c&0x7f) << shift
-		shift += 7
-		if c&0x80 == 0 {
-			return v, d[i+1:], nil
+// loadBase returns the content of a base, from the cache or read again
+// from the pack's stored values (or, for a thin pack's base, from the
+// quarantine and the repo), and a function to call when done with it.
+func (in *ingest) loadBase(it baseItem) ([]byte, func(), error) {
+	if it.idx >= 0 {
+		if b, ok := in.cache.take(it.idx); ok {
+			return b, func() { in.cache.release(b) }, nil
 		}
 	}
-	return 0, nil, fmt.Errorf("%w: truncated delta header", ErrBadPack)
+	var size int64
+	if it.idx >= 0 {
+		e := &in.entries[it.idx]
+		size = e.size
+		if e.kind > 4 {
+			size = e.dstSize
+		}
+	} else {
+		_, sz, err := in.q.Stat(in.ctx, it.h)
+		if err != nil {
+			return nil, nil, err
+		}
+		size = sz
+	}
+	weight := min(size, in.lim.MaxBaseMemory)
+	if err := in.q.store.bases.Acquire(in.ctx, weight); err != nil {
+		return nil, nil, err
+	}
+	var buf []byte
+	if size <= in.cache.budget {
+		buf = in.cache.buf(size)
+	}
+	var data []byte
+	var err error
+	if it.idx >= 0 {
+		if err = in.objs.sync(); err == nil {
+			_, data, err = readObjectInto(in.nb, in.q.repo, it.h, buf)
+		}
+	} else {
+		_, data, err = in.q.readInto(it.h, buf)
+	}
+	if err != nil {
+		in.q.store.bases.Release(weight)
+		return nil, nil, err
+	}
+	if int64(len(data)) != size {
+		in.q.store.bases.Release(weight)
+		return nil, nil, fmt.Errorf("%w: base %s is %d bytes, expected %d", ErrBadObject, it.h, len(data), size)
+	}
+	return data, func() {
+		in.q.store.bases.Release(weight)
+		in.cache.release(data)
+	}, nil
 }
 
-// applyDelta applies a git delta to base. Every copy and insert is
-// bounds-checked; the result must be exactly the size the delta declares.
-func applyDelta(base, delta []byte, maxObject int64) ([]byte, error) {
-	srcSize, d, err := deltaVarint(delta)
+// applyDelta resolves delta entry c against base (of type typ): its
+// result is hashed and deflated into its stored value as it is produced.
+// With keep, it also returns the result, for use as a base.
+func (in *ingest) applyDelta(c *packEntry, typ Type, base []byte, keep bool) ([]byte, error) {
+	if c.srcSize != int64(len(base)) {
+		return nil, fmt.Errorf("%w: delta expects a %d-byte base, base has %d", ErrBadPack, c.srcSize, len(base))
+	}
+	// The instructions, inflated again from where pass 1 kept them.
+	var src io.Reader
+	if c.raw != nil {
+		src = bytes.NewReader(c.raw)
+	} else {
+		src = newSpillReader(in.q.store.db, in.q.repo, in.deltas.id, c.rawOff, c.rawLen)
+	}
+	var err error
+	if in.zr == nil {
+		in.zr, err = zlib.NewReader(src)
+	} else {
+		err = in.zr.(zlib.Resetter).Reset(src, nil)
+	}
 	if err != nil {
+		return nil, fmt.Errorf("%w: delta: %v", ErrBadPack, err)
+	}
+	if in.br == nil {
+		in.br = bufio.NewReaderSize(in.zr, 32<<10)
+	} else {
+		in.br.Reset(in.zr)
+	}
+	if src, err := binary.ReadUvarint(in.br); err != nil || int64(src) != c.srcSize {
+		return nil, fmt.Errorf("%w: delta header changed between reads", ErrBadPack)
+	}
+	if dst, err := binary.ReadUvarint(in.br); err != nil || int64(dst) != c.dstSize {
+		return nil, fmt.Errorf("%w: delta header changed between reads", ErrBadPack)
+	}
+
+	in.startValue(typ, c.dstSize)
+	if in.zw == nil {
+		in.zw = zlibWriters.Get().(*zlib.Writer)
+	}
+	in.zw.Reset(&in.vs)
+	w := deltaOut{h: plumbing.NewHasher(typ, c.dstSize), zw: in.zw}
+	if keep {
+		w.keep = in.cache.buf(c.dstSize)[:0]
+	}
+	if err := patchDelta(&w, base, in.br, c.dstSize); err != nil {
 		return nil, err
 	}
-	if srcSize != uint64(len(base)) {
-		return nil, fmt.Errorf("%w: delta expects a %d-byte base, base has %d", ErrBadPack, srcSize, len(base))
-	}
-	dstSize, d, err := deltaVarint(d)
-	if err != nil {
+	if err := in.zw.Close(); err != nil {
 		return nil, err
 	}
-	if dstSize > uint64(maxObject) {
-		return nil, fmt.Errorf("%w: delta result of %d bytes exceeds MaxObjectBytes (%d)", ErrTooLarge, dstSize, maxObject)
+	c.typ = typ
+	c.hash = w.h.Sum()
+	c.done = true
+	c.raw = nil
+	if err := in.finishValue(c.hash); err != nil {
+		return nil, err
 	}
-	out := make([]byte, 0, min(dstSize, maxDeltaPrealloc))
-	for len(d) > 0 {
-		cmd := d[0]
-		d = d[1:]
+	return w.keep, nil
+}
+
+// deltaOut is where a delta's result goes: the hasher, the deflater of its
+// stored value and, for a result that is a base itself, a copy.
+type deltaOut struct {
+	h    plumbing.Hasher
+	zw   *zlib.Writer
+	keep []byte
+}
+
+func (d *deltaOut) Write(p []byte) (int, error) {
+	d.h.Write(p)
+	if d.keep != nil {
+		d.keep = append(d.keep, p...)
+	}
+	return d.zw.Write(p)
+}
+
+// patchDelta writes to w the result of applying the delta instructions in
+// d (its two size headers already read) to base. Every copy and insert is
+// bounds-checked as it comes; the result must be exactly dstSize bytes,
+// and d must end with its last instruction.
+func patchDelta(w io.Writer, base []byte, d *bufio.Reader, dstSize int64) error {
+	var done int64
+	readByte := func(what string) (byte, error) {
+		c, err := d.ReadByte()
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return 0, fmt.Errorf("%w: truncated delta %s", ErrBadPack, what)
+		}
+		return c, err
+	}
+	for done < dstSize {
+		cmd, err := d.ReadByte()
+		if err == io.EOF {
+			return fmt.Errorf("%w: delta produced %d bytes, declared %d", ErrBadPack, done, dstSize)
+		}
+		if err != nil {
+			return err
+		}
 		switch {
 		case cmd&0x80 != 0:
 			var off, n uint64
 			for i := uint(0); i < 4; i++ {
 				if cmd&(1<<i) != 0 {
-					if len(d) == 0 {
-						return nil, fmt.Errorf("%w: truncated delta copy", ErrBadPack)
+					c, err := readByte("copy")
+					if err != nil {
+						return err
 					}
-					off |= uint64(d[0]) << (8 * i)
-					d = d[1:]
+					off |= uint64(c) << (8 * i)
 				}
 			}
 			for i := uint(0); i < 3; i++ {
 				if cmd&(0x10<<i) != 0 {
-					if len(d) == 0 {
-						return nil, fmt.Errorf("%w: truncated delta copy", ErrBadPack)
+					c, err := readByte("copy")
+					if err != nil {
+						return err
 					}
-					n |= uint64(d[0]) << (8 * i)
-					d = d[1:]
+					n |= uint64(c) << (8 * i)
 				}
 			}
 			if n == 0 {
 				n = 0x10000
 			}
-			if off+n > uint64(len(base)) || uint64(len(out))+n > dstSize {
-				return nil, fmt.Errorf("%w: delta copy out of bounds", ErrBadPack)
+			if off+n > uint64(len(base)) {
+				return fmt.Errorf("%w: delta copy out of bounds", ErrBadPack)
 			}
-			out = append(out, base[off:off+n]...)
+			if done+int64(n) > dstSize {
+				return fmt.Errorf("%w: delta produces more than its declared %d bytes", ErrBadPack, dstSize)
+			}
+			if _, err := w.Write(base[off : off+n]); err != nil {
+				return err
+			}
+			done += int64(n)
 		case cmd != 0:
-			n := uint64(cmd)
-			if n > uint64(len(d)) || uint64(len(out))+n > dstSize {
-				return nil, fmt.Errorf("%w: delta insert out of bounds", ErrBadPack)
+			n := int64(cmd)
+			if done+n > dstSize {
+				return fmt.Errorf("%w: delta produces more than its declared %d bytes", ErrBadPack, dstSize)
 			}
-			out = append(out, d[:n]...)
-			d = d[n:]
+			if m, err := io.CopyN(w, d, n); err != nil {
+				if m < n && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+					return fmt.Errorf("%w: truncated delta insert", ErrBadPack)
+				}
+				return err
+			}
+			done += n
 		default:
-			return nil, fmt.Errorf("%w: delta opcode 0", ErrBadPack)
+			return fmt.Errorf("%w: delta opcode 0", ErrBadPack)
 		}
 	}
-	if uint64(len(out)) != dstSize {
-		return nil, fmt.Errorf("%w: delta produced %d bytes, declared %d", ErrBadPack, len(out), dstSize)
+	if _, err := d.ReadByte(); err != io.EOF {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: delta has instructions past its declared %d bytes", ErrBadPack, dstSize)
 	}
-	return out, nil
+	return nil
 }

@@ -1,6 +1,7 @@
 package objects
 
 import (
+	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,12 @@ func (q *Quarantine) Repo() RepoName { return q.repo }
 // quarantine. It returns the hashes of the pack's objects in pack order.
 //
 // It reads exactly the pack and nothing after it. On any error (malformed
-// pack: ErrBadPack; over Limits: ErrTooLarge) nothing is written.
+// pack: ErrBadPack; over Limits: ErrTooLarge, as soon as a limit is
+// crossed) nothing is written.
+//
+// Its memory does not grow with the pack: objects past the quarantine's
+// in-memory budget go to a spill in the database, invisible until
+// CommitWith (see pack.go for the whole budget).
 //
 // Non-delta entries are stored with their original zlib bytes; resolved
 // deltas are deflated once at the fastest level.
@@ -32,18 +38,18 @@ func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error
 	if err := q.usable(); err != nil {
 		return nil, err
 	}
-	lim := q.store.limits
-	pp, err := parsePack(r, lim)
-	if err != nil {
+	in := newIngest(ctx, q)
+	defer in.close()
+	if err := in.parse(r); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	err = pp.resolveDeltas(lim, func(h Hash) (*Object, error) {
-		return q.Get(ctx, h)
-	})
-	if err != nil {
+	if err := in.resolve(); err != nil {
+		return nil, err
+	}
+	if err := in.objs.sync(); err != nil {
 		return nil, err
 	}
 	q.mu.Lock()
@@ -51,18 +57,27 @@ func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error
 	if q.closed || q.committed {
 		return nil, ErrClosed
 	}
-	hashes := make([]Hash, len(pp.entries))
-	for i, e := range pp.entries {
+	if q.batch.Empty() {
+		q.batch.Close()
+		q.batch = in.nb
+	} else if err := q.batch.Apply(in.nb, nil); err != nil {
+		return nil, fmt.Errorf("objects: quarantine write: %w", err)
+	}
+	in.nb = nil
+	if in.objs.used() {
+		q.spills = append(q.spills, in.objs)
+	}
+	in.objs = nil
+	hashes := make([]Hash, len(in.entries))
+	for i, e := range in.entries {
 		hashes[i] = e.hash
-		if err := q.batch.Set(ObjectKey(q.repo, e.hash), e.value, nil); err != nil {
-			return nil, fmt.Errorf("objects: quarantine write: %w", err)
-		}
 		q.ingested[e.hash] = e.typ
 	}
 	return hashes, nil
 }
 
-// Put writes one object into the quarantine and returns its hash.
+// Put writes one object into the quarantine and returns its hash. An
+// object larger than the in-memory budget allows goes to a spill.
 func (q *Quarantine) Put(typ Type, data []byte) (Hash, error) {
 	if !validType(typ) {
 		return ZeroHash, fmt.Errorf("objects: put: invalid type %v", typ)
@@ -71,11 +86,33 @@ func (q *Quarantine) Put(typ Type, data []byte) (Hash, error) {
 		return ZeroHash, fmt.Errorf("%w: object of %d bytes exceeds MaxObjectBytes (%d)", ErrTooLarge, len(data), q.store.limits.MaxObjectBytes)
 	}
 	h := plumbing.ComputeHash(typ, data)
-	v := encodeValue(typ, int64(len(data)), deflate(data))
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed || q.committed {
 		return ZeroHash, ErrClosed
+	}
+	var v []byte
+	if int64(len(data)) <= q.store.mem.inlineObject {
+		v = encodeValue(typ, int64(len(data)), deflate(data))
+	} else {
+		sp := newSpill(q.store.db, q.repo)
+		zw := zlibWriters.Get().(*zlib.Writer)
+		zw.Reset(sp)
+		_, err := zw.Write(data)
+		if err == nil {
+			err = zw.Close()
+		}
+		zw.Reset(io.Discard)
+		zlibWriters.Put(zw)
+		if err == nil {
+			err = sp.sync()
+		}
+		if err != nil {
+			_ = sp.drop()
+			return ZeroHash, fmt.Errorf("objects: quarantine write: %w", err)
+		}
+		q.spills = append(q.spills, sp)
+		v = encodeSpilled(typ, int64(len(data)), sp.id, 0, sp.size)
 	}
 	if err := q.batch.Set(ObjectKey(q.repo, h), v, nil); err != nil {
 		return ZeroHash, fmt.Errorf("objects: quarantine write: %w", err)
@@ -123,6 +160,27 @@ func (q *Quarantine) Raw(ctx context.Context, h Hash) (typ Type, size int64, zda
 	return getRaw(q.batch, q.repo, h)
 }
 
+// Stat is Store.Stat over the quarantine and the repo: type and size,
+// content not read.
+func (q *Quarantine) Stat(ctx context.Context, h Hash) (Type, int64, error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return 0, 0, ErrClosed
+	}
+	return statObject(q.batch, q.repo, h)
+}
+
+// readInto inflates h, from the quarantine or the repo, into buf.
+func (q *Quarantine) readInto(h Hash, buf []byte) (Type, []byte, error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return 0, nil, ErrClosed
+	}
+	return readObjectInto(q.batch, q.repo, h, buf)
+}
+
 // Ingested returns the hashes of every object written into the quarantine,
 // sorted.
 func (q *Quarantine) Ingested() []Hash {
@@ -145,8 +203,7 @@ func (q *Quarantine) Storer() storer.EncodedObjectStorer {
 	}, has: func(h Hash) (bool, error) {
 		return q.Has(ctx, h)
 	}, raw: func(h Hash) (Type, int64, error) {
-		t, sz, _, err := q.Raw(ctx, h)
-		return t, sz, err
+		return q.Stat(ctx, h)
 	}, iter: func(fn func(key, value []byte) error) error {
 		q.mu.RLock()
 		defer q.mu.RUnlock()
@@ -179,7 +236,22 @@ func (q *Quarantine) Close() error {
 	}
 	q.closed = true
 	q.ingested = nil
-	return q.batch.Close()
+	err := q.batch.Close()
+	if !q.committed {
+		err = errors.Join(err, q.dropSpills())
+	}
+	q.spills = nil
+	return err
+}
+
+// dropSpills deletes the quarantine's spills: nothing points into them.
+func (q *Quarantine) dropSpills() error {
+	var errs []error
+	for _, sp := range q.spills {
+		errs = append(errs, sp.drop())
+	}
+	q.spills = nil
+	return errors.Join(errs...)
 }
 
 // CommitWith runs write on the quarantine's batch (package refs adds its
@@ -197,12 +269,20 @@ func (q *Quarantine) CommitWith(write func(b *pebble.Batch) error) error {
 	if q.committed {
 		return fmt.Errorf("objects: quarantine already committed")
 	}
+	// The spills' markers go with the commit: from then on the spills
+	// belong to the stored values that point into them.
+	for _, sp := range q.spills {
+		if err := q.batch.Delete(spillMarkerKey(sp.id), nil); err != nil {
+			return fmt.Errorf("objects: commit quarantine: %w", err)
+		}
+	}
 	if err := write(q.batch); err != nil {
 		// The batch now holds a partial write; poison it so it can never
 		// be committed later.
 		q.closed = true
 		q.ingested = nil
 		_ = q.batch.Close()
+		_ = q.dropSpills()
 		return err
 	}
 	if err := q.batch.Commit(pebble.Sync); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"golang.org/x/sync/semaphore"
 )
 
 // Errors returned by the store.
@@ -41,9 +42,12 @@ var CacheBytes int64 = 256 << 20
 func OpenFS(dir string, fs vfs.FS) (*pebble.DB, error) {
 	opts := &pebble.Options{
 		FS: fs,
-		// Objects arrive in large batches (one per push); a bigger memtable
-		// keeps a typical push out of the flush path.
-		MemTableSize:                64 << 20,
+		// A push's objects arrive in one batch, of at most the inline
+		// budget (16 MiB; the rest of a large push is spilled chunk by
+		// chunk), so a 32 MiB memtable keeps a typical push out of the
+		// flush path, and the memtables of a server writing large pushes
+		// (at most MemTableStopWritesThreshold of them) stay at 128 MiB.
+		MemTableSize:                32 << 20,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
@@ -60,6 +64,11 @@ func OpenFS(dir string, fs vfs.FS) (*pebble.DB, error) {
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("objects: open pebble at %q: %w", dir, err)
+	}
+	// Spills of pushes that were being received when the process died.
+	if err := sweepSpills(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("objects: open pebble at %q: drop spills left by a crash: %w", dir, err)
 	}
 	return db, nil
 }
@@ -84,7 +93,26 @@ func New(db *pebble.DB, limits Limits) *Store {
 	if limits.MaxObjectBytes <= 0 {
 		limits.MaxObjectBytes = DefaultMaxObjectBytes
 	}
-	return &Store{db: db, limits: limits}
+	if limits.MaxInflatedBytes <= 0 {
+		limits.MaxInflatedBytes = DefaultMaxInflatedBytes
+	}
+	if limits.MaxObjects <= 0 {
+		limits.MaxObjects = DefaultMaxObjects
+	}
+	if limits.MaxBaseMemory <= 0 {
+		limits.MaxBaseMemory = max(limits.MaxObjectBytes, DefaultMaxBaseMemory)
+	}
+	return &Store{
+		db:     db,
+		limits: limits,
+		bases:  semaphore.NewWeighted(limits.MaxBaseMemory),
+		mem: memBudget{
+			inline:       defaultInlineBytes,
+			inlineObject: defaultInlineObject,
+			deltas:       defaultDeltaBytes,
+			cache:        defaultBaseCacheBytes,
+		},
+	}
 }
 
 // DB returns the underlying database (package refs shares it).
@@ -110,28 +138,109 @@ func repoBounds(repo RepoName) (lower, upper []byte) {
 	return lower, upper
 }
 
-// encodeValue builds a stored value: <type:1> <size:uvarint> <zdata>.
+// Stored values, under 'o' <repo> 0x00 <hash>:
+//
+//	inline   <type:1>       <size:uvarint> <zdata>
+//	spilled  <0x80|type:1>  <size:uvarint> <spill:8> <off:uvarint> <zlen:uvarint>
+//
+// An inline value carries the object's zlib stream; a spilled one points
+// at zlen bytes from off in spill number spill of the same repo (spill.go),
+// where the zlib stream is. size is always the inflated size.
+const spilledFlag = 0x80
+
+// encodeValue builds an inline stored value: <type:1> <size:uvarint> <zdata>.
 func encodeValue(typ Type, size int64, zdata []byte) []byte {
 	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(zdata))
-	v = append(v, byte(typ))
-	v = binary.AppendUvarint(v, uint64(size))
+	v = appendValueHeader(v, typ, size)
 	return append(v, zdata...)
 }
 
-// decodeValue splits a stored value. zdata aliases v.
-func decodeValue(v []byte) (typ Type, size int64, zdata []byte, err error) {
+// appendValueHeader appends the <type:1> <size:uvarint> of an inline value.
+func appendValueHeader(v []byte, typ Type, size int64) []byte {
+	v = append(v, byte(typ))
+	return binary.AppendUvarint(v, uint64(size))
+}
+
+// encodeSpilled builds a spilled stored value.
+func encodeSpilled(typ Type, size int64, spill uint64, off, zlen int64) []byte {
+	v := make([]byte, 0, 1+3*binary.MaxVarintLen64+8)
+	v = append(v, spilledFlag|byte(typ))
+	v = binary.AppendUvarint(v, uint64(size))
+	v = binary.BigEndian.AppendUint64(v, spill)
+	v = binary.AppendUvarint(v, uint64(off))
+	return binary.AppendUvarint(v, uint64(zlen))
+}
+
+// storedValue is a decoded stored value.
+type storedValue struct {
+	typ  Type
+	size int64
+	// Inline: the zlib stream (it aliases the value).
+	zdata []byte
+	// Spilled: where the zlib stream is.
+	spilled bool
+	spill   uint64
+	off     int64
+	zlen    int64
+}
+
+// maxStoredSize bounds the sizes a stored value may claim, so a corrupt
+// one cannot ask for an absurd allocation.
+const maxStoredSize = 1 << 40
+
+// parseValue decodes a stored value.
+func parseValue(v []byte) (storedValue, error) {
+	var sv storedValue
 	if len(v) < 2 {
-		return 0, 0, nil, ErrBadObject
+		return sv, ErrBadObject
 	}
-	typ = Type(v[0])
-	if !validType(typ) {
-		return 0, 0, nil, ErrBadObject
+	sv.typ = Type(v[0] &^ spilledFlag)
+	sv.spilled = v[0]&spilledFlag != 0
+	if !validType(sv.typ) {
+		return sv, ErrBadObject
 	}
 	n, w := binary.Uvarint(v[1:])
-	if w <= 0 || n > 1<<62 {
-		return 0, 0, nil, ErrBadObject
+	if w <= 0 || n > maxStoredSize {
+		return sv, ErrBadObject
 	}
-	return typ, int64(n), v[1+w:], nil
+	sv.size = int64(n)
+	rest := v[1+w:]
+	if !sv.spilled {
+		sv.zdata = rest
+		return sv, nil
+	}
+	if len(rest) < 8 {
+		return sv, ErrBadObject
+	}
+	sv.spill = binary.BigEndian.Uint64(rest)
+	rest = rest[8:]
+	off, w := binary.Uvarint(rest)
+	if w <= 0 || off > maxStoredSize {
+		return sv, ErrBadObject
+	}
+	zlen, w2 := binary.Uvarint(rest[w:])
+	if w2 <= 0 || zlen > maxStoredSize || w+w2 != len(rest) {
+		return sv, ErrBadObject
+	}
+	sv.off, sv.zlen = int64(off), int64(zlen)
+	return sv, nil
+}
+
+// valueType is the object type of a stored value, 0 if it is corrupt.
+func valueType(v []byte) Type {
+	if len(v) == 0 || !validType(Type(v[0]&^spilledFlag)) {
+		return 0
+	}
+	return Type(v[0] &^ spilledFlag)
+}
+
+// zstream returns a reader of the value's zlib stream: the inline bytes, or
+// the spill read through r.
+func (sv *storedValue) zstream(r reader, repo RepoName) io.Reader {
+	if !sv.spilled {
+		return bytes.NewReader(sv.zdata)
+	}
+	return newSpillReader(r, repo, sv.spill, sv.off, sv.zlen)
 }
 
 func validType(t Type) bool {
@@ -164,12 +273,24 @@ func deflate(data []byte) []byte {
 
 // inflate decompresses zdata and checks it is exactly size bytes.
 func inflate(zdata []byte, size int64) ([]byte, error) {
-	zr, err := zlib.NewReader(bytes.NewReader(zdata))
+	return inflateInto(bytes.NewReader(zdata), size, nil)
+}
+
+// inflateInto inflates the zlib stream in r, which must be exactly size
+// bytes, into buf (reallocated if too small) and returns the data.
+func inflateInto(r io.Reader, size int64, buf []byte) ([]byte, error) {
+	if size < 0 || size > maxStoredSize {
+		return nil, fmt.Errorf("%w: size %d", ErrBadObject, size)
+	}
+	zr, err := zlib.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadObject, err)
 	}
 	defer zr.Close()
-	out := make([]byte, size)
+	if int64(cap(buf)) < size {
+		buf = make([]byte, size)
+	}
+	out := buf[:size]
 	if _, err := io.ReadFull(zr, out); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadObject, err)
 	}
@@ -186,33 +307,71 @@ type reader interface {
 	Get(key []byte) ([]byte, io.Closer, error)
 }
 
-// getRaw copies the stored value of h out of r.
-func getRaw(r reader, repo RepoName, h Hash) (typ Type, size int64, zdata []byte, err error) {
+// getValue reads and decodes the stored value of h. An inline value's
+// zdata is copied out of r.
+func getValue(r reader, repo RepoName, h Hash) (storedValue, error) {
 	v, closer, err := r.Get(ObjectKey(repo, h))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, 0, nil, fmt.Errorf("%w: %s in %s", ErrNotFound, h, repo)
+		return storedValue{}, fmt.Errorf("%w: %s in %s", ErrNotFound, h, repo)
 	}
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("objects: read %s: %w", h, err)
+		return storedValue{}, fmt.Errorf("objects: read %s: %w", h, err)
 	}
 	defer closer.Close()
-	typ, size, z, err := decodeValue(v)
+	sv, err := parseValue(v)
 	if err != nil {
+		return storedValue{}, fmt.Errorf("read %s: %w", h, err)
+	}
+	sv.zdata = bytes.Clone(sv.zdata)
+	return sv, nil
+}
+
+// getRaw returns the type, size and zlib stream of h, read through r.
+func getRaw(r reader, repo RepoName, h Hash) (typ Type, size int64, zdata []byte, err error) {
+	sv, err := getValue(r, repo, h)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if !sv.spilled {
+		return sv.typ, sv.size, sv.zdata, nil
+	}
+	z := make([]byte, sv.zlen)
+	if _, err := io.ReadFull(sv.zstream(r, repo), z); err != nil {
 		return 0, 0, nil, fmt.Errorf("read %s: %w", h, err)
 	}
-	return typ, size, bytes.Clone(z), nil
+	return sv.typ, sv.size, z, nil
+}
+
+// statObject returns the type and inflated size of h without reading its
+// content.
+func statObject(r reader, repo RepoName, h Hash) (Type, int64, error) {
+	sv, err := getValue(r, repo, h)
+	if err != nil {
+		return 0, 0, err
+	}
+	return sv.typ, sv.size, nil
 }
 
 func getObject(r reader, repo RepoName, h Hash) (*Object, error) {
-	typ, size, z, err := getRaw(r, repo, h)
+	typ, data, err := readObjectInto(r, repo, h, nil)
 	if err != nil {
 		return nil, err
 	}
-	data, err := inflate(z, size)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", h, err)
-	}
 	return &Object{Type: typ, Data: data}, nil
+}
+
+// readObjectInto inflates object h into buf (reallocated if too small),
+// streaming a spilled object from its spill.
+func readObjectInto(r reader, repo RepoName, h Hash, buf []byte) (Type, []byte, error) {
+	sv, err := getValue(r, repo, h)
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := inflateInto(sv.zstream(r, repo), sv.size, buf)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read %s: %w", h, err)
+	}
+	return sv.typ, data, nil
 }
 
 func hasObject(r reader, repo RepoName, h Hash) (bool, error) {
@@ -244,6 +403,13 @@ func (s *Store) Raw(ctx context.Context, repo RepoName, h Hash) (typ Type, size 
 	return getRaw(s.db, repo, h)
 }
 
+// Stat returns the type and inflated size of h without reading its
+// content: use it rather than Raw when the content is not needed (a
+// spilled object's zlib stream may be hundreds of megabytes).
+func (s *Store) Stat(ctx context.Context, repo RepoName, h Hash) (Type, int64, error) {
+	return statObject(s.db, repo, h)
+}
+
 // Put stores an object and returns its hash. The write is not synced: it
 // becomes durable with the next synced write (any ref update). An object
 // that no ref reaches is harmless.
@@ -261,11 +427,21 @@ func (s *Store) Put(ctx context.Context, repo RepoName, typ Type, data []byte) (
 	return h, nil
 }
 
-// DeleteRepo deletes every object of repo (refs are package refs' to
-// delete). The deletion is synced.
+// DeleteRepo deletes every object of repo, and the spills they point
+// into (refs are package refs' to delete). The deletion is synced.
 func (s *Store) DeleteRepo(ctx context.Context, repo RepoName) error {
 	lo, hi := repoBounds(repo)
-	if err := s.db.DeleteRange(lo, hi, pebble.Sync); err != nil {
+	slo := append(append([]byte{'s'}, repo...), 0)
+	shi := append(append([]byte{'s'}, repo...), 1)
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(lo, hi, nil); err != nil {
+		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
+	}
+	if err := b.DeleteRange(slo, shi, nil); err != nil {
+		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
 	}
 	return nil
@@ -290,8 +466,7 @@ func (s *Store) Storer(repo RepoName) storer.EncodedObjectStorer {
 	}, has: func(h Hash) (bool, error) {
 		return s.Has(context.Background(), repo, h)
 	}, raw: func(h Hash) (Type, int64, error) {
-		t, sz, _, err := s.Raw(context.Background(), repo, h)
-		return t, sz, err
+		return s.Stat(context.Background(), repo, h)
 	}, iter: func(fn func(key, value []byte) error) error {
 		return iterRepo(s.db, repo, fn)
 	}}
@@ -361,7 +536,7 @@ func (g *goStorer) IterEncodedObjects(t plumbing.ObjectType) (storer.EncodedObje
 		if len(key) < 20 || len(value) < 1 {
 			return nil
 		}
-		if t == plumbing.AnyObject || Type(value[0]) == t {
+		if vt := valueType(value); vt != 0 && (t == plumbing.AnyObject || vt == t) {
 			var h Hash
 			copy(h[:], key[len(key)-20:])
 			hashes = append(hashes, h)

@@ -6,6 +6,19 @@
 // place where catalog errors become REST error bodies (errorFor). It must
 // never touch refs, objects or the warehouse except through catalog.
 //
+// # Routes
+//
+// One table, routes (routes.go), lists every endpoint as the spec names
+// it ("POST /v1/{prefix}/namespaces/{namespace}/tables") with its
+// handler. The same table builds the net/http ServeMux patterns requests
+// are matched with ({prefix} is {repo}/{branch} there) and the
+// "endpoints" that /v1/config advertises, so what is served and what is
+// advertised cannot drift (TestEndpointsAreTheRoutes). A request is
+// answered in this order: authenticate (Authorizer, 401), find the route,
+// parse the prefix (400), RepoAccess (403), open the repo and branch
+// (404), then the route, or 404 "no such endpoint", or 405. Bodies are
+// the spec's types (bodies.go): CatalogConfig, LoadTableResult, ...
+//
 // # URLs
 //
 // Mounted by `weir serve` at /iceberg/ (the handler also accepts paths

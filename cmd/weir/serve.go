@@ -37,9 +37,18 @@ type serveConfig struct {
 	protected      string
 	maxPackBytes   int64
 	maxObjectBytes int64
-	assumeRemote   bool
-	logLevel       string
-	shutdownGrace  time.Duration
+	// Push memory: objects.Limits and gitserver.ReceiveLimits.
+	maxInflatedBytes  int64
+	maxPackObjects    int64
+	maxDeltaBaseBytes int64
+	maxPushRefs       int
+	maxCommandBytes   int
+	maxPushes         int
+	pushQueueTimeout  time.Duration
+	pushIdleTimeout   time.Duration
+	assumeRemote      bool
+	logLevel          string
+	shutdownGrace     time.Duration
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -50,6 +59,14 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.protected, "protected", "refs/heads/main", "comma-separated refs (path.Match patterns) that refuse force pushes and deletion")
 	fs.Int64Var(&c.maxPackBytes, "max-pack-bytes", 0, "largest pack one push may send, in bytes (0: the default, 1 GiB)")
 	fs.Int64Var(&c.maxObjectBytes, "max-object-bytes", 0, "largest single object a push may bring, in bytes (0: the default, 256 MiB)")
+	fs.Int64Var(&c.maxInflatedBytes, "max-inflated-bytes", 0, "largest total size of a push's objects once inflated, deltas at the size they declare (0: the default, 2 GiB); refuses delta bombs")
+	fs.Int64Var(&c.maxPackObjects, "max-pack-objects", 0, "most objects in one pushed pack (0: the default, 1048576); each costs ~300 bytes of memory while the push is checked")
+	fs.Int64Var(&c.maxDeltaBaseBytes, "max-delta-base-bytes", 0, "memory for delta bases, shared by every push being received (0: the default, 256 MiB or --max-object-bytes if larger)")
+	fs.IntVar(&c.maxPushRefs, "max-push-refs", 0, fmt.Sprintf("most ref updates in one push (0: the default, %d)", gitserver.DefaultMaxCommands))
+	fs.IntVar(&c.maxCommandBytes, "max-command-bytes", 0, "largest command list of one push, push options included, in bytes (0: the default, 1 MiB)")
+	fs.IntVar(&c.maxPushes, "max-concurrent-pushes", 0, fmt.Sprintf("most pushes receiving and checking their pack at once; more wait their turn (0: the default, %d)", gitserver.DefaultMaxConcurrent))
+	fs.DurationVar(&c.pushQueueTimeout, "push-queue-timeout", gitserver.DefaultPushQueueTimeout, "how long a push waits for its turn before it is refused with 'server busy'")
+	fs.DurationVar(&c.pushIdleTimeout, "push-idle-timeout", gitserver.DefaultReadIdleTimeout, "how long a push holding its turn may send nothing before it is cut off")
 	fs.BoolVar(&c.assumeRemote, "assume-remote", false, "apply the non-loopback access rules (no anonymous access) even on loopback listeners; for tests")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let running sessions finish")
@@ -153,7 +170,13 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	a.closers = append(a.closers, a.DB.Close)
-	a.Objects = objects.New(a.DB, objects.Limits{MaxPackBytes: cfg.maxPackBytes, MaxObjectBytes: cfg.maxObjectBytes})
+	a.Objects = objects.New(a.DB, objects.Limits{
+		MaxPackBytes:     cfg.maxPackBytes,
+		MaxObjectBytes:   cfg.maxObjectBytes,
+		MaxInflatedBytes: cfg.maxInflatedBytes,
+		MaxObjects:       cfg.maxPackObjects,
+		MaxBaseMemory:    cfg.maxDeltaBaseBytes,
+	})
 	a.Refs = refs.NewDB(a.Objects)
 	a.Access, err = access.New(access.Config{
 		Users:          access.OpenUsers(filepath.Join(a.DataDir, "users.json")),
@@ -164,10 +187,17 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 		return nil, err
 	}
 	a.Git = &gitserver.Server{
-		Objects:   a.Objects,
-		Refs:      a.Refs,
-		Protected: a.Access.Protected,
-		Logger:    a.Logger,
+		Objects:         a.Objects,
+		Refs:            a.Refs,
+		Protected:       a.Access.Protected,
+		Logger:          a.Logger,
+		ReadIdleTimeout: cfg.pushIdleTimeout,
+		Receive: gitserver.ReceiveLimits{
+			MaxCommands:     cfg.maxPushRefs,
+			MaxCommandBytes: cfg.maxCommandBytes,
+			MaxConcurrent:   cfg.maxPushes,
+			QueueTimeout:    cfg.pushQueueTimeout,
+		},
 	}
 
 	a.Mux = http.NewServeMux()

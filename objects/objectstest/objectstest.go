@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *objects.Store) {
 		{"RepoIsolation", testIsolation},
 		{"QuarantineVisibility", testQuarantine},
 		{"QuarantineConcurrentReaders", testConcurrent},
+		{"QuarantineLargeObjects", testLargeObjects},
 		{"DeleteRepo", testDeleteRepo},
 	}
 	for _, tc := range tests {
@@ -77,6 +78,9 @@ func testPutGet(t *testing.T, s *objects.Store) {
 		typ, size, z, err := s.Raw(ctx, repo, h)
 		if err != nil || typ != c.typ || size != int64(len(c.data)) {
 			t.Fatalf("Raw %s = %v %d: %v", h, typ, size, err)
+		}
+		if typ, size, err := s.Stat(ctx, repo, h); err != nil || typ != c.typ || size != int64(len(c.data)) {
+			t.Fatalf("Stat %s = %v %d: %v", h, typ, size, err)
 		}
 		zr, err := zlib.NewReader(bytes.NewReader(z))
 		if err != nil {
@@ -174,6 +178,66 @@ func testQuarantine(t *testing.T, s *objects.Store) {
 	}
 	if ok, _ := s.Has(ctx, repo, h3); ok {
 		t.Fatal("aborted commit made an object visible")
+	}
+}
+
+// testLargeObjects: objects too large for a quarantine's memory (they go
+// to a spill) follow the same rules: readable through the quarantine,
+// invisible until the commit, byte for byte after it, gone after Close.
+func testLargeObjects(t *testing.T, s *objects.Store) {
+	ctx := context.Background()
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>12)
+	}
+	q := s.NewQuarantine(repo)
+	h, err := q.Put(plumbing.BlobObject, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := q.Get(ctx, h); err != nil || !bytes.Equal(o.Data, big) {
+		t.Fatalf("quarantine Get of a large object: %v", err)
+	}
+	if typ, size, err := q.Stat(ctx, h); err != nil || typ != plumbing.BlobObject || size != int64(len(big)) {
+		t.Fatalf("quarantine Stat = %v %d: %v", typ, size, err)
+	}
+	if ok, _ := s.Has(ctx, repo, h); ok {
+		t.Fatal("quarantined large object visible in the store")
+	}
+	q.Close()
+	if ok, _ := s.Has(ctx, repo, h); ok {
+		t.Fatal("closed quarantine's large object visible")
+	}
+
+	q2 := s.NewQuarantine(repo)
+	defer q2.Close()
+	h2, err := q2.Put(plumbing.BlobObject, big)
+	if err != nil || h2 != h {
+		t.Fatalf("Put: %s, %v", h2, err)
+	}
+	if err := q2.CommitWith(func(b *pebble.Batch) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Get(ctx, repo, h)
+	if err != nil || !bytes.Equal(o.Data, big) {
+		t.Fatalf("Get of a committed large object: %v", err)
+	}
+	typ, size, z, err := s.Raw(ctx, repo, h)
+	if err != nil || typ != plumbing.BlobObject || size != int64(len(big)) {
+		t.Fatalf("Raw = %v %d: %v", typ, size, err)
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(z))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(zr); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("Raw of a large object does not inflate to it: %v", err)
+	}
+	if err := s.DeleteRepo(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Has(ctx, repo, h); ok {
+		t.Fatal("large object survives DeleteRepo")
 	}
 }
 
