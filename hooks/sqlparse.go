@@ -41,8 +41,9 @@ const DefaultSQLIdle = 10 * time.Minute
 // With a Runner that can prepare sandboxes (*exec.Sandboxes), a plan
 // need not wait for a sandbox and a runner to start: after each push
 // (StartAhead) SandboxSQL prepares one parser sandbox, its runner started
-// and waiting for its queries (exec.Spec.Gate), for the next plan. One
-// that waits longer than Idle is closed. Close closes it for good.
+// and waiting for its queries (exec.Spec.Gate; weir-node waits in about
+// 35 MB), for the next plan. One that waits longer than Idle is closed.
+// Close closes it for good.
 // It is safe for concurrent use: concurrent plans that find none waiting
 // start their own.
 type SandboxSQL struct {
@@ -92,18 +93,28 @@ func (p *parserSandbox) done() {
 	os.RemoveAll(p.dir)
 }
 
-// ParseSQL parses queries in one sandbox.
+// ParseSQL parses queries in one sandbox: the one started ahead, if one
+// waits, else one of its own. A parser started ahead that failed (it may
+// have died while it waited) is replaced by one of its own, once.
 func (s *SandboxSQL) ParseSQL(ctx context.Context, queries []string) ([]pipeline.SQLParse, error) {
 	s.mu.Lock()
 	s.parsed = true
 	s.mu.Unlock()
-	p := s.take()
-	if p == nil {
-		var err error
-		if p, err = s.start(ctx, false); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSQLParser, err)
+	if p := s.take(); p != nil {
+		got, err := s.parseIn(ctx, p, queries)
+		if err == nil || ctx.Err() != nil {
+			return got, err
 		}
 	}
+	p, err := s.start(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSQLParser, err)
+	}
+	return s.parseIn(ctx, p, queries)
+}
+
+// parseIn parses queries in p, and closes p.
+func (s *SandboxSQL) parseIn(ctx context.Context, p *parserSandbox, queries []string) ([]pipeline.SQLParse, error) {
 	defer p.done()
 	for i, q := range queries {
 		if err := os.WriteFile(filepath.Join(p.src, contract.SQLSourceFile(i)), []byte(q), 0o644); err != nil {

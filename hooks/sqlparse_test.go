@@ -134,7 +134,8 @@ func (c *countingSandboxes) counts() (int, int) {
 // TestSandboxSQLInSandboxes parses with the runner (this test binary, as
 // weir-node) in real sandboxes: the first plan starts its own parser; a
 // push's end (StartAhead) starts the next one ahead, which the next plan
-// uses; Close closes the one waiting and starts no more.
+// uses (or replaces with its own when it is gone); Close closes the one
+// waiting and starts no more.
 func TestSandboxSQLInSandboxes(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("sandboxes need root")
@@ -179,6 +180,17 @@ func TestSandboxSQLInSandboxes(t *testing.T) {
 		if gated, _ := c.counts(); gated != i+1 {
 			t.Fatalf("after StartAhead: %d parsers started ahead, want %d", gated, i+1)
 		}
+	}
+	// A parser started ahead that is gone when the plan comes (closed
+	// here; killed, say): the plan starts one of its own.
+	s.mu.Lock()
+	s.waiting.prepared.Close()
+	s.mu.Unlock()
+	if got, err := s.ParseSQL(ctx, queries); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the one ahead was gone: ParseSQL = %+v, %v", got, err)
+	}
+	if gated, plain := c.counts(); gated != 3 || plain != 2 {
+		t.Fatalf("after the one ahead was gone: %d started ahead, %d by plans; want 3 and 2", gated, plain)
 	}
 	s.Close()
 	s.mu.Lock()
