@@ -427,6 +427,13 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 
 func (s *server) close() {
 	s.ln.Close()
+	// The hooks first: each closes the SQL parser it keeps started ahead
+	// in the sandboxes.
+	for _, h := range s.hook.hooks {
+		if c, ok := h.(io.Closer); ok {
+			c.Close()
+		}
+	}
 	s.sb.Close()
 	if s.old != nil {
 		s.old.Close()
