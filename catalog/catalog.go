@@ -84,9 +84,19 @@ func (c *Catalog) Rebases() int64 { return c.rebases.Load() }
 // the new head (for benchmarks and metrics).
 func (c *Catalog) CASRetries() int64 { return c.casRetries.Load() }
 
+// Option configures a Catalog.
+type Option func(*Catalog)
+
+// WithLogger sets the catalog's logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *Catalog) { c.log = l } }
+
 // New returns a catalog over objs and rs whose files live in wh.
-func New(objs *objects.Store, rs refs.Store, wh Warehouse) *Catalog {
-	return &Catalog{objs: objs, refs: rs, wh: wh, log: slog.Default()}
+func New(objs *objects.Store, rs refs.Store, wh Warehouse, opts ...Option) *Catalog {
+	c := &Catalog{objs: objs, refs: rs, wh: wh, log: slog.Default()}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Warehouse returns the catalog's warehouse.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"regexp"
 	"runtime"
 	"time"
@@ -240,6 +241,8 @@ type Config struct {
 	// ready so a sandbox's start only joins one (default 8; negative: none,
 	// each sandbox creates its own).
 	CgroupPool int
+	// Logger receives sandbox events (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Errors for misuse of the API. Node failures are never errors.

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -100,7 +101,7 @@ func New(cfg Config) (*Sandboxes, error) {
 		hostRoot:     filepath.Join(cfg.StateDir, "rootfs-host"),
 		seccompFile:  filepath.Join(cfg.StateDir, "seccomp.bpf"),
 		cgroupPrefix: "weir-exec-" + hex.EncodeToString(sum[:4]),
-		log:          slog.Default().With("component", "exec"),
+		log:          cmp.Or(cfg.Logger, slog.Default()).With("component", "exec"),
 		running:      map[string]bool{},
 	}
 	for _, d := range []string{cfg.StateDir, s.containers, s.runs} {

@@ -22,51 +22,28 @@ import (
 	"github.com/weir-dev/weir/refs"
 )
 
-func init() {
-	register(command{name: "data", summary: "data branches, tags, merges and tables (offline)", run: runData})
-	serveFlags = append(serveFlags, func(fs *flag.FlagSet) {
-		serveWarehouse.flags.register(fs)
-		fs.BoolVar(&serveWarehouse.vendCredentials, "iceberg-vend-credentials", false,
-			"Iceberg REST: hand the server's own S3 keys to every reader allowed to load a table (in LoadTable's config). Off: readers get endpoint, region and addressing only, and use their own credentials")
-	})
-	serveSetup = append(serveSetup, mountIceberg)
-}
-
-// serveWarehouse is weir serve's warehouse configuration: its flags, with
-// the environment as the fallback (see warehouseFlags), and whether the
-// Iceberg REST catalog vends the server's S3 credentials to readers.
-var serveWarehouse struct {
-	flags           warehouseFlags
-	vendCredentials bool
-}
-
 // mountIceberg serves the Iceberg REST catalog at /iceberg/ next to Git
 // smart HTTP, with the same identities and grants, over the server's one
-// catalog (serveCatalog).
-func mountIceberg(a *serveApp) error {
-	cat, err := serveCatalog(a)
-	if err != nil {
-		return err
+// catalog.
+func (a *serveApp) mountIceberg() error {
+	if a.HTTPAccess == nil {
+		return nil // no HTTP listener
 	}
-	vend := serveWarehouse.vendCredentials
-	opts := []rest.Option{rest.WithLogger(a.Logger), rest.WithVendedCredentials(vend)}
-	if a.HTTPAccess != nil {
-		acc := a.HTTPAccess
-		opts = append(opts,
-			rest.WithAuthorizer(acc.HTTPIdentity),
-			rest.WithRepoAccess(func(id access.Identity, repo objects.RepoName, branch string, write bool) error {
-				if !write {
-					if !acc.Can(id, repo, access.PermRead) {
-						return fmt.Errorf("%s may not read repo %s", id, repo)
-					}
-					return nil
+	cat, vend, acc := a.Catalog, a.Config.vendCredentials, a.HTTPAccess
+	opts := []rest.Option{rest.WithLogger(a.Logger), rest.WithVendedCredentials(vend),
+		rest.WithAuthorizer(acc.HTTPIdentity),
+		rest.WithRepoAccess(func(id access.Identity, repo objects.RepoName, branch string, write bool) error {
+			if !write {
+				if !acc.Can(id, repo, access.PermRead) {
+					return fmt.Errorf("%s may not read repo %s", id, repo)
 				}
-				if !acc.Can(id, repo, access.PermWrite) {
-					return fmt.Errorf("%s may not write to repo %s", id, repo)
-				}
-				return acc.AuthorizeDataWrite(id, repo, branch)
-			}))
-	}
+				return nil
+			}
+			if !acc.Can(id, repo, access.PermWrite) {
+				return fmt.Errorf("%s may not write to repo %s", id, repo)
+			}
+			return acc.AuthorizeDataWrite(id, repo, branch)
+		})}
 	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", rest.NewRESTHandler(cat, opts...)))
 	a.Logger.Info("iceberg rest catalog mounted", "path", "/iceberg/", "warehouse", cat.Warehouse().Root(), "vend_credentials", vend)
 	if vend && len(cat.Warehouse().Props()) > len(cat.Warehouse().ReaderProps()) {

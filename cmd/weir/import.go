@@ -11,10 +11,6 @@ import (
 	"github.com/weir-dev/weir/objects"
 )
 
-func init() {
-	register(command{name: "import", summary: "import a Parquet or CSV file (local or s3://) as one data commit (offline)", run: runImport})
-}
-
 const importUsage = `usage: weir import --repo REPO --branch BRANCH --table NS.TABLE [flags] FILE...
 
 Imports FILEs (.parquet or .csv, local paths or s3://bucket/key) into table

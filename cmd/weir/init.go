@@ -20,12 +20,6 @@ import (
 // the in-sandbox seccomp shim; otherwise it returns at once.
 func init() {
 	exec.Init()
-	register(command{
-		name:    "sandbox-run",
-		summary: "run one command in a node sandbox (debugging)",
-		hidden:  true,
-		run:     sandboxRun,
-	})
 }
 
 // multiFlag collects a repeatable flag.

@@ -1,14 +1,14 @@
 // Command weir is the Weir server and its admin commands.
 //
-// Each subcommand lives in its own file and registers itself in init with
-// register; main only dispatches.
+// Each subcommand lives in its own file; the table commands lists them all,
+// and main only dispatches. weir serve builds the server in one place,
+// newServeApp (serve.go), in order, from its flags.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 )
 
@@ -20,9 +20,26 @@ type command struct {
 	run     func(args []string) error
 }
 
-var commands = map[string]command{}
+// commands are weir's subcommands, in the order usage lists them.
+var commands = []command{
+	{name: "serve", summary: "run the Git server (smart HTTP and SSH)", run: runServe},
+	{name: "user", summary: "manage users, SSH keys, HTTP tokens and grants", run: runUser},
+	{name: "rule", summary: "branch rules: protection, require-run, who may write", run: runRule},
+	{name: "query", summary: "run a read-only SQL query over a repo's tables at a branch, tag or data commit", run: runQuery},
+	{name: "data", summary: "data branches, tags, merges and tables (offline)", run: runData},
+	{name: "import", summary: "import a Parquet or CSV file (local or s3://) as one data commit (offline)", run: runImport},
+	{name: "sandbox-run", summary: "run one command in a node sandbox (debugging)", hidden: true, run: sandboxRun},
+}
 
-func register(c command) { commands[c.name] = c }
+// lookup returns the command named name.
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
 
 // parseInterleaved parses flags that may come before, between or after
 // positional arguments.
@@ -42,17 +59,12 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func usage() {
-	var names []string
-	for n, c := range commands {
-		if !c.hidden {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("usage: weir <command> [flags]\n\ncommands:\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "  %-10s %s\n", n, commands[n].summary)
+	for _, c := range commands {
+		if !c.hidden {
+			fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+		}
 	}
 	b.WriteString("\nRun 'weir <command> --help' for a command's flags.\n")
 	fmt.Fprint(os.Stderr, b.String())
@@ -66,7 +78,7 @@ func main() {
 		}
 		return
 	}
-	c, ok := commands[os.Args[1]]
+	c, ok := lookup(os.Args[1])
 	if !ok {
 		fmt.Fprintf(os.Stderr, "weir: unknown command %q\n", os.Args[1])
 		usage()

@@ -15,25 +15,37 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/weir-dev/weir"
-	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks"
 	"github.com/weir-dev/weir/hooks/contract"
 )
 
-// nodeConfig is weir serve's configuration of pipeline nodes: the limits
+// nodeFlags are weir serve's configuration of pipeline nodes: the limits
 // every node gets (weir.toml may lower them, never raise them), the
 // registered runtimes (the package allow-list) and how many nodes run at
 // once.
-var nodeConfig struct {
+type nodeFlags struct {
 	limits   exec.Limits
 	runtimes runtimeFlags
 	parallel int
+}
+
+func (n *nodeFlags) register(fs *flag.FlagSet) {
+	d := exec.DefaultLimits()
+	l := &n.limits
+	fs.DurationVar(&l.Wall, "node-timeout", d.Wall, "pipeline nodes: wall-clock limit of one node (weir.toml may lower it)")
+	fs.Int64Var(&l.Memory, "node-memory-bytes", d.Memory, "pipeline nodes: memory limit of one node, in bytes")
+	fs.Int64Var(&l.Pids, "node-pids", d.Pids, "pipeline nodes: processes and threads one node may have at once")
+	fs.Float64Var(&l.CPU, "node-cpus", d.CPU, "pipeline nodes: CPU cores one node may use (default: every core); a SQL node's DuckDB runs as many threads")
+	fs.Int64Var(&l.OutputBytes, "node-output-bytes", d.OutputBytes, "pipeline nodes: bytes one node may write to its outputs")
+	fs.Int64Var(&l.TmpBytes, "node-tmp-bytes", d.TmpBytes, "pipeline nodes: size of one node's /tmp, in bytes")
+	fs.Uint64Var(&l.OpenFiles, "node-open-files", d.OpenFiles, "pipeline nodes: open files of one node")
+	fs.IntVar(&n.parallel, "node-parallel", runtime.NumCPU(), "pipeline nodes: how many nodes of one run may run at once")
+	fs.Var(&n.runtimes, "runtime", "NAME=ROOTFS: register a runtime nodes may ask for (an unpacked OCI image folder); repeatable. 'host' (the host's /usr, /etc read-only) is built in")
 }
 
 // runtimeFlags is the repeatable --runtime NAME=ROOTFS flag.
@@ -66,87 +78,67 @@ func (r *runtimeFlags) Set(v string) error {
 	return nil
 }
 
-func init() {
-	serveFlags = append(serveFlags, func(fs *flag.FlagSet) {
-		d := exec.DefaultLimits()
-		l := &nodeConfig.limits
-		fs.DurationVar(&l.Wall, "node-timeout", d.Wall, "pipeline nodes: wall-clock limit of one node (weir.toml may lower it)")
-		fs.Int64Var(&l.Memory, "node-memory-bytes", d.Memory, "pipeline nodes: memory limit of one node, in bytes")
-		fs.Int64Var(&l.Pids, "node-pids", d.Pids, "pipeline nodes: processes and threads one node may have at once")
-		fs.Float64Var(&l.CPU, "node-cpus", d.CPU, "pipeline nodes: CPU cores one node may use (default: every core); a SQL node's DuckDB runs as many threads")
-		fs.Int64Var(&l.OutputBytes, "node-output-bytes", d.OutputBytes, "pipeline nodes: bytes one node may write to its outputs")
-		fs.Int64Var(&l.TmpBytes, "node-tmp-bytes", d.TmpBytes, "pipeline nodes: size of one node's /tmp, in bytes")
-		fs.Uint64Var(&l.OpenFiles, "node-open-files", d.OpenFiles, "pipeline nodes: open files of one node")
-		fs.IntVar(&nodeConfig.parallel, "node-parallel", runtime.NumCPU(), "pipeline nodes: how many nodes of one run may run at once")
-		fs.Var(&nodeConfig.runtimes, "runtime", "NAME=ROOTFS: register a runtime nodes may ask for (an unpacked OCI image folder); repeatable. 'host' (the host's /usr, /etc read-only) is built in")
-	})
-}
-
-// The node runner in weir serve: weir-node (found and checked by
-// findRunner), the sandboxes it runs in (exec, state under
+// buildPipelines builds the node runner of weir serve: weir-node (found
+// and checked by findRunner), the sandboxes it runs in (exec, state under
 // /run/weir/exec-<hash of the data dir>), and what uses them: the
-// pipeline hook, whose pushes run their pipeline on the repo's tables
-// (catalog, warehouse <data>/warehouse) and move code and data refs
-// together, and weir query over SSH.
-func init() {
-	serveSetup = append(serveSetup, func(a *serveApp) error {
-		cat, err := serveCatalog(a)
-		if err != nil {
-			return err
-		}
-		bin, binErr := findRunner()
-		if errors.Is(binErr, errRunnerMismatch) {
-			return binErr // a stale weir-node: refuse to start
-		}
-		var runner exec.Runner
-		var sb *exec.Sandboxes
-		if binErr != nil {
-			// Plain Git still works; pipelines and weir query are
-			// refused with the reason.
-			a.Logger.Warn("pushes with a pipeline and weir query will be refused", "err", binErr)
-			// What clients are told names no path of this machine.
-			binErr = errNoRunner
-			runner = noRunner{binErr}
-		} else if sb, err = exec.New(exec.Config{
-			StateDir:   sandboxStateDir(a.DataDir),
-			WeirBinary: bin,
-			Runtimes:   nodeConfig.runtimes,
-			Defaults:   nodeConfig.limits,
-		}); err != nil {
-			// Plain Git still works; pipelines are refused with the
-			// reason; weir query runs weir-node as a plain process.
-			a.Logger.Warn("sandboxes unavailable: pushes with a pipeline will be refused, weir query runs unsandboxed", "err", err)
-			runner = noRunner{fmt.Errorf("this server cannot run sandboxes: %v", err)}
-		} else {
-			a.closers = append(a.closers, sb.Close)
-			runner = sb
-		}
-		work := filepath.Join(a.DataDir, "runs")
-		os.RemoveAll(work) // staging of runs a crash interrupted
-		h, err := hooks.NewPipeline(hooks.PipelineConfig{
-			Refs: a.Refs, Catalog: cat, Runner: runner, WorkDir: work, Logger: a.Logger,
-			Runtimes: slices.Sorted(maps.Keys(nodeConfig.runtimes)), Parallel: nodeConfig.parallel,
-			MaxLimits: nodeConfig.limits, Rules: a.Access.Branch,
-			HidePaths: []string{a.DataDir, sandboxStateDir(a.DataDir)},
-		})
-		if err != nil {
-			return err
-		}
-		a.closers = append(a.closers, h.Close) // runs before sb.Close
-		a.Git.Hook = h
-		if a.SSH != nil {
-			qr := &queryRunner{bin: bin, binErr: binErr, workDir: filepath.Join(a.DataDir, "queries"), limits: nodeConfig.limits,
-				hide: []string{a.DataDir, sandboxStateDir(a.DataDir)}}
-			if sb != nil {
-				qr.sandbox = sb
-			}
-			os.RemoveAll(qr.workDir) // staging of queries a crash interrupted
-			a.SSH.Commands["query"] = func(ctx context.Context, req *gitserver.SSHRequest) int {
-				return sshQuery(ctx, cat, qr, req)
-			}
-		}
-		return nil
+// pipeline hook, whose pushes run their pipeline on the repo's tables and
+// move code and data refs together, and weir query over SSH.
+func (a *serveApp) buildPipelines() error {
+	nodes := a.Config.nodes
+	bin, binErr := findRunner()
+	if errors.Is(binErr, errRunnerMismatch) {
+		return binErr // a stale weir-node: refuse to start
+	}
+	var runner exec.Runner
+	var sb *exec.Sandboxes
+	var err error
+	if binErr != nil {
+		// Plain Git still works; pipelines and weir query are
+		// refused with the reason.
+		a.Logger.Warn("pushes with a pipeline and weir query will be refused", "err", binErr)
+		// What clients are told names no path of this machine.
+		binErr = errNoRunner
+		runner = noRunner{binErr}
+	} else if sb, err = exec.New(exec.Config{
+		StateDir:   sandboxStateDir(a.DataDir),
+		WeirBinary: bin,
+		Runtimes:   nodes.runtimes,
+		Defaults:   nodes.limits,
+		Logger:     a.Logger,
+	}); err != nil {
+		// Plain Git still works; pipelines are refused with the
+		// reason; weir query runs weir-node as a plain process.
+		a.Logger.Warn("sandboxes unavailable: pushes with a pipeline will be refused, weir query runs unsandboxed", "err", err)
+		runner = noRunner{fmt.Errorf("this server cannot run sandboxes: %v", err)}
+	} else {
+		a.closers = append(a.closers, sb.Close)
+		runner = sb
+	}
+	work := filepath.Join(a.DataDir, "runs")
+	os.RemoveAll(work) // staging of runs a crash interrupted
+	h, err := hooks.NewPipeline(hooks.PipelineConfig{
+		Refs: a.Refs, Catalog: a.Catalog, Runner: runner, WorkDir: work, Logger: a.Logger,
+		Runtimes: slices.Sorted(maps.Keys(nodes.runtimes)), Parallel: nodes.parallel,
+		MaxLimits: nodes.limits, Rules: a.Access.Branch,
+		HidePaths: []string{a.DataDir, sandboxStateDir(a.DataDir)},
 	})
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, h.Close) // runs before sb.Close
+	a.Git.Hook = h
+	if a.SSH != nil {
+		qr := &queryRunner{bin: bin, binErr: binErr, workDir: filepath.Join(a.DataDir, "queries"), limits: nodes.limits,
+			hide: []string{a.DataDir, sandboxStateDir(a.DataDir)}}
+		if sb != nil {
+			qr.sandbox = sb
+		}
+		os.RemoveAll(qr.workDir) // staging of queries a crash interrupted
+		a.SSH.Commands["query"] = func(ctx context.Context, req *gitserver.SSHRequest) int {
+			return sshQuery(ctx, a.Catalog, qr, req)
+		}
+	}
+	return nil
 }
 
 // errRunnerMismatch is a weir-node that does not belong with this weir.
@@ -235,25 +227,3 @@ type noRunner struct{ err error }
 
 // Run refuses every node.
 func (n noRunner) Run(context.Context, exec.Spec) (*exec.Result, error) { return nil, n.err }
-
-// serveCatalogs holds the one catalog of each serveApp.
-var serveCatalogs sync.Map // *serveApp -> *catalog.Catalog
-
-// serveCatalog returns the one catalog of a's repos: the Iceberg REST
-// catalog, the pipeline hook and the SSH query command all use it. Its
-// warehouse is the one weir serve's flags choose (--warehouse, --s3-*;
-// the environment is the fallback, <data>/warehouse the default).
-func serveCatalog(a *serveApp) (*catalog.Catalog, error) {
-	if c, ok := serveCatalogs.Load(a); ok {
-		return c.(*catalog.Catalog), nil
-	}
-	wh, err := openWarehouse(a.DataDir, serveWarehouse.flags)
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: %w", err)
-	}
-	c, loaded := serveCatalogs.LoadOrStore(a, catalog.New(a.Objects, a.Refs, wh))
-	if !loaded {
-		a.closers = append(a.closers, func() error { serveCatalogs.Delete(a); return nil })
-	}
-	return c.(*catalog.Catalog), nil
-}

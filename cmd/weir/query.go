@@ -27,10 +27,6 @@ import (
 	"github.com/weir-dev/weir/refs"
 )
 
-func init() {
-	register(command{name: "query", summary: "run a read-only SQL query over a repo's tables at a branch, tag or data commit", run: runQuery})
-}
-
 const queryUsage = `usage: weir query [--data DIR] [--warehouse ...] --repo REPO [--ref REF] "SELECT ..."
 
 Run one read-only SELECT over the tables of REPO at REF (a branch, a data

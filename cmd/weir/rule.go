@@ -10,10 +10,6 @@ import (
 	"github.com/weir-dev/weir/access"
 )
 
-func init() {
-	register(command{name: "rule", summary: "branch rules: protection, require-run, who may write", run: runRule})
-}
-
 const ruleUsage = `usage: weir rule <subcommand> [--data DIR] ...
 
   weir rule set REPO BRANCH [--protect] [--require-run] [--writers a,b]

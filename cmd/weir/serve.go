@@ -19,14 +19,11 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/weir-dev/weir/access"
+	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
-
-func init() {
-	register(command{name: "serve", summary: "run the Git server (smart HTTP and SSH)", run: runServe})
-}
 
 // serveConfig is every knob of weir serve; each one is a flag.
 type serveConfig struct {
@@ -49,6 +46,12 @@ type serveConfig struct {
 	assumeRemote      bool
 	logLevel          string
 	shutdownGrace     time.Duration
+	// The tables: where the warehouse is, and what the Iceberg REST
+	// catalog hands to readers.
+	warehouse       warehouseFlags
+	vendCredentials bool
+	// The pipeline nodes: limits, runtimes, parallelism.
+	nodes nodeFlags
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -70,36 +73,44 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.assumeRemote, "assume-remote", false, "apply the non-loopback access rules (no anonymous access) even on loopback listeners; for tests")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGINT/SIGTERM, how long to let running sessions finish")
+	c.warehouse.register(fs)
+	fs.BoolVar(&c.vendCredentials, "iceberg-vend-credentials", false,
+		"Iceberg REST: hand the server's own S3 keys to every reader allowed to load a table (in LoadTable's config). Off: readers get endpoint, region and addressing only, and use their own credentials")
+	c.nodes.register(fs)
 }
 
-// serveApp is everything weir serve builds. Other files of this package
-// extend it without editing this one: append a function to serveSetup in
-// init, and it runs after the core is built and before the listeners
-// accept, e.g.
+// serveApp is everything weir serve builds. newServeApp builds it in one
+// order, each step from the ones before it (the composition root):
 //
-//	func init() {
-//		serveSetup = append(serveSetup, func(a *serveApp) error {
-//			a.Git.Hook = pipeline.New(...)
-//			a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", catalog.NewRESTHandler(...)))
-//			a.SSH.Commands["query"] = ...
-//			return nil
-//		})
-//	}
+//	logger, data dir
+//	storage     Pebble: objects, refs
+//	access      users, keys, tokens, rules; --protected
+//	git         the Git protocol server
+//	catalog     the one catalog of every repo (--warehouse, --s3-*)
+//	listeners   HTTP (Git smart HTTP at /) and SSH, each with its own
+//	            view of access (anonymous only on loopback)
+//	pipelines   weir-node, the sandboxes, the pipeline hook on git, the
+//	            SSH query command
+//	iceberg     the Iceberg REST catalog at /iceberg/ on HTTP
+//
+// Nothing is served until run; close releases everything in reverse
+// order of acquisition.
 type serveApp struct {
 	Config    serveConfig
 	Logger    *slog.Logger
 	DataDir   string // absolute
-	Warehouse string // <data>/warehouse, created: the default warehouse (serveCatalog opens the one --warehouse chooses)
+	Warehouse string // <data>/warehouse, created: the default warehouse (Catalog's is the one --warehouse chooses)
 	DB        *pebble.DB
 	Objects   *objects.Store
 	Refs      *refs.DB
 	Git       *gitserver.Server
-	Access    *access.Access // shared; listeners use the views below
+	Catalog   *catalog.Catalog // the one catalog: REST, pipelines and weir query share it
+	Access    *access.Access   // shared; listeners use the views below
 	// HTTPAccess is the HTTP listener's view of Access; its HTTPIdentity
 	// authenticates requests for handlers mounted on Mux.
 	HTTPAccess *access.Access
 	SSHAccess  *access.Access
-	// Mux serves HTTP: "/" is Git smart HTTP; mount more next to it.
+	// Mux serves HTTP: "/" is Git smart HTTP, "/iceberg/" the REST catalog.
 	Mux *http.ServeMux
 	SSH *gitserver.SSHServer // nil without --ssh
 
@@ -107,20 +118,10 @@ type serveApp struct {
 	closers       []func() error // run in reverse order on shutdown
 }
 
-// serveSetup are the extensions run by weir serve; see serveApp.
-var serveSetup []func(a *serveApp) error
-
-// serveFlags add an extension's flags to weir serve's flag set (so --help
-// lists every knob); they are parsed before serveSetup runs.
-var serveFlags []func(fs *flag.FlagSet)
-
 func runServe(args []string) error {
 	var cfg serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg.flags(fs)
-	for _, add := range serveFlags {
-		add(fs)
-	}
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: weir serve [flags]\n\nServe Git repos over smart HTTP and SSH. Anonymous read/write is allowed\nonly on loopback listeners; elsewhere use SSH keys and HTTP tokens (weir user).\n\nflags:\n")
 		fs.PrintDefaults()
@@ -143,8 +144,8 @@ func runServe(args []string) error {
 	return app.run(ctx, os.Stdout)
 }
 
-// newServeApp opens the storage, binds the listeners and builds the
-// servers; nothing is served until run.
+// newServeApp builds the server in the order serveApp's comment draws;
+// nothing is served until run.
 func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
@@ -166,8 +167,19 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	if err := os.MkdirAll(a.Warehouse, 0o700); err != nil {
 		return nil, err
 	}
+	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// openStorage opens the Pebble database of objects and refs.
+func (a *serveApp) openStorage() (err error) {
+	cfg := a.Config
 	if a.DB, err = objects.Open(filepath.Join(a.DataDir, "pebble")); err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+		return fmt.Errorf("open database: %w", err)
 	}
 	a.closers = append(a.closers, a.DB.Close)
 	a.Objects = objects.New(a.DB, objects.Limits{
@@ -178,14 +190,24 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 		MaxBaseMemory:    cfg.maxDeltaBaseBytes,
 	})
 	a.Refs = refs.NewDB(a.Objects)
+	return nil
+}
+
+// openAccess reads users.json (re-read whenever it changes) and the
+// --authorized-keys file.
+func (a *serveApp) openAccess() (err error) {
 	a.Access, err = access.New(access.Config{
 		Users:          access.OpenUsers(filepath.Join(a.DataDir, "users.json")),
-		AuthorizedKeys: cfg.authorizedKeys,
-		Protected:      strings.Split(cfg.protected, ","),
+		AuthorizedKeys: a.Config.authorizedKeys,
+		Protected:      strings.Split(a.Config.protected, ","),
 	})
-	if err != nil {
-		return nil, err
-	}
+	return err
+}
+
+// newGit builds the Git protocol server; the pipeline hook is set by
+// buildPipelines.
+func (a *serveApp) newGit() error {
+	cfg := a.Config
 	a.Git = &gitserver.Server{
 		Objects:         a.Objects,
 		Refs:            a.Refs,
@@ -199,34 +221,52 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 			QueueTimeout:    cfg.pushQueueTimeout,
 		},
 	}
+	return nil
+}
 
+// openCatalog opens the warehouse the flags choose (--warehouse, --s3-*;
+// the environment is the fallback, <data>/warehouse the default) and the
+// one catalog over it.
+func (a *serveApp) openCatalog() error {
+	wh, err := openWarehouse(a.DataDir, a.Config.warehouse)
+	if err != nil {
+		return fmt.Errorf("warehouse: %w", err)
+	}
+	a.Catalog = catalog.New(a.Objects, a.Refs, wh, catalog.WithLogger(a.Logger))
+	return nil
+}
+
+// listenHTTP binds --http and serves Git smart HTTP at "/".
+func (a *serveApp) listenHTTP() (err error) {
 	a.Mux = http.NewServeMux()
-	if cfg.httpAddr != "" {
-		if a.httpLn, err = net.Listen("tcp", cfg.httpAddr); err != nil {
-			return nil, fmt.Errorf("--http: %w", err)
-		}
-		a.closers = append(a.closers, ignoreClosed(a.httpLn.Close))
-		a.HTTPAccess = a.Access.WithAnonymous(access.IsLoopback(a.httpLn.Addr()) && !cfg.assumeRemote)
-		a.Mux.Handle("/", gitserver.NewHTTPHandler(a.Git, a.HTTPAccess))
+	if a.Config.httpAddr == "" {
+		return nil
 	}
-	if cfg.sshAddr != "" {
-		hostKey, err := gitserver.LoadHostKey(filepath.Join(a.DataDir, "ssh_host_ed25519_key"))
-		if err != nil {
-			return nil, err
-		}
-		if a.sshLn, err = net.Listen("tcp", cfg.sshAddr); err != nil {
-			return nil, fmt.Errorf("--ssh: %w", err)
-		}
-		a.closers = append(a.closers, ignoreClosed(a.sshLn.Close))
-		a.SSHAccess = a.Access.WithAnonymous(access.IsLoopback(a.sshLn.Addr()) && !cfg.assumeRemote)
-		a.SSH = gitserver.NewSSHServer(a.Git, a.SSHAccess, hostKey)
+	if a.httpLn, err = net.Listen("tcp", a.Config.httpAddr); err != nil {
+		return fmt.Errorf("--http: %w", err)
 	}
-	for _, setup := range serveSetup {
-		if err := setup(a); err != nil {
-			return nil, err
-		}
+	a.closers = append(a.closers, ignoreClosed(a.httpLn.Close))
+	a.HTTPAccess = a.Access.WithAnonymous(access.IsLoopback(a.httpLn.Addr()) && !a.Config.assumeRemote)
+	a.Mux.Handle("/", gitserver.NewHTTPHandler(a.Git, a.HTTPAccess))
+	return nil
+}
+
+// listenSSH binds --ssh with the data dir's host key.
+func (a *serveApp) listenSSH() error {
+	if a.Config.sshAddr == "" {
+		return nil
 	}
-	return a, nil
+	hostKey, err := gitserver.LoadHostKey(filepath.Join(a.DataDir, "ssh_host_ed25519_key"))
+	if err != nil {
+		return err
+	}
+	if a.sshLn, err = net.Listen("tcp", a.Config.sshAddr); err != nil {
+		return fmt.Errorf("--ssh: %w", err)
+	}
+	a.closers = append(a.closers, ignoreClosed(a.sshLn.Close))
+	a.SSHAccess = a.Access.WithAnonymous(access.IsLoopback(a.sshLn.Addr()) && !a.Config.assumeRemote)
+	a.SSH = gitserver.NewSSHServer(a.Git, a.SSHAccess, hostKey)
+	return nil
 }
 
 // run serves until ctx is done, then shuts down gracefully.

@@ -14,10 +14,6 @@ import (
 	"github.com/weir-dev/weir/access"
 )
 
-func init() {
-	register(command{name: "user", summary: "manage users, SSH keys, HTTP tokens and grants", run: runUser})
-}
-
 const userUsage = `usage: weir user <subcommand> [--data DIR] ...
 
   weir user add NAME --key FILE     add a user (or a key to a user); FILE holds
