@@ -1,8 +1,10 @@
 // Package weir is the root of the Weir module. It holds one thing, which
 // must live here because only the module root can embed files of several
-// packages: the fingerprint of the sources the node runner (weir-node) is
-// built from, which weir and weir-node both carry, so that weir can refuse
-// a weir-node built from another tree (hooks/contract, Handshake).
+// packages: the fingerprints of the sources the helper binaries are built
+// from. weir and weir-node both carry the runner's, so that weir can
+// refuse a weir-node built from another tree (hooks/contract, Handshake);
+// weir and weir-sandbox-init both carry the sandbox init's, so that exec
+// can refuse a stale weir-sandbox-init (exec.New).
 //
 // It must never import anything but the standard library: weir-node
 // imports it, and whatever it links ends up in every node's runner.
@@ -25,10 +27,32 @@ import (
 //go:embed go.mod go.sum hooks/contract/*.go hooks/node/*.go cmd/weir-node/*.go
 var runnerSources embed.FS
 
+// initSources are the files weir-sandbox-init is built from: the module's
+// dependencies (runc's libcontainer among them), package exec and the
+// command.
+//
+//go:embed go.mod go.sum exec/*.go exec/cmd/weir-sandbox-init/*.go
+var initSources embed.FS
+
 var (
 	sourcesOnce sync.Once
 	sourcesSum  string
+
+	initOnce sync.Once
+	initSum  string
 )
+
+// InitSources is the fingerprint, as RunnerSources computes it, of the
+// sources weir-sandbox-init is built from.
+func InitSources() string {
+	initOnce.Do(func() {
+		var err error
+		if initSum, err = fingerprint(initSources); err != nil {
+			panic("weir: embedded init sources: " + err.Error())
+		}
+	})
+	return initSum
+}
 
 // RunnerSources is the fingerprint of the sources weir-node is built
 // from: the SHA-256, in hex, of the embedded files' paths and contents in

@@ -139,9 +139,8 @@ func New(cfg Config) (*Sandboxes, error) {
 	s.shimBinary = cfg.WeirBinary
 	if cfg.InitBinary == "" {
 		if exe, err := os.Executable(); err == nil {
-			cand := filepath.Join(filepath.Dir(exe), "weir-sandbox-init")
-			if _, err := os.Stat(cand); err == nil {
-				cfg.InitBinary = cand
+			if cfg.InitBinary, err = findInitBinary(exe); err != nil {
+				return nil, err
 			}
 		}
 	}

@@ -14,19 +14,26 @@
 //
 //	go build -o /usr/local/bin/weir-sandbox-init ./exec/cmd/weir-sandbox-init
 //
-// It is not meant to be run by hand.
+// It is not meant to be run by hand, but for "weir-sandbox-init version",
+// which prints the fingerprint of the sources it was built from (exec.New
+// refuses one that does not match the server's: a stale binary).
 package main
 
 import (
 	"fmt"
 	"os"
 
+	"github.com/weir-dev/weir"
 	"github.com/weir-dev/weir/exec"
 )
 
 func init() { exec.Init() }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == exec.InitVersionArg {
+		fmt.Println(exec.InitVersionLine(weir.InitSources()))
+		return
+	}
 	fmt.Fprintln(os.Stderr, "weir-sandbox-init: internal to the weir server's sandboxes; not for direct use")
 	os.Exit(2)
 }
