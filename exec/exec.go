@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// RunnerPath is where the weir binary is mounted, read-only, inside a
-// sandbox whose Spec.Weir is set. SQL nodes run "RunnerPath <args>".
+// RunnerPath is where the node runner (Config.WeirBinary: weir-node, in
+// weir serve) is mounted, read-only, inside a sandbox whose Spec.Weir is
+// set. Nodes run "RunnerPath <command> <args>".
 const RunnerPath = "/weir/bin/weir-runner"
 
 // HostRuntime is the built-in runtime: the host's /usr, /bin, /lib*, and
@@ -222,8 +223,8 @@ type Config struct {
 	// Defaults fill the zero fields of Spec.Limits (zero fields here take
 	// DefaultLimits).
 	Defaults Limits
-	// WeirBinary is the binary mounted at RunnerPath (default: the running
-	// executable).
+	// WeirBinary is the node runner mounted at RunnerPath: weir serve
+	// passes weir-node (default: the running executable).
 	WeirBinary string
 	// InitBinary is a small binary built from ./exec/cmd/weir-sandbox-init,
 	// used as every sandbox's container init and shim instead of the
