@@ -1,0 +1,233 @@
+// Package sched owns the server's one run queue: it decides when a run
+// may start (admission, bounded by run slots, with fair share, priority
+// and back-pressure), which runs of one branch wait for which, and when
+// each node of a running run may take its share of the machine (node
+// slots from a pool of cores and memory). It lists the runs it holds and
+// the last ones that ended, for "weir runs <repo>".
+//
+// It only decides and counts. It must never run a node, open a sandbox,
+// read or move a ref, read a table or parse a pipeline: it knows a run by
+// the Request its caller fills in (repo, branches, pusher, priority, an
+// estimate of its nodes) and a node by its Demand. It imports nothing of
+// the server but the typed names of objects and access. Its callbacks
+// (Request.Progress, Request.Recheck) are never called under its lock.
+//
+// # A request's life
+//
+//	Admit(ctx, req)
+//	  │
+//	  ├─ can start now (branches free, slot free, nobody queued) ──────────► running
+//	  ├─ MaxQueue requests already waiting ─────────────► *BusyError (nothing queued)
+//	  ├─ a branch of req held or waited for ──► branch wait (holds nothing)
+//	  │                                            │ every branch handed over
+//	  │                                            ▼
+//	  │                                         recheck (Request.Recheck, holds
+//	  │                                            │      its branches)
+//	  │                                            ├─ error ──► refused
+//	  │                                            ▼
+//	  └─ branches free, no slot ───────────────► run queue (Policy; holds its
+//	                                               │        branches)
+//	                                               │ a run slot, the policy's turn
+//	                                               ▼
+//	                                            running ──Ticket.Done──► succeeded,
+//	                                               │                     failed, cancelled
+//	                                               └─ Ticket.Node(ctx, Demand) per node:
+//	                                                  a node slot, FIFO, released when
+//	                                                  the node ends
+//
+//	ctx ends while waiting (branch, recheck, queue) ──► cancelled, its place freed at once
+//
+// While it waits, Request.Progress gets its Position ("queued, 3 runs
+// ahead") whenever it changes and every Config.KeepAlive.
+//
+// # Same branch
+//
+// At most one admitted request holds a branch of a repo (claims.go). A
+// request whose branch is held waits behind the holder, in arrival
+// order, holding no run slot; when the holder is Done the branch is
+// handed to the next waiter, which runs Request.Recheck before it queues
+// for a slot: the code ref may have moved under it, and a push that is
+// no longer a fast-forward is refused then, before anything of it runs.
+// A push to several branches takes them all at once or waits for all.
+//
+// # Capacity and why nothing deadlocks
+//
+// Runs: at most Config.MaxRuns admitted at once. Nodes: a pool of
+// Config.CPU cores and Config.Memory bytes (pool.go); each node takes
+// its demand (weir.toml's cpus and memory_mb, Config.NodeDefault when it
+// declares none) clamped to the pool, in FIFO order.
+//
+// A run takes what it holds in one order and never gives it back early:
+//
+//	step 1  its branches   all at once; while waiting it holds nothing
+//	step 2  a run slot     while waiting it holds its branches
+//	step 3  node slots     one per running node; while waiting it holds
+//	                       steps 1, 2 and the slots of its other nodes
+//	                       that run
+//
+// A cycle of waits would need someone to wait for a resource of a lower
+// step while holding one of a higher, or two requests each holding what
+// the other waits for within one step. Neither can happen:
+//
+//   - Branches are taken all at once or not at all, and the waiting
+//     lists are in arrival order, so the earliest waiter is first in all
+//     of its lists and nobody holds a branch while waiting for another.
+//   - A run slot is held until Done; its holder waits only for node
+//     slots (step 3), never for a branch or another run slot.
+//   - A node slot is held by a node that is running: it waits for
+//     nothing of the scheduler, and is released when the node ends
+//     (bounded by the node's wall-time limit). So held node slots always
+//     come back; and since every demand is clamped to the pool, the
+//     first waiter fits at the latest when the pool is empty, so it is
+//     granted, and so is each one after it (FIFO: a large node is never
+//     overtaken for ever by small ones).
+//
+// Hence every wait ends, provided the caller keeps its side: one Admit
+// per push (never Admit while holding a Ticket); Ticket.Node right
+// before a node runs and release as it ends, never while waiting for
+// another node (a node's inputs are done before it asks); Done always.
+// TestRandomLoad drives many goroutines at random against small
+// capacities and checks that every run finishes and no capacity is ever
+// exceeded.
+//
+// # Policies
+//
+// The run queue's order is a Policy (policy.go), chosen by name
+// (Config.Policy, NewPolicy): "fair" (default; fair.go: surplus round
+// robin across pushing identities, then their repos, a run's cost its
+// estimated work divided by its priority's weight) or "fifo" (first in,
+// first out within a priority). Another policy is a type with Push, Pop,
+// Remove, Len and Order, and a line in the policies table.
+//
+// # How the pipeline hook will use it (not wired in yet)
+//
+// Nothing calls this package yet; the integration is these five steps.
+//
+// Step 1, cmd/weir serve (newServeApp): build one Scheduler from flags
+// and hand it to the hook (a new field hooks.PipelineConfig.Scheduler
+// *sched.Scheduler; nil keeps today's behaviour) and to the SSH command
+// of step 5. Flags, all in "weir serve --help": --runs (MaxRuns),
+// --run-queue (MaxQueue), --run-policy (Policy; its help from
+// PolicyHelp), --node-cpus (CPU), --node-memory-mb (Memory),
+// --node-default-cpus and --node-default-memory-mb (NodeDefault),
+// --runs-history (History); KeepAlive is PipelineConfig.KeepAlive. Log
+// Config() once at start, so the sizes taken from the machine show.
+//
+// Step 2, hooks.Pipeline.PreReceive, once the options are parsed and
+// before the loop over the commands: find the commands that will run
+// nodes (refs/heads/<b> whose new commit has a pipeline, but not a new
+// branch at its base's code commit; refs/data/<b> whose code has
+// expectations; pipeline.Load is cheap, it reads the commit's files from
+// the quarantine). If there are any, call Admit once for the whole push,
+// with the push's ctx (it ends when the client goes away):
+//
+//	t, err := h.cfg.Scheduler.Admit(ctx, sched.Request{
+//		ID:       id,     // the first run's RunID (hooks.RunID becomes sched.RunID)
+//		Repo:     p.Repo,
+//		Targets:  ts,     // {Branch: b, Code: c.New} per such command; none for -o dry-run
+//		Pusher:   p.Pusher,
+//		Priority: prio,   // push option "priority=N" (add to knownOptions), capped
+//		                  // by what access lets p.Pusher ask for (default 0)
+//		Need:     need,   // Nodes: len(pl.Nodes); Node: the largest Limits.CPU and
+//		                  // Limits.Memory of pl.Nodes, over those pipelines
+//		Progress: func(pos sched.Position) { out.linef("weir: %s", pos) },
+//		Recheck:  recheck, // each such command's ref (Refs.Resolve) must still be
+//		                   // c.Old, else "weir: refs/heads/<b> moved to <short>
+//		                   // while this push waited for the run ahead of it;
+//		                   // fetch first": no longer a fast-forward
+//	})
+//
+// Then errors.Is(err, sched.ErrBusy): refuse every command at once with
+// "weir: " + err.Error() ("weir: server busy: 256 runs queued; try again
+// later"); a *sched.RecheckError: refuse them with its text; ctx's
+// error: refuse them with "weir: stopped: the client disconnected".
+// Nothing ran in any of these cases.
+//
+// Step 3, nodes.go: keep the Ticket on each run (run.ticket). In
+// runNode, after <-st.done and linkLate, right before sandboxRun:
+//
+//	release, err := r.ticket.Node(ctx, sched.Demand{CPU: n.Limits.CPU, Memory: n.Limits.Memory})
+//	if err != nil {
+//		return nodeError(n, "stopped: ...") // ctx ended: as sandboxRun's abort says today
+//	}
+//	result, err := r.sandboxRun(ctx, st)
+//	release()
+//
+// The demand is what weir.toml declares (zero: Config.NodeDefault), not
+// the capped sandbox limits, which default to the whole machine. The
+// dag's Parallel still bounds one run; the pool bounds the server. The
+// plan's SQL parser sandbox (SandboxSQL) takes no node slot: it runs
+// once per admitted push, so MaxRuns bounds it.
+//
+// Step 4, ending: call t.Done in Result.Report, which gitserver calls
+// once the push is written (receive.go, after commitPush): Succeeded
+// when every run's command landed, Cancelled when the push's ctx ended
+// (the run log already says "stopped: the client disconnected"), else
+// Failed, with the first refusal as the note. Done must wait for the ref
+// update: the next push to the branch rechecks against the branch as
+// this one left it, and so never runs only to lose the compare-and-swap.
+// Once Admit has returned a ticket PreReceive returns a Result with
+// Report on every path; a path that returns an error must call Done
+// itself.
+//
+// Step 5, "weir runs <repo>": an SSH command (SSHServer.Commands, set
+// in newServeApp) that checks req.Can(repo, access.PermRead) and writes
+// WriteRuns(req.Stdout, s.Runs(repo)).
+//
+// # Executors: the seam stays exec.Runner
+//
+// The scheduler decides when a node may run and how much of the machine
+// it takes; where it runs is the hook's Runner (hooks.PipelineConfig.Runner,
+// an exec.Runner: Run(ctx, Spec) (*Result, error), with the optional
+// Prepare of *exec.Sandboxes). That interface is already the seam: the
+// hook hands every node, and the plan's SQL parser, to it and nothing
+// else, and a Spec says all a node needs (runtime, argv, env, inputs,
+// output folder, limits). Defining another executor interface here would
+// make this package import exec (or copy its Spec) for nothing: the node
+// slot and the Runner meet in the hook, in the two lines of step 3. The
+// local sandboxes (*exec.Sandboxes) are one Runner; for another, the
+// node pool is sized to what that Runner serves (Config.CPU, Config.Memory
+// set to the cluster's quota rather than this machine's).
+//
+// A Kubernetes Runner (not built; it would use k8s.io/client-go, nothing
+// home-made) would implement Run as one Job per node:
+//
+//   - Job: backoffLimit 0, activeDeadlineSeconds = Limits.Wall,
+//     ttlSecondsAfterFinished; pod: runtimeClassName naming a sandboxed
+//     runtime (gVisor's runsc, or Kata Containers), since the node's code
+//     is hostile and shares the cluster's kernel otherwise;
+//     automountServiceAccountToken false, enableServiceLinks false, no
+//     host namespaces; securityContext runAsUser/runAsGroup 65534,
+//     runAsNonRoot, readOnlyRootFilesystem, allowPrivilegeEscalation
+//     false, capabilities drop ALL, seccompProfile RuntimeDefault;
+//     resources requests = limits = Limits.CPU and Limits.Memory,
+//     ephemeral-storage for /tmp (emptyDir, sizeLimit TmpBytes);
+//     image: the runtime's root filesystem as an image, with weir-node
+//     at exec.RunnerPath; label weir.dev/node=true.
+//   - Network: a NetworkPolicy in the nodes' namespace selecting
+//     weir.dev/node=true with policyTypes [Ingress, Egress] and no rules
+//     (deny all, in and out), enforced by the cluster's CNI (Cilium,
+//     Calico); the nodes' namespace holds no Secrets.
+//   - Inputs and outputs: the pod cannot fetch or upload anything (no
+//     network), so a per-run volume (a PersistentVolumeClaim) carries
+//     Spec.Inputs, mounted read-only at /in, and /out (read-write, size
+//     bounded by OutputBytes). A trusted stager Job (egress only to the
+//     warehouse's object store) fills /in from the warehouse before the
+//     node's Job, and a trusted collector reads /out after it, with the
+//     checks exec's collector applies (regular files, one link, bounded
+//     size, count and depth) before anything reaches the warehouse.
+//   - Result: the Job's status gives Result.Reason (OOMKilled:
+//     memory-limit; DeadlineExceeded: time-limit; the exit code: exit);
+//     the pod's log tail is Result.Output. The runner's report (verdict,
+//     expectation counts, Spec.Report) must come on a channel the node's
+//     code cannot write: in a pod that is a separate container, or a
+//     different uid for the model's code than for the runner, with the
+//     report on a volume only the runner's uid can write. This is the
+//     one part that needs design of its own before such a Runner exists.
+//   - ctx ending (the client went away, a sibling node failed) deletes
+//     the Job with propagationPolicy Foreground, so its pod is killed.
+//
+// Kubernetes then places the pods; this package still bounds how many
+// are asked for at once, and in what order, so a flood of pushes never
+// becomes a flood of pending pods.
+package sched
