@@ -20,9 +20,12 @@
 // the commit's files, no SQL engine); hooks/node is the runner, weir-node:
 // what runs inside a sandbox for one node, the plan's SQL parser and the
 // read-only query engine of weir query; hooks/contract is what the hook
-// and the runner agree on. This package links no SQL engine: the plan's
-// queries are parsed by the runner in a sandbox (SandboxSQL, sqlparse.go),
-// one per push, started ahead of the next push once a push is decided.
+// and the runner agree on; hooks/sched is the server's run queue and
+// node slots (standard library only; the hook does not use it yet: its
+// doc comment says how it will). This package links no SQL engine: the
+// plan's queries are parsed by the runner in a sandbox (SandboxSQL,
+// sqlparse.go), one per push, started ahead of the next push once a push
+// is decided.
 //
 // A node's result is never read from what it prints: the verdict (and an
 // expectation's failing-row count, a failure's reason) comes from the

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
-
-	"github.com/weir-dev/weir/access"
 )
 
 // BenchmarkAdmitDone is the scheduler's cost per run when nothing waits:
@@ -61,7 +59,7 @@ func BenchmarkAdmitDoneQueued(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					i := n.Add(1)
 					r := Request{
-						ID: RunID(fmt.Sprint("r", i)), Repo: "x", Pusher: access.Identity(fmt.Sprint("agent", i%16)),
+						ID: RunID(fmt.Sprint("r", i)), Repo: "x", Pusher: Identity(fmt.Sprint("agent", i%16)),
 						Targets:  []Target{{Branch: fmt.Sprint("b", i)}},
 						Progress: func(Position) {},
 					}

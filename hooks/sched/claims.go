@@ -1,10 +1,6 @@
 package sched
 
-import (
-	"slices"
-
-	"github.com/weir-dev/weir/objects"
-)
+import "slices"
 
 // Branch claims: at most one request holds a branch of a repo, from its
 // arrival (or the hand-over) until it ends; the others that want the
@@ -25,7 +21,7 @@ import (
 
 // claimKey names one branch of one repo.
 type claimKey struct {
-	repo   objects.RepoName
+	repo   Repo
 	branch string
 }
 

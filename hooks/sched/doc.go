@@ -8,9 +8,12 @@
 // It only decides and counts. It must never run a node, open a sandbox,
 // read or move a ref, read a table or parse a pipeline: it knows a run by
 // the Request its caller fills in (repo, branches, pusher, priority, an
-// estimate of its nodes) and a node by its Demand. It imports nothing of
-// the server but the typed names of objects and access. Its callbacks
-// (Request.Progress, Request.Recheck) are never called under its lock.
+// estimate of its nodes) and a node by its Demand. It imports the
+// standard library only (TestStandardLibraryOnly), so it builds and is
+// tested on its own: its names (Repo, Identity, Commit, RunID) are its
+// own types, which the hook converts from objects' and access'. Its
+// callbacks (Request.Progress, Request.Recheck) are never called under
+// its lock.
 //
 // # A request's life
 //
@@ -122,10 +125,11 @@
 // with the push's ctx (it ends when the client goes away):
 //
 //	t, err := h.cfg.Scheduler.Admit(ctx, sched.Request{
-//		ID:       id,     // the first run's RunID (hooks.RunID becomes sched.RunID)
-//		Repo:     p.Repo,
-//		Targets:  ts,     // {Branch: b, Code: c.New} per such command; none for -o dry-run
-//		Pusher:   p.Pusher,
+//		ID:       sched.RunID(id), // the first run's RunID
+//		Repo:     sched.Repo(p.Repo),
+//		Targets:  ts,     // {Branch: b, Code: sched.Commit(c.New)} per such command;
+//		                  // none for -o dry-run
+//		Pusher:   sched.Identity(p.Pusher),
 //		Priority: prio,   // push option "priority=N" (add to knownOptions), capped
 //		                  // by what access lets p.Pusher ask for (default 0)
 //		Need:     need,   // Nodes: len(pl.Nodes); Node: the largest Limits.CPU and
@@ -172,7 +176,7 @@
 //
 // Step 5, "weir runs <repo>": an SSH command (SSHServer.Commands, set
 // in newServeApp) that checks req.Can(repo, access.PermRead) and writes
-// WriteRuns(req.Stdout, s.Runs(repo)).
+// WriteRuns(req.Stdout, s.Runs(sched.Repo(repo))).
 //
 // # Executors: the seam stays exec.Runner
 //

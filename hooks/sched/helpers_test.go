@@ -7,9 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/weir-dev/weir/access"
-	"github.com/weir-dev/weir/objects"
 )
 
 // newSched returns a scheduler whose invariants are checked after every
@@ -166,7 +163,7 @@ func (w *waiter) rechecked() int {
 
 // req is a request of pusher to repo for branches (none: no target).
 func req(id string, pusher string, repo string, branches ...string) Request {
-	r := Request{ID: RunID(id), Repo: objects.RepoName(repo), Pusher: access.Identity(pusher)}
+	r := Request{ID: RunID(id), Repo: Repo(repo), Pusher: Identity(pusher)}
 	for _, b := range branches {
 		r.Targets = append(r.Targets, Target{Branch: b})
 	}

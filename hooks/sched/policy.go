@@ -5,9 +5,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/weir-dev/weir/access"
-	"github.com/weir-dev/weir/objects"
 )
 
 // MaxPriority is the highest priority a request may carry; the scheduler
@@ -22,8 +19,8 @@ type Item struct {
 	// Seq is the request's arrival order: a smaller Seq came first. Seqs
 	// are unique within a Scheduler.
 	Seq      uint64
-	Repo     objects.RepoName
-	Pusher   access.Identity
+	Repo     Repo
+	Pusher   Identity
 	Priority int // 0 (normal) to MaxPriority, higher first
 	// Work is the run's estimated work in thousandths of a node-core:
 	// its nodes times the cores its largest node asks for (at least one

@@ -6,9 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/weir-dev/weir/access"
-	"github.com/weir-dev/weir/objects"
 )
 
 // items parses "pusher/repo[:prio][*nodes]" words into items, Seq in
@@ -30,7 +27,7 @@ func items(words string) ([]*Item, map[*Item]string) {
 			fmt.Sscan(prio, &it.Priority)
 		}
 		pusher, repo, _ := strings.Cut(w, "/")
-		it.Pusher, it.Repo = access.Identity(pusher), objects.RepoName(repo)
+		it.Pusher, it.Repo = Identity(pusher), Repo(repo)
 		out = append(out, it)
 		names[it] = name
 	}
@@ -110,8 +107,8 @@ func TestPolicyOrderIsPop(t *testing.T) {
 						seq++
 						it := &Item{
 							Seq:      seq,
-							Pusher:   access.Identity(fmt.Sprint("p", rng.IntN(4))),
-							Repo:     objects.RepoName(fmt.Sprint("r", rng.IntN(3))),
+							Pusher:   Identity(fmt.Sprint("p", rng.IntN(4))),
+							Repo:     Repo(fmt.Sprint("r", rng.IntN(3))),
 							Priority: rng.IntN(MaxPriority + 1),
 							Work:     int64(1+rng.IntN(30)) * 1000,
 						}
@@ -174,20 +171,20 @@ func TestFairShareBound(t *testing.T) {
 	for seed := uint64(0); seed < 100; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 2))
 		p := newFair()
-		backlog := map[access.Identity]int{"flood": 20 + rng.IntN(100), "few": 1 + rng.IntN(10)}
+		backlog := map[Identity]int{"flood": 20 + rng.IntN(100), "few": 1 + rng.IntN(10)}
 		var seq uint64
 		var pushes []*Item
 		for id, n := range backlog {
 			for range n {
 				seq++
-				pushes = append(pushes, &Item{Seq: seq, Pusher: id, Repo: objects.RepoName(fmt.Sprint("r", rng.IntN(3))), Work: 1000})
+				pushes = append(pushes, &Item{Seq: seq, Pusher: id, Repo: Repo(fmt.Sprint("r", rng.IntN(3))), Work: 1000})
 			}
 		}
 		rng.Shuffle(len(pushes), func(i, j int) { pushes[i], pushes[j] = pushes[j], pushes[i] })
 		for _, it := range pushes {
 			p.Push(it)
 		}
-		served := map[access.Identity]int{}
+		served := map[Identity]int{}
 		for backlog["few"] > 0 {
 			it := p.Pop()
 			served[it.Pusher]++

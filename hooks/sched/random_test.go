@@ -9,9 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/weir-dev/weir/access"
-	"github.com/weir-dev/weir/objects"
 )
 
 // TestRandomLoad drives a scheduler with small capacities from many
@@ -57,7 +54,7 @@ func randomLoad(t *testing.T, seed uint64) {
 			var o outcome
 			for i := range perPusher {
 				id := RunID(fmt.Sprintf("p%d-%d", p, i))
-				r := Request{ID: id, Repo: objects.RepoName([]string{"x", "y"}[prng.IntN(2)]), Pusher: access.Identity(fmt.Sprint("agent", prng.IntN(6))), Priority: prng.IntN(12) - 1}
+				r := Request{ID: id, Repo: Repo([]string{"x", "y"}[prng.IntN(2)]), Pusher: Identity(fmt.Sprint("agent", prng.IntN(6))), Priority: prng.IntN(12) - 1}
 				r.Need = Need{Nodes: prng.IntN(5), Node: Demand{CPU: float64(prng.IntN(3))}}
 				for range prng.IntN(3) {
 					r.Targets = append(r.Targets, Target{Branch: []string{"main", "dev", "feat"}[prng.IntN(3)]})

@@ -9,9 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
-
-	"github.com/weir-dev/weir/access"
-	"github.com/weir-dev/weir/objects"
 )
 
 // State is how a request stands, for the listing.
@@ -43,9 +40,9 @@ func (st State) Final() bool { return st >= Succeeded && int(st) < len(stateName
 // RunInfo is one request as the listing shows it.
 type RunInfo struct {
 	ID       RunID
-	Repo     objects.RepoName
+	Repo     Repo
 	Targets  []Target
-	Pusher   access.Identity
+	Pusher   Identity
 	Priority int
 	State    State
 	// Note says how it ended (Ticket.Done's note, a recheck's refusal).
@@ -85,7 +82,7 @@ func (h *history) add(e *entry) {
 // Runs lists the requests of repo ("" for every repo) the scheduler
 // holds now (queued, running) and the last Config.History that ended,
 // newest first.
-func (s *Scheduler) Runs(repo objects.RepoName) []RunInfo {
+func (s *Scheduler) Runs(repo Repo) []RunInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reposition()

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -9,19 +10,34 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/weir-dev/weir/access"
-	"github.com/weir-dev/weir/objects"
+	"unicode/utf8"
 )
+
+// The package's names are its own types, so that it imports nothing but
+// the standard library; the hook converts its own (sched.Repo(p.Repo),
+// sched.Identity(p.Pusher), sched.Commit(c.New)).
 
 // RunID names a run in the scheduler's listing: the pipeline hook's run
 // id ("r-" and 8 hex digits).
 type RunID string
 
+// Repo names a repo (objects.RepoName).
+type Repo string
+
+// Identity is who asked for a run (access.Identity): fair share is per
+// identity.
+type Identity string
+
+// Commit is a code commit's hash (objects.Hash).
+type Commit [20]byte
+
+// String is the commit's hex form.
+func (c Commit) String() string { return hex.EncodeToString(c[:]) }
+
 // Target is one branch a run may move, with the code commit pushed to it.
 type Target struct {
 	Branch string // "main", not "refs/heads/main"
-	Code   objects.Hash
+	Code   Commit
 }
 
 // Demand is what one node asks of the node pool: the cpus and memory_mb
@@ -43,14 +59,14 @@ type Need struct {
 type Request struct {
 	// ID names the run in the listing (Runs).
 	ID   RunID
-	Repo objects.RepoName
+	Repo Repo
 	// Targets are the branches the run may move. At most one admitted run
 	// holds a branch of a repo at a time: a request waits until every one
 	// of its targets is free, holding none of them while it waits. No
 	// targets: the run is not serialised with any other.
 	Targets []Target
 	// Pusher is who asked; fair share is per pusher, then per repo.
-	Pusher access.Identity
+	Pusher Identity
 	// Priority is 0 (normal) to MaxPriority, higher first. The caller
 	// bounds it by what Pusher may ask for; the scheduler clamps it to
 	// [0, MaxPriority].
@@ -257,7 +273,6 @@ type entry struct {
 	wake chan struct{} // capacity 1: something changed for Admit's goroutine
 
 	phase   phase
-	waited  bool // it waited for a target (Recheck is due)
 	pos     Position
 	posSet  bool // pos was ever set
 	posNew  bool // pos changed since Admit's goroutine last read it
@@ -398,7 +413,6 @@ func (s *Scheduler) arrive(e *entry) error {
 	s.waiting++
 	if !free {
 		e.phase = phaseBranch
-		e.waited = true
 		s.waitFor(e)
 		return nil
 	}
@@ -471,8 +485,10 @@ func (s *Scheduler) end(e *entry, st State, note string) {
 	}
 	e.phase = phaseEnded
 	e.state = st
-	e.note = note
+	e.note = clip(note, maxNote)
 	e.ended = time.Now()
+	// The history keeps e: not what its callbacks hold (a push's output).
+	e.req.Progress, e.req.Recheck = nil, nil
 	delete(s.active, e)
 	s.hist.add(e)
 	s.unclaim(e)
@@ -668,3 +684,17 @@ func (s *Scheduler) Stats() Stats {
 
 // targets returns a copy of e's targets, for a listing.
 func (e *entry) targets() []Target { return slices.Clone(e.req.Targets) }
+
+// maxNote bounds a note kept in the listing, in bytes.
+const maxNote = 300
+
+// clip cuts s to at most n bytes, on a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}

@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/weir-dev/weir/access"
-	"github.com/weir-dev/weir/objects"
 )
 
 // TestAdmitOrder queues requests behind one that holds the only run
@@ -103,14 +103,14 @@ func TestFloodingIdentity(t *testing.T) {
 				n++
 				waiting(t, s, n)
 			}
-			count := map[access.Identity]int{}
+			count := map[Identity]int{}
 			var firstOne int
 			for k := 1; k <= 110; k++ {
 				running.Done(Succeeded, "")
 				id := firstWaiting(t, s, byID)
 				running = byID[id].admitted(t)
 				delete(byID, id)
-				who := access.Identity(strings.Split(string(id), "-")[0])
+				who := Identity(strings.Split(string(id), "-")[0])
 				count[who]++
 				if who == "one" && firstOne == 0 {
 					firstOne = k
@@ -445,10 +445,24 @@ func TestHistoryBounded(t *testing.T) {
 		if i%2 == 1 {
 			repo = "y"
 		}
-		mustAdmit(t, s, req(fmt.Sprint("r", i), "a", repo)).Done(Succeeded, "")
+		r := req(fmt.Sprint("r", i), "a", repo)
+		r.Progress = func(Position) {}
+		r.Recheck = func(context.Context) error { return nil }
+		mustAdmit(t, s, r).Done(Succeeded, strings.Repeat("long note ", 100))
 	}
+	s.mu.Lock()
+	for _, e := range s.hist.buf {
+		// What the callbacks hold (a push's output) is not kept.
+		if e.req.Progress != nil || e.req.Recheck != nil {
+			t.Errorf("%s: history keeps its callbacks", e.req.ID)
+		}
+	}
+	s.mu.Unlock()
 	running := mustAdmit(t, s, req("live", "a", "x"))
 	all := s.Runs("")
+	if n := len(all[1].Note); n > maxNote+3 {
+		t.Errorf("a note of %d bytes kept", n)
+	}
 	var ids []string
 	for _, ri := range all {
 		ids = append(ids, string(ri.ID))
@@ -468,7 +482,7 @@ func TestHistoryBounded(t *testing.T) {
 
 func TestRunsListing(t *testing.T) {
 	s := newSched(t, Config{MaxRuns: 1})
-	code := objects.Hash{0xab, 0xcd, 0xef, 0x01}
+	code := Commit{0xab, 0xcd, 0xef, 0x01}
 	r := req("r-00000001", "alice", "x", "main")
 	r.Targets[0].Code = code
 	r.Priority = 4
@@ -557,5 +571,30 @@ func TestDefaults(t *testing.T) {
 	s, _ = New(Config{Memory: 1 << 30})
 	if got := s.Config().MaxRuns; got > 2 {
 		t.Errorf("MaxRuns %d with 1 GiB", got)
+	}
+}
+
+// TestStandardLibraryOnly: the package imports nothing but the standard
+// library (its doc comment promises it builds and is tested on its own).
+func TestStandardLibraryOnly(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatal(files, err)
+	}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range af.Imports {
+			path := strings.Trim(imp.Path.Value, `"`)
+			if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
+				t.Errorf("%s imports %s, not in the standard library", f, path)
+			}
+		}
 	}
 }
