@@ -87,8 +87,9 @@
 //
 // Hence every wait ends, provided the caller keeps its side: one Admit
 // per push (never Admit while holding a Ticket); Ticket.Node right
-// before a node runs and release as it ends, never while waiting for
-// another node (a node's inputs are done before it asks); Done always.
+// before a node runs and its release as the node ends, so that a slot is
+// held only by a running node (a node whose inputs are still being made
+// has not asked yet); Done always.
 // TestRandomLoad drives many goroutines at random against small
 // capacities and checks that every run finishes and no capacity is ever
 // exceeded.

@@ -79,7 +79,8 @@ type Request struct {
 	// 3 runs ahead" and keep its client's connection alive. It is called
 	// on Admit's goroutine, never concurrently and never under the
 	// scheduler's lock; it must not call back into the scheduler with
-	// this request.
+	// this request, and should return quickly: while it runs, its
+	// request may be admitted and hold a run slot it cannot use yet.
 	Progress func(Position)
 	// Recheck, if set, is called once the branches the request waited for
 	// are handed to it, before it queues for a run slot and before it
