@@ -197,6 +197,35 @@ func (a *Access) Can(id Identity, repo objects.RepoName, want Permission) bool {
 	return a.Permission(id, repo) >= want
 }
 
+// MaxPriority is the highest run priority any identity may be allowed to
+// ask for (the scheduler's own bound, hooks/sched.MaxPriority).
+const MaxPriority = 9
+
+// MaxPriority returns the highest run priority id may ask for with the
+// push option priority=N: a user's max_priority (default 0, normal
+// only), MaxPriority for a key of the --authorized-keys file (an admin),
+// 0 for anonymous.
+func (a *Access) MaxPriority(id Identity) int {
+	switch {
+	case id.IsAnonymous():
+		return 0
+	case id.isKey():
+		if _, ids := a.admins.load(); ids[string(id)] {
+			return MaxPriority
+		}
+		return 0
+	}
+	ix, err := a.users.current()
+	if err != nil {
+		return 0
+	}
+	rec := ix.file.Users[string(id)]
+	if rec == nil {
+		return 0
+	}
+	return min(max(rec.MaxPriority, 0), MaxPriority)
+}
+
 // BranchOf returns the branch a ref belongs to: b for refs/heads/b and
 // refs/data/b.
 func BranchOf(ref refs.Name) (branch string, ok bool) {

@@ -423,3 +423,58 @@ func TestBrokenUserFileClosesBranches(t *testing.T) {
 		t.Fatalf("rules with a broken users.json: %+v", br)
 	}
 }
+
+func TestMaxPriority(t *testing.T) {
+	dir := t.TempDir()
+	users := OpenUsers(filepath.Join(dir, "users.json"))
+	_, aliceKey := newTestKey(t)
+	adminSigner, adminKey := newTestKey(t)
+	keys := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(keys, []byte(adminKey+" admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.AddUser("alice", aliceKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.AddUser("bob"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Users: users, AuthorizedKeys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, ok := a.KeyIdentity(adminSigner.PublicKey())
+	if !ok {
+		t.Fatal("admin key not known")
+	}
+	if got := a.MaxPriority("alice"); got != 0 {
+		t.Fatalf("alice's default max priority = %d, want 0", got)
+	}
+	if err := users.SetMaxPriority("alice", 4); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []int{-1, MaxPriority + 1} {
+		if err := users.SetMaxPriority("alice", bad); !errors.Is(err, ErrBadPriority) {
+			t.Errorf("SetMaxPriority(alice, %d): err = %v, want ErrBadPriority", bad, err)
+		}
+	}
+	if err := users.SetMaxPriority("nobody", 1); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("SetMaxPriority(nobody): err = %v", err)
+	}
+	for id, want := range map[Identity]int{"alice": 4, "bob": 0, Anonymous: 0, admin: MaxPriority, "key:SHA256:gone": 0, "nobody": 0} {
+		if got := a.WithAnonymous(true).MaxPriority(id); got != want {
+			t.Errorf("MaxPriority(%s) = %d, want %d", id, got, want)
+		}
+	}
+	list, err := users.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list[0].Name != "alice" || list[0].MaxPriority != 4 {
+		t.Fatalf("List: %+v", list[0])
+	}
+	b, _ := os.ReadFile(users.Path())
+	if !strings.Contains(string(b), `"max_priority": 4`) {
+		t.Fatalf("users.json lacks max_priority:\n%s", b)
+	}
+}

@@ -55,8 +55,13 @@
 //	{"users": {"alice": {
 //	    "keys":   ["ssh-ed25519 AAAAC3... alice@laptop"],
 //	    "tokens": [{"sha256": "<hex of SHA-256(token)>", "name": "ci", "created": "2026-11-21T19:30:00Z"}],
-//	    "grants": {"demo": "write", "*": "read"}}},
+//	    "grants": {"demo": "write", "*": "read"},
+//	    "max_priority": 2}},
 //	 "rules": [{"repo": "demo", "branch": "main", "protect": true, "require-run": true, "writers": ["alice"]}]}
+//
+// max_priority (default 0) is the highest run priority the user may ask
+// for with the push option priority=N (MaxPriority); a key of the
+// --authorized-keys file may ask for any, anonymous for none.
 //
 // Only the SHA-256 of a token is stored; the token itself is printed once,
 // when it is made. A token's id is the first 12 hex digits of that hash:

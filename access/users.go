@@ -30,6 +30,7 @@ var (
 	ErrNoSuchToken = errors.New("access: no such token")
 	ErrNoSuchRule  = errors.New("access: no such rule")
 	ErrBadRule     = errors.New("access: invalid rule")
+	ErrBadPriority = errors.New("access: invalid priority")
 )
 
 // userRecord is one user in users.json.
@@ -37,6 +38,9 @@ type userRecord struct {
 	Keys   []string              `json:"keys,omitempty"`
 	Tokens []tokenRecord         `json:"tokens,omitempty"`
 	Grants map[string]Permission `json:"grants,omitempty"`
+	// MaxPriority is the highest run priority (push option priority=N)
+	// the user may ask for; 0, the default, is normal priority only.
+	MaxPriority int `json:"max_priority,omitempty"`
 }
 
 type tokenRecord struct {
@@ -438,12 +442,29 @@ func (u *Users) Grant(name, repo string, p Permission) error {
 	})
 }
 
+// SetMaxPriority sets the highest run priority the user may ask for
+// (0, normal priority only, to MaxPriority).
+func (u *Users) SetMaxPriority(name string, prio int) error {
+	if prio < 0 || prio > MaxPriority {
+		return fmt.Errorf("%w: %d (want 0 to %d)", ErrBadPriority, prio, MaxPriority)
+	}
+	return u.update(func(f *userFile) error {
+		rec, err := f.user(name)
+		if err != nil {
+			return err
+		}
+		rec.MaxPriority = prio
+		return nil
+	})
+}
+
 // UserInfo describes one user for listings; it carries no secret.
 type UserInfo struct {
-	Name   string
-	Keys   []string // SHA256 fingerprints
-	Tokens int
-	Grants map[string]Permission
+	Name        string
+	Keys        []string // SHA256 fingerprints
+	Tokens      int
+	Grants      map[string]Permission
+	MaxPriority int
 }
 
 // List returns every user, sorted by name.
@@ -454,7 +475,7 @@ func (u *Users) List() ([]UserInfo, error) {
 	}
 	var out []UserInfo
 	for name, rec := range ix.file.Users {
-		info := UserInfo{Name: name, Tokens: len(rec.Tokens), Grants: map[string]Permission{}}
+		info := UserInfo{Name: name, Tokens: len(rec.Tokens), Grants: map[string]Permission{}, MaxPriority: rec.MaxPriority}
 		for _, k := range rec.Keys {
 			if pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(k)); err == nil {
 				info.Keys = append(info.Keys, gossh.FingerprintSHA256(pk))

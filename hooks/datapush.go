@@ -39,7 +39,7 @@ import (
 // for refs/heads/<b>.
 
 // checkDataPush decides a client's push of c to refs/data/<b>.
-func (h *Pipeline) checkDataPush(ctx context.Context, p *Push, c Command, opts options, out *progress, res *Result) {
+func (h *Pipeline) checkDataPush(ctx context.Context, p *Push, c Command, opts options, out *progress, res *Result, adm *admission) {
 	began := time.Now()
 	branch := strings.TrimPrefix(string(c.Name), refs.DataPrefix)
 	refuse := func(format string, args ...any) {
@@ -87,8 +87,8 @@ func (h *Pipeline) checkDataPush(ctx context.Context, p *Push, c Command, opts o
 	cur, _ := h.cfg.Refs.Resolve(ctx, p.Repo, c.Name)
 	r := &run{
 		h: h, push: p, cmd: c, branch: branch, opts: opts, out: out,
-		id: newRunID(), start: c.New, dataOld: cur, began: began,
-		code: code, tables: v.Pushed(p.Quarantine), check: true,
+		id: adm.runID(c.Name), start: c.New, dataOld: cur, began: began,
+		code: code, tables: v.Pushed(p.Quarantine), check: true, ticket: adm.tick(),
 	}
 	r.log = h.log.With("repo", p.Repo, "ref", c.Name, "run", r.id)
 	r.exec(ctx, pl, err, res)

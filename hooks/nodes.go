@@ -15,6 +15,7 @@ import (
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/hooks/contract"
 	"github.com/weir-dev/weir/hooks/pipeline"
+	"github.com/weir-dev/weir/hooks/sched"
 )
 
 // runNodes runs the plan with a dag (dag.go: what to stage and start
@@ -94,8 +95,15 @@ func (r *run) runNode(ctx, pushCtx context.Context, i int, st *staged) error {
 	if err := r.linkLate(ctx, n, st); err != nil {
 		return err
 	}
+	// A node slot of the server's pool, held while the sandbox runs
+	// (admit.go); the demand is what weir.toml declares.
+	release, err := r.nodeSlot(ctx, pushCtx, n)
+	if err != nil {
+		return err
+	}
 	began := time.Now()
 	result, err := r.sandboxRun(ctx, st)
+	release()
 	stop()
 	if err != nil {
 		return nodeError(n, "sandbox: %s", err.Error())
@@ -114,6 +122,24 @@ func (r *run) runNode(ctx, pushCtx context.Context, i int, st *staged) error {
 	}
 	r.record(pushCtx, n, st.spec.Output, total, began)
 	return nil
+}
+
+// nodeSlot waits for a node slot of the run's ticket for n and returns
+// its release; without a scheduler it holds nothing.
+func (r *run) nodeSlot(ctx, pushCtx context.Context, n *pipeline.Node) (release func(), err error) {
+	if r.ticket == nil {
+		return func() {}, nil
+	}
+	release, err = r.ticket.Node(ctx, sched.Demand{CPU: n.Limits.CPU, Memory: n.Limits.Memory})
+	switch {
+	case err == nil:
+		return release, nil
+	case pushCtx.Err() != nil:
+		return nil, nodeError(n, "stopped: the client disconnected")
+	case ctx.Err() != nil:
+		return nil, nodeError(n, "stopped: another node failed")
+	}
+	return nil, nodeError(n, "no node slot: %v", err)
 }
 
 // linkLate links into st's input folders the tables made earlier in this

@@ -24,6 +24,7 @@ import (
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/hooks/pipeline"
+	"github.com/weir-dev/weir/hooks/sched"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -112,6 +113,13 @@ type PipelineConfig struct {
 	// Who may push which ref, and protection, are decided before the hook
 	// (gitserver asks access for each ref).
 	Rules func(repo objects.RepoName, branch string) access.BranchRules
+	// Scheduler is the server's one run queue (admit.go): every push that
+	// runs nodes is admitted by it, and each node takes a node slot of it
+	// while it runs. nil: every push runs at once, bounded by nothing.
+	Scheduler *sched.Scheduler
+	// MaxPriority returns the highest priority (push option priority=N)
+	// an identity may ask for; nil: 0 for everyone.
+	MaxPriority func(access.Identity) int
 }
 
 // Pipeline is the pre-receive hook that plans and runs the pushed
@@ -196,10 +204,13 @@ type options struct {
 	timing bool
 	rerun  bool // run every node, unchanged seeds too
 	params map[string]string
+	// priority is the run's priority in the queue (priority=N); the
+	// pusher's cap is checked by checkPriority.
+	priority int
 }
 
 // knownOptions lists the push options, for the refusal of others.
-var knownOptions = OptionDryRun + ", " + OptionTiming + ", " + OptionRerun + ", " + OptionParamPrefix + "NAME=VALUE"
+var knownOptions = OptionDryRun + ", " + OptionTiming + ", " + OptionRerun + ", " + OptionPriority + "N, " + OptionParamPrefix + "NAME=VALUE"
 
 // parseOptions reads the push options. An option it does not know refuses
 // the push: a typo such as "dryrun" must not turn a dry run into a live
@@ -214,6 +225,12 @@ func parseOptions(opts []string) (options, error) {
 			o.timing = true
 		case s == OptionRerun:
 			o.rerun = true
+		case strings.HasPrefix(s, OptionPriority):
+			n, err := parsePriority(s)
+			if err != nil {
+				return o, err
+			}
+			o.priority = n
 		case strings.HasPrefix(s, OptionParamPrefix):
 			name, val, ok := strings.Cut(s[len(OptionParamPrefix):], "=")
 			if !ok || !validParam(name) {
@@ -247,6 +264,9 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 	defer h.startSQLAhead() // the next push's SQL parser, once this one's nodes are done
 	res := &Result{Refused: map[refs.Name]string{}}
 	opts, err := parseOptions(p.Options)
+	if err == nil {
+		err = h.checkPriority(p, opts)
+	}
 	if err != nil {
 		for _, c := range p.Commands {
 			res.Refused[c.Name] = err.Error()
@@ -254,6 +274,15 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		return res, nil
 	}
 	out := &progress{w: p.Progress, redact: h.redact}
+	// One place in the run queue for the whole push, before anything of
+	// it runs (admit.go).
+	adm, refusal := h.admitPush(ctx, p, opts, out)
+	if refusal != "" {
+		for _, c := range p.Commands {
+			res.Refused[c.Name] = h.redact(refusal)
+		}
+		return res, nil
+	}
 	var ran []*run // runs that made data: they publish only if their command lands
 	res.Finish = func(refused map[refs.Name]string) []refs.Update {
 		var ups []refs.Update
@@ -266,6 +295,8 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		for _, r := range ran {
 			r.report(refused[r.cmd.Name])
 		}
+		// The refs are written: the next run of these branches may start.
+		adm.done(ctx, refused)
 	}
 	pushedData := map[refs.Name]bool{}
 	for _, c := range p.Commands {
@@ -279,14 +310,14 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		case strings.HasPrefix(name, refs.RunsPrefix):
 			res.Refused[c.Name] = "weir: refs/runs/ is written by the server only"
 		case strings.HasPrefix(name, refs.DataPrefix):
-			h.checkDataPush(ctx, p, c, opts, out, res)
+			h.checkDataPush(ctx, p, c, opts, out, res, adm)
 		case strings.HasPrefix(name, refs.HeadsPrefix):
 			branch := strings.TrimPrefix(name, refs.HeadsPrefix)
 			if pushedData[DataRef(branch)] {
 				res.Refused[c.Name] = "weir: push refs/heads/" + branch + " and refs/data/" + branch + " separately"
 				continue
 			}
-			if r := h.branch(ctx, p, c, branch, opts, out, res); r != nil {
+			if r := h.branch(ctx, p, c, branch, opts, out, res, adm); r != nil {
 				ran = append(ran, r)
 			}
 		}
@@ -314,7 +345,7 @@ func (h *Pipeline) redact(s string) string {
 
 // branch handles one pushed code branch. It returns the run when one made
 // data for the branch (its updates come from Result.Finish).
-func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string, opts options, out *progress, res *Result) *run {
+func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string, opts options, out *progress, res *Result, adm *admission) *run {
 	began := time.Now()
 	dref := DataRef(branch)
 	cur, err := h.cfg.Refs.Resolve(ctx, p.Repo, dref)
@@ -349,8 +380,8 @@ func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string
 	}
 	r := &run{
 		h: h, push: p, cmd: c, branch: branch, opts: opts, out: out,
-		id: newRunID(), start: start, dataOld: cur, began: began,
-		code: c.New, tables: h.cfg.Catalog,
+		id: adm.runID(c.Name), start: start, dataOld: cur, began: began,
+		code: c.New, tables: h.cfg.Catalog, ticket: adm.tick(),
 	}
 	r.log = h.log.With("repo", p.Repo, "ref", c.Name, "run", r.id)
 	r.exec(ctx, pl, err, res)

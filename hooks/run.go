@@ -13,6 +13,7 @@ import (
 
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/hooks/pipeline"
+	"github.com/weir-dev/weir/hooks/sched"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -45,6 +46,9 @@ type run struct {
 	check bool
 	// logFrom is where the run's lines start in out (for its log).
 	logFrom int
+	// ticket is the push's place in the run queue (admit.go); each node
+	// takes a node slot of it while it runs. nil: no scheduler.
+	ticket *sched.Ticket
 
 	newData objects.Hash            // the data commit a successful run made
 	logs    map[string]objects.Hash // run log commit by status (finish)

@@ -82,7 +82,8 @@ func (r *runtimeFlags) Set(v string) error {
 // and checked by findRunner), the sandboxes it runs in (exec, state under
 // /run/weir/exec-<hash of the data dir>), and what uses them: the
 // pipeline hook, whose pushes run their pipeline on the repo's tables and
-// move code and data refs together, and weir query over SSH.
+// move code and data refs together, each run admitted by the run queue
+// (--runs, --run-queue, ...), and weir query and weir runs over SSH.
 func (a *serveApp) buildPipelines() error {
 	nodes := a.Config.nodes
 	bin, binErr := findRunner()
@@ -114,13 +115,18 @@ func (a *serveApp) buildPipelines() error {
 		a.closers = append(a.closers, sb.Close)
 		runner = sb
 	}
+	if a.Runs, err = newScheduler(a.Config.runs, a.Logger); err != nil {
+		return err
+	}
 	work := filepath.Join(a.DataDir, "runs")
 	os.RemoveAll(work) // staging of runs a crash interrupted
 	h, err := hooks.NewPipeline(hooks.PipelineConfig{
 		Refs: a.Refs, Catalog: a.Catalog, Runner: runner, WorkDir: work, Logger: a.Logger,
 		Runtimes: slices.Sorted(maps.Keys(nodes.runtimes)), Parallel: nodes.parallel,
 		MaxLimits: nodes.limits, Rules: a.Access.Branch,
-		HidePaths: []string{a.DataDir, sandboxStateDir(a.DataDir)},
+		HidePaths:   []string{a.DataDir, sandboxStateDir(a.DataDir)},
+		Scheduler:   a.Runs,
+		MaxPriority: a.Access.MaxPriority,
 	})
 	if err != nil {
 		return err
@@ -137,6 +143,7 @@ func (a *serveApp) buildPipelines() error {
 		a.SSH.Commands["query"] = func(ctx context.Context, req *gitserver.SSHRequest) int {
 			return sshQuery(ctx, a.Catalog, qr, req)
 		}
+		a.SSH.Commands["runs"] = runsCommand(a.Runs)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/gitserver"
+	"github.com/weir-dev/weir/hooks/sched"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -52,6 +53,8 @@ type serveConfig struct {
 	vendCredentials bool
 	// The pipeline nodes: limits, runtimes, parallelism.
 	nodes nodeFlags
+	// The run queue: runs at once, queue length, policy, node pool.
+	runs runFlags
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -77,6 +80,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.vendCredentials, "iceberg-vend-credentials", false,
 		"Iceberg REST: hand the server's own S3 keys to every reader allowed to load a table (in LoadTable's config). Off: readers get endpoint, region and addressing only, and use their own credentials")
 	c.nodes.register(fs)
+	c.runs.register(fs)
 }
 
 // serveApp is everything weir serve builds. newServeApp builds it in one
@@ -89,8 +93,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 //	catalog     the one catalog of every repo (--warehouse, --s3-*)
 //	listeners   HTTP (Git smart HTTP at /) and SSH, each with its own
 //	            view of access (anonymous only on loopback)
-//	pipelines   weir-node, the sandboxes, the pipeline hook on git, the
-//	            SSH query command
+//	pipelines   weir-node, the sandboxes, the run queue (--runs, ...),
+//	            the pipeline hook on git, the SSH query and runs commands
 //	iceberg     the Iceberg REST catalog at /iceberg/ on HTTP
 //
 // Nothing is served until run; close releases everything in reverse
@@ -113,6 +117,9 @@ type serveApp struct {
 	// Mux serves HTTP: "/" is Git smart HTTP, "/iceberg/" the REST catalog.
 	Mux *http.ServeMux
 	SSH *gitserver.SSHServer // nil without --ssh
+	// Runs is the one run queue: the pipeline hook admits every run
+	// through it; "weir runs" lists it.
+	Runs *sched.Scheduler
 
 	httpLn, sshLn net.Listener
 	closers       []func() error // run in reverse order on shutdown

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,10 @@ const userUsage = `usage: weir user <subcommand> [--data DIR] ...
   weir user revoke NAME ID          revoke one token (a running server refuses
                                     it at once)
   weir user grant NAME REPO PERM    PERM is read, write or none; REPO may be '*'
-  weir user list                    users, key fingerprints, token counts, grants
+  weir user priority NAME N         the highest run priority NAME may ask for
+                                    with git push -o priority=N (0-9; default 0)
+  weir user list                    users, key fingerprints, token counts, grants,
+                                    max priority
   weir user remove NAME             delete a user
 
 Users are stored in <data>/users.json (mode 0600); a running server picks up
@@ -131,6 +135,18 @@ func runUser(args []string) error {
 			return err
 		}
 		fmt.Printf("user %s: %s on %s\n", pos[1], p, pos[2])
+	case "priority":
+		if err := want(2, "priority NAME N"); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(pos[2])
+		if err != nil {
+			return fmt.Errorf("priority %q: want a number from 0 to %d", pos[2], access.MaxPriority)
+		}
+		if err := users.SetMaxPriority(pos[1], n); err != nil {
+			return err
+		}
+		fmt.Printf("user %s: may ask for run priority up to %d\n", pos[1], n)
 	case "list":
 		if err := want(0, "list"); err != nil {
 			return err
@@ -145,7 +161,7 @@ func runUser(args []string) error {
 				grants = append(grants, r+"="+p.String())
 			}
 			sort.Strings(grants)
-			fmt.Printf("%s\tkeys=%s\ttokens=%d\tgrants=%s\n", u.Name, strings.Join(u.Keys, ","), u.Tokens, strings.Join(grants, ","))
+			fmt.Printf("%s\tkeys=%s\ttokens=%d\tgrants=%s\tmax-priority=%d\n", u.Name, strings.Join(u.Keys, ","), u.Tokens, strings.Join(grants, ","), u.MaxPriority)
 		}
 	case "remove":
 		if err := want(1, "remove NAME"); err != nil {
