@@ -21,8 +21,9 @@
 // what runs inside a sandbox for one node, the plan's SQL parser and the
 // read-only query engine of weir query; hooks/contract is what the hook
 // and the runner agree on; hooks/sched is the server's run queue and
-// node slots (standard library only; the hook does not use it yet: its
-// doc comment says how it will). This package links no SQL engine: the
+// node slots (standard library only), which the pipeline hook asks once
+// per push that runs nodes (admit.go) when PipelineConfig.Scheduler is
+// set. This package links no SQL engine: the
 // plan's queries are parsed by the runner in a sandbox (SandboxSQL,
 // sqlparse.go), one per push, started ahead of the next push once a push
 // is decided.

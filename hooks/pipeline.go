@@ -148,7 +148,10 @@ type PipelineConfig struct {
 // moved since the run started loses the compare-and-swap.
 //
 // It is safe for concurrent use: pushes to different branches run at the
-// same time; pushes to one branch race to the compare-and-swap.
+// same time. With a Scheduler, each push that runs nodes first waits for
+// its turn (admit.go) and a push to a branch whose run is going waits for
+// that run's refs to be written, then is rechecked; without one, pushes to
+// one branch race to the compare-and-swap.
 type Pipeline struct {
 	cfg      PipelineConfig
 	runtimes map[string]bool

@@ -103,81 +103,60 @@
 // first out within a priority). Another policy is a type with Push, Pop,
 // Remove, Len and Order, and a line in the policies table.
 //
-// # How the pipeline hook will use it (not wired in yet)
+// # How the pipeline hook uses it
 //
-// Nothing calls this package yet; the integration is these five steps.
+// Five pieces, each in one place:
 //
-// Step 1, cmd/weir serve (newServeApp): build one Scheduler from flags
-// and hand it to the hook (a new field hooks.PipelineConfig.Scheduler
-// *sched.Scheduler; nil keeps today's behaviour) and to the SSH command
-// of step 5. Flags, all in "weir serve --help": --runs (MaxRuns),
-// --run-queue (MaxQueue), --run-policy (Policy; its help from
-// PolicyHelp), --node-cpus (CPU), --node-memory-mb (Memory),
-// --node-default-cpus and --node-default-memory-mb (NodeDefault),
-// --runs-history (History); KeepAlive is PipelineConfig.KeepAlive. Log
-// Config() once at start, so the sizes taken from the machine show.
+// Step 1, cmd/weir serve (newServeApp, cmd/weir/runs.go) builds one
+// Scheduler from flags, all in "weir serve --help": --runs (MaxRuns),
+// --run-queue (MaxQueue; 0 there is no queue, this package's negative),
+// --run-policy (Policy; its help from PolicyHelp), --node-pool-cpus (CPU)
+// and --node-pool-memory-mb (Memory) (not --node-cpus: that flag already
+// caps one node's sandbox), --node-default-cpus and
+// --node-default-memory-mb (NodeDefault), --runs-history (History). It
+// logs Config() once at start, so the sizes taken from the machine show,
+// and hands the Scheduler to the hook (hooks.PipelineConfig.Scheduler;
+// nil keeps every push running at once) and to the SSH command of step 5.
 //
-// Step 2, hooks.Pipeline.PreReceive, once the options are parsed and
-// before the loop over the commands: find the commands that will run
-// nodes (refs/heads/<b> whose new commit has a pipeline, but not a new
-// branch at its base's code commit; refs/data/<b> whose code has
-// expectations; pipeline.Load is cheap, it reads the commit's files from
-// the quarantine). If there are any, call Admit once for the whole push,
-// with the push's ctx (it ends when the client goes away):
-//
-//	t, err := h.cfg.Scheduler.Admit(ctx, sched.Request{
-//		ID:       sched.RunID(id), // the first run's RunID
-//		Repo:     sched.Repo(p.Repo),
-//		Targets:  ts,     // {Branch: b, Code: sched.Commit(c.New)} per such command;
-//		                  // none for -o dry-run
-//		Pusher:   sched.Identity(p.Pusher),
-//		Priority: prio,   // push option "priority=N" (add to knownOptions), capped
-//		                  // by what access lets p.Pusher ask for (default 0)
-//		Need:     need,   // Nodes: len(pl.Nodes); Node: the largest Limits.CPU and
-//		                  // Limits.Memory of pl.Nodes, over those pipelines
-//		Progress: func(pos sched.Position) { out.linef("weir: %s", pos) },
-//		Recheck:  recheck, // each such command's ref (Refs.Resolve) must still be
-//		                   // c.Old, else "weir: refs/heads/<b> moved to <short>
-//		                   // while this push waited for the run ahead of it;
-//		                   // fetch first": no longer a fast-forward
-//	})
-//
-// Then errors.Is(err, sched.ErrBusy): refuse every command at once with
-// "weir: " + err.Error() ("weir: server busy: 256 runs queued; try again
-// later"); a *sched.RecheckError: refuse them with its text; ctx's
-// error: refuse them with "weir: stopped: the client disconnected".
+// Step 2, hooks.Pipeline.PreReceive (hooks/admit.go), once the options
+// are parsed and the priority checked, before the loop over the
+// commands: it finds the commands that will run nodes (refs/heads/<b>
+// whose new commit has a pipeline that loads, but not a new branch at its
+// base's code commit; refs/data/<b> whose code has expectations) and, if
+// there are any, calls Admit once for the whole push with the push's ctx:
+// ID the first run's id (each command's run keeps the id chosen here, so
+// the listing and refs/runs/<id>/ agree), Targets {b, code} per such
+// command (none for -o dry-run), Pusher, Priority (push option
+// "priority=N", refused above what access.Access.MaxPriority allows the
+// pusher, users.json max_priority, default 0), Need (the nodes and their
+// largest cpus and memory_mb), Progress printing "weir: queued, 3 runs
+// ahead" to the client, Recheck requiring each command's ref to still be
+// c.Old ("weir: refs/heads/<b> moved to <short> while this push waited
+// for the run ahead of it; fetch first"). ErrBusy refuses every command
+// with "weir: server busy: ...; try again later", a *RecheckError with
+// its text, ctx's end with "weir: stopped: the client disconnected".
 // Nothing ran in any of these cases.
 //
-// Step 3, nodes.go: keep the Ticket on each run (run.ticket). In
-// runNode, after <-st.done and linkLate, right before sandboxRun:
+// Step 3, hooks/nodes.go: each run keeps the Ticket (run.ticket); runNode
+// takes a node slot (Ticket.Node with the Demand weir.toml declares, not
+// the capped sandbox limits) after its inputs are linked, right before
+// sandboxRun, and releases it when the sandbox ends. The dag's Parallel
+// still bounds one run; the pool bounds the server. The plan's SQL
+// parser sandbox (SandboxSQL) takes no node slot: it runs once per
+// admitted push, so MaxRuns bounds it.
 //
-//	release, err := r.ticket.Node(ctx, sched.Demand{CPU: n.Limits.CPU, Memory: n.Limits.Memory})
-//	if err != nil {
-//		return nodeError(n, "stopped: ...") // ctx ended: as sandboxRun's abort says today
-//	}
-//	result, err := r.sandboxRun(ctx, st)
-//	release()
+// Step 4, Result.Report (gitserver calls it once the push is written,
+// after commitPush) ends the ticket: Cancelled when a command did not
+// land and the push's ctx ended (the run log says "stopped: the client
+// disconnected"), else Failed with the first refusal as the note, else
+// Succeeded. Done thus waits for the ref update: the next push to the
+// branch rechecks against the branch as this one left it, and never runs
+// only to lose the compare-and-swap. Once Admit has returned a ticket
+// PreReceive returns a Result with that Report on every path.
 //
-// The demand is what weir.toml declares (zero: Config.NodeDefault), not
-// the capped sandbox limits, which default to the whole machine. The
-// dag's Parallel still bounds one run; the pool bounds the server. The
-// plan's SQL parser sandbox (SandboxSQL) takes no node slot: it runs
-// once per admitted push, so MaxRuns bounds it.
-//
-// Step 4, ending: call t.Done in Result.Report, which gitserver calls
-// once the push is written (receive.go, after commitPush): Succeeded
-// when every run's command landed, Cancelled when the push's ctx ended
-// (the run log already says "stopped: the client disconnected"), else
-// Failed, with the first refusal as the note. Done must wait for the ref
-// update: the next push to the branch rechecks against the branch as
-// this one left it, and so never runs only to lose the compare-and-swap.
-// Once Admit has returned a ticket PreReceive returns a Result with
-// Report on every path; a path that returns an error must call Done
-// itself.
-//
-// Step 5, "weir runs <repo>": an SSH command (SSHServer.Commands, set
-// in newServeApp) that checks req.Can(repo, access.PermRead) and writes
-// WriteRuns(req.Stdout, s.Runs(sched.Repo(repo))).
+// Step 5, "weir runs <repo>" (SSHServer.Commands["runs"], cmd/weir/runs.go)
+// checks req.Can(repo, access.PermRead) and writes WriteRuns(req.Stdout,
+// s.Runs(sched.Repo(repo))).
 //
 // # Executors: the seam stays exec.Runner
 //

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/weir-dev/weir/hooks/sched"
+)
+
+// TestRunFlags: weir serve's run-queue flags become the scheduler's
+// Config, are listed in --help, and bad values are refused at start.
+func TestRunFlags(t *testing.T) {
+	cfg, help := parseServe(t, "--runs", "3", "--run-queue", "7", "--run-policy", "fifo", "--node-pool-cpus", "1.5",
+		"--node-pool-memory-mb", "2048", "--node-default-cpus", "0.5", "--node-default-memory-mb", "256", "--runs-history", "10")
+	for _, f := range []string{"-runs ", "-run-queue", "-run-policy", "fair: fair share", "fifo: first in", "-node-pool-cpus", "-node-pool-memory-mb",
+		"-node-default-cpus", "-node-default-memory-mb", "-runs-history"} {
+		if !strings.Contains(help, f) {
+			t.Errorf("--help lacks %q", f)
+		}
+	}
+	got, err := cfg.runs.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sched.Config{MaxRuns: 3, MaxQueue: 7, Policy: "fifo", CPU: 1.5, Memory: 2048 << 20,
+		NodeDefault: sched.Demand{CPU: 0.5, Memory: 256 << 20}, History: 10}
+	if got != want {
+		t.Fatalf("config %+v, want %+v", got, want)
+	}
+	s, err := sched.New(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Config(); c.MaxRuns != 3 || c.MaxQueue != 7 || c.CPU != 1.5 {
+		t.Fatalf("scheduler config %+v", c)
+	}
+
+	// --run-queue 0 is no queue at all (the scheduler's negative).
+	cfg, _ = parseServe(t, "--run-queue", "0")
+	if got, _ := cfg.runs.config(); got.MaxQueue != -1 {
+		t.Fatalf("--run-queue 0: MaxQueue %d, want -1", got.MaxQueue)
+	}
+	for _, bad := range [][]string{{"--runs", "-1"}, {"--run-queue", "-2"}, {"--node-pool-cpus", "-1"}, {"--node-default-memory-mb", "-5"}} {
+		cfg, _ := parseServe(t, bad...)
+		if _, err := cfg.runs.config(); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	cfg, _ = parseServe(t, "--run-policy", "lottery")
+	if _, err := newScheduler(cfg.runs, nil); err == nil || !strings.Contains(err.Error(), `unknown policy "lottery"`) {
+		t.Errorf("--run-policy lottery: err %v", err)
+	}
+}
