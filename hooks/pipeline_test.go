@@ -65,7 +65,8 @@ func sandboxes(t *testing.T) *wexec.Sandboxes {
 
 func newWorld(t *testing.T) *world { return newWorldWith(t, hooks.PipelineConfig{}) }
 
-// newWorldWith is newWorld with cfg's Parallel and KeepAlive.
+// newWorldWith is newWorld with cfg's Parallel, KeepAlive, Scheduler and
+// MaxPriority.
 func newWorldWith(t *testing.T, cfg hooks.PipelineConfig) *world {
 	t.Helper()
 	db, err := objects.OpenFS("", vfs.NewMem())
@@ -84,6 +85,7 @@ func newWorldWith(t *testing.T, cfg hooks.PipelineConfig) *world {
 		Refs: w.refs, Catalog: w.cat, Runner: sandboxes(t), WorkDir: t.TempDir(),
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Parallel: cfg.Parallel, KeepAlive: cfg.KeepAlive,
+		Scheduler: cfg.Scheduler, MaxPriority: cfg.MaxPriority,
 	})
 	if err != nil {
 		t.Fatal(err)
