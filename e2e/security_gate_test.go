@@ -319,7 +319,7 @@ func TestGateMessages(t *testing.T) {
 		git(t, work, "push", "-q", s.URL("opts"), "main")
 		commitFile(t, work, "y", "y\n")
 		out := gitFails(t, work, "push", "-o", "dryrun", s.URL("opts"), "main")
-		if !strings.Contains(out, `unknown push option "dryrun"; known: dry-run, timing, rerun, param.NAME=VALUE`) {
+		if !strings.Contains(out, `unknown push option "dryrun"; known: dry-run, timing, rerun, priority=N, param.NAME=VALUE`) {
 			t.Fatalf("push -o dryrun:\n%s", out)
 		}
 		if lsRemote(t, s.URL("opts"))["refs/heads/main"] == revParse(t, work, "HEAD") {
