@@ -97,6 +97,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/bench/internal/host"
 )
 
@@ -274,30 +275,23 @@ func newSwarm(dir, bin string, maxN int) (*swarm, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
 	}
-	// Users: one per agent, the writer, and an SSH key for "weir runs".
-	cli := func(args ...string) (string, error) {
-		out, err := exec.Command(bin, append(args, "--data", data)...).Output()
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return "", fmt.Errorf("weir %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
-			}
-			return "", err
-		}
-		return strings.TrimSpace(string(out)), nil
-	}
+	// Users: one per agent and the writer, each with a token and write
+	// on the repo, made with package access as "weir user" makes them
+	// (hundreds of CLI runs would take minutes on a loaded machine); and
+	// an SSH key of --authorized-keys for "weir runs".
+	users := access.OpenUsers(filepath.Join(data, "users.json"))
 	for i := 0; i <= maxN; i++ {
 		name := agentName(i)
 		if i == maxN {
 			name = "writer"
 		}
-		if _, err := cli("user", "add", name); err != nil {
+		if err := users.AddUser(name); err != nil {
 			return nil, err
 		}
-		if _, err := cli("user", "grant", name, repoName, "write"); err != nil {
+		if err := users.Grant(name, repoName, access.PermWrite); err != nil {
 			return nil, err
 		}
-		tok, err := cli("user", "token", name)
+		tok, _, err := users.NewToken(name, "bench/swarm")
 		if err != nil {
 			return nil, err
 		}
