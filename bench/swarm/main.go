@@ -517,29 +517,26 @@ func (s *server) stop() {
 }
 
 // notes are the server's log lines at level WARN or ERROR, counted by
-// message, for the report.
+// message, each with its first line (clipped), for the report.
 func (s *server) notes() []string {
 	counts := map[string]int{}
+	first := map[string]string{}
 	var order []string
+	msgRE := regexp.MustCompile(`msg=("[^"]*"|\S+)`)
 	for _, line := range strings.Split(s.log.String(), "\n") {
 		if !strings.Contains(line, "level=WARN") && !strings.Contains(line, "level=ERROR") {
 			continue
 		}
-		msg := line
-		if i := strings.Index(line, "msg="); i >= 0 {
-			msg = line[i:]
-			if m := regexp.MustCompile(`^msg=("[^"]*"|\S+)`).FindString(msg); m != "" {
-				msg = m
-			}
-		}
+		msg := msgRE.FindString(line)
 		if counts[msg] == 0 {
 			order = append(order, msg)
+			first[msg] = line[:min(len(line), 400)]
 		}
 		counts[msg]++
 	}
 	var out []string
 	for _, m := range order {
-		out = append(out, fmt.Sprintf("%d x %s", counts[m], m))
+		out = append(out, fmt.Sprintf("%d x %s; first: %s", counts[m], m, first[m]))
 	}
 	return out
 }
