@@ -66,7 +66,9 @@
 //
 // Run it as root (sandboxes, cgroups) from the module root. With no
 // -weir it builds this tree's three binaries. The full run (-n 1,8,32,128
-// -duration 60s) takes about 6 minutes per build; a quick look:
+// -duration 60s) takes about 6 minutes per build on an idle machine, more
+// when pushes in flight at the end of a phase are slow (a phase waits for
+// them: at N=32 before the scheduler, 20 s phases ran 75-80 s); a quick look:
 //
 //	go run ./bench/swarm -n 1,8 -duration 10s
 //
