@@ -304,7 +304,7 @@ func TestSwarmSameBranch(t *testing.T) {
 	git(t, "", "clone", "-q", url, b)
 
 	// The first lands: the second is refused, without a run.
-	commitFile(t, a, "models/m.py", sleepModel("m", 6, false))
+	commitFile(t, a, "models/m.py", sleepModel("m", 5, false))
 	first := pushAsync(t, a, nil, url, "main")
 	first.waitOut(t, "weir: run r-")
 	commitFile(t, b, "notes.txt", "b's change\n")
@@ -331,7 +331,7 @@ func TestSwarmSameBranch(t *testing.T) {
 	// The first fails: the second waits for it, then runs and lands.
 	git(t, b, "fetch", "-q", url, "+main:refs/remotes/origin/main")
 	git(t, b, "reset", "-q", "--hard", "origin/main")
-	commitFile(t, a, "models/m.py", sleepModel("m", 4, true))
+	commitFile(t, a, "models/m.py", sleepModel("m", 3, true))
 	first = pushAsync(t, a, nil, url, "main")
 	first.waitOut(t, "weir: run r-")
 	commitFile(t, b, "notes.txt", "b's second change\n")
