@@ -255,12 +255,20 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 	}
 	out := &progress{w: p.Progress, redact: h.redact}
 	var ran []*run // runs that made data: they publish only if their command lands
-	res.Finish = func(refused map[refs.Name]string) []refs.Update {
+	res.Finish = func(ctx context.Context, refused map[refs.Name]string) ([]refs.Update, map[refs.Name]string) {
 		var ups []refs.Update
+		var refuse map[refs.Name]string
 		for _, r := range ran {
-			ups = append(ups, r.finish(refused[r.cmd.Name])...)
+			u, why := r.finish(ctx, refused[r.cmd.Name])
+			if why != "" {
+				if refuse == nil {
+					refuse = map[refs.Name]string{}
+				}
+				refuse[r.cmd.Name] = h.redact(why)
+			}
+			ups = append(ups, u...)
 		}
-		return ups
+		return ups, refuse
 	}
 	res.Report = func(refused map[refs.Name]string) {
 		for _, r := range ran {
