@@ -136,8 +136,11 @@ type PipelineConfig struct {
 //	                Updates += refs/runs/<id>/{code,data,log}
 //
 // gitserver commits the Updates with the accepted commands in one write, so
-// the code and data refs move together or not at all, and a branch that
-// moved since the run started loses the compare-and-swap.
+// the code and data refs move together or not at all. A branch whose code
+// moved since the run started loses the compare-and-swap; one whose data
+// alone moved takes the run's outputs on top when the tables that changed
+// are disjoint from what the run read and wrote, and refuses the push
+// naming the table otherwise (datacommit.go, onto).
 //
 // It is safe for concurrent use: pushes to different branches run at the
 // same time; pushes to one branch race to the compare-and-swap.
