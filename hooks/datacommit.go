@@ -98,6 +98,8 @@ func (r *run) sortedWrites() []catalog.TableWrite {
 //
 //	changed   tables whose pointers differ between start and theirs
 //	touched   tables the plan's nodes read (inputs) or write (outputs)
+//	code      refs/heads/<b> moved too (another push won): nothing to do,
+//	          the compare-and-swap refuses the command (stale info)
 //	disjoint  published = the table-level three-way merge (the one
 //	          `weir data merge` uses) of the run's commit onto theirs;
 //	          its pointers are marked published; the update is
@@ -134,6 +136,11 @@ func (r *run) onto(ctx context.Context) (data, old objects.Hash, refuse string) 
 		return r.newData, r.dataOld, "" // the compare-and-swap decides
 	}
 	if head == r.dataOld {
+		return r.newData, r.dataOld, ""
+	}
+	// Another push moved the code ref too: its compare-and-swap refuses
+	// this push (stale info, fetch first), nothing to merge.
+	if code, err := r.h.cfg.Refs.Resolve(ctx, r.push.Repo, r.cmd.Name); (err == nil && code != r.cmd.Old) || (errors.Is(err, refs.ErrNotFound) && !r.cmd.Old.IsZero()) {
 		return r.newData, r.dataOld, ""
 	}
 	res, ok := r.ontoCache[head]

@@ -316,6 +316,9 @@ func (r *run) finish(ctx context.Context, why string) (ups []refs.Update, refuse
 // push is written (Result.Report).
 func (r *run) report(why string) {
 	if why == "" {
+		if r.landed.IsZero() { // Finish was not asked for this outcome
+			r.landed = r.newData
+		}
 		if r.landed != r.newData {
 			r.out.linef("weir: %s's data moved during the run (to %s); the run's outputs were published on top of it", r.branch, short(r.landedOn))
 		}
