@@ -2,7 +2,9 @@
 // commit holds, the Iceberg metadata and Parquet files in the warehouse, the
 // iceberg-go catalog.Catalog over one repo and one branch (served over HTTP
 // by catalog/rest as the Iceberg REST catalog), data branches and tags, and
-// 3-way data merges.
+// 3-way data merges (branches.go: Merge for `weir data merge`; MergeOnto and
+// ChangedTables for a run published onto data that moved during it, which
+// the pipeline hook decides and moves no ref here).
 //
 // It must never move an existing code ref (refs/heads/*; it creates one
 // only beside a new data branch, CreateBranch), never make a data ref point
