@@ -676,17 +676,17 @@ func names(ups []refs.Update, ref refs.Name) bool {
 // refuse gives each standing command that why names its reason, and
 // reports whether any was refused.
 func (p *pushState) refuse(why map[refs.Name]string) bool {
-	any := false
+	changed := false
 	for i, c := range p.cmds {
 		if r, ok := why[c.Name]; ok && p.reasons[i] == "" {
 			if r == "" {
 				r = "pre-receive hook declined"
 			}
 			p.reasons[i] = oneLine(r)
-			any = true
+			changed = true
 		}
 	}
-	return any
+	return changed
 }
 
 // reasonMovedDuringRun refuses a push whose branch data moved while its
