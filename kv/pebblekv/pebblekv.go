@@ -69,6 +69,10 @@ func OpenFS(dir string, fs vfs.FS, log *slog.Logger) (*DB, error) {
 	return &DB{db: db}, nil
 }
 
+// New wraps a database the caller opened with options of its own (tests
+// that tune the cache). Close closes db.
+func New(db *pebble.DB) *DB { return &DB{db: db} }
+
 // logger hands Pebble's lines to slog: informational ones at debug level,
 // errors at error level; fatal ones are logged and stay fatal.
 type logger struct{ log *slog.Logger }
@@ -245,3 +249,7 @@ func (i iter) Valid() bool            { return i.it.Valid() }
 func (i iter) Key() []byte            { return i.it.Key() }
 func (i iter) Value() ([]byte, error) { return i.it.ValueAndErr() }
 func (i iter) Close() error           { return i.it.Close() }
+
+// Flush writes the memtables to files. Tests use it to put what is in
+// memory on disk before a simulated crash.
+func (d *DB) Flush() error { return d.db.Flush() }
