@@ -7,7 +7,9 @@
 // Durability model: the database remembers the state as of its last synced
 // write and the unsynced writes since, in commit order, as a write-ahead log
 // would hold them. CrashClone returns a new database as a crash would leave
-// it: the synced state plus a random prefix of the unsynced writes.
+// it: the synced state plus a random prefix of the unsynced writes. The
+// unsynced writes are kept until the next synced write, so a test that
+// never syncs holds every write it made twice over.
 //
 // It must never be used for data that has to outlive the process.
 package memkv
