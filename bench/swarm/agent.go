@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// agent is one simulated agent: a C git clone and the version it last
+// wrote on its own line of models/agents.sql.
+type agent struct {
+	i       int
+	dir     string
+	version int
+}
+
+// What a push's output says (remote lines, then git's own).
+var (
+	runLine      = regexp.MustCompile(`weir: run (r-[0-9a-f]+) on `)
+	timingLine   = regexp.MustCompile(`weir: timing: plan (\d+) ms, nodes (\d+) ms \(run (\d+) ms, sandbox (\d+) ms\), commit (\d+) ms`)
+	queuedLine   = regexp.MustCompile(`weir: queued`)
+	movedInRun   = "the branch moved while this push was checked" // gitserver's reasonMovedDuringRun: the data ref moved
+	busyText     = "server busy"
+	notFFPattern = regexp.MustCompile(`\((fetch first|non-fast-forward)\)|no longer a fast-forward|while this push waited`)
+)
+
+// pushOutcome is what one git push came to.
+type pushOutcome int
+
+const (
+	pushOK      pushOutcome = iota
+	pushWasted              // a run ran and the push was refused anyway
+	pushRefused             // refused before any run: not a fast-forward, a recheck, busy
+	pushFailed              // anything else (a node failed, git failed): a bench or server bug
+)
+
+// push runs git push with -o timing and classifies it into p.
+func (a *agent) push(p *phase, refspec string) (pushOutcome, string) {
+	began := time.Now()
+	out, err := git(a.dir, "push", "-o", "timing", "origin", refspec)
+	took := time.Since(began)
+	ids := runLine.FindAllStringSubmatch(out, -1)
+	var runMs time.Duration
+	for _, m := range timingLine.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.Atoi(m[2]) // nodes, wall
+		runMs += time.Duration(v) * time.Millisecond
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		p.runIDs = append(p.runIDs, id[1])
+	}
+	if queuedLine.MatchString(out) {
+		p.queuedPushes++
+	}
+	switch {
+	case err == nil:
+		p.latencies = append(p.latencies, took)
+		p.runsOK += len(ids)
+		return pushOK, out
+	case len(ids) > 0 && strings.Contains(out, "did not advance"):
+		p.latencies = append(p.latencies, took)
+		p.wastedNodes += runMs
+		if strings.Contains(out, movedInRun) {
+			p.wastedWriter += len(ids)
+		} else {
+			p.wastedRace += len(ids)
+		}
+		return pushWasted, out
+	case len(ids) == 0 && strings.Contains(out, busyText):
+		p.busy++
+		return pushRefused, out
+	case len(ids) == 0 && notFFPattern.MatchString(out):
+		p.notFF++
+		return pushRefused, out
+	}
+	p.failed++
+	if p.firstFailure == "" {
+		p.firstFailure = fmt.Sprintf("git push %s: %v\n%s", refspec, err, out)
+	}
+	return pushFailed, out
+}
+
+// lineRE finds agent i's own line of models/agents.sql.
+func lineRE(i int) *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^  \(` + strconv.Itoa(i) + `, \d+\)`)
+}
+
+// cycle is one turn of the agent's loop: branch, change, push the branch,
+// merge into main and push main, retrying the merge until it lands or
+// the deadline passes (zero: none). It returns an error only when git
+// itself fails on the client.
+func (a *agent) cycle(ctx context.Context, p *phase, deadline time.Time) error {
+	late := func() bool { return !deadline.IsZero() && time.Now().After(deadline) }
+	run := func(args ...string) error {
+		if out, err := git(a.dir, args...); err != nil {
+			return fmt.Errorf("%s: git %s: %v\n%s", agentName(a.i), strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := run("fetch", "-q", "origin"); err != nil {
+		return err
+	}
+	if err := run("checkout", "-q", "-B", "w", "origin/main"); err != nil {
+		return err
+	}
+	f := filepath.Join(a.dir, "models", "agents.sql")
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return err
+	}
+	re := lineRE(a.i)
+	if !re.Match(b) {
+		return fmt.Errorf("%s: no line of its own in models/agents.sql", agentName(a.i))
+	}
+	a.version++
+	b = re.ReplaceAll(b, []byte(fmt.Sprintf("  (%d, %d)", a.i, a.version)))
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		return err
+	}
+	if err := run("commit", "-q", "-am", fmt.Sprintf("%s: version %d", agentName(a.i), a.version)); err != nil {
+		return err
+	}
+	branch := "refs/heads/" + agentName(a.i)
+	for {
+		outcome, _ := a.push(p, "+w:"+branch)
+		if outcome == pushOK {
+			break
+		}
+		if outcome == pushFailed || late() || ctx.Err() != nil {
+			return nil
+		}
+		jitter(200 * time.Millisecond) // busy, or wasted: try again
+	}
+	w, err := git(a.dir, "rev-parse", "w")
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.branchAcked[a.i] = strings.TrimSpace(w)
+	p.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			p.mu.Lock()
+			p.retries++
+			p.mu.Unlock()
+			if err := run("fetch", "-q", "origin"); err != nil {
+				return err
+			}
+		}
+		if err := run("checkout", "-q", "-B", "m", "origin/main"); err != nil {
+			return err
+		}
+		if err := run("merge", "-q", "--no-ff", "-m", fmt.Sprintf("merge %s version %d", agentName(a.i), a.version), "w"); err != nil {
+			return err
+		}
+		outcome, out := a.push(p, "m:refs/heads/main")
+		if outcome == pushOK {
+			sha, err := git(a.dir, "rev-parse", "m")
+			if err != nil {
+				return err
+			}
+			p.mu.Lock()
+			p.mainAcked = append(p.mainAcked, strings.TrimSpace(sha))
+			p.cycles[a.i]++
+			p.mu.Unlock()
+			return nil
+		}
+		if outcome == pushFailed || late() || ctx.Err() != nil {
+			return nil
+		}
+		if strings.Contains(out, busyText) {
+			jitter(200 * time.Millisecond)
+		}
+	}
+}
