@@ -36,8 +36,8 @@
 //
 // # Keys
 //
-// The catalog shares the Pebble database of objects.Store (objects owns 'o',
-// refs owns 'r' and 'l'). The catalog owns 'w':
+// The catalog shares the kv database of objects.Store (objects.Store.DB;
+// objects owns 'o', 's' and 'S', refs owns 'r' and 'l'). The catalog owns 'w':
 //
 //	key                                  value
 //	'w' <repo> 0x00 <blobhash:20>        <kind:1> ['P']  ('p' table pointer, 'n' namespace; 'P': published)
@@ -49,7 +49,7 @@
 // revert) is accepted only if every blob in its tree is published. The
 // keys are written without sync, before the commit that references the
 // blob; the synced ref update that publishes the commit makes them durable
-// too (Pebble's WAL is ordered).
+// too (the kv contract loses unsynced writes only as a suffix).
 //
 // # Warehouse layout
 //

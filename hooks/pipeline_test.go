@@ -24,6 +24,7 @@ import (
 	"github.com/weir-dev/weir/catalog"
 	wexec "github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -69,7 +70,7 @@ func newWorld(t *testing.T) *world { return newWorldWith(t, hooks.PipelineConfig
 // newWorldWith is newWorld with cfg's Parallel and KeepAlive.
 func newWorldWith(t *testing.T, cfg hooks.PipelineConfig) *world {
 	t.Helper()
-	db, err := objects.OpenFS("", vfs.NewMem())
+	db, err := pebblekv.OpenFS("", vfs.NewMem(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
