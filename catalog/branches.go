@@ -224,20 +224,42 @@ func (c *Catalog) Merge(ctx context.Context, repo objects.RepoName, from, into s
 }
 
 func (c *Catalog) threeWay(ctx context.Context, repo objects.RepoName, base, fh, ih objects.Hash, from, into string) (objects.Hash, error) {
-	bs, err := c.state(ctx, repo, base)
+	bs, fs, is, err := c.states(ctx, repo, base, fh, ih)
 	if err != nil {
 		return objects.ZeroHash, err
 	}
-	fs, err := c.state(ctx, repo, fh)
-	if err != nil {
-		return objects.ZeroHash, err
+	out, changes, conflicts := mergeStates(bs, fs, is, from)
+	if len(conflicts) > 0 {
+		return objects.ZeroHash, &ConflictError{From: from, Into: into, Tables: conflicts}
 	}
-	is, err := c.state(ctx, repo, ih)
-	if err != nil {
-		return objects.ZeroHash, err
+	subject := fmt.Sprintf("weir: merge data of %s into %s", from, into)
+	// Lineage: the merged data sits beside into's code (invariant 7).
+	if code, err := c.refs.Resolve(ctx, repo, refs.Name(refs.HeadsPrefix+into)); err == nil {
+		out.code = code
 	}
-	out := is.clone()
-	var conflicts, changes []string
+	return c.commitState(ctx, repo, out, []objects.Hash{ih, fh}, subject+"\n\n"+strings.Join(changes, "\n"), "", out.code, nil)
+}
+
+// states reads the data states of commits hs, in order.
+func (c *Catalog) states(ctx context.Context, repo objects.RepoName, hs ...objects.Hash) (*dataState, *dataState, *dataState, error) {
+	var out [3]*dataState
+	for i, h := range hs {
+		st, err := c.state(ctx, repo, h)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		out[i] = st
+	}
+	return out[0], out[1], out[2], nil
+}
+
+// mergeStates is the table-level three-way merge: what from (fs) changed
+// since the merge base (bs), applied to into (is). A table or namespace
+// both sides changed differently is a conflict (sorted; "ns.table" or
+// "namespace ns"); then out is not to be used. changes (sorted) say what
+// was taken from from, naming it fromName. It reads and writes nothing.
+func mergeStates(bs, fs, is *dataState, fromName string) (out *dataState, changes, conflicts []string) {
+	out = is.clone()
 	names := map[TableName]bool{}
 	for t := range bs.tables {
 		names[t] = true
@@ -258,7 +280,7 @@ func (c *Catalog) threeWay(ctx context.Context, repo objects.RepoName, base, fh,
 				changes = append(changes, "drop "+t.String())
 			} else {
 				out.tables[t] = f
-				changes = append(changes, "take "+t.String()+" from "+from)
+				changes = append(changes, "take "+t.String()+" from "+fromName)
 			}
 		default:
 			conflicts = append(conflicts, t.String())
@@ -290,7 +312,7 @@ func (c *Catalog) threeWay(ctx context.Context, repo objects.RepoName, base, fh,
 	}
 	if len(conflicts) > 0 {
 		sort.Strings(conflicts)
-		return objects.ZeroHash, &ConflictError{From: from, Into: into, Tables: conflicts}
+		return nil, nil, conflicts
 	}
 	// A namespace dropped on one side while the other added a table to it
 	// would leave a table without its namespace: keep the namespace.
@@ -304,12 +326,129 @@ func (c *Catalog) threeWay(ctx context.Context, repo objects.RepoName, base, fh,
 		}
 	}
 	sort.Strings(changes)
-	subject := fmt.Sprintf("weir: merge data of %s into %s", from, into)
-	// Lineage: the merged data sits beside into's code (invariant 7).
-	if code, err := c.refs.Resolve(ctx, repo, refs.Name(refs.HeadsPrefix+into)); err == nil {
-		out.code = code
+	return out, changes, nil
+}
+
+// TableChange is a table whose pointer differs between two data commits
+// of one branch (ChangedTables).
+type TableChange struct {
+	Table TableName
+	// By is the data commit that last changed it on the way (the newest
+	// one on the first-parent line of the later commit that did), and
+	// Subject that commit's subject line ("weir: append to ns.t (by
+	// ingest)"), for a message that says what moved a branch.
+	By      objects.Hash
+	Subject string
+}
+
+// maxChangeWalk bounds the commits ChangedTables reads to attribute a
+// change; past it (or off the first-parent line) a change is attributed
+// to the later commit itself.
+const maxChangeWalk = 256
+
+// ChangedTables returns the tables whose pointers differ between data
+// commits from and to (either may be ZeroHash, the empty data), sorted by
+// name, each with the commit that changed it. It reads objects only.
+func (c *Catalog) ChangedTables(ctx context.Context, repo objects.RepoName, from, to objects.Hash) ([]TableChange, error) {
+	if from == to {
+		return nil, nil
 	}
-	return c.commitState(ctx, repo, out, []objects.Hash{ih, fh}, subject+"\n\n"+strings.Join(changes, "\n"), "", out.code, nil)
+	fs, err := c.state(ctx, repo, from)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := c.state(ctx, repo, to)
+	if err != nil {
+		return nil, err
+	}
+	var out []TableChange
+	idx := map[TableName]int{}
+	add := func(t TableName) {
+		if _, ok := idx[t]; !ok && fs.tables[t] != ts.tables[t] {
+			idx[t] = -1
+			out = append(out, TableChange{Table: t})
+		}
+	}
+	for t := range fs.tables {
+		add(t)
+	}
+	for t := range ts.tables {
+		add(t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Table.String() < out[j].Table.String() })
+	for i, ch := range out {
+		idx[ch.Table] = i
+	}
+	// Attribute each change to the newest commit on to's first-parent
+	// line whose tree changed the table.
+	left := len(out)
+	r := repoObjects{c.objs, repo}
+	cur, st := to, ts
+	for n := 0; left > 0 && n < maxChangeWalk && !cur.IsZero() && cur != from; n++ {
+		cm, err := readCommit(ctx, r, cur)
+		if err != nil {
+			return nil, err
+		}
+		var parent objects.Hash
+		if len(cm.ParentHashes) > 0 {
+			parent = cm.ParentHashes[0]
+		}
+		ps, err := c.state(ctx, repo, parent)
+		if err != nil {
+			return nil, err
+		}
+		subject, _, _ := strings.Cut(cm.Message, "\n")
+		for i := range out {
+			if out[i].By.IsZero() && st.tables[out[i].Table] != ps.tables[out[i].Table] {
+				out[i].By, out[i].Subject = cur, subject
+				left--
+			}
+		}
+		cur, st = parent, ps
+	}
+	if left > 0 {
+		subject := ""
+		if cm, err := readCommit(ctx, r, to); err == nil {
+			subject, _, _ = strings.Cut(cm.Message, "\n")
+		}
+		for i := range out {
+			if out[i].By.IsZero() {
+				out[i].By, out[i].Subject = to, subject
+			}
+		}
+	}
+	return out, nil
+}
+
+// MergeOnto returns a data commit that carries onto theirs what ours
+// changed since base (a run's data commit, made on base, published onto
+// its branch's head theirs, which moved during the run): the table-level
+// three-way merge of Merge, with parents theirs and ours, info's run,
+// code commit (its trailer and the tree's code entry: the merge sits
+// beside the code that ran) and message. Both sides changing a table or a
+// namespace differently is a *ConflictError naming them (From is info's
+// run). It moves no ref and marks nothing published (Publish does).
+func (c *Catalog) MergeOnto(ctx context.Context, repo objects.RepoName, base, ours, theirs objects.Hash, info CommitInfo) (objects.Hash, error) {
+	bs, ous, ts, err := c.states(ctx, repo, base, ours, theirs)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	from := "run " + info.RunID
+	if info.RunID == "" {
+		from = ours.String()[:7]
+	}
+	out, changes, conflicts := mergeStates(bs, ous, ts, from)
+	if len(conflicts) > 0 {
+		return objects.ZeroHash, &ConflictError{From: from, Into: theirs.String()[:7], Tables: conflicts}
+	}
+	if !info.CodeCommit.IsZero() {
+		out.code = info.CodeCommit
+	}
+	msg := info.Message
+	if msg == "" {
+		msg = fmt.Sprintf("weir: %s published onto %s", from, theirs.String()[:7])
+	}
+	return c.commitState(ctx, repo, out, []objects.Hash{theirs, ours}, msg, info.RunID, out.code, changes)
 }
 
 // VerifyPushedDataCommit accepts a client-made data commit (a merge or

@@ -20,10 +20,10 @@ import (
 	icebergcat "github.com/apache/iceberg-go/catalog"
 	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
 
+	"github.com/weir-dev/weir/kv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -152,7 +152,7 @@ func (c *Catalog) putBlob(ctx context.Context, repo objects.RepoName, kind byte,
 	if err != nil {
 		return objects.ZeroHash, err
 	}
-	if err := c.objs.DB().Set(wKey(repo, h), []byte{kind}, pebble.NoSync); err != nil {
+	if err := c.objs.DB().Set(wKey(repo, h), []byte{kind}, kv.NoSync); err != nil {
 		return objects.ZeroHash, fmt.Errorf("catalog: record pointer: %w", err)
 	}
 	return h, nil

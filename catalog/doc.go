@@ -2,7 +2,9 @@
 // commit holds, the Iceberg metadata and Parquet files in the warehouse, the
 // iceberg-go catalog.Catalog over one repo and one branch (served over HTTP
 // by catalog/rest as the Iceberg REST catalog), data branches and tags, and
-// 3-way data merges.
+// 3-way data merges (branches.go: Merge for `weir data merge`; MergeOnto and
+// ChangedTables for a run published onto data that moved during it, which
+// the pipeline hook decides and moves no ref here).
 //
 // It must never move an existing code ref (refs/heads/*; it creates one
 // only beside a new data branch, CreateBranch), never make a data ref point
@@ -34,8 +36,8 @@
 //
 // # Keys
 //
-// The catalog shares the Pebble database of objects.Store (objects owns 'o',
-// refs owns 'r' and 'l'). The catalog owns 'w':
+// The catalog shares the kv database of objects.Store (objects.Store.DB;
+// objects owns 'o', 's' and 'S', refs owns 'r' and 'l'). The catalog owns 'w':
 //
 //	key                                  value
 //	'w' <repo> 0x00 <blobhash:20>        <kind:1> ['P']  ('p' table pointer, 'n' namespace; 'P': published)
@@ -47,7 +49,7 @@
 // revert) is accepted only if every blob in its tree is published. The
 // keys are written without sync, before the commit that references the
 // blob; the synced ref update that publishes the commit makes them durable
-// too (Pebble's WAL is ordered).
+// too (the kv contract loses unsynced writes only as a suffix).
 //
 // # Warehouse layout
 //

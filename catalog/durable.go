@@ -10,7 +10,7 @@ import (
 
 // Durability of warehouse files.
 //
-// A data ref update is a synced Pebble write, so the commit it publishes
+// A data ref update is a synced kv write, so the commit it publishes
 // survives a power cut; the warehouse files that commit names must too
 // (invariant 2). S3 acknowledges a PUT only once it is durable. A local
 // warehouse's files may sit in the page cache, so:

@@ -16,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -30,7 +31,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, wh Warehouse) *fixture {
 	t.Helper()
-	db, err := objects.OpenFS("db", vfs.NewMem())
+	db, err := pebblekv.OpenFS("db", vfs.NewMem(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

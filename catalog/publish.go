@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/cockroachdb/pebble/v2"
-
+	"github.com/weir-dev/weir/kv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -28,8 +27,8 @@ import (
 //
 // Every path that moves a data ref to a commit with new pointers marks
 // them (Publish, publishDiff) just before its synced ref update, with
-// NoSync: the ref update makes the marks durable too (Pebble's WAL is
-// ordered). A mark whose ref update then loses its compare-and-swap stays:
+// NoSync: the ref update makes the marks durable too (the kv contract
+// loses unsynced writes only as a suffix). A mark whose ref update then loses its compare-and-swap stays:
 // such a pointer passed every check of its path and only lost a race.
 //
 // Repos whose data was written before the index existed are indexed once,
@@ -72,7 +71,7 @@ func (c *Catalog) publishDiff(repo objects.RepoName, base, st *dataState) error 
 	b := c.objs.DB().NewBatch()
 	defer b.Close()
 	mark := func(kind byte, h objects.Hash) error {
-		return b.Set(wKey(repo, h), []byte{kind, publishedFlag}, nil)
+		return b.Set(wKey(repo, h), []byte{kind, publishedFlag})
 	}
 	for t, h := range st.tables {
 		if base != nil && base.tables[t] == h {
@@ -93,7 +92,7 @@ func (c *Catalog) publishDiff(repo objects.RepoName, base, st *dataState) error 
 	if b.Empty() {
 		return nil
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := b.Commit(kv.NoSync); err != nil {
 		return fmt.Errorf("catalog: mark published: %w", err)
 	}
 	return nil
@@ -110,7 +109,7 @@ const (
 
 func (c *Catalog) blob(repo objects.RepoName, h objects.Hash) (blobState, error) {
 	v, closer, err := c.objs.DB().Get(wKey(repo, h))
-	if errors.Is(err, pebble.ErrNotFound) {
+	if errors.Is(err, kv.ErrNotFound) {
 		return blobUnknown, nil
 	}
 	if err != nil {
@@ -187,7 +186,7 @@ func (c *Catalog) ensureIndex(ctx context.Context, repo objects.RepoName) error 
 			c.indexed.Store(repo, struct{}{})
 			return nil
 		}
-	} else if !errors.Is(err, pebble.ErrNotFound) {
+	} else if !errors.Is(err, kv.ErrNotFound) {
 		return err
 	}
 	datas, err := c.refs.List(ctx, repo, refs.DataPrefix)
@@ -215,7 +214,7 @@ func (c *Catalog) ensureIndex(ctx context.Context, repo objects.RepoName) error 
 			prev = st
 		}
 	}
-	if err := c.objs.DB().Set(indexKey(repo), []byte{indexVersion}, pebble.Sync); err != nil {
+	if err := c.objs.DB().Set(indexKey(repo), []byte{indexVersion}, kv.Sync); err != nil {
 		return err
 	}
 	c.indexed.Store(repo, struct{}{})

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 )
 
@@ -63,7 +64,7 @@ func FuzzDataTree(f *testing.F) {
 		if len(desc) > 4096 {
 			return
 		}
-		db, err := objects.OpenFS("", vfs.NewMem())
+		db, err := pebblekv.OpenFS("", vfs.NewMem(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -126,16 +127,18 @@ func newSessServerCache(t testing.TB, cacheBytes int64) *sessServer {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not installed")
 	}
-	var db *pebble.DB
+	var db *pebblekv.DB
 	var err error
 	if cacheBytes > 0 {
 		cache := pebble.NewCache(cacheBytes)
 		defer cache.Unref()
 		opts := &pebble.Options{FS: vfs.NewMem(), Cache: cache, MemTableSize: 64 << 20, Logger: quietPebble{}}
 		opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // inherited by the other levels
-		db, err = pebble.Open("", opts)
+		var pdb *pebble.DB
+		pdb, err = pebble.Open("", opts)
+		db = pebblekv.New(pdb)
 	} else {
-		db, err = objects.OpenFS("", vfs.NewMem())
+		db, err = pebblekv.OpenFS("", vfs.NewMem(), nil)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/weir-dev/weir/access"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -22,7 +23,7 @@ import (
 // one commit on main. It returns the base URL and the commit id.
 func httpTestServer(t *testing.T, a *access.Access) (string, objects.Hash) {
 	t.Helper()
-	db, err := objects.OpenFS("", vfs.NewMem())
+	db, err := pebblekv.OpenFS("", vfs.NewMem(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -359,7 +360,7 @@ func FuzzCommandList(f *testing.F) {
 // branch, an annotated tag, and HEAD -> main.
 func goldenRepo(t *testing.T) *Server {
 	t.Helper()
-	db, err := objects.OpenFS("", vfs.NewMem())
+	db, err := pebblekv.OpenFS("", vfs.NewMem(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

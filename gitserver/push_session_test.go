@@ -120,7 +120,7 @@ func (r *racyRefs) List(ctx context.Context, repo objects.RepoName, prefix strin
 	return out, err
 }
 
-func (r *racyRefs) Update(ctx context.Context, repo objects.RepoName, ups []refs.Update, q *objects.Quarantine, msg string) error {
+func (r *racyRefs) Update(ctx context.Context, repo objects.RepoName, ups []refs.Update, q refs.Quarantine, msg string) error {
 	r.mu.Lock()
 	f := r.beforeUpdate
 	r.beforeUpdate = nil

@@ -566,10 +566,16 @@ func isAncestor(w *walker, anc, desc objects.Hash) (bool, error) {
 // commitPush writes the accepted commands and the hook's updates in one
 // refs.Store.Update, with the quarantine. Non-atomic pushes retry without a
 // command that turned out stale, so the others still land; the hook's
-// updates are asked for again for each outcome (Result.Finish).
+// updates are asked for again for each outcome (Result.Finish), and again
+// (at most maxHookRetries times) when one of them was stale: a branch's
+// data that moved during its run may still take the run's outputs on top
+// (the hook decides, gitserver only retries and reports). Every attempt
+// either lands or changes the outcome or spends one of those retries, so
+// the loop is bounded.
 func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quarantine, st *pushState, res *hooks.Result, atomic bool) {
 	msg := "push by " + string(sess.Identity)
-	for attempt := 0; attempt <= len(st.cmds)+2; attempt++ {
+	hookRetries := 0
+	for attempt := 0; attempt <= 2*len(st.cmds)+maxHookRetries+2; attempt++ {
 		var ups []refs.Update
 		var idx []int
 		for i, c := range st.cmds {
@@ -588,11 +594,19 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 			ups = append(ups, refs.Update{Name: c.Name, Old: c.Old, New: c.New})
 			idx = append(idx, i)
 		}
-		var extra []refs.Update
+		var extra, finished []refs.Update
 		if res != nil {
 			extra = res.Updates
 			if res.Finish != nil {
-				extra = append(slices.Clone(extra), res.Finish(st.refused())...)
+				var refuse map[refs.Name]string
+				finished, refuse = res.Finish(ctx, st.refused())
+				if st.refuse(refuse) {
+					if atomic {
+						st.failAll(reasonAtomic)
+					}
+					continue // ask again for the new outcome
+				}
+				extra = append(slices.Clone(extra), finished...)
 			}
 		}
 		ups = append(ups, boundExtra(ups, extra)...)
@@ -622,6 +636,11 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 			st.reasons[culprit] = reasonStale
 			st.failAll(reasonAtomic)
 			continue // commit the hook's updates alone
+		case stale && !st.allFailed() && hookRetries < maxHookRetries && names(finished, se.Name):
+			// A ref the hook's Finish read moved (a REST commit to the
+			// branch's data while its pipeline ran): Finish reads it again.
+			hookRetries++
+			continue
 		case stale && !st.allFailed():
 			// One of the hook's own refs moved: a concurrent push to the
 			// same branch won while the pipeline ran. Commit the hook's
@@ -636,6 +655,38 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 		}
 		return
 	}
+	s.logger().Error("push not committed: too many attempts", "repo", sess.Repo)
+	st.failAll("failed to update ref")
+}
+
+// maxHookRetries bounds how often commitPush asks the hook again because
+// one of its own updates was stale.
+const maxHookRetries = 8
+
+// names reports whether ups updates ref.
+func names(ups []refs.Update, ref refs.Name) bool {
+	for _, u := range ups {
+		if u.Name == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// refuse gives each standing command that why names its reason, and
+// reports whether any was refused.
+func (p *pushState) refuse(why map[refs.Name]string) bool {
+	changed := false
+	for i, c := range p.cmds {
+		if r, ok := why[c.Name]; ok && p.reasons[i] == "" {
+			if r == "" {
+				r = "pre-receive hook declined"
+			}
+			p.reasons[i] = oneLine(r)
+			changed = true
+		}
+	}
+	return changed
 }
 
 // reasonMovedDuringRun refuses a push whose branch data moved while its

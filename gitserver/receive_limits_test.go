@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/weir-dev/weir/access"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -27,7 +28,7 @@ import (
 // commit on main, returned with the base URL.
 func limitServer(t *testing.T, lim ReceiveLimits) (*Server, string, objects.Hash) {
 	t.Helper()
-	db, err := objects.OpenFS("", vfs.NewMem())
+	db, err := pebblekv.OpenFS("", vfs.NewMem(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

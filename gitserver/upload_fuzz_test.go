@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -26,7 +27,7 @@ import (
 // fuzzRepo is a small repo "r": two commits on main, a tag.
 func fuzzRepo(tb testing.TB) (*Server, objects.Hash, objects.Hash) {
 	tb.Helper()
-	db, err := objects.OpenFS("", vfs.NewMem())
+	db, err := pebblekv.OpenFS("", vfs.NewMem(), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

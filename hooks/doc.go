@@ -11,7 +11,10 @@
 // staging, staged, starting, running, done, failed, reused), staging each
 // one with stage.go (folders, inputs, sandbox spec, sandbox built ahead);
 // failure.go says in one line why a node failed; datacommit.go makes the
-// data commit from tables snapshotted as their nodes end; runlog.go writes
+// data commit from tables snapshotted as their nodes end, and publishes it
+// onto the branch's data when that moved during the run without touching
+// what the run read or wrote (onto; else it refuses naming the table);
+// runlog.go writes
 // the run log; timing.go says where the time went; sqlparse.go has the
 // plan's SQL parsed by the runner in a sandbox (SandboxSQL); limits.go
 // turns a node's weir.toml limits into its sandbox's.

@@ -47,11 +47,23 @@ type Result struct {
 	// Finish, if set, returns more such updates for one outcome of the
 	// push: refused holds the reason of every command that will not land
 	// (accepted commands are absent). gitserver calls it just before each
-	// attempt to commit (a compare-and-swap that refuses a command changes
-	// the outcome, so it may be called again) and commits what it returns
-	// with the accepted commands, under the same rules as Updates. Objects
-	// its updates need go into the push's quarantine.
-	Finish func(refused map[refs.Name]string) []refs.Update
+	// attempt to commit and commits what it returns with the accepted
+	// commands, under the same rules as Updates. Objects its updates need
+	// go into the push's quarantine. It is called again:
+	//
+	//   - when a compare-and-swap refuses a command (a new outcome);
+	//   - when one of its own updates was stale (a ref it reads, such as
+	//     refs/data/<b>, moved meanwhile), with the same outcome, a
+	//     bounded number of times: it reads the refs again and answers
+	//     for their new values;
+	//   - after it refused commands itself.
+	//
+	// refuse maps commands the outcome accepts but Finish cannot (say, a
+	// run whose branch data moved under it in a way its outputs cannot be
+	// published onto) to the reason the client sees; gitserver refuses
+	// them (every command of an atomic push) and asks again for that new
+	// outcome. Finish's calls are sequential; ctx outlives the client.
+	Finish func(ctx context.Context, refused map[refs.Name]string) (updates []refs.Update, refuse map[refs.Name]string)
 	// Report, if set, is called once the push is decided and written, with
 	// the final outcome (as for Finish), before the client gets the report:
 	// whatever it writes to Push.Progress still reaches the client. Only

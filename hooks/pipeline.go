@@ -144,8 +144,11 @@ type PipelineConfig struct {
 //	                Updates += refs/runs/<id>/{code,data,log}
 //
 // gitserver commits the Updates with the accepted commands in one write, so
-// the code and data refs move together or not at all, and a branch that
-// moved since the run started loses the compare-and-swap.
+// the code and data refs move together or not at all. A branch whose code
+// moved since the run started loses the compare-and-swap; one whose data
+// alone moved takes the run's outputs on top when the tables that changed
+// are disjoint from what the run read and wrote, and refuses the push
+// naming the table otherwise (datacommit.go, onto).
 //
 // It is safe for concurrent use: pushes to different branches run at the
 // same time. With a Scheduler, each push that runs nodes first waits for
@@ -287,12 +290,20 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		return res, nil
 	}
 	var ran []*run // runs that made data: they publish only if their command lands
-	res.Finish = func(refused map[refs.Name]string) []refs.Update {
+	res.Finish = func(ctx context.Context, refused map[refs.Name]string) ([]refs.Update, map[refs.Name]string) {
 		var ups []refs.Update
+		var refuse map[refs.Name]string
 		for _, r := range ran {
-			ups = append(ups, r.finish(refused[r.cmd.Name])...)
+			u, why := r.finish(ctx, refused[r.cmd.Name])
+			if why != "" {
+				if refuse == nil {
+					refuse = map[refs.Name]string{}
+				}
+				refuse[r.cmd.Name] = h.redact(why)
+			}
+			ups = append(ups, u...)
 		}
-		return ups
+		return ups, refuse
 	}
 	res.Report = func(refused map[refs.Name]string) {
 		for _, r := range ran {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -23,6 +24,7 @@ import (
 	"github.com/weir-dev/weir/catalog"
 	wexec "github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -69,7 +71,7 @@ func newWorld(t *testing.T) *world { return newWorldWith(t, hooks.PipelineConfig
 // MaxPriority.
 func newWorldWith(t *testing.T, cfg hooks.PipelineConfig) *world {
 	t.Helper()
-	db, err := objects.OpenFS("", vfs.NewMem())
+	db, err := pebblekv.OpenFS("", vfs.NewMem(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,40 +193,83 @@ func (w *world) pushCommit(t *testing.T, branch string, old, newH objects.Hash, 
 		return nil, "", err
 	}
 	// Commit as gitserver does: the hook's updates for the outcome, the
-	// data ref only with its code ref; a lost compare-and-swap is asked
-	// again as a refusal; then the hook reports.
+	// data ref only with its code ref; a refusal by Finish or a lost
+	// compare-and-swap is asked again as a refusal; then the hook reports.
 	refused := maps.Clone(res.Refused)
-	commit := func() error {
-		var updates []refs.Update
+	err = w.commitHook(t, res, refused, name, old, newH, q, nil)
+	if res.Report != nil {
+		res.Report(refused)
+	}
+	return res, prog.String(), err
+}
+
+// errFinishRefused is what commitHook returns when Finish refused the
+// command.
+var errFinishRefused = errors.New("refused by Finish")
+
+// commitHook commits a push of name from old to newH with the hook's
+// result as gitserver's commitPush does: before each attempt it asks
+// Finish for the outcome (a refusal from Finish refuses the command and
+// asks again); a stale update of Finish's own is asked again, at most 8
+// times; a stale command is refused. before, if set, runs just before
+// each compare-and-swap with its attempt number. It updates refused and
+// returns the first compare-and-swap error or refusal by Finish, nil when
+// the command landed.
+func (w *world) commitHook(t *testing.T, res *hooks.Result, refused map[refs.Name]string, name refs.Name, old, newH objects.Hash, q *objects.Quarantine, before func(attempt int)) error {
+	t.Helper()
+	ctx := context.Background()
+	var first error
+	retries := 0
+	for attempt := 0; attempt < 16; attempt++ {
+		var updates, finished []refs.Update
 		extra := slices.Clone(res.Updates)
 		if res.Finish != nil {
-			extra = append(extra, res.Finish(refused)...)
+			var refuse map[refs.Name]string
+			finished, refuse = res.Finish(ctx, refused)
+			if why, ok := refuse[name]; ok && refused[name] == "" {
+				refused[name] = why
+				if first == nil {
+					first = fmt.Errorf("%w: %s", errFinishRefused, why)
+				}
+				continue
+			}
+			extra = append(extra, finished...)
 		}
 		_, no := refused[name]
+		if !no {
+			updates = append(updates, refs.Update{Name: name, Old: old, New: newH})
+		}
 		for _, u := range extra {
 			if !no || !strings.HasPrefix(string(u.Name), refs.DataPrefix) {
 				updates = append(updates, u)
 			}
 		}
-		if !no {
-			updates = append(updates, refs.Update{Name: name, Old: old, New: newH})
-		}
 		if len(updates) == 0 {
-			return nil
+			return first
 		}
-		return w.refs.Update(ctx, repo, updates, q, "push")
-	}
-	err = commit()
-	if err != nil && refused[name] == "" {
+		if before != nil {
+			before(attempt)
+		}
+		err := w.refs.Update(ctx, repo, updates, q, "push")
+		if err == nil {
+			return first
+		}
+		if first == nil {
+			first = err
+		}
+		var se *refs.StaleError
+		if !errors.As(err, &se) || no {
+			t.Errorf("commit the push: %v", err)
+			return first
+		}
+		if se.Name != name && retries < 8 && slices.ContainsFunc(finished, func(u refs.Update) bool { return u.Name == se.Name }) {
+			retries++
+			continue
+		}
 		refused[name] = "stale info"
-		if err2 := commit(); err2 != nil {
-			t.Errorf("commit the refused push's run: %v", err2)
-		}
 	}
-	if res.Report != nil {
-		res.Report(refused)
-	}
-	return res, prog.String(), err
+	t.Errorf("commit the push: too many attempts")
+	return first
 }
 
 type lockedBuffer struct {

@@ -50,8 +50,13 @@ type run struct {
 	// takes a node slot of it while it runs. nil: no scheduler.
 	ticket *sched.Ticket
 
-	newData objects.Hash            // the data commit a successful run made
-	logs    map[string]objects.Hash // run log commit by status (finish)
+	newData objects.Hash // the data commit a successful run made
+	// landed is what finish last put on the branch for a landing outcome:
+	// newData, or newData published onto landedOn, the branch's data then
+	// (onto). onto caches its answer for each head it saw.
+	landed, landedOn objects.Hash
+	ontoCache        map[objects.Hash]ontoResult
+	logs             map[string]objects.Hash // run log commit by status (finish)
 
 	dir  string
 	plan *pipeline.Plan
@@ -282,28 +287,46 @@ func (r *run) keep(ctx context.Context, res *Result, status string) {
 
 // finish returns the updates of a run that made data, for one outcome of
 // the push (Result.Finish): why is "" when its code ref lands. Then the
-// data ref moves with it; otherwise the run is kept under refs/runs/<id>/, its log saying why the
+// data ref moves with it: to the run's data commit, or, when the branch's
+// data moved during the run, to that commit published onto the new head
+// (onto); if it cannot be, finish refuses the command instead (refuse).
+// Otherwise the run is kept under refs/runs/<id>/, its log saying why the
 // branch did not move.
-func (r *run) finish(why string) []refs.Update {
+func (r *run) finish(ctx context.Context, why string) (ups []refs.Update, refuse string) {
 	if why == "" {
-		ups := []refs.Update{{Name: DataRef(r.branch), Old: r.dataOld, New: r.newData}}
-		if h, err := r.logCommit("ok"); err == nil {
+		data, old, refuse := r.onto(ctx)
+		if refuse != "" {
+			return nil, refuse
+		}
+		r.landed, r.landedOn = data, old
+		ups := []refs.Update{{Name: DataRef(r.branch), Old: old, New: data}}
+		status := "ok"
+		if data != r.newData {
+			status = "ok, published onto " + short(old) + " (the branch's data moved during the run)"
+		}
+		if h, err := r.logCommit(status); err == nil {
 			ups = append(ups, refs.Update{Name: RunRef(r.id, "log"), New: h})
 		}
-		return ups
+		return ups, ""
 	}
-	ups := []refs.Update{{Name: RunRef(r.id, "code"), New: r.code}, {Name: RunRef(r.id, "data"), New: r.newData}}
+	ups = []refs.Update{{Name: RunRef(r.id, "code"), New: r.code}, {Name: RunRef(r.id, "data"), New: r.newData}}
 	if h, err := r.logCommit("not published: " + why); err == nil {
 		ups = append(ups, refs.Update{Name: RunRef(r.id, "log"), New: h})
 	}
-	return ups
+	return ups, ""
 }
 
 // report tells the client what became of a run that made data, once the
 // push is written (Result.Report).
 func (r *run) report(why string) {
 	if why == "" {
-		r.out.linef("weir: %s advanced: code %s, data %s", r.branch, short(r.code), short(r.newData))
+		if r.landed.IsZero() { // Finish was not asked for this outcome
+			r.landed = r.newData
+		}
+		if r.landed != r.newData {
+			r.out.linef("weir: %s's data moved during the run (to %s); the run's outputs were published on top of it", r.branch, short(r.landedOn))
+		}
+		r.out.linef("weir: %s advanced: code %s, data %s", r.branch, short(r.code), short(r.landed))
 		return
 	}
 	r.out.linef("weir: %s did not advance: %s", r.branch, clipLine(why, 200))

@@ -1,12 +1,14 @@
-// Package objects owns Git objects in Pebble: storing and reading them per
+// Package objects owns Git objects in a kv database: storing and reading them per
 // repo, ingesting received packs into a quarantine that no reader sees, and
 // checking what a push brings (fsck) before anything becomes reachable.
 //
 // It must never move a ref (package refs does that) and never make a
 // quarantined object visible except through the batch that also moves refs.
 //
-// One Pebble database holds every repo's objects and refs. This package owns
-// the keys that start with 'o', 's' and 'S'; package refs owns 'r' and 'l'.
+// One kv database (kv/pebblekv in the server, kv/memkv in tests) holds
+// every repo's objects and refs; this package names no driver. It owns the
+// keys that start with 'o', 's' and 'S'; package refs owns 'r' and 'l',
+// package catalog 'w'.
 //
 //	key                                   value
 //	'o' <repo> 0x00 <hash:20>             <type:1> <size:uvarint> <zlib deflate of the content>
@@ -25,17 +27,20 @@
 // size. A pushed non-delta entry is stored with its original zlib bytes; a
 // resolved delta or a Put is deflated at zlib.BestSpeed.
 //
-// A Quarantine is an indexed Pebble batch layered over the database: objects
-// ingested into it are readable through the quarantine (so pre-receive hooks
-// can walk them) and invisible to everyone else. refs.Store commits it
-// together with the ref updates in one synced write (Quarantine.CommitWith),
-// or it is closed and dropped; it never touches the WAL before that commit,
-// so after a crash nothing of it remains. Only its first 16 MiB of values
+// A Quarantine is a kv batch layered over the database: objects ingested
+// into it are readable through the quarantine (so pre-receive hooks can
+// walk them) and invisible to everyone else. refs.Store commits it together
+// with the ref updates in one synced write (Quarantine.CommitWith, which
+// hands refs the batch only as a kv.Writer, to add writes to, under the
+// quarantine's own lock; reads, the commit and Close stay with the
+// quarantine), or it is closed and dropped; it never touches the WAL
+// before that commit, so after a crash nothing of it remains. Only its first 16 MiB of values
 // live in the batch: the rest of a large push is spilled (spill.go), written
 // to the database as it arrives, under keys nothing points at until the
 // batch, holding the pointers, commits. A spill's 'S' marker goes in that
 // same commit; a quarantine closed without committing deletes its spills,
-// and Open deletes those a crash left behind (their marker is still there).
+// and Open deletes those a crash left behind (their marker is still there;
+// New does not look, so it is for fresh databases).
 //
 // Pack ingestion reads the pack once, from the wire, and keeps no entry
 // whole: non-delta entries are hashed while they are inflated and stored as

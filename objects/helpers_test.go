@@ -13,9 +13,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/weir-dev/weir/kv"
+	"github.com/weir-dev/weir/kv/pebblekv"
 )
 
 // gitRepo is a real C git repository in a temp dir.
@@ -144,7 +145,7 @@ func (g *gitRepo) allObjects() map[Hash]*Object {
 // memStore opens a Store on an in-memory Pebble.
 func memStore(t testing.TB, lim Limits) *Store {
 	t.Helper()
-	db, err := OpenFS("", vfs.NewMem())
+	db, err := pebblekv.OpenFS("", vfs.NewMem(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func memStore(t testing.TB, lim Limits) *Store {
 // commitQuarantine commits q's batch as package refs would, without refs.
 func commitQuarantine(t testing.TB, q *Quarantine) {
 	t.Helper()
-	if err := q.CommitWith(func(*pebble.Batch) error { return nil }); err != nil {
+	if err := q.CommitWith(func(kv.Writer) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 }

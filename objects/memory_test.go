@@ -13,8 +13,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/weir-dev/weir/kv"
+	"github.com/weir-dev/weir/kv/pebblekv"
 )
 
 // What these tests show: the memory IngestPack allocates does not grow
@@ -88,7 +89,7 @@ func randomBytes(n int, seed uint64) []byte {
 // diskStore opens a Store on an on-disk Pebble in a temp dir.
 func diskStore(t testing.TB, lim Limits) *Store {
 	t.Helper()
-	db, err := Open(t.TempDir())
+	db, err := pebblekv.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,9 +254,9 @@ func TestIngestLargePackBoundedMemory(t *testing.T) {
 }
 
 // countKeys counts the keys starting with prefix.
-func countKeys(t testing.TB, db *pebble.DB, prefix byte) int {
+func countKeys(t testing.TB, db kv.Reader, prefix byte) int {
 	t.Helper()
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	it, err := db.NewIter([]byte{prefix}, []byte{prefix + 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/weir-dev/weir/kv"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -54,14 +54,14 @@ type Limits struct {
 	MaxBaseMemory int64
 }
 
-// Store reads and writes objects in one Pebble database.
+// Store reads and writes objects in one kv database (kv/pebblekv on disk,
+// kv/memkv in tests).
 //
 // Methods (implemented in store.go):
 //
-//	func Open(dir string) (*pebble.DB, error)                      // on-disk database with Weir's options
-//	func OpenFS(dir string, fs vfs.FS) (*pebble.DB, error)         // same on any vfs (vfs.NewMem() in tests)
-//	func New(db *pebble.DB, limits Limits) *Store
-//	func (s *Store) DB() *pebble.DB
+//	func Open(db kv.DB, limits Limits) (*Store, error)             // New, after dropping the spills a crash left behind
+//	func New(db kv.DB, limits Limits) *Store                        // for a database no crash can have left spills in (a fresh one)
+//	func (s *Store) DB() kv.DB                                      // packages refs and catalog share it
 //	func (s *Store) Limits() Limits                                // with defaults filled in
 //	func (s *Store) Get(ctx context.Context, repo RepoName, h Hash) (*Object, error)
 //	func (s *Store) Has(ctx context.Context, repo RepoName, h Hash) (bool, error)
@@ -76,7 +76,7 @@ type Limits struct {
 // ErrBadPack and ErrTooLarge (IngestPack, Put), ErrClosed (Quarantine),
 // ErrBadRepoName (ParseRepoName), *CheckError (Check).
 type Store struct {
-	db     *pebble.DB
+	db     kv.DB
 	limits Limits
 	// bases is the MaxBaseMemory budget shared by every IngestPack.
 	bases *semaphore.Weighted
@@ -133,16 +133,15 @@ const (
 //	func (q *Quarantine) Ingested() []Hash                                           // everything written into it, sorted
 //	func (q *Quarantine) Storer() storer.EncodedObjectStorer                         // quarantine + repo, for hooks
 //	func (q *Quarantine) Check(ctx context.Context, tips []Hash) error              // fsck of ingested objects and the .gitmodules/.gitattributes blobs their trees name + connectivity from tips; *CheckError
-//	func (q *Quarantine) CommitWith(write func(*pebble.Batch) error) error          // refs.Store adds its ref writes and commits with pebble.Sync
+//	func (q *Quarantine) CommitWith(write func(kv.Writer) error) error              // refs.Store adds its ref writes, under q's lock; one synced commit
 //	func (q *Quarantine) Committed() bool
-//	func (q *Quarantine) Batch() *pebble.Batch                                       // read access to the indexed batch
 //	func (q *Quarantine) Close() error                                               // drop unless committed
 type Quarantine struct {
 	store *Store
 	repo  RepoName
-	batch *pebble.Batch
+	batch kv.Batch
 
-	// mu serialises writes to batch against reads through it: a Pebble
+	// mu serialises writes to batch against reads through it: a kv
 	// batch is not safe for a write concurrent with anything else.
 	mu        sync.RWMutex
 	ingested  map[Hash]Type // every object written into this quarantine
@@ -165,5 +164,5 @@ func (e *CheckError) Error() string {
 var (
 	_ = context.Background
 	_ storer.EncodedObjectStorer
-	_ *pebble.DB
+	_ kv.DB
 )

@@ -14,8 +14,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/weir-dev/weir/kv"
 )
 
 // Pack ingestion errors. Every error IngestPack returns wraps one of them
@@ -202,9 +202,9 @@ type ingest struct {
 	q      *Quarantine
 	lim    Limits
 	mem    memBudget
-	nb     *pebble.Batch // indexed over the database: this pack's stored values
-	objs   *spill        // stored values past the inline budget
-	deltas *spill        // delta instructions past the delta budget
+	nb     kv.Batch // readable over the database: this pack's stored values
+	objs   *spill   // stored values past the inline budget
+	deltas *spill   // delta instructions past the delta budget
 
 	entries    []packEntry
 	inflated   int64 // sum of the inflated sizes declared so far
@@ -227,7 +227,7 @@ func newIngest(ctx context.Context, q *Quarantine) *ingest {
 		q:      q,
 		lim:    s.limits,
 		mem:    s.mem,
-		nb:     s.db.NewIndexedBatch(),
+		nb:     s.db.NewBatch(),
 		objs:   newSpill(s.db, q.repo),
 		deltas: newSpill(s.db, q.repo),
 	}
@@ -555,10 +555,10 @@ func (in *ingest) finishValue(h Hash) error {
 	key := ObjectKey(in.q.repo, h)
 	var err error
 	if !s.spilled {
-		err = in.nb.Set(key, in.value, nil)
+		err = in.nb.Set(key, in.value)
 		in.inlineUsed += int64(len(in.value))
 	} else {
-		err = in.nb.Set(key, encodeSpilled(s.typ, s.size, in.objs.id, s.start, in.objs.size-s.start), nil)
+		err = in.nb.Set(key, encodeSpilled(s.typ, s.size, in.objs.id, s.start, in.objs.size-s.start))
 	}
 	if err != nil {
 		return fmt.Errorf("objects: quarantine write: %w", err)

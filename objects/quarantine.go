@@ -8,9 +8,9 @@ import (
 	"io"
 	"sort"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/weir-dev/weir/kv"
 )
 
 // ErrClosed is returned by a Quarantine used after Close.
@@ -60,7 +60,7 @@ func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error
 	if q.batch.Empty() {
 		q.batch.Close()
 		q.batch = in.nb
-	} else if err := q.batch.Apply(in.nb, nil); err != nil {
+	} else if err := q.batch.Apply(in.nb); err != nil {
 		return nil, fmt.Errorf("objects: quarantine write: %w", err)
 	}
 	in.nb = nil
@@ -114,7 +114,7 @@ func (q *Quarantine) Put(typ Type, data []byte) (Hash, error) {
 		q.spills = append(q.spills, sp)
 		v = encodeSpilled(typ, int64(len(data)), sp.id, 0, sp.size)
 	}
-	if err := q.batch.Set(ObjectKey(q.repo, h), v, nil); err != nil {
+	if err := q.batch.Set(ObjectKey(q.repo, h), v); err != nil {
 		return ZeroHash, fmt.Errorf("objects: quarantine write: %w", err)
 	}
 	q.ingested[h] = typ
@@ -214,10 +214,6 @@ func (q *Quarantine) Storer() storer.EncodedObjectStorer {
 	}}
 }
 
-// Batch returns the quarantine's indexed batch, for callers that need to
-// read through it directly. Writes and the commit go through CommitWith.
-func (q *Quarantine) Batch() *pebble.Batch { return q.batch }
-
 // Committed reports whether the quarantine's objects were committed.
 func (q *Quarantine) Committed() bool {
 	q.mu.RLock()
@@ -255,12 +251,13 @@ func (q *Quarantine) dropSpills() error {
 }
 
 // CommitWith runs write on the quarantine's batch (package refs adds its
-// ref updates there) and commits the batch with pebble.Sync: the objects
+// ref updates there), holding the quarantine's lock, and commits the batch
+// with kv.Sync: the objects
 // and whatever write added become durable and visible together, or not at
 // all. After a successful commit the quarantine is marked committed; Close
 // must still be called. If write fails nothing is committed and the
 // quarantine stays usable only for Close.
-func (q *Quarantine) CommitWith(write func(b *pebble.Batch) error) error {
+func (q *Quarantine) CommitWith(write func(w kv.Writer) error) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -272,7 +269,7 @@ func (q *Quarantine) CommitWith(write func(b *pebble.Batch) error) error {
 	// The spills' markers go with the commit: from then on the spills
 	// belong to the stored values that point into them.
 	for _, sp := range q.spills {
-		if err := q.batch.Delete(spillMarkerKey(sp.id), nil); err != nil {
+		if err := q.batch.Delete(spillMarkerKey(sp.id)); err != nil {
 			return fmt.Errorf("objects: commit quarantine: %w", err)
 		}
 	}
@@ -285,7 +282,7 @@ func (q *Quarantine) CommitWith(write func(b *pebble.Batch) error) error {
 		_ = q.dropSpills()
 		return err
 	}
-	if err := q.batch.Commit(pebble.Sync); err != nil {
+	if err := q.batch.Commit(kv.Sync); err != nil {
 		return fmt.Errorf("objects: commit quarantine: %w", err)
 	}
 	q.committed = true

@@ -8,7 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 
-	"github.com/cockroachdb/pebble/v2"
+	"github.com/weir-dev/weir/kv"
 )
 
 // A spill is where a push keeps what does not fit its memory budget: an
@@ -34,7 +34,7 @@ import (
 // commit; one that only held delta instructions while a pack was resolved
 // is deleted when IngestPack returns.
 type spill struct {
-	db     *pebble.DB
+	db     kv.DB
 	repo   RepoName
 	id     uint64
 	size   int64  // bytes appended so far
@@ -46,7 +46,7 @@ type spill struct {
 // spillChunk is the size of one chunk of a spill.
 const spillChunk = 64 << 10
 
-func newSpill(db *pebble.DB, repo RepoName) *spill {
+func newSpill(db kv.DB, repo RepoName) *spill {
 	return &spill{db: db, repo: repo}
 }
 
@@ -90,7 +90,7 @@ func (s *spill) start() error {
 			closer.Close()
 			continue
 		}
-		if !errors.Is(err, pebble.ErrNotFound) {
+		if !errors.Is(err, kv.ErrNotFound) {
 			return fmt.Errorf("objects: spill: %w", err)
 		}
 		_, closer, err = s.db.Get(spillChunkKey(s.repo, s.id, 0))
@@ -98,12 +98,12 @@ func (s *spill) start() error {
 			closer.Close()
 			continue
 		}
-		if !errors.Is(err, pebble.ErrNotFound) {
+		if !errors.Is(err, kv.ErrNotFound) {
 			return fmt.Errorf("objects: spill: %w", err)
 		}
 		break
 	}
-	if err := s.db.Set(spillMarkerKey(s.id), []byte(s.repo), pebble.NoSync); err != nil {
+	if err := s.db.Set(spillMarkerKey(s.id), []byte(s.repo), kv.NoSync); err != nil {
 		return fmt.Errorf("objects: spill: %w", err)
 	}
 	s.marked = true
@@ -143,7 +143,7 @@ func (s *spill) sync() error {
 		return nil
 	}
 	chunk := uint32((s.size - int64(len(s.tail))) / spillChunk)
-	if err := s.db.Set(spillChunkKey(s.repo, s.id, chunk), s.tail, pebble.NoSync); err != nil {
+	if err := s.db.Set(spillChunkKey(s.repo, s.id, chunk), s.tail, kv.NoSync); err != nil {
 		return fmt.Errorf("objects: spill write: %w", err)
 	}
 	s.dirty = false
@@ -163,17 +163,17 @@ func (s *spill) drop() error {
 	return dropSpill(s.db, s.repo, s.id)
 }
 
-func dropSpill(db *pebble.DB, repo RepoName, id uint64) error {
+func dropSpill(db kv.DB, repo RepoName, id uint64) error {
 	lo, hi := spillBounds(repo, id)
 	b := db.NewBatch()
 	defer b.Close()
-	if err := b.DeleteRange(lo, hi, nil); err != nil {
+	if err := b.DeleteRange(lo, hi); err != nil {
 		return err
 	}
-	if err := b.Delete(spillMarkerKey(id), nil); err != nil {
+	if err := b.Delete(spillMarkerKey(id)); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := b.Commit(kv.NoSync); err != nil {
 		return fmt.Errorf("objects: drop spill: %w", err)
 	}
 	return nil
@@ -181,8 +181,8 @@ func dropSpill(db *pebble.DB, repo RepoName, id uint64) error {
 
 // sweepSpills deletes every spill whose quarantine never committed: after
 // a crash their markers are still there.
-func sweepSpills(db *pebble.DB) error {
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{'S'}, UpperBound: []byte{'T'}})
+func sweepSpills(db kv.DB) error {
+	it, err := db.NewIter([]byte{'S'}, []byte{'T'})
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func sweepSpills(db *pebble.DB) error {
 		if len(k) != 9 {
 			continue
 		}
-		v, err := it.ValueAndErr()
+		v, err := it.Value()
 		if err != nil {
 			it.Close()
 			return err
@@ -237,7 +237,7 @@ func (s *spillReader) Read(p []byte) (int, error) {
 	if s.at < 0 || s.off < s.at || s.off >= s.at+int64(len(s.chunk)) {
 		idx := s.off / spillChunk
 		v, closer, err := s.r.Get(spillChunkKey(s.repo, s.id, uint32(idx)))
-		if errors.Is(err, pebble.ErrNotFound) {
+		if errors.Is(err, kv.ErrNotFound) {
 			return 0, fmt.Errorf("%w: spill %x chunk %d missing", ErrBadObject, s.id, idx)
 		}
 		if err != nil {

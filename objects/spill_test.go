@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/weir-dev/weir/kv"
+	"github.com/weir-dev/weir/kv/memkv"
+	"github.com/weir-dev/weir/kv/pebblekv"
 )
 
 // spillAll makes s spill every object and every delta, and cache no base:
@@ -134,58 +137,92 @@ func TestSpillDroppedUnlessCommitted(t *testing.T) {
 
 // After a crash in the middle of a push, reopening the database drops the
 // spills of every quarantine that had not committed, and keeps the
-// committed ones.
+// committed ones. It runs on both kv drivers.
 func TestSpillSweptAfterCrash(t *testing.T) {
-	ctx := context.Background()
-	g := newGitRepo(t)
-	commits := history(g, 4)
+	type driver struct {
+		open func() kv.DB
+		// flush pushes what the database holds in memory to its files
+		// (the worst case for the sweep); crash returns what a crash
+		// now could leave.
+		flush func(kv.DB) error
+		crash func(db kv.DB, rng *rand.Rand, pct int) kv.DB
+	}
 	fs := vfs.NewCrashableMem()
-	db, err := OpenFS("db", fs)
-	if err != nil {
-		t.Fatal(err)
+	drivers := map[string]driver{
+		"pebble": {
+			open: func() kv.DB {
+				db, err := pebblekv.OpenFS("db", fs, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return db
+			},
+			flush: func(db kv.DB) error { return db.(*pebblekv.DB).Flush() },
+			crash: func(db kv.DB, rng *rand.Rand, pct int) kv.DB {
+				cdb, err := pebblekv.OpenFS("db", fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rng}), nil)
+				if err != nil {
+					t.Fatalf("reopen: %v", err)
+				}
+				return cdb
+			},
+		},
+		"mem": {
+			open:  func() kv.DB { return memkv.New() },
+			flush: func(kv.DB) error { return nil },
+			crash: func(db kv.DB, rng *rand.Rand, pct int) kv.DB {
+				return db.(*memkv.DB).CrashClone(rng)
+			},
+		},
 	}
-	s := spillAll(New(db, Limits{}))
-	kept := s.NewQuarantine("kept")
-	if _, err := kept.IngestPack(ctx, bytes.NewReader(g.packRevs(nil, "HEAD"))); err != nil {
-		t.Fatal(err)
-	}
-	commitQuarantine(t, kept)
-	kept.Close()
-	chunks := countKeys(t, db, 's')
-	open := s.NewQuarantine("open")
-	if _, err := open.IngestPack(ctx, bytes.NewReader(g.packRevs(nil, "HEAD"))); err != nil {
-		t.Fatal(err)
-	}
-	// The worst case for the sweep: the open quarantine's spill reached
-	// the disk before the crash.
-	if err := db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if n := countKeys(t, db, 'S'); n != 1 {
-		t.Fatalf("%d spill markers before the crash, want 1", n)
-	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	var clones []*vfs.MemFS
-	for _, pct := range []int{0, 50, 100} {
-		clones = append(clones, fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rng}))
-	}
-	db.Close()
-	for i, c := range clones {
-		cdb, err := OpenFS("db", c)
-		if err != nil {
-			t.Fatalf("crash %d: reopen: %v", i, err)
-		}
-		if n := countKeys(t, cdb, 'S'); n != 0 {
-			t.Fatalf("crash %d: %d spill markers after reopening", i, n)
-		}
-		if n := countKeys(t, cdb, 's'); n != chunks {
-			t.Fatalf("crash %d: %d spill chunks after reopening, want the committed %d", i, n, chunks)
-		}
-		cs := New(cdb, Limits{})
-		if _, err := cs.Get(ctx, "kept", commits[3]); err != nil {
-			t.Fatalf("crash %d: committed object: %v", i, err)
-		}
-		cdb.Close()
+	for name, d := range drivers {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			g := newGitRepo(t)
+			commits := history(g, 4)
+			db := d.open()
+			s := spillAll(New(db, Limits{}))
+			kept := s.NewQuarantine("kept")
+			if _, err := kept.IngestPack(ctx, bytes.NewReader(g.packRevs(nil, "HEAD"))); err != nil {
+				t.Fatal(err)
+			}
+			commitQuarantine(t, kept)
+			kept.Close()
+			chunks := countKeys(t, db, 's')
+			open := s.NewQuarantine("open")
+			if _, err := open.IngestPack(ctx, bytes.NewReader(g.packRevs(nil, "HEAD"))); err != nil {
+				t.Fatal(err)
+			}
+			// The worst case for the sweep: the open quarantine's spill
+			// reached the disk before the crash.
+			if err := d.flush(db); err != nil {
+				t.Fatal(err)
+			}
+			if n := countKeys(t, db, 'S'); n != 1 {
+				t.Fatalf("%d spill markers before the crash, want 1", n)
+			}
+			rng := rand.New(rand.NewPCG(3, 4))
+			var crashed []kv.DB
+			for _, pct := range []int{0, 50, 100} {
+				crashed = append(crashed, d.crash(db, rng, pct))
+			}
+			db.Close()
+			for i, cdb := range crashed {
+				cs, err := Open(cdb, Limits{})
+				if err != nil {
+					t.Fatalf("crash %d: open: %v", i, err)
+				}
+				if n := countKeys(t, cdb, 'S'); n != 0 {
+					t.Fatalf("crash %d: %d spill markers after reopening", i, n)
+				}
+				if n := countKeys(t, cdb, 's'); n != chunks {
+					t.Fatalf("crash %d: %d spill chunks after reopening, want the committed %d", i, n, chunks)
+				}
+				if _, err := cs.Get(ctx, "kept", commits[3]); err != nil {
+					t.Fatalf("crash %d: committed object: %v", i, err)
+				}
+				cdb.Close()
+			}
+		})
 	}
 }
 

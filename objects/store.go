@@ -8,14 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/weir-dev/weir/kv"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -28,65 +25,21 @@ var (
 	ErrReadOnly = errors.New("objects: storer is read-only")
 )
 
-// Open opens (creating if needed) the Pebble database under dir on the
-// operating system's file system.
-func Open(dir string) (*pebble.DB, error) {
-	return OpenFS(dir, vfs.Default)
-}
-
-// CacheBytes is the size of Pebble's block cache opened by Open and OpenFS.
-var CacheBytes int64 = 256 << 20
-
-// OpenFS opens (creating if needed) the Pebble database under dir on fs.
-// Tests pass vfs.NewMem() or vfs.NewCrashableMem().
-func OpenFS(dir string, fs vfs.FS) (*pebble.DB, error) {
-	opts := &pebble.Options{
-		FS: fs,
-		// A push's objects arrive in one batch, of at most the inline
-		// budget (16 MiB; the rest of a large push is spilled chunk by
-		// chunk), so a 32 MiB memtable keeps a typical push out of the
-		// flush path, and the memtables of a server writing large pushes
-		// (at most MemTableStopWritesThreshold of them) stay at 128 MiB.
-		MemTableSize:                32 << 20,
-		MemTableStopWritesThreshold: 4,
-		L0CompactionThreshold:       4,
-		L0StopWritesThreshold:       24,
-		Logger:                      quietLogger{},
-		// Upload-pack reads every object of a clone by key: a block cache
-		// that holds a mid-sized repo and bloom filters on every level keep
-		// those point reads off the disk.
-		Cache: pebble.NewCache(CacheBytes),
-	}
-	defer opts.Cache.Unref()
-	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	db, err := pebble.Open(dir, opts)
-	if err != nil {
-		return nil, fmt.Errorf("objects: open pebble at %q: %w", dir, err)
-	}
-	// Spills of pushes that were being received when the process died.
+// Open returns a Store over db, after deleting the spills of pushes that
+// were being received when the process last died (their quarantines never
+// committed; see spill.go). Use it for every database that was used
+// before. Zero fields of limits take the defaults.
+func Open(db kv.DB, limits Limits) (*Store, error) {
 	if err := sweepSpills(db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("objects: open pebble at %q: drop spills left by a crash: %w", dir, err)
+		return nil, fmt.Errorf("objects: drop spills left by a crash: %w", err)
 	}
-	return db, nil
-}
-
-// quietLogger drops Pebble's informational lines, logs its errors with
-// slog, and keeps fatal ones fatal.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...interface{}) {}
-func (quietLogger) Errorf(format string, args ...interface{}) {
-	slog.Error("pebble", "err", fmt.Sprintf(format, args...))
-}
-func (quietLogger) Fatalf(format string, args ...interface{}) {
-	panic(fmt.Sprintf(format, args...))
+	return New(db, limits), nil
 }
 
 // New returns a Store over db. Zero fields of limits take the defaults.
-func New(db *pebble.DB, limits Limits) *Store {
+// It does not look for spills a crash left behind: use Open for a
+// database that was used before.
+func New(db kv.DB, limits Limits) *Store {
 	if limits.MaxPackBytes <= 0 {
 		limits.MaxPackBytes = DefaultMaxPackBytes
 	}
@@ -115,8 +68,9 @@ func New(db *pebble.DB, limits Limits) *Store {
 	}
 }
 
-// DB returns the underlying database (package refs shares it).
-func (s *Store) DB() *pebble.DB { return s.db }
+// DB returns the underlying database (packages refs and catalog share it,
+// each under its own key prefixes; see doc.go).
+func (s *Store) DB() kv.DB { return s.db }
 
 // Limits returns the limits in force (defaults filled in).
 func (s *Store) Limits() Limits { return s.limits }
@@ -301,17 +255,15 @@ func inflateInto(r io.Reader, size int64, buf []byte) ([]byte, error) {
 	return out, nil
 }
 
-// reader is anything objects can be read from: the database or an indexed
-// batch over it.
-type reader interface {
-	Get(key []byte) ([]byte, io.Closer, error)
-}
+// reader is anything objects can be read from: the database or a batch
+// over it.
+type reader = kv.Reader
 
 // getValue reads and decodes the stored value of h. An inline value's
 // zdata is copied out of r.
 func getValue(r reader, repo RepoName, h Hash) (storedValue, error) {
 	v, closer, err := r.Get(ObjectKey(repo, h))
-	if errors.Is(err, pebble.ErrNotFound) {
+	if errors.Is(err, kv.ErrNotFound) {
 		return storedValue{}, fmt.Errorf("%w: %s in %s", ErrNotFound, h, repo)
 	}
 	if err != nil {
@@ -376,7 +328,7 @@ func readObjectInto(r reader, repo RepoName, h Hash, buf []byte) (Type, []byte, 
 
 func hasObject(r reader, repo RepoName, h Hash) (bool, error) {
 	_, closer, err := r.Get(ObjectKey(repo, h))
-	if errors.Is(err, pebble.ErrNotFound) {
+	if errors.Is(err, kv.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -421,7 +373,7 @@ func (s *Store) Put(ctx context.Context, repo RepoName, typ Type, data []byte) (
 		return ZeroHash, fmt.Errorf("%w: object of %d bytes exceeds MaxObjectBytes (%d)", ErrTooLarge, len(data), s.limits.MaxObjectBytes)
 	}
 	h := plumbing.ComputeHash(typ, data)
-	if err := s.db.Set(ObjectKey(repo, h), encodeValue(typ, int64(len(data)), deflate(data)), pebble.NoSync); err != nil {
+	if err := s.db.Set(ObjectKey(repo, h), encodeValue(typ, int64(len(data)), deflate(data)), kv.NoSync); err != nil {
 		return ZeroHash, fmt.Errorf("objects: put %s: %w", h, err)
 	}
 	return h, nil
@@ -435,13 +387,13 @@ func (s *Store) DeleteRepo(ctx context.Context, repo RepoName) error {
 	shi := append(append([]byte{'s'}, repo...), 1)
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := b.DeleteRange(lo, hi, nil); err != nil {
+	if err := b.DeleteRange(lo, hi); err != nil {
 		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
 	}
-	if err := b.DeleteRange(slo, shi, nil); err != nil {
+	if err := b.DeleteRange(slo, shi); err != nil {
 		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(kv.Sync); err != nil {
 		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
 	}
 	return nil
@@ -453,7 +405,7 @@ func (s *Store) NewQuarantine(repo RepoName) *Quarantine {
 	return &Quarantine{
 		store:    s,
 		repo:     repo,
-		batch:    s.db.NewIndexedBatch(),
+		batch:    s.db.NewBatch(),
 		ingested: make(map[Hash]Type),
 	}
 }
@@ -472,19 +424,15 @@ func (s *Store) Storer(repo RepoName) storer.EncodedObjectStorer {
 	}}
 }
 
-type iterSource interface {
-	NewIter(o *pebble.IterOptions) (*pebble.Iterator, error)
-}
-
 // iterRepo calls fn for every object key/value of repo in r.
-func iterRepo(r iterSource, repo RepoName, fn func(key, value []byte) error) error {
+func iterRepo(r kv.Reader, repo RepoName, fn func(key, value []byte) error) error {
 	lo, hi := repoBounds(repo)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := r.NewIter(lo, hi)
 	if err != nil {
 		return err
 	}
 	for it.First(); it.Valid(); it.Next() {
-		v, err := it.ValueAndErr()
+		v, err := it.Value()
 		if err != nil {
 			it.Close()
 			return err

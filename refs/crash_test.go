@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/weir-dev/weir/kv"
+	"github.com/weir-dev/weir/kv/memkv"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -31,20 +34,60 @@ func roundOf(h objects.Hash) int {
 	return int(h[16])<<24 | int(h[17])<<16 | int(h[18])<<8 | int(h[19])
 }
 
-// TestCrashDuringMultiRefUpdates crashes a database (a crash clone of
-// Pebble's in-memory file system, keeping a random share of unsynced
-// writes) at random moments while writers move ref pairs
-// (refs/heads/bN, refs/data/bN) together. After reopening every clone:
-// every update acknowledged before the crash is there, and no pair is
-// half applied.
+// crashDriver opens a database and takes crash clones of it.
+type crashDriver struct {
+	open func(t *testing.T) kv.DB
+	// crash returns what a crash of db at this instant could leave.
+	crash func(t *testing.T, db kv.DB, rng *rand.Rand, i int) kv.DB
+}
+
+func crashDrivers() map[string]crashDriver {
+	fs := vfs.NewCrashableMem()
+	return map[string]crashDriver{
+		// A crash clone of Pebble's in-memory file system, keeping a
+		// random share of unsynced writes.
+		"pebble": {
+			open: func(t *testing.T) kv.DB {
+				db, err := pebblekv.OpenFS("db", fs, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return db
+			},
+			crash: func(t *testing.T, db kv.DB, rng *rand.Rand, i int) kv.DB {
+				clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rand.New(rand.NewPCG(uint64(i), 7))})
+				cdb, err := pebblekv.OpenFS("db", clone, nil)
+				if err != nil {
+					t.Fatalf("crash %d: reopen: %v", i, err)
+				}
+				return cdb
+			},
+		},
+		// memkv keeps the synced state and a random prefix of the
+		// unsynced writes.
+		"mem": {
+			open: func(t *testing.T) kv.DB { return memkv.New() },
+			crash: func(t *testing.T, db kv.DB, rng *rand.Rand, i int) kv.DB {
+				return db.(*memkv.DB).CrashClone(rng)
+			},
+		},
+	}
+}
+
+// TestCrashDuringMultiRefUpdates crashes a database at random moments
+// while writers move ref pairs (refs/heads/bN, refs/data/bN) together, on
+// each kv driver. After reopening every clone: every update acknowledged
+// before the crash is there, and no pair is half applied.
 func TestCrashDuringMultiRefUpdates(t *testing.T) {
+	for name, d := range crashDrivers() {
+		t.Run(name, func(t *testing.T) { testCrashDuringMultiRefUpdates(t, d) })
+	}
+}
+
+func testCrashDuringMultiRefUpdates(t *testing.T, d crashDriver) {
 	const writers, crashes = 8, 12
 	ctx := context.Background()
-	fs := vfs.NewCrashableMem()
-	db, err := objects.OpenFS("db", fs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := d.open(t)
 	rd := refs.NewDB(objects.New(db, objects.Limits{}))
 	repo := objects.RepoName("crash")
 	acked := make([]atomic.Int64, writers)
@@ -71,7 +114,7 @@ func TestCrashDuringMultiRefUpdates(t *testing.T) {
 	}
 
 	type crash struct {
-		fs    *vfs.MemFS
+		db    kv.DB
 		acked []int64
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -83,8 +126,7 @@ func TestCrashDuringMultiRefUpdates(t *testing.T) {
 		for w := range before {
 			before[w] = acked[w].Load()
 		}
-		clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rand.New(rand.NewPCG(uint64(i), 7))})
-		clones = append(clones, crash{clone, before})
+		clones = append(clones, crash{d.crash(t, db, rng, i), before})
 	}
 	stop.Store(true)
 	wg.Wait()
@@ -95,11 +137,12 @@ func TestCrashDuringMultiRefUpdates(t *testing.T) {
 	db.Close()
 
 	for i, c := range clones {
-		cdb, err := objects.OpenFS("db", c.fs)
+		cdb := c.db
+		co, err := objects.Open(cdb, objects.Limits{})
 		if err != nil {
-			t.Fatalf("crash %d: reopen: %v", i, err)
+			t.Fatalf("crash %d: open: %v", i, err)
 		}
-		crd := refs.NewDB(objects.New(cdb, objects.Limits{}))
+		crd := refs.NewDB(co)
 		total := 0
 		for w := 0; w < writers; w++ {
 			var got [2]int

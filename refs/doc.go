@@ -1,9 +1,13 @@
-// Package refs owns refs in Pebble: reading them, moving many of them at once
+// Package refs owns refs in a kv database: reading them, moving many of them at once
 // from stated old values to new values (compare-and-swap, all or nothing,
 // durable on return), symbolic HEAD, and a reflog per ref.
 //
-// It must never write objects itself; it only commits an objects.Quarantine's
-// batch together with the ref updates that make its objects reachable.
+// It must never write objects itself; it only adds the ref updates that
+// make a push's objects reachable to that push's quarantine (the small
+// Quarantine interface, implemented by *objects.Quarantine), which commits
+// both in one synced write. It names no kv driver: DB runs on kv/pebblekv
+// in the server and on kv/memkv in tests, and the conformance suite
+// (refstest) and the crash test run on both.
 //
 // Keys (package objects owns 'o'):
 //
@@ -19,9 +23,10 @@
 // (repo, name). Update locks the stripes of all its refs in ascending
 // stripe order (no deadlock between updates), checks every old value
 // against the database, writes refs and reflog entries into one batch (the
-// quarantine's batch when there is one), commits it with pebble.Sync and
-// unlocks. Updates to distinct refs proceed in parallel and share fsyncs
-// through Pebble's commit pipeline (group commit). Reads take no locks.
+// quarantine's batch when there is one), commits it with kv.Sync and
+// unlocks. Updates to distinct refs proceed in parallel and, on Pebble,
+// share fsyncs through its commit pipeline (group commit). Reads take no
+// locks.
 //
 // Durability: Update returns nil only after its batch is synced to the WAL;
 // a crash at any instant leaves each batch either fully applied or absent,

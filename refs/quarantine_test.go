@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -74,7 +75,7 @@ func TestQuarantineAcrossPackages(t *testing.T) {
 	ctx := context.Background()
 	pack, head := gitPack(t, 32)
 	dir := t.TempDir()
-	db, err := objects.Open(dir)
+	db, err := pebblekv.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/weir-dev/weir/kv"
 	"github.com/weir-dev/weir/objects"
 )
 
@@ -63,10 +64,24 @@ type LogEntry struct {
 	Message  string
 }
 
+// Quarantine is what Update needs of a push's quarantine
+// (*objects.Quarantine implements it): which repo it belongs to, and a way
+// to add the ref writes to its atomic batch so that the push's objects and
+// the refs that reach them commit in one synced write, or neither does.
+type Quarantine interface {
+	Repo() objects.RepoName
+	// CommitWith calls write with the quarantine's batch, holding the
+	// quarantine's own lock, then commits the batch with kv.Sync. If
+	// write fails nothing is committed.
+	CommitWith(write func(kv.Writer) error) error
+}
+
+var _ Quarantine = (*objects.Quarantine)(nil)
+
 // Store is the ref store. Its one write primitive is Update.
 //
-// Implemented by *DB (Pebble, pebble.go). The conformance suite in
-// refs/refstest runs against every implementation.
+// Implemented by *DB (on any kv driver, db.go). The conformance suite in
+// refs/refstest runs against every implementation, on every driver.
 //
 //	func NewDB(store *objects.Store) *DB   // shares store.DB()
 type Store interface {
@@ -79,7 +94,7 @@ type Store interface {
 	// Update applies all updates or none: each ref must hold its Old value.
 	// If q is non-nil its batch (the push's objects) commits in the same
 	// synced write. Returns *StaleError naming the first ref that moved.
-	Update(ctx context.Context, repo objects.RepoName, updates []Update, q *objects.Quarantine, message string) error
+	Update(ctx context.Context, repo objects.RepoName, updates []Update, q Quarantine, message string) error
 	// SetSymbolic points name (usually HEAD) at target.
 	SetSymbolic(ctx context.Context, repo objects.RepoName, name, target Name) error
 	// Reflog returns a ref's history, oldest first.

@@ -48,6 +48,7 @@ import (
 	"github.com/weir-dev/weir/bench/internal/host"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/catalog/rest"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -74,7 +75,7 @@ func must(err error) {
 }
 
 func newEnv(dir string) *env {
-	db, err := objects.Open(filepath.Join(dir, "pebble"))
+	db, err := pebblekv.Open(filepath.Join(dir, "pebble"), nil)
 	must(err)
 	objs := objects.New(db, objects.Limits{})
 	rs := refs.NewDB(objs)

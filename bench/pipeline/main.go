@@ -29,6 +29,7 @@ import (
 	"github.com/weir-dev/weir/hooks"
 	"github.com/weir-dev/weir/hooks/node"
 	"github.com/weir-dev/weir/hooks/pipeline"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -330,7 +331,7 @@ type server struct {
 
 func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 	data := filepath.Join(tmp, "data")
-	db, err := objects.Open(filepath.Join(data, "pebble"))
+	db, err := pebblekv.Open(filepath.Join(data, "pebble"), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -612,7 +613,7 @@ type timedRefs struct {
 	elapsed
 }
 
-func (t *timedRefs) Update(ctx context.Context, repo objects.RepoName, ups []refs.Update, q *objects.Quarantine, msg string) error {
+func (t *timedRefs) Update(ctx context.Context, repo objects.RepoName, ups []refs.Update, q refs.Quarantine, msg string) error {
 	began := time.Now()
 	err := t.Store.Update(ctx, repo, ups, q, msg)
 	t.add(time.Since(began))

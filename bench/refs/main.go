@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -51,7 +52,7 @@ func main() {
 	}
 	defer os.RemoveAll(root)
 
-	db, err := objects.Open(filepath.Join(root, "pebble"))
+	db, err := pebblekv.Open(filepath.Join(root, "pebble"), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -56,6 +56,7 @@ import (
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -112,7 +113,7 @@ func run(rows, n int, bin string, cpus float64) error {
 
 	// The server's stores, on disk, and the table on branch main.
 	data := filepath.Join(tmp, "data")
-	db, err := objects.Open(filepath.Join(data, "pebble"))
+	db, err := pebblekv.Open(filepath.Join(data, "pebble"), nil)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/catalog/rest"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -48,7 +49,7 @@ type server struct {
 // commit on refs/heads/main.
 func newServer(t testing.TB, wh catalog.Warehouse) *server {
 	t.Helper()
-	db, err := objects.OpenFS("db", vfs.NewMem())
+	db, err := pebblekv.OpenFS("db", vfs.NewMem(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

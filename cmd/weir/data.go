@@ -18,6 +18,7 @@ import (
 	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/catalog/rest"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -154,7 +155,7 @@ func openOffline(dataDir string, w warehouseFlags) (*offline, error) {
 	if _, err := os.Stat(filepath.Join(dataDir, "pebble")); err != nil {
 		return nil, fmt.Errorf("no Weir database in %s (is --data right?): %w", dataDir, err)
 	}
-	db, err := objects.Open(filepath.Join(dataDir, "pebble"))
+	db, err := pebblekv.Open(filepath.Join(dataDir, "pebble"), offlineLogger())
 	if err != nil {
 		return nil, fmt.Errorf("%w (offline commands open the database directly: stop weir serve first, or use the Iceberg REST catalog at /iceberg/)", err)
 	}
@@ -163,13 +164,17 @@ func openOffline(dataDir string, w warehouseFlags) (*offline, error) {
 		db.Close()
 		return nil, err
 	}
-	objs := objects.New(db, objects.Limits{})
+	objs, err := objects.Open(db, objects.Limits{})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	rules, err := access.New(access.Config{Users: access.OpenUsers(filepath.Join(dataDir, "users.json"))})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &offline{cat: catalog.New(objs, refs.NewDB(objs), wh), rules: rules, close: db.Close}, nil
+	return &offline{cat: catalog.New(objs, refs.NewDB(objs), wh, catalog.WithLogger(offlineLogger())), rules: rules, close: db.Close}, nil
 }
 
 const dataUsage = `usage: weir data <subcommand> --repo REPO [--data DIR] ...

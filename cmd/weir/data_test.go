@@ -11,6 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/weir-dev/weir/access"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -101,7 +102,7 @@ func TestImportAndDataCommands(t *testing.T) {
 // pushCode gives branch b of repo a code commit, as a git push would.
 func pushCode(t *testing.T, data string, repo objects.RepoName, b string) {
 	t.Helper()
-	db, err := objects.Open(filepath.Join(data, "pebble"))
+	db, err := pebblekv.Open(filepath.Join(data, "pebble"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func sandboxRun(args []string) error {
 	if fs.NArg() == 0 {
 		return errors.New("usage: weir sandbox-run [flags] -- command [args...]")
 	}
-	cfg := exec.Config{StateDir: *state}
+	cfg := exec.Config{StateDir: *state, Logger: offlineLogger()}
 	if *weir {
 		bin, err := findRunner()
 		if err != nil {

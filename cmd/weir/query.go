@@ -23,6 +23,7 @@ import (
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks/contract"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -93,17 +94,20 @@ func runQuery(args []string) error {
 func localQuery(repo objects.RepoName, data string, wf warehouseFlags, bin, ref, q string, o queryOptions) (int, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	db, err := objects.Open(filepath.Join(data, "pebble"))
+	db, err := pebblekv.Open(filepath.Join(data, "pebble"), offlineLogger())
 	if err != nil {
 		return 0, fmt.Errorf("open %s (is weir serve running? then use ssh ... weir query): %w", data, err)
 	}
 	defer db.Close()
-	objs := objects.New(db, objects.Limits{})
+	objs, err := objects.Open(db, objects.Limits{})
+	if err != nil {
+		return 0, err
+	}
 	wh, err := openWarehouse(data, wf)
 	if err != nil {
 		return 0, err
 	}
-	cat := catalog.New(objs, refs.NewDB(objs), wh)
+	cat := catalog.New(objs, refs.NewDB(objs), wh, catalog.WithLogger(offlineLogger()))
 	req, err := queryRequest(ctx, cat, repo, ref, q, o)
 	if err != nil {
 		return 0, err

@@ -16,12 +16,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks/sched"
+	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -104,7 +103,7 @@ type serveApp struct {
 	Logger    *slog.Logger
 	DataDir   string // absolute
 	Warehouse string // <data>/warehouse, created: the default warehouse (Catalog's is the one --warehouse chooses)
-	DB        *pebble.DB
+	DB        *pebblekv.DB
 	Objects   *objects.Store
 	Refs      *refs.DB
 	Git       *gitserver.Server
@@ -182,20 +181,24 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	return a, nil
 }
 
-// openStorage opens the Pebble database of objects and refs.
+// openStorage opens the Pebble database of objects and refs; Pebble logs
+// through the server's logger (--log-level).
 func (a *serveApp) openStorage() (err error) {
 	cfg := a.Config
-	if a.DB, err = objects.Open(filepath.Join(a.DataDir, "pebble")); err != nil {
+	if a.DB, err = pebblekv.Open(filepath.Join(a.DataDir, "pebble"), a.Logger); err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
 	a.closers = append(a.closers, a.DB.Close)
-	a.Objects = objects.New(a.DB, objects.Limits{
+	a.Objects, err = objects.Open(a.DB, objects.Limits{
 		MaxPackBytes:     cfg.maxPackBytes,
 		MaxObjectBytes:   cfg.maxObjectBytes,
 		MaxInflatedBytes: cfg.maxInflatedBytes,
 		MaxObjects:       cfg.maxPackObjects,
 		MaxBaseMemory:    cfg.maxDeltaBaseBytes,
 	})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
 	a.Refs = refs.NewDB(a.Objects)
 	return nil
 }

@@ -1,6 +1,6 @@
 // Package objectstest is the conformance suite for an objects.Store over a
-// given Pebble setup (in-memory in unit tests, on disk in integration
-// tests):
+// given kv driver (kv/memkv, kv/pebblekv on an in-memory file system, or on
+// disk); every driver runs it:
 //
 //	func TestConformance(t *testing.T) { objectstest.Run(t, newStore) }
 //
@@ -20,8 +20,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/weir-dev/weir/kv"
 	"github.com/weir-dev/weir/objects"
 )
 
@@ -152,7 +152,7 @@ func testQuarantine(t *testing.T, s *objects.Store) {
 	q2 := s.NewQuarantine(repo)
 	defer q2.Close()
 	h2, _ := q2.Put(plumbing.BlobObject, []byte("accepted"))
-	if err := q2.CommitWith(func(b *pebble.Batch) error { return nil }); err != nil {
+	if err := q2.CommitWith(func(kv.Writer) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !q2.Committed() {
@@ -164,7 +164,7 @@ func testQuarantine(t *testing.T, s *objects.Store) {
 	if _, err := q2.Put(plumbing.BlobObject, []byte("after commit")); !errors.Is(err, objects.ErrClosed) {
 		t.Fatalf("Put after commit: %v", err)
 	}
-	if err := q2.CommitWith(func(b *pebble.Batch) error { return nil }); err == nil {
+	if err := q2.CommitWith(func(kv.Writer) error { return nil }); err == nil {
 		t.Fatal("second commit succeeded")
 	}
 
@@ -173,7 +173,7 @@ func testQuarantine(t *testing.T, s *objects.Store) {
 	defer q3.Close()
 	h3, _ := q3.Put(plumbing.BlobObject, []byte("aborted"))
 	boom := errors.New("boom")
-	if err := q3.CommitWith(func(b *pebble.Batch) error { return boom }); !errors.Is(err, boom) {
+	if err := q3.CommitWith(func(kv.Writer) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("CommitWith = %v", err)
 	}
 	if ok, _ := s.Has(ctx, repo, h3); ok {
@@ -215,7 +215,7 @@ func testLargeObjects(t *testing.T, s *objects.Store) {
 	if err != nil || h2 != h {
 		t.Fatalf("Put: %s, %v", h2, err)
 	}
-	if err := q2.CommitWith(func(b *pebble.Batch) error { return nil }); err != nil {
+	if err := q2.CommitWith(func(kv.Writer) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	o, err := s.Get(ctx, repo, h)

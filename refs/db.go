@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	"github.com/weir-dev/weir/kv"
 	"github.com/weir-dev/weir/objects"
 )
 
@@ -23,17 +23,18 @@ var ErrSymbolic = errors.New("refs: ref is symbolic")
 // with probability 1/numStripes; sharing only serialises them.
 const numStripes = 1024
 
-// DB is the Pebble implementation of Store. It shares the objects store's
-// database (keys 'r' and 'l', see doc.go).
+// DB is the implementation of Store on a kv database (Pebble in the
+// server, memkv in tests). It shares the objects store's database (keys
+// 'r' and 'l', see doc.go).
 //
 // Locking: each ref maps to one of numStripes mutexes by a hash of (repo,
 // name). Update locks the stripes of all its refs in ascending stripe
 // order (so two updates never deadlock), reads and checks the old values,
-// commits one synced batch, and unlocks. Reads take no locks: Pebble
-// gives each Get a consistent view.
+// commits one synced batch, and unlocks. Reads take no locks: the kv
+// contract gives each Get and iterator a consistent view.
 type DB struct {
 	objects *objects.Store
-	db      *pebble.DB
+	db      kv.DB
 	seed    maphash.Seed
 	stripes [numStripes]sync.Mutex
 
@@ -84,19 +85,6 @@ func logKey(repo objects.RepoName, name Name, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(logPrefix(repo, name), seq)
 }
 
-// prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte {
-	end := bytes.Clone(p)
-	for len(end) > 0 {
-		if end[len(end)-1] != 0xff {
-			end[len(end)-1]++
-			return end
-		}
-		end = end[:len(end)-1]
-	}
-	return nil
-}
-
 const symPrefix = "ref: "
 
 func decodeRef(name Name, v []byte) (Ref, error) {
@@ -117,7 +105,7 @@ func (d *DB) Get(ctx context.Context, repo objects.RepoName, name Name) (Ref, er
 		return Ref{}, err
 	}
 	v, closer, err := d.db.Get(refKey(repo, name))
-	if errors.Is(err, pebble.ErrNotFound) {
+	if errors.Is(err, kv.ErrNotFound) {
 		return Ref{}, fmt.Errorf("%w: %s in %s", ErrNotFound, name, repo)
 	}
 	if err != nil {
@@ -150,14 +138,14 @@ func (d *DB) Resolve(ctx context.Context, repo objects.RepoName, name Name) (obj
 func (d *DB) List(ctx context.Context, repo objects.RepoName, prefix string) ([]Ref, error) {
 	base := refPrefix(repo)
 	lo := append(bytes.Clone(base), prefix...)
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	it, err := d.db.NewIter(lo, kv.PrefixEnd(lo))
 	if err != nil {
 		return nil, fmt.Errorf("refs: list: %w", err)
 	}
 	var out []Ref
 	for it.First(); it.Valid(); it.Next() {
 		name := Name(it.Key()[len(base):])
-		v, err := it.ValueAndErr()
+		v, err := it.Value()
 		if err != nil {
 			it.Close()
 			return nil, fmt.Errorf("refs: list: %w", err)
@@ -177,7 +165,7 @@ func (d *DB) List(ctx context.Context, repo objects.RepoName, prefix string) ([]
 
 // Repos lists every repo that has at least one ref, sorted.
 func (d *DB) Repos(ctx context.Context) ([]objects.RepoName, error) {
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'r'}, UpperBound: []byte{'s'}})
+	it, err := d.db.NewIter([]byte{'r'}, []byte{'s'})
 	if err != nil {
 		return nil, fmt.Errorf("refs: repos: %w", err)
 	}
@@ -206,13 +194,13 @@ func (d *DB) Reflog(ctx context.Context, repo objects.RepoName, name Name) ([]Lo
 		return nil, err
 	}
 	lo := logPrefix(repo, name)
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	it, err := d.db.NewIter(lo, kv.PrefixEnd(lo))
 	if err != nil {
 		return nil, fmt.Errorf("refs: reflog: %w", err)
 	}
 	var out []LogEntry
 	for it.First(); it.Valid(); it.Next() {
-		v, err := it.ValueAndErr()
+		v, err := it.Value()
 		if err != nil {
 			it.Close()
 			return nil, fmt.Errorf("refs: reflog: %w", err)
@@ -273,7 +261,7 @@ func (d *DB) nextSeq(repo objects.RepoName, name Name) (uint64, error) {
 		return s, nil
 	}
 	lo := logPrefix(repo, name)
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	it, err := d.db.NewIter(lo, kv.PrefixEnd(lo))
 	if err != nil {
 		return 0, err
 	}
@@ -297,7 +285,7 @@ func (d *DB) setSeq(repo objects.RepoName, name Name, next uint64) {
 // current reads a ref's direct value; ZeroHash if absent.
 func (d *DB) current(repo objects.RepoName, name Name) (objects.Hash, error) {
 	v, closer, err := d.db.Get(refKey(repo, name))
-	if errors.Is(err, pebble.ErrNotFound) {
+	if errors.Is(err, kv.ErrNotFound) {
 		return objects.ZeroHash, nil
 	}
 	if err != nil {
@@ -315,14 +303,15 @@ func (d *DB) current(repo objects.RepoName, name Name) (objects.Hash, error) {
 }
 
 // Update applies all updates or none, durably (one batch committed with
-// pebble.Sync). Each ref must hold its Old value (ZeroHash: must not
+// kv.Sync). Each ref must hold its Old value (ZeroHash: must not
 // exist); New == ZeroHash deletes. If q is non-nil its objects commit in
-// the same write and q is marked committed. A ref that moved yields a
+// the same write (q adds the ref writes to its own batch, under its own
+// lock) and q is marked committed. Pass an untyped nil for no quarantine. A ref that moved yields a
 // *StaleError naming it, and nothing is written.
 //
 // Every update appends one reflog entry to its ref (a deletion keeps the
 // ref's reflog and records New == ZeroHash).
-func (d *DB) Update(ctx context.Context, repo objects.RepoName, updates []Update, q *objects.Quarantine, message string) error {
+func (d *DB) Update(ctx context.Context, repo objects.RepoName, updates []Update, q Quarantine, message string) error {
 	if len(updates) == 0 {
 		return errors.New("refs: update: no refs to update")
 	}
@@ -362,14 +351,14 @@ func (d *DB) Update(ctx context.Context, repo objects.RepoName, updates []Update
 		}
 	}
 	now := d.now().UnixNano()
-	write := func(b *pebble.Batch) error {
+	write := func(b kv.Writer) error {
 		for i, u := range updates {
 			k := refKey(repo, u.Name)
 			var err error
 			if u.New.IsZero() {
-				err = b.Delete(k, nil)
+				err = b.Delete(k)
 			} else {
-				err = b.Set(k, u.New[:], nil)
+				err = b.Set(k, u.New[:])
 			}
 			if err != nil {
 				return err
@@ -379,7 +368,7 @@ func (d *DB) Update(ctx context.Context, repo objects.RepoName, updates []Update
 			v = append(v, u.New[:]...)
 			v = binary.BigEndian.AppendUint64(v, uint64(now))
 			v = append(v, message...)
-			if err := b.Set(logKey(repo, u.Name, seqs[i]), v, nil); err != nil {
+			if err := b.Set(logKey(repo, u.Name, seqs[i]), v); err != nil {
 				return err
 			}
 		}
@@ -395,7 +384,7 @@ func (d *DB) Update(ctx context.Context, repo objects.RepoName, updates []Update
 			b.Close()
 			return fmt.Errorf("refs: update: %w", err)
 		}
-		if err := b.Commit(pebble.Sync); err != nil {
+		if err := b.Commit(kv.Sync); err != nil {
 			b.Close()
 			return fmt.Errorf("refs: update: commit: %w", err)
 		}
@@ -421,7 +410,7 @@ func (d *DB) SetSymbolic(ctx context.Context, repo objects.RepoName, name, targe
 	}
 	unlock := d.lock(repo, []Name{name})
 	defer unlock()
-	if err := d.db.Set(refKey(repo, name), []byte(symPrefix+string(target)), pebble.Sync); err != nil {
+	if err := d.db.Set(refKey(repo, name), []byte(symPrefix+string(target)), kv.Sync); err != nil {
 		return fmt.Errorf("refs: set symbolic %s: %w", name, err)
 	}
 	return nil
@@ -434,13 +423,13 @@ func (d *DB) DeleteRepo(ctx context.Context, repo objects.RepoName) error {
 	defer b.Close()
 	rp := refPrefix(repo)
 	lp := append(append([]byte{'l'}, repo...), 0)
-	if err := b.DeleteRange(rp, prefixEnd(rp), nil); err != nil {
+	if err := b.DeleteRange(rp, kv.PrefixEnd(rp)); err != nil {
 		return err
 	}
-	if err := b.DeleteRange(lp, prefixEnd(lp), nil); err != nil {
+	if err := b.DeleteRange(lp, kv.PrefixEnd(lp)); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(kv.Sync); err != nil {
 		return fmt.Errorf("refs: delete repo %s: %w", repo, err)
 	}
 	d.seqMu.Lock()
