@@ -103,6 +103,13 @@
 // first out within a priority). Another policy is a type with Push, Pop,
 // Remove, Len and Order, and a line in the policies table.
 //
+// One rule stands above the policy (sched.go, next): a queued run that a
+// push of another identity waits behind, for its branch, starts first
+// (the earliest such). Its waiters hold no run slot and cannot start
+// before it whatever their turn, so it inherits their place; a branch has
+// one holder, so at most one run per branch is lifted, and waiters of the
+// holder's own identity do not count, so a flood on one branch is not.
+//
 // # How the pipeline hook uses it
 //
 // Five pieces, each in one place:

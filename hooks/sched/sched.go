@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -459,13 +460,83 @@ func (s *Scheduler) start(e *entry) {
 // dispatch starts queued requests while run slots are free.
 func (s *Scheduler) dispatch() {
 	for s.running < s.cfg.MaxRuns && s.policy.Len() > 0 {
-		it := s.policy.Pop()
+		it := s.next()
 		e := s.queued[it]
 		delete(s.queued, it)
 		s.waiting--
 		s.start(e)
 		e.notify()
 	}
+}
+
+// A queued run that another identity's push waits behind goes first.
+//
+// Such a run holds a branch that others want (a shared branch such as
+// main, into which many agents merge): until it has run, every push
+// waiting for the branch waits too, holding no run slot, whatever the
+// policy would give them. Starting it first is priority inheritance: the
+// waiters lend it their turn. It is bounded (at most one per branch is
+// queued, since a branch has one holder) and it cannot be used to jump
+// the queue: waiters of the holder's own identity do not count, so an
+// identity flooding one branch is served by the policy like any other.
+// Among such runs the earliest goes first.
+
+// blocking reports whether e, queued, holds a branch that a request of
+// another identity waits for.
+func (s *Scheduler) blocking(e *entry) bool {
+	for _, k := range e.keys {
+		c := s.claims[k]
+		if c == nil || c.owner != e {
+			continue
+		}
+		for _, w := range c.waiting {
+			if w.req.Pusher != e.req.Pusher {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// firstBlocking returns the earliest queued entry that blocking says
+// others wait behind; nil if none.
+func (s *Scheduler) firstBlocking() *entry {
+	var best *entry
+	for _, e := range s.queued {
+		if (best == nil || e.item.Seq < best.item.Seq) && s.blocking(e) {
+			best = e
+		}
+	}
+	return best
+}
+
+// next takes the queued request to start next out of the queue: a run
+// others wait behind, else the policy's choice.
+func (s *Scheduler) next() *Item {
+	if e := s.firstBlocking(); e != nil {
+		s.policy.Remove(&e.item)
+		return &e.item
+	}
+	return s.policy.Pop()
+}
+
+// order is the queue in the order next takes it: the runs others wait
+// behind, earliest first, then the policy's order.
+func (s *Scheduler) order() []*Item {
+	items := s.policy.Order()
+	var first, rest []*Item
+	for _, it := range items {
+		if s.blocking(s.queued[it]) {
+			first = append(first, it)
+		} else {
+			rest = append(rest, it)
+		}
+	}
+	if len(first) == 0 {
+		return items
+	}
+	slices.SortFunc(first, func(a, b *Item) int { return cmp.Compare(a.Seq, b.Seq) })
+	return append(first, rest...)
 }
 
 // end takes e out: it releases whatever e holds or waits for, records
@@ -516,7 +587,7 @@ func (s *Scheduler) reposition() {
 	if s.waiting == 0 {
 		return
 	}
-	for i, it := range s.policy.Order() {
+	for i, it := range s.order() {
 		s.queued[it].setPos(i, false)
 	}
 	ahead := map[*entry]int{}

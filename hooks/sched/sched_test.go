@@ -598,3 +598,44 @@ func TestStandardLibraryOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitedBehindGoesFirst: a queued run that a push of another identity
+// waits behind (a shared branch) starts before the policy's choice, and
+// the queue's positions say so; waiters of its own identity do not lift
+// it (a flood of one identity on one branch gets no precedence).
+func TestWaitedBehindGoesFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name, waiter, want string
+	}{
+		{"another identity waits", "c", "q2"},
+		{"only its own identity waits", "b", "q1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSched(t, Config{MaxRuns: 1, Policy: "fifo"})
+			blocker := mustAdmit(t, s, req("blocker", "z", "x", "z"))
+			w1 := start(s, req("q1", "a", "x", "dev"), nil)
+			waiting(t, s, 1)
+			w2 := start(s, req("q2", "b", "x", "main"), nil)
+			waiting(t, s, 2)
+			w3 := start(s, req("q3", tc.waiter, "x", "main"), nil)
+			waiting(t, s, 3)
+			if tc.want == "q2" {
+				eventually(t, "q1 told 1 run ahead", func() bool { p, ok := w1.last(); return ok && p.Ahead == 1 && !p.Branch })
+				eventually(t, "q2 told 0 runs ahead", func() bool { p, ok := w2.last(); return ok && p.Ahead == 0 && !p.Branch })
+			}
+			blocker.Done(Succeeded, "")
+			var first, second *waiter
+			if tc.want == "q2" {
+				first, second = w2, w1
+			} else {
+				first, second = w1, w2
+			}
+			t1 := first.admitted(t)
+			second.notYet(t)
+			t1.Done(Succeeded, "")
+			t2 := second.admitted(t)
+			t2.Done(Succeeded, "")
+			w3.admitted(t).Done(Succeeded, "")
+		})
+	}
+}
