@@ -16,6 +16,7 @@ type phase struct {
 	n       int
 	elapsed time.Duration
 	cpu     time.Duration // the server's CPU over the phase
+	clients time.Duration // the bench's own CPU and its git clients' over the phase (same machine)
 	steal   string
 	load    string
 
@@ -92,6 +93,7 @@ func (s *swarm) runPhase(n int, d time.Duration, cpuPerRun time.Duration) *phase
 	}()
 	t0, s0 := host.CPUTimes()
 	cpu0 := s.srv.cpu.read(s.srv.pid)
+	cl0, _ := host.CPUUsed()
 	began := time.Now()
 	deadline := began.Add(d)
 	var wg sync.WaitGroup
@@ -113,6 +115,8 @@ func (s *swarm) runPhase(n int, d time.Duration, cpuPerRun time.Duration) *phase
 	wg.Wait()
 	p.elapsed = time.Since(began)
 	p.cpu = s.srv.cpu.read(s.srv.pid) - cpu0
+	cl1, _ := host.CPUUsed()
+	p.clients = cl1 - cl0
 	p.steal, p.load = host.StealSince(t0, s0), host.LoadAvg()
 	cancel()
 	bg.Wait()
@@ -330,6 +334,8 @@ func (r *buildResult) print() {
 		fmt.Printf("  N=%d: %v wall, server CPU %.1f s (%.0f%% of %d cores; %v per successful run), wasted runs' nodes %v wall,\n",
 			p.n, p.elapsed.Round(100*time.Millisecond), p.cpu.Seconds(), 100*p.cpu.Seconds()/p.elapsed.Seconds()/float64(numCPU()),
 			numCPU(), ms(perRun(p.cpu, p.runsOK)), p.wastedNodes.Round(time.Millisecond))
+		fmt.Printf("        clients (git, the writer, the bench) CPU %.1f s (%.0f%% of %d cores), on the same machine as the server\n",
+			p.clients.Seconds(), 100*p.clients.Seconds()/p.elapsed.Seconds()/float64(numCPU()), numCPU())
 		fmt.Printf("        pushes that queued %d, refused before running: not a fast-forward %d, busy %d; failed %d; load %s, steal %s\n",
 			p.queuedPushes, p.notFF, p.busy, p.failed, p.load, p.steal)
 		fmt.Printf("        acked: %s\n        lineage: %s\n", p.ackedCheck, p.lineageCheck)
