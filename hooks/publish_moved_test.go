@@ -240,3 +240,29 @@ func runIDs(t *testing.T, w *world) []string {
 	}
 	return ids
 }
+
+// TestPublishDataDeletedDuringRun: refs/data/main deleted while the run
+// ran (an operator's repair, say): nothing to publish onto, so the push is
+// refused saying so, the code ref stays and the data ref stays deleted.
+func TestPublishDataDeletedDuringRun(t *testing.T) {
+	w := movedWorld(t, nil)
+	res, q, old, code, prog := w.preReceive(t)
+	ctx := context.Background()
+	head := w.ref(t, "refs/data/main")
+	if err := w.refs.Update(ctx, repo, []refs.Update{{Name: hooks.DataRef("main"), Old: head}}, nil, "operator"); err != nil {
+		t.Fatal(err)
+	}
+	refused := maps.Clone(res.Refused)
+	err := w.commitHook(t, res, refused, "refs/heads/main", old, code, q, nil)
+	res.Report(refused)
+	why := refused["refs/heads/main"]
+	if err == nil || !strings.Contains(why, "weir: refs/data/main was deleted during the run; push again to rerun on the new data") {
+		t.Fatalf("err %v, reason %q\n%s", err, why, prog)
+	}
+	if got := w.ref(t, "refs/heads/main"); got != old {
+		t.Errorf("refs/heads/main moved to %s", got)
+	}
+	if got := w.ref(t, "refs/data/main"); !got.IsZero() {
+		t.Errorf("refs/data/main = %s, want it still deleted", got)
+	}
+}
