@@ -312,3 +312,49 @@ var transports = []transport{
 	{"http", (*weirServer).URL},
 	{"ssh", (*weirServer).SSHURL},
 }
+
+// asyncPush is a git push running in the background.
+type asyncPush struct {
+	cmd *exec.Cmd
+	out *syncBuffer
+}
+
+// pushAsync starts "git push [opts] url ref" in dir with env, in its own
+// process group (kill takes its transport helper with it).
+func pushAsync(t *testing.T, dir string, env []string, url, ref string, opts ...string) *asyncPush {
+	t.Helper()
+	cmd := exec.Command("git", append(append([]string{"push"}, opts...), url, ref)...)
+	cmd.Dir = dir
+	cmd.Env = gitEnv(env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &asyncPush{cmd: cmd, out: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+		}
+	})
+	return p
+}
+
+// waitOut waits until p's output contains text (or p ends without it).
+func (p *asyncPush) waitOut(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.out.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("push output never showed %q:\n%s", text, p.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// wait waits for p to end and returns its output and whether it succeeded.
+func (p *asyncPush) wait() (string, bool) {
+	err := p.cmd.Wait()
+	return p.out.String(), err == nil
+}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -93,20 +92,8 @@ with open(os.environ["WEIR_OUT_MAIN_SUMMARY"], "w") as f:
 // output and whether the push succeeded.
 func pushDuringAppend(t *testing.T, dir, url, tok string, during func()) (string, bool) {
 	t.Helper()
-	cmd := exec.Command("git", "push", "-o", "param.nap=6", url, "main")
-	cmd.Dir = dir
-	cmd.Env = gitEnv()
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	p := pushAsync(t, dir, nil, url, "main", "-o", "param.nap=6")
+	out := p.out
 	deadline := time.Now().Add(90 * time.Second)
 	for len(procsWith("slow_"+tok)) == 0 {
 		if time.Now().After(deadline) {
@@ -120,9 +107,9 @@ func pushDuringAppend(t *testing.T, dir, url, tok string, during func()) (string
 	if len(procsWith("slow_"+tok)) == 0 {
 		t.Fatalf("the slow node ended before the append landed; push so far:\n%s", out.String())
 	}
-	err := cmd.Wait()
-	t.Logf("git push:\n%s", out.String())
-	return out.String(), err == nil
+	got, ok := p.wait()
+	t.Logf("git push:\n%s", got)
+	return got, ok
 }
 
 func TestPublishOntoMovedBranch(t *testing.T) {

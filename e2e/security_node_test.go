@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -68,32 +67,6 @@ func procsWith(tok string) []int {
 	return pids
 }
 
-// asyncPush is a git push running in the background.
-type asyncPush struct {
-	cmd *exec.Cmd
-	out *syncBuffer
-}
-
-// startPush starts "git push url ref" in dir.
-func startPush(t *testing.T, dir, url, ref string) *asyncPush {
-	t.Helper()
-	cmd := exec.Command("git", "push", url, ref)
-	cmd.Dir = dir
-	cmd.Env = gitEnv()
-	p := &asyncPush{cmd: cmd, out: &syncBuffer{}}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return p
-}
-
 // pidsCgroup is the pids-controller cgroup dir of pid ("" if unknown).
 func pidsCgroup(pid int) string {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
@@ -137,7 +110,7 @@ func TestNodeDiesWithServer(t *testing.T) {
 			s.start()
 		}
 	})
-	push := startPush(t, dir, s.URL("sleepy"), "main")
+	push := pushAsync(t, dir, nil, s.URL("sleepy"), "main")
 	var pids []int
 	deadline := time.Now().Add(60 * time.Second)
 	for {
