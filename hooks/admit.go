@@ -48,6 +48,25 @@ type admission struct {
 	ids    map[refs.Name]RunID
 	cmds   []refs.Name // the commands admitted, in push order
 	dryRun bool
+	// loaded holds the pipelines admitPlan read, by commit (a commit's
+	// pipeline never changes), so that the runs do not read them again.
+	// Each is handed out once: planning fills in its nodes (inputs), so
+	// two runs of one commit (two branches pushed at it) each load their
+	// own.
+	loaded map[objects.Hash]*pipeline.Pipeline
+}
+
+// load returns the pipeline at commit: the one admitPlan read, if not
+// handed out yet, else pipeline.Load's answer. Called from PreReceive's
+// goroutine only.
+func (a *admission) load(p *Push, commit objects.Hash) (*pipeline.Pipeline, error) {
+	if a != nil {
+		if pl, ok := a.loaded[commit]; ok {
+			delete(a.loaded, commit)
+			return pl, nil
+		}
+	}
+	return pipeline.Load(p.Quarantine.Storer(), commit)
 }
 
 // runID is the id of c's run: the one the scheduler lists it under.
@@ -179,7 +198,7 @@ func (h *Pipeline) admitPush(ctx context.Context, p *Push, opts options, out *pr
 // refs and the pushed commits' files; branch and checkDataPush decide
 // again, from the refs as they are once the push is admitted.
 func (h *Pipeline) admitPlan(ctx context.Context, p *Push, opts options) (*admission, sched.Request, []func(context.Context) error) {
-	a := &admission{ids: map[refs.Name]RunID{}, dryRun: opts.dryRun}
+	a := &admission{ids: map[refs.Name]RunID{}, dryRun: opts.dryRun, loaded: map[objects.Hash]*pipeline.Pipeline{}}
 	req := sched.Request{Repo: sched.Repo(p.Repo), Pusher: sched.Identity(p.Pusher), Priority: opts.priority}
 	var rechecks []func(context.Context) error
 	pushedData := map[string]bool{}
@@ -230,6 +249,7 @@ func (h *Pipeline) admitPlan(ctx context.Context, p *Push, opts options) (*admis
 			if err != nil {
 				continue // no pipeline, or one refused before anything runs
 			}
+			a.loaded[c.New] = pl
 			add(c, branch, c.New, pl)
 		case strings.HasPrefix(name, refs.DataPrefix):
 			branch := strings.TrimPrefix(name, refs.DataPrefix)
@@ -241,6 +261,7 @@ func (h *Pipeline) admitPlan(ctx context.Context, p *Push, opts options) (*admis
 			if err != nil {
 				continue
 			}
+			a.loaded[code] = pl
 			if pl = pl.Expectations(); len(pl.Nodes) == 0 {
 				continue
 			}

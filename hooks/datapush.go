@@ -77,7 +77,7 @@ func (h *Pipeline) checkDataPush(ctx context.Context, p *Push, c Command, opts o
 			return
 		}
 	}
-	pl, err := pipeline.Load(p.Quarantine.Storer(), code)
+	pl, err := adm.load(p, code)
 	if errors.Is(err, pipeline.ErrNoPipeline) {
 		return // no pipeline, no expectations
 	}

@@ -384,7 +384,7 @@ func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string
 		out.linef("weir: %s created at %s with the data of its base (%s)", branch, short(c.New), short(start))
 		return nil
 	}
-	pl, err := pipeline.Load(p.Quarantine.Storer(), c.New)
+	pl, err := adm.load(p, c.New)
 	if errors.Is(err, pipeline.ErrNoPipeline) {
 		// A plain Git commit; a new branch still gets its base's data.
 		if cur.IsZero() && !start.IsZero() {
