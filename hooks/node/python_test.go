@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/weir-dev/weir/hooks/contract"
 )
 
 // typedSource is a SQL model whose table has one column of each type the
@@ -112,7 +114,7 @@ func runTyped(t *testing.T, python, src string) (string, string) {
 }
 
 // TestPythonTypesStdlib: without pandas (the host's python3), weir.read
-// gives dates, Decimals with their scale, ints, bools, NULL apart from ''
+// gives dates, Decimals with their scale, ints, bools, NULL apart from ”
 // in a VARCHAR column; weir.write keeps every type, and a Decimal column
 // computed in Python becomes DECIMAL(p,s) from its values.
 func TestPythonTypesStdlib(t *testing.T) {
@@ -183,4 +185,128 @@ print(df.dtypes.to_dict())
 	if got != typedWant || !strings.Contains(out, "types ok") {
 		t.Fatalf("main.dst:\n%s\nwant:\n%s\nout: %s", got, typedWant, out)
 	}
+}
+
+// runPy runs a Python model over main.src (typedSource) with the host's
+// python3, lib holding lib/ files, and returns the error and the output.
+func runPy(t *testing.T, src string, lib map[string]string, outputs ...string) (Dirs, string, error) {
+	t.Helper()
+	if _, err := os.Stat(DefaultPython); err != nil {
+		t.Skipf("no %s", DefaultPython)
+	}
+	in := typedInput(t)
+	d, f := stage(t, "m.py", src)
+	link(t, d, "main.src", in)
+	for name, body := range lib {
+		p := filepath.Join(d.In, contract.LibInput, "lib", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	_, err := Python(context.Background(), &Job{Dirs: d, Source: f, File: "models/m.py", Runtime: "host",
+		Inputs: []string{"main.src"}, Outputs: outputs, Stdout: &out})
+	return d, out.String(), err
+}
+
+// TestPythonFunctionForm: a file that only defines model() gets its
+// inputs by table name and its return value written, one output or a
+// dict of several; helpers under lib/ import as lib.<module>.
+func TestPythonFunctionForm(t *testing.T) {
+	d, out, err := runPy(t, `
+from lib.fx import double
+def model(src):
+    return [{"id": r["id"], "x": double(r["amount"])} for r in src]
+`, map[string]string{"fx.py": "def double(x):\n    return x * 2\n"}, "main.dst")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got, want := describe(t, d.OutputFile("main.dst")), "id BIGINT|x DECIMAL(5,2)\n1|24.60\n2|-0.10\n3|200.00\n"; got != want {
+		t.Fatalf("main.dst:\n%s\nwant:\n%s", got, want)
+	}
+	d, out, err = runPy(t, `
+def model(main_src):
+    return {"main.a": [{"n": len(main_src)}], "b": [{"s": "x"}]}
+`, nil, "main.a", "main.b")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if a, b := describe(t, d.OutputFile("main.a")), describe(t, d.OutputFile("main.b")); a != "n BIGINT\n3\n" || b != "s VARCHAR\nx\n" {
+		t.Fatalf("main.a %q main.b %q", a, b)
+	}
+}
+
+// TestPythonErrors: what a user reads when the model fails.
+func TestPythonErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		lib       map[string]string
+		want      string
+	}{
+		{"in the function", "x = 1\n\ndef model(src):\n    return 1 / 0\n", nil,
+			"models/m.py:4: ZeroDivisionError: division by zero"},
+		{"in a lib helper", "from lib.bad import f\ndef model(src):\n    return f()\n", map[string]string{"bad.py": "def f():\n    raise ValueError('no rates for EUR')\n"},
+			"lib/bad.py:2: ValueError: no rates for EUR"},
+		{"missing module", "import polars\n", nil,
+			"models/m.py: No module named 'polars'; runtime host has"},
+		{"unknown parameter", "def model(orders):\n    return []\n", nil,
+			"models/m.py:1: TypeError: model() parameter 'orders' names no input table (inputs: main.src"},
+		{"returns None", "def model(src):\n    pass\n", nil,
+			"models/m.py: ValueError: model() returned None"},
+		{"unsupported value", "import weir\nweir.write('main.dst', [{'a': object()}])\n", nil,
+			"models/m.py:2: TypeError: weir: column 'a' holds a object"},
+		{"undeclared table", "import weir\nweir.read('main.nope')\n", nil,
+			"models/m.py:2: KeyError: weir: 'main.nope' is not an input of this model (declared: main.src)"},
+		{"syntax", "def model(:\n", nil, "models/m.py:1: SyntaxError"},
+		{"lib is read-only", "import os, lib.fx\nopen(os.path.join(os.path.dirname(lib.fx.__file__), 'fx.py'), 'w').write('x')\n",
+			map[string]string{"fx.py": "y = 1\n"}, "PermissionError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "lib is read-only" && os.Geteuid() == 0 {
+				t.Skip("root writes anything on the host; the sandbox's read-only bind is tested end to end (TestPythonModels)")
+			}
+			_, out, err := runPy(t, tc.src, tc.lib, "main.dst")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q\n%s", err, tc.want, out)
+			}
+			if strings.Contains(err.Error(), "_launch.py") {
+				t.Fatalf("the error names the launcher: %v", err)
+			}
+		})
+	}
+}
+
+// TestPythonHostileSchema: a schema file the script wrote by hand is
+// checked before any of it reaches DuckDB; a bad one is refused, saying
+// what is wrong, and no output is written.
+func TestPythonHostileSchema(t *testing.T) {
+	for _, tc := range []struct{ name, schema, want string }{
+		{"injected type", `{"columns":[{"name":"a","type":"VARCHAR'}); COPY x TO '/etc/passwd"}]}`, "gives column \"a\" the type"},
+		{"no columns", `{"columns":[]}`, "has 0 columns"},
+		{"duplicate", `{"columns":[{"name":"a","type":"BIGINT"},{"name":"A","type":"BIGINT"}]}`, "twice"},
+		{"control character", `{"columns":[{"name":"a\u001b[2K","type":"BIGINT"}]}`, "without control characters"},
+		{"wide decimal", `{"columns":[{"name":"a","type":"DECIMAL(39,2)"}]}`, "DECIMAL(p,s)"},
+		{"unknown field", `{"columns":[{"name":"a","type":"BIGINT","path":"/etc"}]}`, "does not parse"},
+		{"flag on a number", `{"columns":[{"name":"a","type":"BIGINT","null_flag":true}]}`, "not VARCHAR"},
+		{"huge", `{"columns":[{"name":"` + strings.Repeat("x", 2<<20) + `","type":"BIGINT"}]}`, "larger than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "import os, json\nio = json.load(open(os.environ['WEIR_IO']))['outputs']['main.dst']\n" +
+				"open(io['csv'], 'w').write('a\\n1\\n')\nopen(io['schema'], 'w').write(" + pyString(tc.schema) + ")\n"
+			d, out, err := runPy(t, src, nil, "main.dst")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q\n%s", err, tc.want, out)
+			}
+			if _, err := os.Stat(d.OutputFile("main.dst")); err == nil {
+				t.Fatal("an output was written")
+			}
+		})
+	}
+}
+
+func pyString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + "'"
 }

@@ -76,6 +76,7 @@ def _report(e, model_disp):
         tb = tb.tb_next
     traceback.print_exception(type(e), e, tb, file=sys.stderr)
     f, line = _where(tb, model_disp)
+    line = getattr(e, "weir_line", None) or line
     if isinstance(e, ModuleNotFoundError) and e.name:
         rt = os.environ.get("WEIR_RUNTIME", "host")
         has = _packages()
@@ -120,7 +121,12 @@ def _bind(fn, weir):
 
 
 def _call(fn, weir):
-    got = fn(**_bind(fn, weir))
+    try:
+        args = _bind(fn, weir)
+    except TypeError as e:
+        e.weir_line = fn.__code__.co_firstlineno  # the def line, where the fix goes
+        raise
+    got = fn(**args)
     outs = weir.outputs()
     if isinstance(got, dict) and not (len(outs) == 1 and not all(isinstance(k, str) for k in got)):
         for k, v in got.items():
