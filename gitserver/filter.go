@@ -135,8 +135,8 @@ func (w *walker) sendTree(f *objectFilter, h objects.Hash, seen map[objects.Hash
 	return w.walkTreeBlobs(f, h, seen, out)
 }
 
-// treeEntries calls fn for each entry of tree h: its mode and id.
-func (w *walker) treeEntries(h objects.Hash, fn func(mode string, id objects.Hash)) error {
+// treeEntries calls fn for each entry of tree h: its mode, id and name.
+func (w *walker) treeEntries(h objects.Hash, fn func(mode string, id objects.Hash, name string)) error {
 	o, err := w.get(h)
 	if err != nil {
 		return fmt.Errorf("read tree %s: %w", h, err)
@@ -146,8 +146,8 @@ func (w *walker) treeEntries(h objects.Hash, fn func(mode string, id objects.Has
 	}
 	data := o.Data
 	type entry struct {
-		mode string
-		id   objects.Hash
+		mode, name string
+		id         objects.Hash
 	}
 	var ents []entry // fn runs after the loop: data is reused by the next read
 	for len(data) > 0 {
@@ -161,11 +161,11 @@ func (w *walker) treeEntries(h objects.Hash, fn func(mode string, id objects.Has
 		}
 		var id objects.Hash
 		copy(id[:], data[sp+nul+1:sp+nul+21])
-		ents = append(ents, entry{string(data[:sp]), id})
+		ents = append(ents, entry{string(data[:sp]), string(data[sp+1 : sp+nul]), id})
 		data = data[sp+nul+21:]
 	}
 	for _, e := range ents {
-		fn(e.mode, e.id)
+		fn(e.mode, e.id, e.name)
 	}
 	return nil
 }
@@ -178,7 +178,7 @@ func (w *walker) walkTreeBlobs(f *objectFilter, h objects.Hash, seen map[objects
 	seen[h] = struct{}{}
 	*out = append(*out, h)
 	var subs, blobs []objects.Hash
-	if err := w.treeEntries(h, func(mode string, id objects.Hash) {
+	if err := w.treeEntries(h, func(mode string, id objects.Hash, _ string) {
 		switch mode {
 		case "40000":
 			subs = append(subs, id)
@@ -235,7 +235,7 @@ func (w *walker) walkTreeDepth(f *objectFilter, h objects.Hash, d int64, seen ma
 		return err
 	}
 	var subs []objects.Hash
-	if err := w.treeEntries(h, func(mode string, id objects.Hash) {
+	if err := w.treeEntries(h, func(mode string, id objects.Hash, _ string) {
 		switch mode {
 		case "40000":
 			subs = append(subs, id)

@@ -273,6 +273,8 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer, sess *Sess
 		}
 	case ReceivePack:
 		err = s.serveReceive(ctx, pr, pw, sess)
+	case UploadArchive:
+		err = s.serveUploadArchive(ctx, pr, pw, sess)
 	default:
 		err = fmt.Errorf("gitserver: unknown service %q", sess.Service)
 	}

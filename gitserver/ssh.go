@@ -36,6 +36,7 @@ import (
 //
 //	git-upload-pack '<repo>.git'     fetch and clone
 //	git-receive-pack '<repo>.git'    push
+//	git-upload-archive '<repo>.git'  git archive --remote (archive.go)
 //	weir <command> [args...]         a command from SSHServer.Commands
 //
 // The path may also come unquoted, with a leading '/', or without ".git".
@@ -185,7 +186,7 @@ func (s *SSHServer) handle(sess ssh.Session) {
 	args, err := shlex.Split(raw, true)
 	if err != nil || len(args) == 0 || args[0] != "weir" {
 		log.Info("ssh unknown command", "command", raw)
-		fmt.Fprintf(sess.Stderr(), "weir: unknown command %q; this server runs git-upload-pack, git-receive-pack and 'weir <command>' (%s)\n", firstWord(raw), strings.Join(s.commandNames(), ", "))
+		fmt.Fprintf(sess.Stderr(), "weir: unknown command %q; this server runs git-upload-pack, git-receive-pack, git-upload-archive and 'weir <command>' (%s)\n", firstWord(raw), strings.Join(s.commandNames(), ", "))
 		sess.Exit(1)
 		return
 	}
@@ -263,12 +264,13 @@ func (s *SSHServer) serveGit(sess ssh.Session, log *slog.Logger, identity access
 	return 0
 }
 
-// parseGitCommand recognises "git-upload-pack '<path>'" and
-// "git-receive-pack '<path>'" (also "git upload-pack", unquoted paths).
+// parseGitCommand recognises "git-upload-pack '<path>'",
+// "git-receive-pack '<path>'" and "git-upload-archive '<path>'" (also
+// "git upload-pack", unquoted paths).
 func parseGitCommand(raw string) (Service, string, bool) {
 	raw = strings.TrimSpace(raw)
 	var svc Service
-	for _, s := range []Service{UploadPack, ReceivePack} {
+	for _, s := range []Service{UploadPack, ReceivePack, UploadArchive} {
 		name := string(s)
 		alt := "git " + strings.TrimPrefix(name, "git-")
 		if rest, ok := strings.CutPrefix(raw, name+" "); ok {
