@@ -36,7 +36,8 @@ func TestParseGitCommand(t *testing.T) {
 		{"git-upload-pack 'a b'", UploadPack, "a b", true},
 		{"git-upload-pack", "", "", false},
 		{"git-upload-pack 'a' 'b'", "", "", false},
-		{"git-upload-archive 'demo.git'", "", "", false},
+		{"git-upload-archive 'demo.git'", UploadArchive, "demo.git", true},
+		{"git-upload-archivex 'demo.git'", "", "", false},
 		{"weir whoami", "", "", false},
 		{"sh -c 'git-upload-pack demo'", "", "", false},
 	} {
