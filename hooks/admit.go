@@ -251,6 +251,16 @@ func (h *Pipeline) admitPlan(ctx context.Context, p *Push, opts options) (*admis
 			}
 			a.loaded[c.New] = pl
 			add(c, branch, c.New, pl)
+		case strings.HasPrefix(name, refs.MergePrefix):
+			// A merge request always takes its branch's claim: merges
+			// into one branch land one after the other, each on the
+			// head the one before left (merge.go). Its nodes are
+			// estimated from the pushed commit's pipeline.
+			pl, err := pipeline.Load(p.Quarantine.Storer(), c.New)
+			if err != nil {
+				pl = &pipeline.Pipeline{}
+			}
+			add(c, strings.TrimPrefix(name, refs.MergePrefix), c.New, pl)
 		case strings.HasPrefix(name, refs.DataPrefix):
 			branch := strings.TrimPrefix(name, refs.DataPrefix)
 			code, err := h.cfg.Refs.Resolve(ctx, p.Repo, refs.Name(refs.HeadsPrefix+branch))
