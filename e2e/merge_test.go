@@ -79,7 +79,8 @@ func checkLineage(t *testing.T, dir, url string) {
 // written).
 func TestMergeQueue(t *testing.T) {
 	needSandboxes(t)
-	s := startWeir(t, t.TempDir())
+	// One merge and one run per request: no trains (TestMergeTrain).
+	s := startWeir(t, t.TempDir(), "--merge-train", "1")
 	url := s.URL("mq")
 	mergeRepo(t, url)
 	start := lsRemote(t, url)
@@ -306,4 +307,108 @@ func TestMergeQueueDulwich(t *testing.T) {
 	if refs := lsRemote(t, url); refs["refs/merge/main"] != "" {
 		t.Fatalf("refs/merge/main written: %v", refs)
 	}
+}
+
+// holdMain pushes to main a commit whose slow Python model fails after a
+// few seconds, from a clone of url, and returns once its run holds main:
+// merge requests pushed meanwhile queue behind it. main does not move.
+func holdMain(t *testing.T, url string) *asyncPush {
+	t.Helper()
+	dir := agent(t, url)
+	commitFile(t, dir, "models/hold.py", sleepModel("hold", 4, true))
+	p := pushAsync(t, dir, nil, url, "HEAD:main")
+	p.waitOut(t, "weir: run r-")
+	return p
+}
+
+// TestMergeTrain: merge requests that wait together behind a run of main
+// are merged together and run once; when the train's run fails, each goes
+// alone: of three, the middle one breaks a model, the first and the third
+// land and the second is refused with the node's reason.
+func TestMergeTrain(t *testing.T) {
+	needSandboxes(t)
+	s := startWeir(t, t.TempDir())
+	url := s.URL("train")
+	mergeRepo(t, url)
+
+	// Three good merges: one train, one merge commit, one run.
+	hold := holdMain(t, url)
+	var pushes []*asyncPush
+	var commits []string
+	for i, f := range []string{"models/a.sql", "models/b.sql", "README.md"} {
+		a := agent(t, url)
+		content := "SELECT 3 AS v\n"
+		if i == 2 {
+			content = "train\n"
+		}
+		commits = append(commits, commitFile(t, a, f, content))
+		p := pushAsync(t, a, nil, url, "HEAD:refs/merge/main")
+		if i == 0 {
+			p.waitOut(t, "weir: queued")
+		} else {
+			p.waitOut(t, "waits in a train into main")
+		}
+		pushes = append(pushes, p)
+	}
+	if out, ok := hold.wait(); ok {
+		t.Fatalf("the holding push landed:\n%s", out)
+	}
+	for i, p := range pushes {
+		out, ok := p.wait()
+		if !ok || !strings.Contains(out, "a train of 3") {
+			t.Fatalf("merge %d of the train:\n%s", i+1, out)
+		}
+	}
+	check := agent(t, url)
+	parents := strings.Fields(git(t, check, "log", "-1", "--format=%P", "origin/main"))
+	if len(parents) != 4 || parents[1] != commits[0] || parents[2] != commits[1] || parents[3] != commits[2] {
+		t.Fatalf("main's tip has parents %v, want main's old head and %v", parents, commits)
+	}
+	if got := query(t, s, "train", "main", "SELECT t FROM main.total"); got != "t\n6\n" {
+		t.Fatalf("main.total after the train: %q", got)
+	}
+	checkLineage(t, check, url)
+
+	// The middle one breaks a model: the train's run fails, and alone
+	// the first and third land, the second is refused.
+	hold = holdMain(t, url)
+	pushes = nil
+	for i := 0; i < 3; i++ {
+		a := agent(t, url)
+		switch i {
+		case 0:
+			commitFile(t, a, "models/a.sql", "SELECT 100 AS v\n")
+		case 1:
+			commitFile(t, a, "models/broken.py", sleepModel("broken", 0, true))
+		case 2:
+			commitFile(t, a, "models/b.sql", "SELECT 200 AS v\n")
+		}
+		p := pushAsync(t, a, nil, url, "HEAD:refs/merge/main")
+		if i == 0 {
+			p.waitOut(t, "weir: queued")
+		} else {
+			p.waitOut(t, "waits in a train into main")
+		}
+		pushes = append(pushes, p)
+	}
+	hold.wait()
+	for i, p := range pushes {
+		out, ok := p.wait()
+		switch {
+		case i == 1 && (ok || !strings.Contains(out, "! [remote rejected] HEAD -> refs/merge/main (weir: main.broken failed: ")):
+			t.Fatalf("the breaking merge:\n%s", out)
+		case i != 1 && (!ok || !strings.Contains(out, "weir: main advanced")):
+			t.Fatalf("good merge %d after the train failed:\n%s", i+1, out)
+		case i == 0 && !strings.Contains(out, "the train's run failed"):
+			t.Fatalf("the train's leader does not say the train failed:\n%s", out)
+		}
+	}
+	git(t, check, "fetch", "-q", "origin")
+	if ls := git(t, check, "ls-tree", "--name-only", "origin/main", "models/"); ls != "models/a.sql\nmodels/b.sql\nmodels/total.sql\n" {
+		t.Fatalf("main's models after the failed train: %q", ls)
+	}
+	if got := query(t, s, "train", "main", "SELECT t FROM main.total"); got != "t\n300\n" {
+		t.Fatalf("main.total after the failed train: %q", got)
+	}
+	checkLineage(t, check, url)
 }

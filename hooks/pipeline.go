@@ -120,6 +120,10 @@ type PipelineConfig struct {
 	// MaxPriority returns the highest priority (push option priority=N)
 	// an identity may ask for; nil: 0 for everyone.
 	MaxPriority func(access.Identity) int
+	// MergeTrain is the most merge requests into one branch merged
+	// together and run once (a merge train, train.go); below 2, or with
+	// no Scheduler, every merge request merges and runs alone.
+	MergeTrain int
 }
 
 // Pipeline is the pre-receive hook that plans and runs the pushed
@@ -159,6 +163,7 @@ type Pipeline struct {
 	cfg      PipelineConfig
 	runtimes map[string]bool
 	log      *slog.Logger
+	trains   trains // merge trains being formed (train.go)
 }
 
 var _ PreReceive = (*Pipeline)(nil)
@@ -280,10 +285,30 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		return res, nil
 	}
 	out := &progress{w: p.Progress, redact: h.redact}
+	// A lone merge request rides the train forming for its branch, or
+	// leads a new one (train.go).
+	var tr *train
+	var tkey trainKey
+	if c, b, ok := h.trainRequest(p, opts); ok {
+		r := &rider{p: p, c: c, out: out}
+		tkey = trainKey{repo: p.Repo, branch: b}
+		t, lead := h.trains.join(tkey, r, h.cfg.MergeTrain)
+		if !lead {
+			if res := h.ride(t, r); res != nil {
+				return res, nil
+			}
+			// Out of the train: it merges alone, the usual way.
+		} else {
+			tr = t
+		}
+	}
 	// One place in the run queue for the whole push, before anything of
 	// it runs (admit.go).
 	adm, refusal := h.admitPush(ctx, p, opts, out)
 	if refusal != "" {
+		if tr != nil {
+			h.endTrain(tkey, tr, nil)
+		}
 		for _, c := range p.Commands {
 			res.Refused[c.Name] = h.redact(refusal)
 		}
@@ -311,6 +336,9 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		}
 		// The refs are written: the next run of these branches may start.
 		adm.done(ctx, refused)
+		if tr != nil {
+			h.endTrain(tkey, tr, refused)
+		}
 	}
 	pushedData := map[refs.Name]bool{}
 	pushedBranch := map[string]bool{} // branches whose code or data ref is pushed
@@ -345,6 +373,15 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 			if pushedBranch[branch] {
 				res.Refused[c.Name] = "weir: push refs/merge/" + branch + " on its own, not with refs/heads/" + branch + " or refs/data/" + branch
 				continue
+			}
+			if tr != nil {
+				r, handled := h.lead(ctx, p, c, branch, opts, out, res, adm, tkey, tr)
+				if r != nil {
+					ran = append(ran, r)
+				}
+				if handled {
+					continue
+				}
 			}
 			if r := h.merge(ctx, p, c, branch, opts, out, res, adm); r != nil {
 				ran = append(ran, r)
