@@ -232,11 +232,15 @@ func (h *Pipeline) lead(ctx context.Context, p *Push, c Command, branch string, 
 	}
 	out.linef("weir: merge queue: a train of %d into %s at %s: %s as %s", len(inTrain)+1, branch, short(head), out2, short(mc))
 	tc := Command{Name: target, Old: head, New: mc}
-	// The train's run has an id of its own: if it fails, the leader's
-	// request runs again alone under its own.
-	run := h.branch(ctx, p, tc, branch, opts, out, res, adm, refs.Name(string(c.Name)+"#train"))
+	// The train's run is the leader's admitted run (weir runs lists it).
+	run := h.branch(ctx, p, tc, branch, opts, out, res, adm, c.Name)
 	if why, refused := res.Refused[target]; refused {
 		delete(res.Refused, target)
+		// The leader runs again alone, under a new run id: the train's
+		// failed run is kept under its own.
+		if adm != nil {
+			delete(adm.ids, c.Name)
+		}
 		out.linef("weir: merge queue: the train's run failed (%s); each of its %d merges goes alone", clipLine(why, 200), len(inTrain)+1)
 		for _, r := range inTrain {
 			r.alone, r.note = true, "merge queue: the train's run failed; merging alone"
@@ -250,7 +254,6 @@ func (h *Pipeline) lead(ctx context.Context, p *Push, c Command, branch string, 
 		h.trainReport(res, c, t, inTrain, branch, mc)
 		return nil, true
 	}
-	run.key = c.Name
 	res.Lands[c.Name] = refs.Update{Name: target, Old: head, New: mc}
 	h.trainReport(res, c, t, inTrain, branch, mc)
 	return run, true
