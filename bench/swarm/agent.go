@@ -141,6 +141,7 @@ func (a *agent) cycle(ctx context.Context, p *phase, deadline time.Time) error {
 	}
 	p.mu.Lock()
 	p.branchAcked[a.i] = strings.TrimSpace(w)
+	p.branchOK++
 	p.mu.Unlock()
 	if *mergeFlag == "queue" {
 		return a.mergeQueue(ctx, p, strings.TrimSpace(w), late)
