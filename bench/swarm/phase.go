@@ -344,6 +344,11 @@ func (r *buildResult) print() {
 		fmt.Printf("  N=%d: %v wall, server CPU %.1f s (%.0f%% of %d cores; %v per successful run), wasted runs' nodes %v wall,\n",
 			p.n, p.elapsed.Round(100*time.Millisecond), p.cpu.Seconds(), 100*p.cpu.Seconds()/p.elapsed.Seconds()/float64(numCPU()),
 			numCPU(), ms(perRun(p.cpu, p.runsOK)), p.wastedNodes.Round(time.Millisecond))
+		if p.cpu > 0 {
+			perCPU := float64(p.branchOK+len(p.mainAcked)) / p.cpu.Seconds()
+			fmt.Printf("        work landed per server CPU second %.2f (%.2fx of 1 / CPU per run: what xlimit of work/s would be if the server had every core)\n",
+				perCPU, perCPU*r.cpuPerRun.Seconds())
+		}
 		fmt.Printf("        clients (git, the writer, the bench) CPU %.1f s (%.0f%% of %d cores), on the same machine as the server\n",
 			p.clients.Seconds(), 100*p.clients.Seconds()/p.elapsed.Seconds()/float64(numCPU()), numCPU())
 		fmt.Printf("        pushes that queued %d, refused before running: not a fast-forward %d, busy %d; failed %d; load %s, steal %s\n",
