@@ -14,7 +14,10 @@
 // permission, old value, protection); the hooks.PreReceive sees the
 // commands that stand; one refs.Store.Update moves every accepted ref, and
 // the hook's own updates, together with the quarantined objects. Nothing of
-// a refused push becomes visible.
+// a refused push becomes visible. A merge request (refs/merge/<b>: the
+// merge queue) is authorized as a push to refs/heads/<b> and lands only as
+// the hook says (hooks.Result.Lands); refs/merge/<b> itself is never
+// written, and without a hook that lands it the request is refused.
 //
 // What a client sends is bounded before it is kept: a push's command list
 // and push options (ReceiveLimits: refused as a whole past MaxCommands or

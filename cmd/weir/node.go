@@ -127,6 +127,7 @@ func (a *serveApp) buildPipelines() error {
 		HidePaths:   []string{a.DataDir, sandboxStateDir(a.DataDir)},
 		Scheduler:   a.Runs,
 		MaxPriority: a.Access.MaxPriority,
+		MergeTrain:  a.Config.runs.mergeTrain,
 	})
 	if err != nil {
 		return err
