@@ -20,6 +20,10 @@ import (
 // dir at the end.
 func TestMain(m *testing.M) {
 	exec.Init()
+	if os.Getenv("WEIR_EXEC_TEST_PROBE") != "" {
+		probe() // the test binary as a runner inside a sandbox
+		return
+	}
 	code := m.Run()
 	if sb != nil {
 		sb.Close()
