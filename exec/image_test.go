@@ -198,3 +198,42 @@ func writeProbe() string {
 	}
 	return "/usr/evil"
 }
+
+// TestIsolationOnBuiltRuntime runs the isolation tests again with every
+// node in the pandas runtime built by weir runtime build: no network, no
+// host files, the limits, the user namespace hold there too.
+func TestIsolationOnBuiltRuntime(t *testing.T) {
+	if os.Getenv("WEIR_TEST_RUNTIME_PANDAS") == "" {
+		t.Skip("WEIR_TEST_RUNTIME_PANDAS is not set (test.sh builds the pandas runtime and sets it)")
+	}
+	sandboxes(t)
+	testRuntime = "pandas"
+	defer func() { testRuntime = "" }()
+	// The tests below run in the image: pandas is there, not on the host.
+	if res := run(t, exec.Spec{ID: "in-image", Args: py("import pandas")}); res.Reason != exec.ReasonOK {
+		t.Fatalf("run() does not run in the pandas runtime: %s", explain(res))
+	}
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"NetworkExternalUnreachable", TestNetworkExternalUnreachable},
+		{"NetworkHostLoopbackUnreachable", TestNetworkHostLoopbackUnreachable},
+		{"NetworkNoDNSOnlyLoopback", TestNetworkNoDNSOnlyLoopback},
+		{"FilesServerDataInvisible", TestFilesServerDataInvisible},
+		{"EnvIsExactlySpecEnv", TestEnvIsExactlySpecEnv},
+		{"WritesDenied", TestWritesDenied},
+		{"OnlyStdioOpenAndCwd", TestOnlyStdioOpenAndCwd},
+		{"PrivilegeDenied", TestPrivilegeDenied},
+		{"ForkBombStopped", TestForkBombStopped},
+		{"MemoryBombKilled", TestMemoryBombKilled},
+		{"BusyLoopKilledAtWallLimit", TestBusyLoopKilledAtWallLimit},
+		{"BackgroundChildKilled", TestBackgroundChildKilled},
+		{"OutputQuota", TestOutputQuota},
+		{"UserNamespace", TestUserNamespace},
+		{"RunnerExecutes", TestRunnerExecutes},
+		{"Report", TestReport},
+	} {
+		t.Run(tc.name, tc.f)
+	}
+}
