@@ -392,6 +392,9 @@ func (s *Store) Build(ctx context.Context, r Request, log io.Writer) (*Result, e
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil { // apt's _apt user downloads into it
+		return nil, err
+	}
 	start := time.Now()
 	rootfs := filepath.Join(tmp, "rootfs")
 	if err := mmdebstrap(ctx, in, r.Wheels, mirror, tmp, rootfs, log); err != nil {
@@ -409,9 +412,6 @@ func (s *Store) Build(ctx context.Context, r Request, log io.Writer) (*Result, e
 	m.BuildSeconds = time.Since(start).Round(100 * time.Millisecond).Seconds()
 	mb, _ := json.MarshalIndent(m, "", "  ")
 	if err := writeAtomic(filepath.Join(tmp, "manifest.json"), append(mb, '\n')); err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(tmp, final); err != nil {
