@@ -156,9 +156,18 @@ func (a *serveApp) buildPipelines() error {
 // named runtime of the data dir's store (weir runtime build) and every
 // --runtime flag; a name in both is refused.
 func (a *serveApp) runtimes() (map[string]string, error) {
-	built, err := image.Open(a.DataDir).Rootfs()
+	store := image.Open(a.DataDir)
+	es, err := store.List()
 	if err != nil {
 		return nil, err
+	}
+	built := map[string]string{}
+	for _, e := range es {
+		if e.Rootfs == "" {
+			a.Logger.Warn("runtime not registered: its folder is missing; build it again with weir runtime build", "runtime", e.Name, "store", store.Dir)
+			continue
+		}
+		built[e.Name] = e.Rootfs
 	}
 	for name, dir := range a.Config.nodes.runtimes {
 		if b, dup := built[name]; dup {
