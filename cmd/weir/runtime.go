@@ -84,6 +84,7 @@ func runRuntime(args []string) error {
 			fmt.Printf("runtime %s: built %s in %.1fs\n", pos[1], m.Hash, m.BuildSeconds)
 		}
 		fmt.Printf("  rootfs   %s\n  size     %s\n  python   %s\n  packages %s\n", res.Rootfs, sizeString(m.SizeBytes), m.Python, packagesString(m.Packages))
+		fmt.Printf("weir serve --data %s registers it when it (next) starts; pipelines choose it with runtime = %q\n", *data, pos[1])
 	case "ls":
 		if len(pos) != 1 {
 			return errors.New("usage: weir runtime ls")
