@@ -69,6 +69,7 @@ type run struct {
 	timing  Timing       // Run and Sandbox are summed under mu
 
 	reused map[int]catalog.Pointer // seed nodes not run: their table is already what they make (reuse.go)
+	lib    libStage                // lib/ for Python models, staged once (pylib.go)
 
 	staging  sync.WaitGroup         // tables being staged (stager)
 	staged   []*catalog.StagedTable // under mu
