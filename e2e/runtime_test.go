@@ -14,9 +14,9 @@ import (
 // user namespace. test.sh builds the pandas runtime once and passes its
 // rootfs in WEIR_TEST_RUNTIME_PANDAS.
 
-// pandasRuntime is the rootfs of the pandas runtime test.sh built, and the
+// builtPandasRuntime is the rootfs of the pandas runtime test.sh built, and the
 // data dir of the store it was built in.
-func pandasRuntime(t *testing.T) (rootfs, store string) {
+func builtPandasRuntime(t *testing.T) (rootfs, store string) {
 	t.Helper()
 	needSandboxes(t)
 	rootfs = os.Getenv("WEIR_TEST_RUNTIME_PANDAS")
@@ -58,7 +58,7 @@ func dataWithRuntime(t *testing.T, rootfs string) string {
 // in the other. After weir runtime rm (refused while the server runs) and
 // a restart, the same pipeline is refused at plan naming what is left.
 func TestRuntimePandasPipeline(t *testing.T) {
-	rootfs, _ := pandasRuntime(t)
+	rootfs, _ := builtPandasRuntime(t)
 	data := dataWithRuntime(t, rootfs)
 	s := startWeir(t, data)
 	dir := pipelineRepo(t, map[string]string{
@@ -195,7 +195,7 @@ func TestRuntimeCustomRootfsUserNamespace(t *testing.T) {
 // of a name that shares its runtime keeps the files; rm of an unknown
 // name is refused.
 func TestRuntimeBuildCommand(t *testing.T) {
-	rootfs, store := pandasRuntime(t)
+	rootfs, store := builtPandasRuntime(t)
 	weir := func(args ...string) (string, error) {
 		out, err := exec.Command(weirBin, append(args, "--data", store)...).CombinedOutput()
 		return string(out), err
