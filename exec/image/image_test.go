@@ -1,9 +1,11 @@
 package image
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,5 +113,38 @@ func TestStoreRemove(t *testing.T) {
 	es, _ := s.List()
 	if len(es) != 1 || es[0].Name != "bare" || es[0].Manifest.Python != "3.11.2" {
 		t.Fatalf("List: %+v", es)
+	}
+}
+
+// TestBuildFailureLeavesNothing: a build that fails (here: a mirror that
+// does not exist) leaves no folder and no name, removes what a crashed
+// build left, and keeps the names that were there.
+func TestBuildFailureLeavesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mmdebstrap's root mode needs root")
+	}
+	if _, err := osexec.LookPath("mmdebstrap"); err != nil {
+		t.Skip("no mmdebstrap (apt-get install mmdebstrap)")
+	}
+	s := Open(t.TempDir())
+	os.MkdirAll(filepath.Join(s.Dir, ".build-crashed", "rootfs", "usr"), 0o755)
+	if err := s.writeNames(map[string]string{"old": "aaaa"}); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	_, err := s.Build(context.Background(), Request{Name: "broken", Debian: []string{"python3-numpy"}, Mirror: "file:///nonexistent/debian"}, &log)
+	if !errors.Is(err, ErrBuild) {
+		t.Fatalf("error %v, want ErrBuild; log:\n%s", err, log.String())
+	}
+	ents, _ := os.ReadDir(s.Dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, " ") != ".lock names.json" {
+		t.Errorf("left in the store: %v", left)
+	}
+	if names, _ := s.names(); len(names) != 1 || names["old"] != "aaaa" {
+		t.Errorf("names after a failed build: %v", names)
 	}
 }
