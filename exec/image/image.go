@@ -25,7 +25,7 @@ import (
 
 // FormatVersion is the build format: bump it when what a build puts in a
 // runtime changes, so that the same inputs build anew.
-const FormatVersion = 2
+const FormatVersion = 3
 
 // SourceDateEpoch is the SOURCE_DATE_EPOCH of every build (2024-01-01):
 // timestamps in the image do not depend on when it was built.
@@ -489,11 +489,6 @@ func mmdebstrap(ctx context.Context, in Inputs, wheelDir, mirror, tmp, rootfs st
 		"--customize-hook=chroot \"$1\" python3 /tmp/weir-info.py "+shellJoin([]string{string(debJSON)})+" > \"$1"+InfoPath+"\"",
 		"--customize-hook=rm -f \"$1/tmp/weir-info.py\"",
 		"--customize-hook=find \"$1/usr\" -name __pycache__ -type d -prune -exec rm -rf {} +",
-		// Every mtime after the epoch is clamped to it: two builds of the
-		// same inputs from the same archive state are the same files.
-		// (/proc, /sys and /dev are mounted while hooks run: left alone.)
-		"--customize-hook=find \"$1\" -xdev \\( -path \"$1/proc\" -o -path \"$1/sys\" -o -path \"$1/dev\" \\) -prune -o -newermt @"+
-			strconv.Itoa(SourceDateEpoch)+" -print0 | xargs -0r touch --no-dereference --date=@"+strconv.Itoa(SourceDateEpoch),
 		in.Suite, rootfs, mirror)
 	cmd := osexec.CommandContext(ctx, "mmdebstrap", args...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.Itoa(SourceDateEpoch))
@@ -504,6 +499,15 @@ func mmdebstrap(ctx context.Context, in Inputs, wheelDir, mirror, tmp, rootfs st
 	cmd.WaitDelay = time.Minute
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%w: mmdebstrap %s: %v (its output above says why)", ErrBuild, in.Suite, err)
+	}
+	// Every mtime after the epoch is clamped to it (mmdebstrap's own
+	// clean-up and /dev come after its hooks): two builds of the same
+	// inputs from the same archive state are the same files and times.
+	epoch := "@" + strconv.Itoa(SourceDateEpoch)
+	clamp := osexec.CommandContext(ctx, "sh", "-c", `find "$1" -newermt "$2" -print0 | xargs -0r touch --no-dereference --date="$2"`, "clamp", rootfs, epoch)
+	clamp.Stdout, clamp.Stderr = log, log
+	if err := clamp.Run(); err != nil {
+		return fmt.Errorf("%w: clamp mtimes to SOURCE_DATE_EPOCH: %v", ErrBuild, err)
 	}
 	return nil
 }
