@@ -1,7 +1,11 @@
 // Package gitserver owns the Git wire protocol sessions: upload-pack
-// (protocol v0, v1 and v2: clone and fetch, with negotiation, shallow and
-// side-band progress) and receive-pack (push, with report-status,
-// side-band-64k, atomic and push options). It speaks the protocol itself,
+// (protocol v0, v1 and v2: clone and fetch, with negotiation, shallow by
+// depth, date and ref (deepen, deepen-since, deepen-not, deepen-relative:
+// deepen.go), partial clone filters (blob:none, blob:limit, tree:<depth>:
+// filter.go) and side-band progress), receive-pack (push, with
+// report-status, side-band-64k, atomic and push options) and, over SSH
+// only, upload-archive (git archive --remote, tar: archive.go). It speaks
+// the protocol itself,
 // from go-git's plumbing types, over any byte stream; the transports (SSH,
 // smart HTTP) hand it a Session and the client's streams.
 //
@@ -25,7 +29,9 @@
 //
 // It must never move a ref except through that one refs.Store.Update per
 // push, never make a quarantined object readable, and never send an object
-// that no ref reaches ("not our ref"). Errors reach the client in exactly
+// that no ref reaches ("not our ref"): a want of a tree or blob (a partial
+// clone's lazy fetch) is checked against the objects the advertised refs
+// reach (reach.go), and an archive is made only of a ref's tree. Errors reach the client in exactly
 // one place per protocol: "ERR" pkt-lines and side band 3 in upload-pack,
 // "ng <ref> <reason>" in receive-pack's report-status.
 package gitserver
