@@ -20,7 +20,9 @@
 // suite serves the same packages. With SOURCE_DATE_EPOCH fixed and every
 // later mtime clamped to it, two builds of the same inputs from the same
 // archive state give the same files, bytes, modes and times (measured:
-// 9,424 files of the pandas runtime, identical sha256 in two builds). A
+// the pandas runtime's 11,472 entries, 9,424 files, all the same in two
+// builds but the owner of apt's two partial/ dirs, _apt or root as apt
+// could reach the build folder). A
 // newer archive state gives newer packages: pin the mirror to a
 // snapshot.debian.org URL for the same runtime later.
 //
