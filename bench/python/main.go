@@ -175,7 +175,8 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(plainDir)
-	if err := capture(tmp, bin, plainDir); err != nil {
+	export, err := capture(tmp, bin, plainDir)
+	if err != nil {
 		return fmt.Errorf("capture the exchange files: %w", err)
 	}
 
@@ -236,7 +237,8 @@ func run() error {
 	}
 
 	fmt.Printf("pandas model over %s orders and %s customers: Weir (runtime pandas, %s) against a plain process (chroot, same rootfs, same exchange files)\n", commaInt(*rows), commaInt(*customers), *rootfs)
-	fmt.Printf("machine: %d CPUs listed, load %s\n", runtime.NumCPU(), host.LoadAvg())
+	fmt.Printf("machine: %d CPUs, load %s\n", runtime.NumCPU(), host.LoadAvg())
+	fmt.Printf("weir-node's export of both inputs to the exchange CSV files (a plain process, %d DuckDB threads; from its start to the script's): %s\n", runtime.NumCPU(), msStr(export))
 	// Warm-up: the first push creates the repo and pays the page cache's
 	// first reads of the rootfs; the first plain run likewise.
 	fmt.Println("warm-up ...")
@@ -300,16 +302,19 @@ var (
 // python3: it needs no pandas) that copies what the runner wrote for the
 // model (weir-io.json, the inputs' CSV files, the weir module) to dst.
 // The exchange's paths are rewritten to where the chroot sees dst (/mnt).
-func capture(tmp, bin, dst string) error {
+func capture(tmp, bin, dst string) (export time.Duration, err error) {
 	root := filepath.Join(tmp, "capture")
 	out := filepath.Join(root, "out")
 	for _, d := range []string{out, filepath.Join(root, "code")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	copier := fmt.Sprintf(`import json, os, shutil
+	copier := fmt.Sprintf(`import time
+t0 = time.time()
+import json, os, shutil
 dst = %q
+open(os.path.join(dst, "started"), "w").write(repr(t0))
 io = json.load(open(os.environ["WEIR_IO"]))
 shutil.copytree(os.environ["PYTHONPATH"].split(":")[-1], os.path.join(dst, "weir-py"))
 os.makedirs(os.path.join(dst, "weir-in"))
@@ -332,7 +337,7 @@ with open(os.environ["WEIR_OUT_MAIN_REGION_MONTH"], "w") as f:
 	srcs := map[string]string{"customers.sql": customersSQL(*customers), "orders.sql": ordersSQL(*rows, *customers), "copier.py": copier}
 	for name, body := range srcs {
 		if err := os.WriteFile(filepath.Join(root, "code", name), []byte(body), 0o644); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	steps := []struct {
@@ -347,18 +352,20 @@ with open(os.environ["WEIR_OUT_MAIN_REGION_MONTH"], "w") as f:
 		d := filepath.Join(root, strconv.Itoa(i))
 		in, tmpDir := filepath.Join(d, "in"), filepath.Join(d, "tmp")
 		if err := os.MkdirAll(tmpDir, 0o755); err != nil {
-			return err
+			return 0, err
 		}
 		for _, t := range s.ins {
 			if err := os.MkdirAll(filepath.Join(in, t), 0o755); err != nil {
-				return err
+				return 0, err
 			}
 			if err := os.Link(filepath.Join(out, t+".parquet"), filepath.Join(in, t, "part-00000.parquet")); err != nil {
-				return err
+				return 0, err
 			}
 		}
+		// As many DuckDB threads as a node gets by default (its CPU limit:
+		// every core).
 		args := []string{"node", s.kind, "--source", filepath.Join(root, "code", s.src), "--ns", "main",
-			"--dir-in", in, "--dir-out", out, "--dir-tmp", tmpDir}
+			"--dir-in", in, "--dir-out", out, "--dir-tmp", tmpDir, "--threads", strconv.Itoa(runtime.NumCPU())}
 		for _, t := range s.ins {
 			args = append(args, "--in", t)
 		}
@@ -366,11 +373,23 @@ with open(os.environ["WEIR_OUT_MAIN_REGION_MONTH"], "w") as f:
 			args = append(args, "--out", t)
 		}
 		env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + tmpDir, "LANG=C.UTF-8"}
+		began := time.Now()
 		if err := sh(tmpDir, env, filepath.Join(bin, "weir-node"), args...); err != nil {
-			return err
+			return 0, err
+		}
+		if s.kind == "python" {
+			b, err := os.ReadFile(filepath.Join(dst, "started"))
+			if err != nil {
+				return 0, err
+			}
+			t0, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+			if err != nil {
+				return 0, err
+			}
+			export = time.Unix(0, int64(t0*1e9)).Sub(began)
 		}
 	}
-	return os.WriteFile(filepath.Join(dst, "model.py"), []byte(model), 0o644)
+	return export, os.WriteFile(filepath.Join(dst, "model.py"), []byte(model), 0o644)
 }
 
 // plainCmd runs python3 with args in a chroot into the rootfs, dir bound
