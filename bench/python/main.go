@@ -54,6 +54,15 @@
 //
 //	go run ./bench/python -rootfs /work/cache/rootfs-pandas
 //
+// With -baseline DIR (weir, weir-node and weir-sandbox-init built from an
+// earlier tree) each run also pushes the same commit to a second server
+// started from those binaries, so "before" and "after" are measured in the
+// same run under the same load:
+//
+//	git archive 0fa641b | (mkdir -p /tmp/weir-old && tar -x -C /tmp/weir-old)
+//	(cd /tmp/weir-old && go build -o bin/ ./cmd/weir ./cmd/weir-node ./exec/cmd/weir-sandbox-init)
+//	go run ./bench/python -rootfs /work/cache/rootfs-pandas -baseline /tmp/weir-old/bin
+//
 // -rootfs defaults to $WEIR_TEST_RUNTIME_PANDAS (the rootfs of a runtime
 // with python3 and pandas; test.sh builds one). -profile runs the plain
 // process once more under cProfile and prints its top functions.
@@ -90,6 +99,7 @@ var (
 	rootfs    = flag.String("rootfs", os.Getenv("WEIR_TEST_RUNTIME_PANDAS"), "rootfs of the pandas runtime (default $WEIR_TEST_RUNTIME_PANDAS)")
 	profile   = flag.Bool("profile", false, "run the plain process once more under cProfile and print where its time went")
 	keep      = flag.Bool("keep", false, "keep the temporary directory (printed)")
+	baseline  = flag.String("baseline", "", "a folder with weir, weir-node and weir-sandbox-init built from an earlier tree: each run pushes to it too (\"before\")")
 )
 
 func main() {
@@ -185,6 +195,13 @@ func run() error {
 		return err
 	}
 	defer srv.stop()
+	var base *server
+	if *baseline != "" {
+		if base, err = startServer(filepath.Join(*baseline, "weir"), filepath.Join(tmp, "data-baseline"), "--runtime", "pandas="+*rootfs); err != nil {
+			return fmt.Errorf("-baseline: %w", err)
+		}
+		defer base.stop()
+	}
 
 	work := filepath.Join(tmp, "work")
 	if err := os.MkdirAll(filepath.Join(work, "models"), 0o755); err != nil {
@@ -204,19 +221,18 @@ func run() error {
 	if err := sh(work, gitEnv, "git", "init", "-q", "-b", "main"); err != nil {
 		return err
 	}
-	pushURL := srv.http + "/pybench.git"
-	push := func(k int) (sample, error) {
+	commit := func(k int) error {
 		body := model + fmt.Sprintf("# push %d\n", k)
 		if err := os.WriteFile(filepath.Join(work, "models/region_month.py"), []byte(body), 0o644); err != nil {
-			return sample{}, err
+			return err
 		}
 		if err := sh(work, gitEnv, "git", "add", "-A"); err != nil {
-			return sample{}, err
+			return err
 		}
-		if err := sh(work, gitEnv, "git", "commit", "-q", "-m", fmt.Sprintf("push %d", k)); err != nil {
-			return sample{}, err
-		}
-		cmd := exec.Command("git", "push", "-o", "timing", pushURL, "HEAD:refs/heads/main")
+		return sh(work, gitEnv, "git", "commit", "-q", "-m", fmt.Sprintf("push %d", k))
+	}
+	push := func(srv *server, k int) (sample, error) {
+		cmd := exec.Command("git", "push", "-o", "timing", srv.http+"/pybench.git", "HEAD:refs/heads/main")
 		cmd.Dir, cmd.Env = work, gitEnv
 		began := time.Now()
 		out, err := cmd.CombinedOutput()
@@ -242,16 +258,35 @@ func run() error {
 	// Warm-up: the first push creates the repo and pays the page cache's
 	// first reads of the rootfs; the first plain run likewise.
 	fmt.Println("warm-up ...")
-	if _, err := push(0); err != nil {
+	if err := commit(0); err != nil {
 		return err
+	}
+	if _, err := push(srv, 0); err != nil {
+		return err
+	}
+	if base != nil {
+		if _, err := push(base, 0); err != nil {
+			return err
+		}
 	}
 	if _, err := runPlain(plainDir); err != nil {
 		return err
 	}
 	t0, s0 := host.CPUTimes()
 	var all []sample
+	var before []time.Duration
 	for k := 1; k <= *runs; k++ {
-		s, err := push(k)
+		if err := commit(k); err != nil {
+			return err
+		}
+		if base != nil {
+			b, err := push(base, k)
+			if err != nil {
+				return err
+			}
+			before = append(before, b.weir)
+		}
+		s, err := push(srv, k)
 		if err != nil {
 			return err
 		}
@@ -259,12 +294,19 @@ func run() error {
 			return err
 		}
 		all = append(all, s)
+		if base != nil {
+			fmt.Printf("run %d: baseline weir %7s  plain/baseline %.2f\n", k, msStr(before[k-1]), ratio(s.plain, before[k-1]))
+		}
 		fmt.Printf("run %d: weir %7s  plain %7s  plain/weir %.2f   (push wall %s; %s)\n", k, msStr(s.weir), msStr(s.plain), ratio(s.plain, s.weir), msStr(s.push), s.timing)
 	}
 	wm, pm := median(all, func(s sample) time.Duration { return s.weir }), median(all, func(s sample) time.Duration { return s.plain })
 	fmt.Printf("median of %d: weir %s  plain %s  plain/weir %.2f (goal >= 0.80); push wall %s; CPU steal %s, load %s\n",
 		len(all), msStr(wm), msStr(pm), ratio(pm, wm), msStr(median(all, func(s sample) time.Duration { return s.push })), host.StealSince(t0, s0), host.LoadAvg())
 
+	if base != nil {
+		bm := median(nil, nil, before...)
+		fmt.Printf("median of %d, baseline: weir %s  plain/weir %.2f\n", len(before), msStr(bm), ratio(pm, bm))
+	}
 	if *profile {
 		if err := profilePlain(plainDir); err != nil {
 			return err
@@ -545,11 +587,11 @@ func sh(dir string, env []string, name string, args ...string) error {
 	return nil
 }
 
-func median(ss []sample, f func(sample) time.Duration) time.Duration {
-	ds := make([]time.Duration, len(ss))
-	for i, s := range ss {
-		ds[i] = f(s)
+func median(ss []sample, f func(sample) time.Duration, ds ...time.Duration) time.Duration {
+	for _, s := range ss {
+		ds = append(ds, f(s))
 	}
+	ds = append([]time.Duration(nil), ds...)
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	if len(ds)%2 == 1 {
 		return ds[len(ds)/2]
