@@ -22,7 +22,7 @@ import (
 
 // The exchange between the runner and the weir Python module.
 //
-// The runner writes, before the script starts, $WEIR_IO (weir-io.json
+// The runner writes, before the model's code runs, $WEIR_IO (weir-io.json
 // under Tmp):
 //
 //	{"inputs":  {"ns.t": {"csv": PATH, "parquet": DIR, "rows": N,

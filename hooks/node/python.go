@@ -23,7 +23,7 @@ const DefaultPython = "/usr/bin/python3"
 // envName turns "clean.revenue" into "CLEAN_REVENUE".
 func envName(t string) string { return strings.ToUpper(strings.ReplaceAll(t, ".", "_")) }
 
-// Python runs a Python model. Before the script starts, each input table
+// Python runs a Python model. Before the script's code runs, each input table
 // is written as CSV (with a header line) under Tmp, and the script's
 // environment says where everything is:
 //
