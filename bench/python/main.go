@@ -41,6 +41,11 @@
 //	       /tmp is one. It writes its output CSV and schema file like the
 //	       node does; nothing converts them to Parquet.
 //
+// Each run also prints CPU time: the server's and its waited-for
+// children's over the whole push (every node, SQL ones included, git's
+// server side, the commit) and the plain process's. On a loaded machine
+// walls stretch with the load; CPU time much less.
+//
 // So the ratio plain/weir is the price of the sandbox, of exporting the
 // inputs from Parquet to CSV and of casting the output into a typed
 // Parquet table; what the weir module costs to parse dates and decimals is
@@ -147,6 +152,9 @@ FROM range(1, %d) t(i)
 type sample struct {
 	weir, push, plain time.Duration
 	timing            string
+	// CPU time: the server and its children over the whole push (git's
+	// side, every node, the commit), and the plain process.
+	pushCPU, plainCPU time.Duration
 }
 
 func run() error {
@@ -234,9 +242,11 @@ func run() error {
 	push := func(srv *server, k int) (sample, error) {
 		cmd := exec.Command("git", "push", "-o", "timing", srv.http+"/pybench.git", "HEAD:refs/heads/main")
 		cmd.Dir, cmd.Env = work, gitEnv
+		cpu0 := srv.cpu()
 		began := time.Now()
 		out, err := cmd.CombinedOutput()
 		wall := time.Since(began)
+		cpu := srv.cpu() - cpu0
 		if err != nil || !bytes.Contains(out, []byte("main advanced")) {
 			return sample{}, fmt.Errorf("push %d: %v\n%s", k, err, out)
 		}
@@ -245,7 +255,7 @@ func run() error {
 			return sample{}, fmt.Errorf("push %d: no progress line for main.region_month:\n%s", k, out)
 		}
 		ms, _ := strconv.Atoi(string(m[1]))
-		s := sample{weir: time.Duration(ms) * time.Millisecond, push: wall}
+		s := sample{weir: time.Duration(ms) * time.Millisecond, push: wall, pushCPU: cpu}
 		if t := timingLine.FindSubmatch(out); t != nil {
 			s.timing = strings.TrimSpace(string(t[1]))
 		}
@@ -269,7 +279,7 @@ func run() error {
 			return err
 		}
 	}
-	if _, err := runPlain(plainDir); err != nil {
+	if _, _, err := runPlain(plainDir); err != nil {
 		return err
 	}
 	t0, s0 := host.CPUTimes()
@@ -290,18 +300,20 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		if s.plain, err = runPlain(plainDir); err != nil {
+		if s.plain, s.plainCPU, err = runPlain(plainDir); err != nil {
 			return err
 		}
 		all = append(all, s)
 		if base != nil {
 			fmt.Printf("run %d: baseline weir %7s  plain/baseline %.2f\n", k, msStr(before[k-1]), ratio(s.plain, before[k-1]))
 		}
-		fmt.Printf("run %d: weir %7s  plain %7s  plain/weir %.2f   (push wall %s; %s)\n", k, msStr(s.weir), msStr(s.plain), ratio(s.plain, s.weir), msStr(s.push), s.timing)
+		fmt.Printf("run %d: weir %7s  plain %7s  plain/weir %.2f   (push wall %s; %s; CPU: push %s, plain %s)\n", k, msStr(s.weir), msStr(s.plain), ratio(s.plain, s.weir), msStr(s.push), s.timing, msStr(s.pushCPU), msStr(s.plainCPU))
 	}
 	wm, pm := median(all, func(s sample) time.Duration { return s.weir }), median(all, func(s sample) time.Duration { return s.plain })
-	fmt.Printf("median of %d: weir %s  plain %s  plain/weir %.2f (goal >= 0.80); push wall %s; CPU steal %s, load %s\n",
-		len(all), msStr(wm), msStr(pm), ratio(pm, wm), msStr(median(all, func(s sample) time.Duration { return s.push })), host.StealSince(t0, s0), host.LoadAvg())
+	fmt.Printf("median of %d: weir %s  plain %s  plain/weir %.2f (goal >= 0.80); push wall %s; CPU: push %s, plain %s; CPU steal %s, load %s\n",
+		len(all), msStr(wm), msStr(pm), ratio(pm, wm), msStr(median(all, func(s sample) time.Duration { return s.push })),
+		msStr(median(all, func(s sample) time.Duration { return s.pushCPU })), msStr(median(all, func(s sample) time.Duration { return s.plainCPU })),
+		host.StealSince(t0, s0), host.LoadAvg())
 
 	if base != nil {
 		bm := median(nil, nil, before...)
@@ -447,23 +459,24 @@ func plainCmd(dir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// runPlain runs the model as a plain process and returns its wall time.
-func runPlain(dir string) (time.Duration, error) {
+// runPlain runs the model as a plain process and returns its wall and CPU
+// time.
+func runPlain(dir string) (wall, cpu time.Duration, err error) {
 	outDir := filepath.Join(dir, "weir-out")
 	if err := os.RemoveAll(outDir); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cmd := plainCmd(dir, "/mnt/model.py")
 	began := time.Now()
 	out, err := cmd.CombinedOutput()
-	wall := time.Since(began)
+	wall = time.Since(began)
 	if err != nil {
-		return 0, fmt.Errorf("plain process: %v\n%s", err, out)
+		return 0, 0, fmt.Errorf("plain process: %v\n%s", err, out)
 	}
-	return wall, nil
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // profilePlain runs the plain process under cProfile and prints its top
@@ -566,6 +579,23 @@ func startServer(bin, data string, extra ...string) (*server, error) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	return nil, fmt.Errorf("%s did not start:\n%s", bin, s.log)
+}
+
+// cpu is the CPU time of the server and of its children it has waited
+// for (the sandboxes' inits, and what those waited for), from
+// /proc/<pid>/stat.
+func (s *server) cpu() time.Duration {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+		if i < len(f) {
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ
 }
 
 // stop ends the server (SIGTERM, then waits); a second call does nothing.
