@@ -3,7 +3,9 @@
 // node: the SQL runner (DuckDB in memory over the node's input Parquet
 // files), the expectation runner, the Python runner (inputs as CSV for
 // the script with their types beside them, the weir Python module and its
-// launcher (py/weir: the function form, errors named by the model's line),
+// launcher (py/weir: the function form, errors named by the model's line;
+// started before the inputs are exported, it imports pandas meanwhile and
+// runs the model on the runner's "go"),
 // outputs converted back to Parquet with the types the module wrote) and the seed loader (CSV
 // to Parquet); the planner's SQL parser (SQLRefsMain, ParseSQL: DuckDB's
 // json_serialize_sql, nothing executed), which the hook runs in a sandbox

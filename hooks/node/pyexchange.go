@@ -22,7 +22,7 @@ import (
 
 // The exchange between the runner and the weir Python module.
 //
-// The runner writes, before the script starts, $WEIR_IO (weir-io.json
+// The runner writes, before the model's code runs, $WEIR_IO (weir-io.json
 // under Tmp):
 //
 //	{"inputs":  {"ns.t": {"csv": PATH, "parquet": DIR, "rows": N,
@@ -95,12 +95,15 @@ func writeModule(tmp string) (string, error) {
 	return dir, err
 }
 
+// inputCSV is where exportInput writes input table t under dir.
+func inputCSV(dir, t string) string { return filepath.Join(dir, t+".csv") }
+
 // exportInput writes input table t (the i-th) as CSV under dir with its
 // column types, NULL and empty-string counts.
 func exportInput(ctx context.Context, conn *sql.Conn, t, dir string, i int) (exchangeIn, error) {
 	ns, name, _ := strings.Cut(t, ".")
 	tab := ident(ns) + "." + ident(name)
-	in := exchangeIn{CSV: filepath.Join(dir, t+".csv")}
+	in := exchangeIn{CSV: inputCSV(dir, t)}
 	rows, err := conn.QueryContext(ctx, "SELECT column_name, column_type FROM (DESCRIBE "+tab+")")
 	if err != nil {
 		return in, err

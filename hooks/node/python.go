@@ -23,7 +23,7 @@ const DefaultPython = "/usr/bin/python3"
 // envName turns "clean.revenue" into "CLEAN_REVENUE".
 func envName(t string) string { return strings.ToUpper(strings.ReplaceAll(t, ".", "_")) }
 
-// Python runs a Python model. Before the script starts, each input table
+// Python runs a Python model. Before the script's code runs, each input table
 // is written as CSV (with a header line) under Tmp, and the script's
 // environment says where everything is:
 //
@@ -97,14 +97,10 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 		"WEIR_LIB=" + lib,
 	}
 	exch := exchange{Inputs: map[string]exchangeIn{}, Outputs: map[string]exchangeOut{}}
-	for i, t := range j.Inputs {
-		in, err := exportInput(ctx, conn, t, inDir, i)
-		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", t, err)
-		}
-		in.Parquet = j.InputDir(t)
+	for _, t := range j.Inputs {
+		in := exchangeIn{CSV: inputCSV(inDir, t), Parquet: j.InputDir(t)}
 		exch.Inputs[t] = in
-		env = append(env, "WEIR_IN_"+envName(t)+"="+in.CSV, "WEIR_IN_"+envName(t)+"_PARQUET="+j.InputDir(t))
+		env = append(env, "WEIR_IN_"+envName(t)+"="+in.CSV, "WEIR_IN_"+envName(t)+"_PARQUET="+in.Parquet)
 	}
 	for _, t := range j.Outputs {
 		o := exchangeOut{
@@ -114,13 +110,6 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 		}
 		exch.Outputs[t] = o
 		env = append(env, "WEIR_OUT_"+envName(t)+"="+o.CSV, "WEIR_OUT_"+envName(t)+"_PARQUET="+o.Parquet)
-	}
-	b, err := json.Marshal(exch)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(ioPath, b, 0o644); err != nil {
-		return nil, err
 	}
 	names := make([]string, 0, len(j.Params))
 	for k := range j.Params {
@@ -134,13 +123,51 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 	if py == "" {
 		py = DefaultPython
 	}
+	// The interpreter starts before the inputs are exported and imports
+	// what a model's start-up costs (pandas, the weir module) while DuckDB
+	// writes the CSV files; the launcher runs the model only after the
+	// line "go" on its stdin, which comes once every input and the
+	// exchange file are complete. Without it (the export failed) the
+	// launcher exits without running anything.
 	cmd := osexec.CommandContext(ctx, py, filepath.Join(pyDir, "weir", "_launch.py"), j.Source)
 	cmd.Dir = j.Tmp
-	cmd.Env = env
+	cmd.Env = append(env, "WEIR_GATE=1")
 	tail := &lastLine{w: j.Stdout}
 	cmd.Stdout = tail
 	cmd.Stderr = tail
-	runErr := cmd.Run()
+	gate, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		gate.Close()
+		return nil, fmt.Errorf("%s: start %s: %w", display, py, err)
+	}
+	abort := func(err error) (map[string]int64, error) {
+		gate.Close()
+		cmd.Wait()
+		return nil, err
+	}
+	for i, t := range j.Inputs {
+		in, err := exportInput(ctx, conn, t, inDir, i)
+		if err != nil {
+			return abort(fmt.Errorf("input %s: %w", t, err))
+		}
+		in.Parquet = exch.Inputs[t].Parquet
+		exch.Inputs[t] = in
+	}
+	b, err := json.Marshal(exch)
+	if err != nil {
+		return abort(err)
+	}
+	if err := os.WriteFile(ioPath, b, 0o644); err != nil {
+		return abort(err)
+	}
+	// A launcher that already died (a broken interpreter) is reported by
+	// Wait below with its last line; the write's own error adds nothing.
+	_, _ = io.WriteString(gate, "go\n")
+	gate.Close()
+	runErr := cmd.Wait()
 	if j.KillStrays {
 		// Whatever the script left running dies before its outputs are
 		// read: from here on only the runner acts in the sandbox.

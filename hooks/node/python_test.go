@@ -310,3 +310,52 @@ func TestPythonHostileSchema(t *testing.T) {
 func pyString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + "'"
 }
+
+// TestLauncherGate: under WEIR_GATE=1 the launcher runs the model only
+// after the runner's "go" (the inputs are written by then); without it
+// (the runner failed and closed the pipe) the model never runs; the
+// model's stdin is empty either way.
+func TestLauncherGate(t *testing.T) {
+	if _, err := os.Stat(DefaultPython); err != nil {
+		t.Skipf("no %s", DefaultPython)
+	}
+	for _, tc := range []struct {
+		name, stdin string
+		code        int
+		ran         bool
+	}{
+		{"go", "go\n", 0, true},
+		{"closed", "", 3, false},
+		{"other", "stop\n", 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			py, err := writeModule(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			marker := filepath.Join(tmp, "ran")
+			model := filepath.Join(tmp, "m.py")
+			src := "import sys\nopen(" + pyQuote(marker) + ", 'w').write(repr(sys.stdin.read()))\n"
+			if err := os.WriteFile(model, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(DefaultPython, filepath.Join(py, "weir", "_launch.py"), model)
+			cmd.Env = []string{"PYTHONPATH=" + py, "WEIR_GATE=1", "PYTHONDONTWRITEBYTECODE=1"}
+			cmd.Stdin = strings.NewReader(tc.stdin + "more input the model must not see\n")
+			out, err := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != tc.code {
+				t.Fatalf("exit %d (%v), want %d:\n%s", code, err, tc.code, out)
+			}
+			got, err := os.ReadFile(marker)
+			if ran := err == nil; ran != tc.ran {
+				t.Fatalf("model ran: %v, want %v", ran, tc.ran)
+			}
+			if tc.ran && string(got) != "''" {
+				t.Fatalf("the model read %s from stdin, want nothing", got)
+			}
+		})
+	}
+}
+
+func pyQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "\\'") + "'" }

@@ -8,6 +8,14 @@ model with one output, a dict table -> table for several. An error is
 reported on the last line of stderr as "<file>:<line>: <error>", the line
 being the last one of the traceback in the model's own files; a missing
 module as "<file>: No module named 'x'; runtime R has: ...".
+
+With WEIR_GATE=1 in its environment the runner starts this launcher
+before it has written the model's inputs: the launcher imports what
+nearly every model's start-up costs (pandas when the runtime has it, the
+weir module) meanwhile, then waits for the line "go" on stdin, which the
+runner writes once every input and $WEIR_IO are complete. Anything else
+(the runner failed and closed the pipe) ends the launcher before the
+model runs. Stdin is /dev/null for the model, as without the gate.
 """
 
 import builtins
@@ -154,10 +162,43 @@ def _wrote_any():
     return any(os.path.exists(o[k]) for o in outs.values() for k in ("csv", "parquet", "schema"))
 
 
+def _warm():
+    """Imports pandas (if the runtime has it) and the weir module, so that
+    the model's own imports find them loaded. Any failure is left for the
+    model's import to raise and report."""
+    try:
+        import pandas  # noqa: F401
+    except Exception:  # noqa: B902 (the model's own import reports it)
+        pass
+    try:
+        import weir  # noqa: F401
+    except Exception:  # noqa: B902
+        pass
+
+
+def _wait_gate():
+    """Waits for the runner's "go"; False if it never comes. Reads fd 0
+    itself, a byte at a time, so that sys.stdin buffers nothing of it."""
+    line = b""
+    while len(line) < 16 and not line.endswith(b"\n"):
+        b = os.read(0, 1)
+        if not b:
+            break
+        line += b
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return line.strip() == b"go"
+
+
 def main():
     if len(sys.argv) < 2:
         sys.stderr.write("usage: _launch.py MODEL\n")
         return 2
+    if os.environ.pop("WEIR_GATE", "") == "1":
+        _warm()
+        if not _wait_gate():
+            return 3
     path = sys.argv[1]
     disp = os.environ.get("WEIR_MODEL_FILE") or os.path.basename(path)
     with open(path, "rb") as f:
