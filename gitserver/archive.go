@@ -32,9 +32,13 @@ import (
 // server (--exec, --remote, --output, --add-file, --add-virtual-file,
 // --attr-tree, --mtime) are refused. The tar output is git's, byte for
 // byte: a pax global header with the commit id, ustar entries dated at the
-// committer time, mode 0664/0775 (umask 002), 10240-byte blocks.
-// .gitattributes (export-ignore, export-subst, eol) are not applied.
-// Formats: tar only; zip, tgz and tar.gz are refused with a hint.
+// committer time, mode 0664/0775 (umask 002), 10240-byte blocks. zip
+// (archive_zip.go, levels -0..-9) is laid out as git's; with -0 it is
+// git's byte for byte, deflated entries are Go's flate (what unzip
+// extracts is the same). tgz and tar.gz are that tar through Go's gzip.
+// Of .gitattributes (archive_attr.go, read from the archived tree),
+// export-ignore leaves paths out and diff marks zip entries binary or
+// text; export-subst, eol, text, ident and filter are not applied.
 
 // UploadArchive is the git-upload-archive service (SSH only).
 const UploadArchive Service = "git-upload-archive"
