@@ -106,15 +106,15 @@ func (r *attrRule) matches(dir, path, base string, isDir bool) bool {
 	if r.mustBeDir && !isDir {
 		return false
 	}
-	if r.nodir {
-		return wildmatch(r.pattern, base, false)
-	}
 	rel := path
 	if dir != "" {
 		var ok bool
 		if rel, ok = strings.CutPrefix(path, dir+"/"); !ok {
-			return false
+			return false // a .gitattributes covers only what is below it
 		}
+	}
+	if r.nodir {
+		return wildmatch(r.pattern, base, false)
 	}
 	return wildmatch(strings.TrimPrefix(r.pattern, "/"), rel, true)
 }
