@@ -93,7 +93,7 @@ func TestArchiveRemote(t *testing.T) {
 		{[]string{"nosuchref"}, "no such ref: nosuchref"},
 		{[]string{revParse(t, work, "HEAD")}, "no such ref: "},
 		{[]string{"--add-file=/etc/passwd", "main"}, "not allowed"},
-		{[]string{"--format=zip", "main"}, "format 'zip' is not served here"},
+		{[]string{"--format=7z", "main"}, "Unknown archive format '7z'"},
 		{[]string{"--mtime=now", "main"}, "unsupported option --mtime=now"},
 	} {
 		b, errOut, err := gitOut(t, work, append([]string{"archive", "--remote=" + url}, tc.args...)...)

@@ -2,6 +2,7 @@ package gitserver
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -31,9 +32,13 @@ import (
 // server (--exec, --remote, --output, --add-file, --add-virtual-file,
 // --attr-tree, --mtime) are refused. The tar output is git's, byte for
 // byte: a pax global header with the commit id, ustar entries dated at the
-// committer time, mode 0664/0775 (umask 002), 10240-byte blocks.
-// .gitattributes (export-ignore, export-subst, eol) are not applied.
-// Formats: tar only; zip, tgz and tar.gz are refused with a hint.
+// committer time, mode 0664/0775 (umask 002), 10240-byte blocks. zip
+// (archive_zip.go, levels -0..-9) is laid out as git's; with -0 it is
+// git's byte for byte, deflated entries are Go's flate (what unzip
+// extracts is the same). tgz and tar.gz are that tar through Go's gzip.
+// Of .gitattributes (archive_attr.go, read from the archived tree),
+// export-ignore leaves paths out and diff marks zip entries binary or
+// text; export-subst, eol, text, ident and filter are not applied.
 
 // UploadArchive is the git-upload-archive service (SSH only).
 const UploadArchive Service = "git-upload-archive"
@@ -48,6 +53,7 @@ type archiveRequest struct {
 	treeish string
 	paths   []string
 	list    bool
+	level   int // -1: the format's default; -0..-9 for zip, tgz, tar.gz
 }
 
 // readArchiveArgs reads the argument lines up to the flush.
@@ -82,7 +88,7 @@ func (e *archiveArgError) Error() string { return e.msg }
 
 // parseArchiveArgs parses the arguments as git's archive does for a remote.
 func parseArchiveArgs(args []string) (*archiveRequest, error) {
-	req := &archiveRequest{format: "tar"}
+	req := &archiveRequest{format: "tar", level: -1}
 	bad := func(format string, a ...any) (*archiveRequest, error) {
 		return nil, &archiveArgError{fmt.Sprintf(format, a...)}
 	}
@@ -109,7 +115,7 @@ func parseArchiveArgs(args []string) (*archiveRequest, error) {
 			case strings.HasPrefix(a, "--add-file"), strings.HasPrefix(a, "--add-virtual-file"):
 				return bad("option %s is not allowed with --remote", clipArg(a))
 			default:
-				return bad("unsupported option %s (this server takes --format=tar, --prefix=<p>, <ref>[:<path>] and paths)", clipArg(a))
+				return bad("unsupported option %s (this server takes --format=tar|zip|tgz|tar.gz, -0..-9, --prefix=<p>, <ref>[:<path>] and paths)", clipArg(a))
 			}
 			continue
 		}
@@ -127,13 +133,15 @@ func parseArchiveArgs(args []string) (*archiveRequest, error) {
 	}
 	switch req.format {
 	case "tar":
+		if level != "" {
+			return bad("Argument not supported for format '%s': %s", req.format, level)
+		}
 	case "zip", "tgz", "tar.gz":
-		return bad("format '%s' is not served here; ask for --format=tar and compress locally (git archive --remote=... | gzip)", clipArg(req.format))
+		if level != "" {
+			req.level = int(level[1] - '0')
+		}
 	default:
 		return bad("Unknown archive format '%s'", clipArg(req.format))
-	}
-	if level != "" {
-		return bad("Argument not supported for format '%s': %s", req.format, level)
 	}
 	if req.treeish == "" {
 		return bad("no tree-ish given: git archive --remote=<url> <ref> [<path>...]")
@@ -282,10 +290,10 @@ func (s *Server) serveUploadArchive(ctx context.Context, pr *pktReader, pw *pktW
 	}
 	out := packBandWriter{p: pw, max: maxBandPayload}
 	if req.list {
-		_, err = io.WriteString(out, "tar\n")
+		_, err = io.WriteString(out, "tar\ntgz\ntar.gz\nzip\n")
 	} else {
 		bw := bufio.NewWriterSize(out, 64<<10)
-		err = writeTarArchive(w, at, req.prefix, req.paths, bw)
+		err = writeArchive(w, at, req, bw)
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -297,6 +305,29 @@ func (s *Server) serveUploadArchive(ctx context.Context, pr *pktReader, pw *pktW
 	}
 	s.logger().Info("upload-archive", "repo", sess.Repo, "identity", sess.Identity, "treeish", req.treeish, "format", req.format)
 	return pw.flushPkt()
+}
+
+// writeArchive writes the archive req asks for to out.
+func writeArchive(w *walker, at *archiveTree, req *archiveRequest, out io.Writer) error {
+	switch req.format {
+	case "zip":
+		return writeZipArchive(w, at, req.prefix, req.paths, req.level, out)
+	case "tgz", "tar.gz":
+		// git's default for these is its internal gzip ("git archive
+		// gzip"): no name, mtime 0, OS Unix. Go's deflate, so the
+		// compressed bytes differ from git's; the tar inside does not.
+		zw, err := gzip.NewWriterLevel(out, req.level)
+		if err != nil {
+			return fmt.Errorf("gzip: compression level %d: %w", req.level, err)
+		}
+		zw.OS = 3
+		if err := writeTarArchive(w, at, req.prefix, req.paths, zw); err != nil {
+			return err
+		}
+		return zw.Close()
+	default:
+		return writeTarArchive(w, at, req.prefix, req.paths, out)
+	}
 }
 
 // pathExists reports whether path is a file or directory under tree.
@@ -519,15 +550,44 @@ func writeTarArchive(w *walker, at *archiveTree, prefix string, paths []string, 
 		t.writeBlocked(ustarHeader("pax_global_header", "", "", 'g', 0100666, uint64(len(global)), mtime))
 		t.writeBlocked([]byte(global))
 	}
+	err := walkArchive(w, at, prefix, paths, func(e archiveEntry) error {
+		t.tarEntry(e.oid, e.path, e.mode, e.data, mtime)
+		return t.err
+	})
+	if err != nil {
+		return err
+	}
+	t.trailer()
+	return t.err
+}
+
+// archiveEntry is one entry as git's write_archive_entry hands it to a
+// format: path has the prefix, and a directory's or gitlink's ends in "/";
+// data is a blob's content or a symlink's target.
+type archiveEntry struct {
+	oid  objects.Hash
+	path string
+	mode uint32
+	data []byte
+	diff attrState // the "diff" attribute: unset (-diff, binary) means binary, set means text, whatever the bytes
+}
+
+// walkArchive calls emit for each entry of the archive of at, in git's
+// order: the prefix directory (when prefix ends in "/"), then the tree
+// depth first in tree order, a directory only once something under it is
+// written (git's queue_or_write_archive_entry). Paths limit the walk to
+// those literal paths; paths the tree's .gitattributes mark export-ignore
+// are left out.
+func walkArchive(w *walker, at *archiveTree, prefix string, paths []string, emit func(archiveEntry) error) error {
 	if len(prefix) > 0 && prefix[len(prefix)-1] == '/' {
 		n := len(prefix)
 		for n > 1 && prefix[n-2] == '/' {
 			n--
 		}
-		t.tarEntry(at.tree, prefix[:n], 040777, nil, mtime)
+		if err := emit(archiveEntry{oid: at.tree, path: prefix[:n], mode: 040777}); err != nil {
+			return err
+		}
 	}
-	// Directories are written only once something under them is, as
-	// git's queue_or_write_archive_entry does.
 	type dir struct {
 		oid  objects.Hash
 		path string
@@ -547,6 +607,7 @@ func writeTarArchive(w *walker, at *archiveTree, prefix string, paths []string, 
 		}
 		return false, descend
 	}
+	attrs := &attrStack{}
 	var walk func(tree objects.Hash, base string) error
 	walk = func(tree objects.Hash, base string) error {
 		if err := w.ctx.Err(); err != nil {
@@ -559,10 +620,14 @@ func writeTarArchive(w *walker, at *archiveTree, prefix string, paths []string, 
 		}
 		var ents []ent
 		var perr error
+		var attrBlob objects.Hash
 		if err := w.treeEntries(tree, func(mode string, id objects.Hash, name string) {
 			m, err := strconv.ParseUint(mode, 8, 32)
 			if err != nil && perr == nil {
 				perr = fmt.Errorf("tree %s: bad mode %q", tree, mode)
+			}
+			if name == ".gitattributes" && (m == 0100644 || m == 0100755) {
+				attrBlob = id
 			}
 			ents = append(ents, ent{uint32(m), id, name})
 		}); err != nil {
@@ -571,12 +636,16 @@ func writeTarArchive(w *walker, at *archiveTree, prefix string, paths []string, 
 		if perr != nil {
 			return perr
 		}
+		if err := attrs.push(w, strings.TrimSuffix(base, "/"), attrBlob); err != nil {
+			return err
+		}
+		defer attrs.pop()
 		for _, e := range ents {
 			p := base + e.name
 			switch e.mode {
 			case 040000:
 				_, descend := match(p, true)
-				if !descend {
+				if !descend || attrs.state(p, true, "export-ignore") == attrSet {
 					continue
 				}
 				pending = append(pending, dir{e.id, p})
@@ -592,28 +661,32 @@ func writeTarArchive(w *walker, at *archiveTree, prefix string, paths []string, 
 			if in, _ := match(p, false); !in {
 				continue
 			}
+			if attrs.state(p, false, "export-ignore") == attrSet {
+				continue
+			}
 			for _, d := range pending {
-				t.tarEntry(d.oid, prefix+d.path+"/", 040000, nil, mtime)
+				if err := emit(archiveEntry{oid: d.oid, path: prefix + d.path + "/", mode: 040000}); err != nil {
+					return err
+				}
 			}
 			pending = pending[:0]
 			if e.mode == 0160000 {
-				t.tarEntry(e.id, prefix+p+"/", e.mode, nil, mtime)
+				if err := emit(archiveEntry{oid: e.id, path: prefix + p + "/", mode: e.mode}); err != nil {
+					return err
+				}
 				continue
 			}
 			o, err := w.get(e.id)
 			if err != nil {
 				return fmt.Errorf("read blob %s: %w", e.id, err)
 			}
-			t.tarEntry(e.id, prefix+p, e.mode, o.Data, mtime)
-			if t.err != nil {
-				return t.err
+			ae := archiveEntry{oid: e.id, path: prefix + p, mode: e.mode, data: o.Data}
+			ae.diff = attrs.state(p, false, "diff")
+			if err := emit(ae); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
-	if err := walk(at.tree, ""); err != nil {
-		return err
-	}
-	t.trailer()
-	return t.err
+	return walk(at.tree, "")
 }

@@ -4,7 +4,8 @@
 // deepen.go), partial clone filters (blob:none, blob:limit, tree:<depth>:
 // filter.go) and side-band progress), receive-pack (push, with
 // report-status, side-band-64k, atomic and push options) and, over SSH
-// only, upload-archive (git archive --remote, tar: archive.go). It speaks
+// only, upload-archive (git archive --remote: tar, zip, tgz, with
+// .gitattributes export-ignore: archive.go). It speaks
 // the protocol itself,
 // from go-git's plumbing types, over any byte stream; the transports (SSH,
 // smart HTTP) hand it a Session and the client's streams.
