@@ -21,6 +21,8 @@ cd "$(dirname "$0")"
 #   pkg-config         cgo flags for libseccomp
 #   procps, coreutils  ps, du
 #   mmdebstrap         weir runtime build (the pandas runtime of the runtime tests)
+#   libjgit-java       JGit 4.11 with JSch: a fourth Git implementation, over SSH
+#   default-jdk-headless  javac, to compile the JGit test's driver
 need=()
 probe() { # probe PACKAGE COMMAND...
 	local pkg=$1
@@ -39,6 +41,8 @@ probe libc6-dev dpkg -s libc6-dev
 probe pkg-config command -v pkg-config
 probe procps command -v ps
 probe mmdebstrap command -v mmdebstrap
+probe libjgit-java test -f /usr/share/java/org.eclipse.jgit.jar
+probe default-jdk-headless command -v javac
 
 if ((${#need[@]})) && [[ -z ${SKIP_APT:-} ]]; then
 	echo "== apt-get install ${need[*]}"
