@@ -64,6 +64,7 @@ func New(db kv.DB, limits Limits) *Store {
 			inlineObject: defaultInlineObject,
 			deltas:       defaultDeltaBytes,
 			cache:        defaultBaseCacheBytes,
+			records:      defaultRecordBytes,
 		},
 	}
 }
@@ -379,18 +380,23 @@ func (s *Store) Put(ctx context.Context, repo RepoName, typ Type, data []byte) (
 	return h, nil
 }
 
-// DeleteRepo deletes every object of repo, and the spills they point
-// into (refs are package refs' to delete). The deletion is synced.
+// DeleteRepo deletes every object of repo, its delta records and the
+// spills its objects point into (refs are package refs' to delete). The deletion is synced.
 func (s *Store) DeleteRepo(ctx context.Context, repo RepoName) error {
 	lo, hi := repoBounds(repo)
 	slo := append(append([]byte{'s'}, repo...), 0)
 	shi := append(append([]byte{'s'}, repo...), 1)
+	dlo := append(append([]byte{'d'}, repo...), 0)
+	dhi := append(append([]byte{'d'}, repo...), 1)
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange(lo, hi); err != nil {
 		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
 	}
 	if err := b.DeleteRange(slo, shi); err != nil {
+		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
+	}
+	if err := b.DeleteRange(dlo, dhi); err != nil {
 		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
 	}
 	if err := b.Commit(kv.Sync); err != nil {
