@@ -47,13 +47,16 @@ const (
 	maxDeltaDepth  = 50
 	deltaWindow    = 10
 	minDeltaObject = 64      // smaller objects are sent whole
-	maxDeltaObject = 8 << 20 // larger objects are neither bases nor deltas
+	maxDeltaObject = 1 << 20 // larger objects are neither bases nor deltas (ingest's records still cover them)
 	// deltaSearchTime bounds the delta computation of one fetch; what is
 	// left is sent whole this time, and searched by the next fetch.
 	deltaSearchTime = 20 * time.Second
 	// deltaMemBudget bounds the delta records one fetch holds.
 	deltaMemBudget = 256 << 20
 )
+
+// searchSlot is held by the one delta search running.
+var searchSlot = make(chan struct{}, 1)
 
 // nameHash is git's pack name hash idea: the last sixteen or so
 // non-space characters of a path, later ones weighing most, so files of
@@ -127,8 +130,17 @@ func planDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName
 		dp.reused++
 	}
 	if len(missing) > 0 {
-		if err := searchDeltas(ctx, store, repo, pl, missing, dp, &mem, progress); err != nil {
-			return nil, err
+		// One search at a time per server process: its memory is bounded
+		// (workers x window x maxDeltaObject, 40 MiB), and a fetch that
+		// finds another one running sends its missing objects whole.
+		select {
+		case searchSlot <- struct{}{}:
+			err := searchDeltas(ctx, store, repo, pl, missing, dp, &mem, progress)
+			<-searchSlot
+			if err != nil {
+				return nil, err
+			}
+		default:
 		}
 	}
 	dp.order = orderDeltas(dp)

@@ -1,6 +1,8 @@
 // Package gitserver owns the Git wire protocol sessions: upload-pack
 // (protocol v0, v1 and v2: clone and fetch, with negotiation, shallow and
-// side-band progress) and receive-pack (push, with report-status,
+// side-band progress, and deltas: those kept from pushed packs and those
+// it computes, recorded so a repeated clone reuses them; see delta.go) and
+// receive-pack (push, with report-status,
 // side-band-64k, atomic and push options). It speaks the protocol itself,
 // from go-git's plumbing types, over any byte stream; the transports (SSH,
 // smart HTTP) hand it a Session and the client's streams.

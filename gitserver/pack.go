@@ -34,13 +34,16 @@ import (
 // pack) by everything reachable from the trees of the uninteresting
 // parents of sent commits ("edges").
 //
-// The pack: version 2, every entry non-delta. Each entry's body is the
-// stored value (the object's zlib stream, never inflated or recompressed);
-// only the entry header is built here:
+// The pack: version 2. A whole entry's body is the stored value (the
+// object's zlib stream, never inflated or recompressed); a delta entry's
+// is the zlib stream of a delta record (delta.go chooses them); only the
+// entry headers are built here:
 //
 //	"PACK" <version:4 BE = 2> <count:4 BE>
-//	( <type:3 bits, size: 4 bits + 7 bits per continuation byte> <zlib> ) * count
+//	( <type:3 bits, size: 4 bits + 7 bits per continuation byte> [base] <zlib> ) * count
 //	<SHA-1 of everything before it:20>
+//
+// where base is an ofs-delta's distance back or a ref-delta's base hash.
 
 const (
 	flagUninteresting uint8 = 1 << iota

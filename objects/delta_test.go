@@ -3,9 +3,9 @@ package objects
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"compress/zlib"
 	"context"
+	"encoding/binary"
 	"io"
 	"testing"
 )

@@ -20,7 +20,8 @@
 //
 // The value is the body of a non-delta pack entry (or points at it in a
 // spill), so upload-pack streams it into a pack without inflating or
-// recompressing it.
+// recompressing it; a delta record is the body of a delta entry, sent the
+// same way.
 //
 // The hash is the last 20 bytes of the key and repo names never contain
 // 0x00, so one repo's objects are the key range ['o' repo 0x00, 'o' repo

@@ -58,6 +58,8 @@ const (
 // any depth, holds one base and the cache, not every result.
 //
 //	memory of one IngestPack = inline budget + delta budget + base cache
+//	                           + delta records budget (16 MiB: the deltas kept
+//	                             for upload-pack, in the batch; delta.go)
 //	                           + ~120 bytes per entry + one base (shared budget)
 //
 // The ingest's batch and spills become the quarantine's only when the whole

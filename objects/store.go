@@ -213,6 +213,10 @@ var zlibWriters = sync.Pool{New: func() any {
 	return zw
 }}
 
+// zlibReaders pools zlib readers: a fresh one allocates and zeroes tens
+// of kilobytes, more than most objects it inflates.
+var zlibReaders sync.Pool
+
 // deflate compresses data with zlib at the fastest level.
 func deflate(data []byte) []byte {
 	var buf bytes.Buffer
@@ -237,11 +241,20 @@ func inflateInto(r io.Reader, size int64, buf []byte) ([]byte, error) {
 	if size < 0 || size > maxStoredSize {
 		return nil, fmt.Errorf("%w: size %d", ErrBadObject, size)
 	}
-	zr, err := zlib.NewReader(r)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadObject, err)
+	var zr io.ReadCloser
+	if p, ok := zlibReaders.Get().(io.ReadCloser); ok {
+		if err := p.(zlib.Resetter).Reset(r, nil); err != nil {
+			zlibReaders.Put(p)
+			return nil, fmt.Errorf("%w: %v", ErrBadObject, err)
+		}
+		zr = p
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(r); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadObject, err)
+		}
 	}
-	defer zr.Close()
+	defer zlibReaders.Put(zr)
 	if int64(cap(buf)) < size {
 		buf = make([]byte, size)
 	}
