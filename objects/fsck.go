@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -49,6 +50,8 @@ func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 		tree, id Hash
 		role     blobRole
 	}
+	links := make([]kept, len(objs))
+	var linkBytes atomic.Int64
 	workers := checkWorkers(len(objs))
 	errs := make([]error, workers)
 	notes := make([][]noted, workers)
@@ -72,6 +75,15 @@ func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 					})
 				} else if err == nil {
 					err = CheckObject(h, o.Type, o.Data)
+				}
+				if err == nil && linkBytes.Load() < maxKeptLinkBytes {
+					// Kept for the connectivity walk, which then need not
+					// read the object again.
+					var l []link
+					if l, err = objectLinks(h, o.Type, o.Data); err == nil {
+						links[i] = kept{typ: o.Type, links: l, ok: true}
+						linkBytes.Add(int64(len(l)) * linkSize)
+					}
 				}
 				if err != nil {
 					errs[w] = &indexedError{i, err}
@@ -134,8 +146,34 @@ func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 			}
 		}
 	}
-	return q.checkConnected(ctx, tips)
+	pos := make(map[Hash]int32, len(objs))
+	for i, h := range objs {
+		if links[i].ok {
+			pos[h] = int32(i)
+		}
+	}
+	return q.checkConnected(ctx, tips, func(h Hash) (kept, bool) {
+		if i, ok := pos[h]; ok {
+			return links[i], true
+		}
+		return kept{}, false
+	})
 }
+
+// kept is what the object checks keep of an object for the connectivity
+// walk: its type and the objects it points to.
+type kept struct {
+	typ   Type
+	links []link
+	ok    bool
+}
+
+// maxKeptLinkBytes bounds the links one Check keeps between its two
+// passes; past it, the walk reads the objects again.
+const maxKeptLinkBytes = 32 << 20
+
+// linkSize is the memory of one kept link.
+const linkSize = 21
 
 // indexedError is a check's problem and the index of its object.
 type indexedError struct {
@@ -159,7 +197,7 @@ type namedBlob struct {
 
 // checkConnected walks from tips through quarantined objects, a level at
 // a time, each level's objects read and parsed in parallel.
-func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash) error {
+func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash, known func(Hash) (kept, bool)) error {
 	type want struct {
 		h    Hash
 		typ  Type // expected type; 0 when any
@@ -181,6 +219,13 @@ func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash) error {
 		}
 		if inRepo {
 			return nil, nil
+		}
+		if k, ok := known(w.h); ok {
+			if w.typ != 0 && k.typ != w.typ {
+				return nil, &CheckError{Object: w.from, Check: "badType",
+					Detail: fmt.Sprintf("points to %s as a %s, but it is a %s", w.h, w.typ, k.typ)}
+			}
+			return k.links, nil
 		}
 		typ, _, err := q.Stat(ctx, w.h)
 		if err != nil && !errors.Is(err, ErrNotFound) {
