@@ -135,7 +135,7 @@ func planDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName
 		// finds another one running sends its missing objects whole.
 		select {
 		case searchSlot <- struct{}{}:
-			err := searchDeltas(ctx, store, repo, pl, missing, dp, &mem, progress)
+			err := searchDeltas(ctx, store, repo, pl, missing, dp, opt, &mem, progress)
 			<-searchSlot
 			if err != nil {
 				return nil, err
@@ -209,7 +209,8 @@ func orderDeltas(dp *deltaPlan) []int32 {
 
 // searchCand is one object of the delta search.
 type searchCand struct {
-	idx  int32
+	idx  int32 // in pl.objs; -1 for a base the client has (thin)
+	h    objects.Hash
 	typ  plumbing.ObjectType
 	name uint32
 	size int64
@@ -218,7 +219,11 @@ type searchCand struct {
 // searchDeltas looks for deltas of the objects in missing among each
 // other, records what it finds (or that it found nothing) and puts the
 // deltas it may use into dp.
-func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName, pl *packList, missing []int32, dp *deltaPlan, mem *int64, progress progressFunc) error {
+//
+// For a thin pack, the objects the client has under the same names (the
+// earlier versions of the same files, at the edge commits) join the search
+// as bases only.
+func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName, pl *packList, missing []int32, dp *deltaPlan, opt packOptions, mem *int64, progress progressFunc) error {
 	cands := make([]searchCand, 0, len(missing))
 	for _, i := range missing {
 		h := pl.objs[i]
@@ -229,7 +234,34 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 		if (typ != plumbing.BlobObject && typ != plumbing.TreeObject) || size < minDeltaObject || size > maxDeltaObject {
 			continue
 		}
-		cands = append(cands, searchCand{idx: i, typ: typ, name: pl.names[h], size: size})
+		cands = append(cands, searchCand{idx: i, h: h, typ: typ, name: pl.names[h], size: size})
+	}
+	targets := len(cands)
+	if opt.thin && len(pl.has) > len(pl.objs) && targets > 0 {
+		inPack := make(map[objects.Hash]struct{}, len(pl.objs))
+		for _, h := range pl.objs {
+			inPack[h] = struct{}{}
+		}
+		perName := make(map[uint32]int, targets)
+		for _, c := range cands {
+			perName[c.name] = 0
+		}
+		for h := range pl.has {
+			name, named := pl.names[h]
+			n, wanted := perName[name]
+			if _, sent := inPack[h]; sent || !named || !wanted || n >= 2 {
+				continue
+			}
+			typ, size, err := store.Stat(ctx, repo, h)
+			if err != nil {
+				return err
+			}
+			if (typ != plumbing.BlobObject && typ != plumbing.TreeObject) || size < minDeltaObject || size > maxDeltaObject {
+				continue
+			}
+			perName[name] = n + 1
+			cands = append(cands, searchCand{idx: -1, h: h, typ: typ, name: name, size: size})
+		}
 	}
 	sort.Slice(cands, func(a, b int) bool {
 		x, y := cands[a], cands[b]
@@ -239,7 +271,10 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 		if x.name != y.name {
 			return x.name < y.name
 		}
-		return x.size > y.size
+		if x.size != y.size {
+			return x.size > y.size
+		}
+		return bytes.Compare(x.h[:], y.h[:]) < 0
 	})
 	if len(cands) == 0 {
 		return nil
@@ -261,8 +296,8 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 		go func() {
 			defer wg.Done()
 			s := deltaSearcher{ctx: ctx, store: store, repo: repo}
-			err := s.run(part, pl, deadline, func(c searchCand, d objects.Delta, found bool) {
-				h := pl.objs[c.idx]
+			err := s.run(part, deadline, func(c searchCand, d objects.Delta, found bool) {
+				h := c.h
 				if found {
 					_ = store.PutDelta(ctx, repo, h, d.Base, d.Size, d.ZData)
 				} else {
@@ -277,7 +312,7 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 				}
 				if progress != nil && done-last >= 256 && time.Since(lastReport) > 500*time.Millisecond {
 					last, lastReport = done, time.Now()
-					progress("Compressing objects: %d%% (%d/%d)\r", done*100/len(cands), done, len(cands))
+					progress("Compressing objects: %d%% (%d/%d)\r", min(100, done*100/targets), min(done, targets), targets)
 				}
 			})
 			if err != nil {
@@ -293,22 +328,30 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 	if firstErr != nil {
 		return firstErr
 	}
-	// Bases found by the search are in the pack: resolve them to indexes.
+	// Bases found by the search are in the pack, or (thin) the client has
+	// them.
 	pos := make(map[objects.Hash]int32, len(cands))
 	for _, c := range cands {
-		pos[pl.objs[c.idx]] = c.idx
+		if c.idx >= 0 {
+			pos[c.h] = c.idx
+		}
 	}
 	for _, c := range cands {
+		if c.idx < 0 {
+			continue
+		}
 		if r := dp.rec[c.idx]; r.ZData != nil && dp.base[c.idx] == -1 {
 			if b, ok := pos[r.Base]; ok {
 				dp.base[c.idx] = b
+			} else if _, has := pl.has[r.Base]; has && opt.thin {
+				dp.base[c.idx], dp.baseID[c.idx] = -2, r.Base
 			} else {
 				dp.rec[c.idx] = objects.Delta{}
 			}
 		}
 	}
 	if progress != nil {
-		progress("Compressing objects: 100%% (%d/%d), done.\n", len(cands), len(cands))
+		progress("Compressing objects: 100%% (%d/%d), done.\n", targets, targets)
 	}
 	return nil
 }
@@ -330,7 +373,7 @@ type windowEntry struct {
 }
 
 // run searches part in order, calling found for every object it decides.
-func (s *deltaSearcher) run(part []searchCand, pl *packList, deadline time.Time, report func(searchCand, objects.Delta, bool)) error {
+func (s *deltaSearcher) run(part []searchCand, deadline time.Time, report func(searchCand, objects.Delta, bool)) error {
 	var window []windowEntry
 	for k, c := range part {
 		if k%64 == 0 {
@@ -341,7 +384,7 @@ func (s *deltaSearcher) run(part []searchCand, pl *packList, deadline time.Time,
 				return nil // the rest is sent whole, and searched next time
 			}
 		}
-		h := pl.objs[c.idx]
+		h := c.h
 		typ, size, zdata, err := s.store.Raw(s.ctx, s.repo, h)
 		if err != nil {
 			return err
@@ -353,7 +396,7 @@ func (s *deltaSearcher) run(part []searchCand, pl *packList, deadline time.Time,
 		}
 		o := &objects.Object{Type: typ, Data: data}
 		var best objects.Delta
-		for j := len(window) - 1; j >= 0; j-- {
+		for j := len(window) - 1; j >= 0 && c.idx >= 0; j-- {
 			b := window[j]
 			if b.typ != typ {
 				continue
@@ -376,7 +419,9 @@ func (s *deltaSearcher) run(part []searchCand, pl *packList, deadline time.Time,
 			}
 			best = objects.Delta{Base: b.h, Size: int64(len(delta)), ZData: z}
 		}
-		report(c, best, best.ZData != nil)
+		if c.idx >= 0 {
+			report(c, best, best.ZData != nil)
+		}
 		window = append(window, windowEntry{h: h, typ: typ, data: o.Data})
 		if len(window) > deltaWindow {
 			window = window[1:]
