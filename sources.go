@@ -22,9 +22,10 @@ import (
 
 // runnerSources are the files weir-node is built from that can change
 // what it does: the module's dependencies (go.mod, go.sum: DuckDB's
-// version among them), the runner contract, the runner and its command.
+// version among them), the runner contract, the runner (with the weir
+// Python module it writes for Python models) and its command.
 //
-//go:embed go.mod go.sum hooks/contract/*.go hooks/node/*.go cmd/weir-node/*.go
+//go:embed go.mod go.sum hooks/contract/*.go hooks/node/*.go hooks/node/py/weir/*.py cmd/weir-node/*.go
 var runnerSources embed.FS
 
 // initSources are the files weir-sandbox-init is built from: the module's

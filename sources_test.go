@@ -12,19 +12,19 @@ import (
 
 // TestRunnerSourcesCoverTheRunner: the fingerprint covers go.mod, go.sum
 // and every Go file (tests aside) of the runner's packages as they are on
-// disk, and nothing else.
+// disk, and the weir Python module the runner embeds, and nothing else.
 func TestRunnerSourcesCoverTheRunner(t *testing.T) {
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(RunnerSources()) {
 		t.Fatalf("RunnerSources() = %q", RunnerSources())
 	}
 	want := map[string]bool{"go.mod": true, "go.sum": true}
-	for _, dir := range []string{"hooks/contract", "hooks/node", "cmd/weir-node"} {
+	for _, dir := range []string{"hooks/contract", "hooks/node", "cmd/weir-node", "hooks/node/py/weir"} {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range ents {
-			if strings.HasSuffix(e.Name(), ".go") {
+			if strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), ".py") {
 				want[path.Join(dir, e.Name())] = true
 			}
 		}

@@ -226,14 +226,17 @@ func (a *Access) MaxPriority(id Identity) int {
 	return min(max(rec.MaxPriority, 0), MaxPriority)
 }
 
-// BranchOf returns the branch a ref belongs to: b for refs/heads/b and
-// refs/data/b.
+// BranchOf returns the branch a ref belongs to: b for refs/heads/b,
+// refs/data/b and refs/merge/b (a merge request into b).
 func BranchOf(ref refs.Name) (branch string, ok bool) {
 	if b, ok := strings.CutPrefix(string(ref), refs.HeadsPrefix); ok {
 		return b, true
 	}
 	if b, ok := strings.CutPrefix(string(ref), refs.DataPrefix); ok {
 		return b, true
+	}
+	if b, ok := strings.CutPrefix(string(ref), refs.MergePrefix); ok {
+		return b, true // a merge request into b writes b
 	}
 	return "", false
 }

@@ -10,14 +10,23 @@
 //	user         uid/gid 65534 inside; a user namespace mapping the
 //	             sandbox's ids 0-65535 to host ids 1048576+ where the kernel
 //	             allows it and every dir above the state dir is searchable
-//	             by others (else host uid 65534); no capabilities in any
-//	             set; no_new_privs
+//	             by others (else host uid 65534), for every runtime,
+//	             wherever its image sits; no capabilities in any set;
+//	             no_new_privs
 //	seccomp      deny-list (EPERM): mount family, namespaces (unshare,
 //	             setns, clone with CLONE_NEW*; clone3 -> ENOSYS), ptrace,
 //	             process_vm_*, kexec, modules, bpf, perf, userfaultfd, keys,
 //	             swap, reboot, clocks, io_uring...; non-x86_64 ABIs killed
-//	/            read-only skeleton; /usr /etc (and /bin /lib* /sbin, or
-//	             their symlinks) bound read-only from the host
+//	/            read-only skeleton; host runtime: /usr /etc (and /bin
+//	             /lib* /sbin, or their symlinks) bound read-only from the
+//	             host; a registered runtime: the image's top-level dirs and
+//	             files bound read-only, its top-level symlinks copied, its
+//	             own /proc /dev /tmp /in /out /sys /weir ignored
+//	/weir/lib    registered runtimes: the host's loader and the shared
+//	             libraries of the shim and the runner, read-only; both
+//	             start as "<loader> --library-path /weir/lib <binary>", so
+//	             any image (any C library, or none) runs them, and what
+//	             they start uses the image's own loader and libraries
 //	/in/<name>   each input, read-only (under a root-owned tmpfs)
 //	/out         host tmpfs of Limits.OutputBytes; checked, then copied to
 //	             Spec.Output: dirs and regular files (one link, no holes)
@@ -103,6 +112,9 @@
 //
 //	<StateDir>/
 //	  rootfs-host/           skeleton root of the host runtime (cached)
+//	  runtimes/<name>/       skeleton root of a registered runtime (made
+//	                         again by New: mount points only, nothing of
+//	                         the image is copied or written)
 //	  seccomp.bpf            the compiled seccomp program, bound at /weir/bin/.seccomp
 //	  containers/<cid>/      libcontainer state of a running sandbox
 //	  runs/<cid>/out         tmpfs of size OutputBytes bound at /out

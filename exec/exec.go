@@ -217,8 +217,11 @@ type Config struct {
 	// rootfs skeleton. It must be private to one server (default
 	// /run/weir/exec). Everything under it belongs to exec.
 	StateDir string
-	// Runtimes maps a runtime name to a rootfs dir on the host.
-	// HostRuntime is built in and cannot be overridden.
+	// Runtimes maps a runtime name ([a-z0-9][a-z0-9_.-]*) to a rootfs dir
+	// on the host: any folder, wherever it sits; it needs none of the
+	// paths the sandbox supplies and is never written to. New builds its
+	// skeleton root and logs the files a node cannot read. HostRuntime is
+	// built in and cannot be overridden.
 	Runtimes map[string]string
 	// Defaults fill the zero fields of Spec.Limits (zero fields here take
 	// DefaultLimits).
@@ -234,9 +237,9 @@ type Config struct {
 	// one; otherwise the running binary serves, correctly but slowly.
 	InitBinary string
 	// NoUserNamespace turns off the user namespace sandboxes get where the
-	// kernel allows one and the mapped container root can reach StateDir
-	// (and a registered runtime's rootfs): every dir above them searchable
-	// by others. Without one a node runs as host uid 65534.
+	// kernel allows one and the mapped container root can reach StateDir:
+	// every dir above it searchable by others (a registered runtime's
+	// rootfs may sit anywhere). Without one a node runs as host uid 65534.
 	NoUserNamespace bool
 	// CgroupPool is how many empty cgroups a background goroutine keeps
 	// ready so a sandbox's start only joins one (default 8; negative: none,

@@ -20,6 +20,10 @@ import (
 // dir at the end.
 func TestMain(m *testing.M) {
 	exec.Init()
+	if os.Getenv("WEIR_EXEC_TEST_PROBE") != "" {
+		probe() // the test binary as a runner inside a sandbox
+		return
+	}
 	code := m.Run()
 	if sb != nil {
 		sb.Close()
@@ -29,6 +33,11 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// testRuntime is the runtime run() uses for a spec that names none:
+// TestIsolationOnBuiltRuntime sets it to run the isolation tests again in
+// a built runtime.
+var testRuntime string
 
 var (
 	sbOnce   sync.Once
@@ -48,7 +57,11 @@ func sandboxes(t *testing.T) *exec.Sandboxes {
 		if sbErr != nil {
 			return
 		}
-		sb, sbErr = exec.New(exec.Config{StateDir: stateDir})
+		cfg := exec.Config{StateDir: stateDir}
+		if image := os.Getenv("WEIR_TEST_RUNTIME_PANDAS"); image != "" {
+			cfg.Runtimes = map[string]string{"pandas": image}
+		}
+		sb, sbErr = exec.New(cfg)
 	})
 	if sbErr != nil {
 		t.Fatalf("exec.New: %v", sbErr)
@@ -66,6 +79,9 @@ func run(t *testing.T, spec exec.Spec) *exec.Result {
 	}
 	if spec.Env == nil {
 		spec.Env = []string{"PATH=/usr/bin:/bin"}
+	}
+	if spec.Runtime == "" {
+		spec.Runtime = testRuntime
 	}
 	res, err := s.Run(context.Background(), spec)
 	if err != nil {

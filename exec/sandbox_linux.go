@@ -43,13 +43,14 @@ const (
 // Run owns its container from creation to teardown.
 type Sandboxes struct {
 	cfg          Config
-	containers   string   // libcontainer root: <StateDir>/containers
-	runs         string   // per-run staging: <StateDir>/runs
-	hostRoot     string   // skeleton rootfs of the host runtime
-	seccompFile  string   // the compiled seccomp program, bound at seccompPath
-	shimBinary   string   // bound at shimPath: InitBinary, else WeirBinary
-	initFile     *os.File // sealed memfd copy of InitBinary, or nil
-	cgroupPrefix string   // relative cgroup parent, unique per StateDir
+	containers   string             // libcontainer root: <StateDir>/containers
+	runs         string             // per-run staging: <StateDir>/runs
+	hostRoot     string             // skeleton rootfs of the host runtime
+	roots        map[string]*rootfs // every runtime's root, host included
+	seccompFile  string             // the compiled seccomp program, bound at seccompPath
+	shimBinary   string             // bound at shimPath: InitBinary, else WeirBinary
+	initFile     *os.File           // sealed memfd copy of InitBinary, or nil
+	cgroupPrefix string             // relative cgroup parent, unique per StateDir
 	log          *slog.Logger
 	pool         *cgroupPool
 
@@ -88,6 +89,9 @@ func New(cfg Config) (*Sandboxes, error) {
 	for name, dir := range cfg.Runtimes {
 		if name == HostRuntime || name == "" {
 			return nil, fmt.Errorf("%w: runtime name %q is reserved", ErrBadSpec, name)
+		}
+		if !runtimeNameRE.MatchString(name) {
+			return nil, fmt.Errorf("%w: runtime name %q: use lower case letters, digits, '_', '.' and '-' (at most 63)", ErrBadSpec, name)
 		}
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("%w: runtime %s: rootfs %s is not a directory", ErrBadSpec, name, dir)
@@ -152,6 +156,9 @@ func New(cfg Config) (*Sandboxes, error) {
 		s.initFile, s.shimBinary = f, cfg.InitBinary
 		s.cfg.InitBinary = cfg.InitBinary
 	}
+	if err := s.buildRoots(); err != nil {
+		return nil, err
+	}
 	s.pool = newCgroupPool(s.cgroupPrefix, pool)
 	if exe, err := filepath.EvalSymlinks(cfg.WeirBinary); err == nil {
 		if d := filepath.Dir(exe); strings.HasPrefix(cfg.StateDir+"/", d+"/") {
@@ -199,12 +206,9 @@ func (s *Sandboxes) Prepare(ctx context.Context, spec Spec) (*Prepared, error) {
 	if rt == "" {
 		rt = HostRuntime
 	}
-	rootfs := s.hostRoot
-	if rt != HostRuntime {
-		var ok bool
-		if rootfs, ok = s.cfg.Runtimes[rt]; !ok {
-			return nil, fmt.Errorf("%w: %q", ErrNoRuntime, rt)
-		}
+	root, ok := s.roots[rt]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoRuntime, rt)
 	}
 	for name, src := range spec.Inputs {
 		if !filepath.IsAbs(src) {
@@ -240,9 +244,12 @@ func (s *Sandboxes) Prepare(ctx context.Context, spec Spec) (*Prepared, error) {
 	s.mu.Unlock()
 
 	lim := spec.Limits.orDefault(s.cfg.Defaults)
-	r := &run{s: s, spec: spec, lim: lim, cid: cid, rootfs: rootfs,
+	r := &run{s: s, spec: spec, lim: lim, cid: cid, root: root,
 		capture: newTail(OutputTail, spec.Stdout), t0: time.Now()}
-	r.userns = s.userns && (rt == HostRuntime || usernsUnusable(rootfs) == "")
+	// Every runtime's root is a skeleton under the state dir: a sandbox
+	// has a user namespace wherever its image sits (runc opens a bind
+	// source the mapped root cannot reach from the host side).
+	r.userns = s.userns
 	p := &Prepared{r: r, ready: make(chan struct{}), start: make(chan context.Context, 1), done: make(chan *Result, 1)}
 	go p.own(ctx)
 	return p, nil
@@ -389,7 +396,7 @@ type run struct {
 	spec    Spec
 	lim     Limits
 	cid     string
-	rootfs  string
+	root    *rootfs
 	capture *tail
 
 	userns bool          // this sandbox has a user namespace
@@ -469,7 +476,7 @@ func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 		reportArg = strconv.Itoa(3 + len(extra) - 1)
 	}
 	proc := &libcontainer.Process{
-		Args:            append([]string{shimPath, execArg, home, reportArg, "--"}, r.spec.Args...),
+		Args:            r.root.throughLoader(append([]string{shimPath, execArg, home, reportArg, "--"}, r.nodeArgs()...)),
 		Env:             r.spec.Env,
 		UID:             nodeUID,
 		GID:             nodeGID,
@@ -802,9 +809,7 @@ func (r *run) config() *configs.Config {
 		&configs.Mount{Source: "tmpfs", Destination: "/dev", Device: "tmpfs",
 			Flags: unix.MS_NOSUID | unix.MS_STRICTATIME | unix.MS_NOEXEC, Data: "mode=755,size=64k"},
 	)
-	if r.rootfs == r.s.hostRoot {
-		mounts = append(mounts, hostMounts()...)
-	}
+	mounts = append(mounts, r.root.mounts...)
 	mounts = append(mounts,
 		&configs.Mount{Source: "tmpfs", Destination: TmpDir, Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV,
 			Data: fmt.Sprintf("size=%d,mode=1777,nr_inodes=65536", r.lim.TmpBytes)},
@@ -840,7 +845,7 @@ func (r *run) config() *configs.Config {
 	period := uint64(100000)
 	oomAdj := 1000 // the node, never the server, is the OOM killer's first pick
 	c := &configs.Config{
-		Rootfs:            r.rootfs,
+		Rootfs:            r.root.skeleton,
 		Readonlyfs:        true,
 		ParentDeathSignal: int(unix.SIGKILL),
 		Hostname:          "weir-sandbox",
@@ -883,6 +888,59 @@ func (r *run) config() *configs.Config {
 		c.GIDMappings = []configs.IDMap{{ContainerID: 0, HostID: userBase, Size: userSize}}
 	}
 	return c
+}
+
+// nodeArgs is the node's argv: the runner (RunnerPath) of a sandbox with
+// Spec.Weir starts through the runtime's loader, so it runs in an image
+// whatever C library the image has.
+func (r *run) nodeArgs() []string {
+	if r.spec.Weir && r.spec.Args[0] == RunnerPath {
+		return r.root.throughLoader(r.spec.Args)
+	}
+	return r.spec.Args
+}
+
+// buildRoots makes the root of every runtime: the host's (built once,
+// kept across restarts) and a fresh skeleton for each registered image
+// under <StateDir>/runtimes/<name>, whose loader and libraries are those
+// the shim and the runner need on this host. It says, once, which files
+// of an image a node cannot read.
+func (s *Sandboxes) buildRoots() error {
+	s.roots = map[string]*rootfs{HostRuntime: {skeleton: s.hostRoot, mounts: hostMounts()}}
+	if len(s.cfg.Runtimes) == 0 {
+		return nil
+	}
+	bins := []string{s.shimBinary}
+	if s.cfg.WeirBinary != s.shimBinary {
+		bins = append(bins, s.cfg.WeirBinary)
+	}
+	l, err := sharedLibs(bins...)
+	if err != nil {
+		return fmt.Errorf("exec: runtimes: %w", err)
+	}
+	dir := filepath.Join(s.cfg.StateDir, "runtimes")
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("exec: runtimes: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("exec: runtimes: %w", err)
+	}
+	for _, name := range sortedKeys(s.cfg.Runtimes) {
+		image, err := filepath.Abs(s.cfg.Runtimes[name])
+		if err != nil {
+			return err
+		}
+		rf, err := buildImageRoot(filepath.Join(dir, name), image, l)
+		if err != nil {
+			return fmt.Errorf("exec: runtime %s: %w", name, err)
+		}
+		s.roots[name] = rf
+		if list, n := unreadable(image, 5); n > 0 {
+			s.log.Warn("runtime has files its nodes cannot read (not readable by others); chmod o+rX them if nodes need them",
+				"runtime", name, "rootfs", image, "count", n, "examples", strings.Join(list, " "))
+		}
+	}
+	return nil
 }
 
 // usernsUnusable says why sandboxes rooted at dir cannot have a user

@@ -1,9 +1,13 @@
 // Package gitserver owns the Git wire protocol sessions: upload-pack
-// (protocol v0, v1 and v2: clone and fetch, with negotiation, shallow and
-// side-band progress, and deltas: those kept from pushed packs and those
-// it computes, recorded so a repeated clone reuses them; see delta.go) and
-// receive-pack (push, with report-status,
-// side-band-64k, atomic and push options). It speaks the protocol itself,
+// (protocol v0, v1 and v2: clone and fetch, with negotiation, shallow by
+// depth, date and ref (deepen, deepen-since, deepen-not, deepen-relative:
+// deepen.go), partial clone filters (blob:none, blob:limit, tree:<depth>:
+// filter.go), side-band progress, and deltas: those kept from pushed packs
+// and those it computes, recorded so a repeated clone reuses them:
+// delta.go), receive-pack (push, with
+// report-status, side-band-64k, atomic and push options) and, over SSH
+// only, upload-archive (git archive --remote, tar: archive.go). It speaks
+// the protocol itself,
 // from go-git's plumbing types, over any byte stream; the transports (SSH,
 // smart HTTP) hand it a Session and the client's streams.
 //
@@ -12,7 +16,10 @@
 // permission, old value, protection); the hooks.PreReceive sees the
 // commands that stand; one refs.Store.Update moves every accepted ref, and
 // the hook's own updates, together with the quarantined objects. Nothing of
-// a refused push becomes visible.
+// a refused push becomes visible. A merge request (refs/merge/<b>: the
+// merge queue) is authorized as a push to refs/heads/<b> and lands only as
+// the hook says (hooks.Result.Lands); refs/merge/<b> itself is never
+// written, and without a hook that lands it the request is refused.
 //
 // What a client sends is bounded before it is kept: a push's command list
 // and push options (ReceiveLimits: refused as a whole past MaxCommands or
@@ -27,7 +34,9 @@
 //
 // It must never move a ref except through that one refs.Store.Update per
 // push, never make a quarantined object readable, and never send an object
-// that no ref reaches ("not our ref"). Errors reach the client in exactly
+// that no ref reaches ("not our ref"): a want of a tree or blob (a partial
+// clone's lazy fetch) is checked against the objects the advertised refs
+// reach (reach.go), and an archive is made only of a ref's tree. Errors reach the client in exactly
 // one place per protocol: "ERR" pkt-lines and side band 3 in upload-pack,
 // "ng <ref> <reason>" in receive-pack's report-status.
 package gitserver

@@ -248,6 +248,8 @@ type fetchPlan struct {
 	// tags are annotated tags to include when their target is sent
 	// (include-tag); nil when not asked for.
 	tags []advRef
+	// filter leaves trees or blobs out (partial clone); nil: none.
+	filter *objectFilter
 }
 
 // packList is the ordered list of objects to send.
@@ -348,7 +350,7 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 	}
 	last := time.Now()
 	for i, c := range send {
-		if err := w.walkTree(c.tree, seen, &pl.objs); err != nil {
+		if err := w.sendTree(fp.filter, c.tree, seen, &pl.objs, false); err != nil {
 			return nil, err
 		}
 		if progress != nil && i%256 == 0 && time.Since(last) > 500*time.Millisecond {
@@ -357,7 +359,7 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 		}
 	}
 	for _, t := range wantTrees {
-		if err := w.walkTree(t, seen, &pl.objs); err != nil {
+		if err := w.sendTree(fp.filter, t, seen, &pl.objs, true); err != nil {
 			return nil, err
 		}
 	}
@@ -697,6 +699,9 @@ func planKey(repo objects.RepoName, fp *fetchPlan) (key [sha1.Size]byte, ok bool
 	for _, t := range fp.tags {
 		h.Write(t.hash[:])
 		h.Write(t.peeled[:])
+	}
+	if fp.filter != nil {
+		h.Write([]byte("\x00filter " + fp.filter.spec()))
 	}
 	copy(key[:], h.Sum(nil))
 	return key, true

@@ -211,6 +211,8 @@ const (
 	reasonNotCommit    = "branch must point to a commit"
 	reasonDuplicate    = "duplicate ref in push"
 	reasonShallow      = "shallow update not allowed"
+	reasonMergeDelete  = "refs/merge/ names merge requests, not refs: there is nothing to delete"
+	reasonNoMergeQueue = "this server has no merge queue: push to the branch itself"
 )
 
 // pushState is one push being decided.
@@ -397,6 +399,13 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 					}
 				}
 			}
+			// A merge request lands only as the hook says (Result.Lands):
+			// refs/merge/<b> itself is never written.
+			for _, i := range idx {
+				if st.reasons[i] == "" && isMerge(st.cmds[i].Name) && !landsOK(res, st.cmds[i].Name) {
+					st.reasons[i] = reasonNoMergeQueue
+				}
+			}
 			if atomic && st.anyFailed() {
 				st.failAll(reasonAtomic)
 			}
@@ -466,6 +475,18 @@ func (s *Server) checkCommand(ctx context.Context, sess *Session, q *objects.Qua
 		return reasonDuplicate
 	}
 	seen[c.Name] = true
+	if b, ok := strings.CutPrefix(string(c.Name), refs.MergePrefix); ok {
+		if c.New.IsZero() {
+			return reasonMergeDelete
+		}
+		// A merge request writes the branch: the identity must be one
+		// that may push to it.
+		if sess.Authorize != nil {
+			if err := sess.Authorize(refs.Name(refs.HeadsPrefix + b)); err != nil {
+				return oneLine(err.Error())
+			}
+		}
+	}
 	if sess.Authorize != nil {
 		if err := sess.Authorize(c.Name); err != nil {
 			return oneLine(err.Error())
@@ -498,7 +519,7 @@ func (s *Server) checkCommand(ctx context.Context, sess *Session, q *objects.Qua
 		}
 		return reasonFetchFirst
 	}
-	if strings.HasPrefix(string(c.Name), refs.HeadsPrefix) {
+	if strings.HasPrefix(string(c.Name), refs.HeadsPrefix) || strings.HasPrefix(string(c.Name), refs.MergePrefix) {
 		typ, _, err := q.Stat(ctx, c.New)
 		if err != nil || typ != plumbing.CommitObject {
 			return reasonNotCommit
@@ -591,7 +612,16 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 					c.Old = cur // "delete whatever it is" still names the value it deletes
 				}
 			}
-			ups = append(ups, refs.Update{Name: c.Name, Old: c.Old, New: c.New})
+			u := refs.Update{Name: c.Name, Old: c.Old, New: c.New}
+			if isMerge(c.Name) {
+				if u = (refs.Update{}); res != nil {
+					u = res.Lands[c.Name]
+				}
+				if u.Name == "" {
+					continue // accepted, nothing to write (already merged)
+				}
+			}
+			ups = append(ups, u)
 			idx = append(idx, i)
 		}
 		var extra, finished []refs.Update
@@ -622,18 +652,22 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 		stale := errors.As(err, &se)
 		culprit := -1
 		if stale {
-			for _, i := range idx {
-				if st.cmds[i].Name == se.Name {
+			for k, i := range idx {
+				if ups[k].Name == se.Name {
 					culprit = i
 				}
 			}
 		}
+		why := reasonStale
+		if culprit >= 0 && isMerge(st.cmds[culprit].Name) {
+			why = fmt.Sprintf(reasonMergeMoved, se.Name, st.cmds[culprit].Name)
+		}
 		switch {
 		case culprit >= 0 && !atomic:
-			st.reasons[culprit] = reasonStale
+			st.reasons[culprit] = why
 			continue
 		case culprit >= 0 && atomic:
-			st.reasons[culprit] = reasonStale
+			st.reasons[culprit] = why
 			st.failAll(reasonAtomic)
 			continue // commit the hook's updates alone
 		case stale && !st.allFailed() && hookRetries < maxHookRetries && names(finished, se.Name):
@@ -657,6 +691,25 @@ func (s *Server) commitPush(ctx context.Context, sess *Session, q *objects.Quara
 	}
 	s.logger().Error("push not committed: too many attempts", "repo", sess.Repo)
 	st.failAll("failed to update ref")
+}
+
+// reasonMergeMoved refuses a merge request whose branch moved between the
+// merge and its landing (a push that ran no pipeline does not wait for
+// the branch's queue).
+const reasonMergeMoved = "stale info: %s moved while this merge was checked; push to %s again"
+
+// isMerge reports whether name is a merge request (refs/merge/<b>).
+func isMerge(name refs.Name) bool { return strings.HasPrefix(string(name), refs.MergePrefix) }
+
+// landsOK reports whether the hook said how the merge request name
+// lands: on refs/heads/<b> of its own branch, or (a zero Update) not at
+// all because there is nothing to merge.
+func landsOK(res *hooks.Result, name refs.Name) bool {
+	if res == nil {
+		return false
+	}
+	u, ok := res.Lands[name]
+	return ok && (u.Name == "" || u.Name == refs.Name(refs.HeadsPrefix+strings.TrimPrefix(string(name), refs.MergePrefix)))
 }
 
 // maxHookRetries bounds how often commitPush asks the hook again because

@@ -54,8 +54,9 @@ type Server struct {
 	// Zero means DefaultReadIdleTimeout.
 	ReadIdleTimeout time.Duration
 
-	plans planCache // clone plans; the zero value is ready
-	slots pushSlots // admission of pushes; the zero value is ready
+	plans planCache  // clone plans; the zero value is ready
+	reach reachCache // objects the refs reach, per set of tips; ready
+	slots pushSlots  // admission of pushes; the zero value is ready
 }
 
 // ReceiveLimits bound what a push may send before its pack, and how many
@@ -272,6 +273,8 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer, sess *Sess
 		}
 	case ReceivePack:
 		err = s.serveReceive(ctx, pr, pw, sess)
+	case UploadArchive:
+		err = s.serveUploadArchive(ctx, pr, pw, sess)
 	default:
 		err = fmt.Errorf("gitserver: unknown service %q", sess.Service)
 	}

@@ -3,8 +3,12 @@ package gitserver
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -32,6 +36,7 @@ import (
 //
 //	git-upload-pack '<repo>.git'     fetch and clone
 //	git-receive-pack '<repo>.git'    push
+//	git-upload-archive '<repo>.git'  git archive --remote (archive.go)
 //	weir <command> [args...]         a command from SSHServer.Commands
 //
 // The path may also come unquoted, with a leading '/', or without ".git".
@@ -84,9 +89,13 @@ type SSHServer struct {
 type verifiedKeyCtx struct{}
 
 // NewSSHServer returns an SSH server for git, with a deciding who may do
-// what (the listener's view, Access.WithAnonymous) and hostKey as the
-// server's identity (LoadHostKey).
-func NewSSHServer(git *Server, a *access.Access, hostKey gossh.Signer) *SSHServer {
+// what (the listener's view, Access.WithAnonymous) and hostKeys as the
+// server's identity (LoadHostKeys), all offered.
+func NewSSHServer(git *Server, a *access.Access, hostKeys ...gossh.Signer) *SSHServer {
+	signers := make([]ssh.Signer, len(hostKeys))
+	for i, k := range hostKeys {
+		signers[i] = k
+	}
 	s := &SSHServer{
 		Commands: map[string]SSHCommand{"whoami": whoami},
 		git:      git,
@@ -94,7 +103,7 @@ func NewSSHServer(git *Server, a *access.Access, hostKey gossh.Signer) *SSHServe
 	}
 	s.srv = &ssh.Server{
 		Handler:     s.handle,
-		HostSigners: []ssh.Signer{hostKey},
+		HostSigners: signers,
 		Version:     "weir",
 		PublicKeyHandler: func(_ ssh.Context, key ssh.PublicKey) bool {
 			// Only "could this key log in"; see the package comment.
@@ -177,7 +186,7 @@ func (s *SSHServer) handle(sess ssh.Session) {
 	args, err := shlex.Split(raw, true)
 	if err != nil || len(args) == 0 || args[0] != "weir" {
 		log.Info("ssh unknown command", "command", raw)
-		fmt.Fprintf(sess.Stderr(), "weir: unknown command %q; this server runs git-upload-pack, git-receive-pack and 'weir <command>' (%s)\n", firstWord(raw), strings.Join(s.commandNames(), ", "))
+		fmt.Fprintf(sess.Stderr(), "weir: unknown command %q; this server runs git-upload-pack, git-receive-pack, git-upload-archive and 'weir <command>' (%s)\n", firstWord(raw), strings.Join(s.commandNames(), ", "))
 		sess.Exit(1)
 		return
 	}
@@ -255,12 +264,13 @@ func (s *SSHServer) serveGit(sess ssh.Session, log *slog.Logger, identity access
 	return 0
 }
 
-// parseGitCommand recognises "git-upload-pack '<path>'" and
-// "git-receive-pack '<path>'" (also "git upload-pack", unquoted paths).
+// parseGitCommand recognises "git-upload-pack '<path>'",
+// "git-receive-pack '<path>'" and "git-upload-archive '<path>'" (also
+// "git upload-pack", unquoted paths).
 func parseGitCommand(raw string) (Service, string, bool) {
 	raw = strings.TrimSpace(raw)
 	var svc Service
-	for _, s := range []Service{UploadPack, ReceivePack} {
+	for _, s := range []Service{UploadPack, ReceivePack, UploadArchive} {
 		name := string(s)
 		alt := "git " + strings.TrimPrefix(name, "git-")
 		if rest, ok := strings.CutPrefix(raw, name+" "); ok {
@@ -295,12 +305,49 @@ func whoami(_ context.Context, req *SSHRequest) int {
 	return 0
 }
 
+// Host keys: one per algorithm, each generated on first start in the data
+// directory (mode 0600, OpenSSH private key format) and kept after that.
+// All are offered, so clients that know only RSA (JGit 4 with JSch: ssh-rsa
+// signatures; newer ones rsa-sha2-256/512) or only ECDSA connect too.
+var hostKeyFiles = []struct {
+	file string
+	gen  func() (crypto.Signer, error)
+}{
+	{"ssh_host_ed25519_key", func() (crypto.Signer, error) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	}},
+	{"ssh_host_ecdsa_key", func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }},
+	{"ssh_host_rsa_key", func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 3072) }},
+}
+
+// LoadHostKeys reads (or creates) the ed25519, ECDSA P-256 and RSA 3072
+// host keys in dir: ssh_host_ed25519_key, ssh_host_ecdsa_key and
+// ssh_host_rsa_key.
+func LoadHostKeys(dir string) ([]gossh.Signer, error) {
+	var out []gossh.Signer
+	for _, k := range hostKeyFiles {
+		s, err := loadHostKey(filepath.Join(dir, k.file), k.gen)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 // LoadHostKey reads the server's ed25519 host key from path, creating it
 // (mode 0600, OpenSSH private key format) on first start.
 func LoadHostKey(path string) (gossh.Signer, error) {
+	return loadHostKey(path, hostKeyFiles[0].gen)
+}
+
+// loadHostKey reads the host key at path, creating it with gen when it
+// does not exist.
+func loadHostKey(path string, gen func() (crypto.Signer, error)) (gossh.Signer, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		priv, err := gen()
 		if err != nil {
 			return nil, err
 		}

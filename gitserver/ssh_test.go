@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -34,7 +36,8 @@ func TestParseGitCommand(t *testing.T) {
 		{"git-upload-pack 'a b'", UploadPack, "a b", true},
 		{"git-upload-pack", "", "", false},
 		{"git-upload-pack 'a' 'b'", "", "", false},
-		{"git-upload-archive 'demo.git'", "", "", false},
+		{"git-upload-archive 'demo.git'", UploadArchive, "demo.git", true},
+		{"git-upload-archivex 'demo.git'", "", "", false},
 		{"weir whoami", "", "", false},
 		{"sh -c 'git-upload-pack demo'", "", "", false},
 	} {
@@ -299,4 +302,88 @@ func newTestKey(t *testing.T) (gossh.Signer, string) {
 		t.Fatal(err)
 	}
 	return s, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(s.PublicKey())))
+}
+
+// TestHostKeysAllAlgorithms: the three host keys are made on first start
+// (mode 0600), an existing ed25519 key is kept, the same keys come back on
+// the next start, and a client that accepts only one host key algorithm
+// (ssh-ed25519, ecdsa-sha2-nistp256, rsa-sha2-512, rsa-sha2-256, ssh-rsa)
+// connects and sees that key.
+func TestHostKeysAllAlgorithms(t *testing.T) {
+	dir := t.TempDir()
+	old, err := LoadHostKey(filepath.Join(dir, "ssh_host_ed25519_key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := LoadHostKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, k := range keys {
+		types = append(types, k.PublicKey().Type())
+	}
+	if fmt.Sprint(types) != "[ssh-ed25519 ecdsa-sha2-nistp256 ssh-rsa]" {
+		t.Fatalf("host key types %v", types)
+	}
+	if !bytes.Equal(keys[0].PublicKey().Marshal(), old.PublicKey().Marshal()) {
+		t.Fatal("the existing ed25519 host key was replaced")
+	}
+	if n := keys[2].PublicKey().(gossh.CryptoPublicKey).CryptoPublicKey().(*rsa.PublicKey).N.BitLen(); n != 3072 {
+		t.Fatalf("RSA host key of %d bits", n)
+	}
+	for _, f := range []string{"ssh_host_ed25519_key", "ssh_host_ecdsa_key", "ssh_host_rsa_key"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v", f, fi, err)
+		}
+	}
+	again, err := LoadHostKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		if !bytes.Equal(keys[i].PublicKey().Marshal(), again[i].PublicKey().Marshal()) {
+			t.Fatalf("host key %s changed between starts", types[i])
+		}
+	}
+
+	a, _ := access.New(access.Config{Users: access.OpenUsers(filepath.Join(dir, "users.json"))})
+	s := NewSSHServer(&Server{}, a.WithAnonymous(true), keys...)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	defer s.Close()
+	client, _ := newTestKey(t)
+	for _, tc := range []struct {
+		algo string
+		key  gossh.PublicKey
+	}{
+		{gossh.KeyAlgoED25519, keys[0].PublicKey()},
+		{gossh.KeyAlgoECDSA256, keys[1].PublicKey()},
+		{gossh.KeyAlgoRSASHA512, keys[2].PublicKey()},
+		{gossh.KeyAlgoRSASHA256, keys[2].PublicKey()},
+		{gossh.KeyAlgoRSA, keys[2].PublicKey()},
+	} {
+		var seen gossh.PublicKey
+		cfg := &gossh.ClientConfig{
+			User: "git", Auth: []gossh.AuthMethod{gossh.PublicKeys(client)},
+			HostKeyAlgorithms: []string{tc.algo},
+			HostKeyCallback: func(_ string, _ net.Addr, k gossh.PublicKey) error {
+				seen = k
+				return nil
+			},
+			Timeout: 5 * time.Second,
+		}
+		c, err := gossh.Dial("tcp", l.Addr().String(), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.algo, err)
+		}
+		c.Close()
+		if seen == nil || !bytes.Equal(seen.Marshal(), tc.key.Marshal()) {
+			t.Fatalf("%s: the server showed another key", tc.algo)
+		}
+	}
 }

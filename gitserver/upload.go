@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,8 +20,9 @@ import (
 //	S: <oid> HEAD\0<capabilities>        (or 0{40} capabilities^{}\0<caps> when empty)
 //	S: <oid> <ref> ...  <oid> <tag>^{}
 //	S: 0000
-//	C: want <oid> <client caps>  want <oid> ...  [shallow <oid>]... [deepen <n>]  0000
-//	S: [shallow <oid>|unshallow <oid>]... 0000          (only when deepen was sent)
+//	C: want <oid> <client caps>  want <oid> ...  [shallow <oid>]...
+//	   [deepen <n> | deepen-since <ts> | deepen-not <ref>...]  [filter <spec>]  0000
+//	S: [shallow <oid>|unshallow <oid>]... 0000          (only when a deepen was sent)
 //	C: have <oid> ... 0000          S: ACK <oid> common ... [ACK <oid> ready] NAK
 //	C: have ... done                S: ACK <oid> | NAK
 //	S: pack (side band 1), progress (band 2), 0000
@@ -35,8 +35,9 @@ import (
 func uploadCaps(rs *repoRefs) string {
 	caps := []string{
 		"multi_ack", "multi_ack_detailed", "no-done", "side-band", "side-band-64k",
-		"thin-pack", "ofs-delta", "shallow", "no-progress", "include-tag",
-		"allow-tip-sha1-in-want", "allow-reachable-sha1-in-want",
+		"thin-pack", "ofs-delta", "shallow", "deepen-since", "deepen-not", "deepen-relative",
+		"no-progress", "include-tag", "allow-tip-sha1-in-want", "allow-reachable-sha1-in-want",
+		"filter",
 	}
 	if rs.headTarget != "" && !rs.head.IsZero() {
 		caps = append(caps, "symref=HEAD:"+string(rs.headTarget))
@@ -86,7 +87,8 @@ type uploadRequest struct {
 	wants    []objects.Hash
 	caps     capList
 	shallows []objects.Hash // the client's shallow commits
-	depth    int            // deepen <n>; 0: none
+	deepen   deepenSpec
+	filter   *objectFilter // nil: no filter
 }
 
 // Bounds on an upload-pack request: they keep a request's parsed form to a
@@ -135,19 +137,32 @@ func readUploadRequest(pr *pktReader) (*uploadRequest, error) {
 				return nil, fmt.Errorf("%w: invalid shallow line %s", ErrProtocol, clip([]byte(line)))
 			}
 			req.shallows = append(req.shallows, h)
-		case strings.HasPrefix(line, "deepen "):
-			n, err := strconv.Atoi(line[7:])
-			if err != nil || n <= 0 {
-				return nil, fmt.Errorf("%w: invalid deepen %s", ErrProtocol, clip([]byte(line)))
+		case strings.HasPrefix(line, "filter "):
+			if !req.caps.has("filter") {
+				return nil, fmt.Errorf("%w: filtering capability not negotiated", ErrProtocol)
 			}
-			req.depth = n
+			if req.filter != nil {
+				return nil, fmt.Errorf("%w: more than one filter line", ErrProtocol)
+			}
+			f, err := parseFilter(line[len("filter "):])
+			if err != nil {
+				return nil, err
+			}
+			req.filter = f
 		default:
-			return nil, fmt.Errorf("%w: expected want, shallow or deepen, got %s", ErrProtocol, clip([]byte(line)))
+			ok, err := parseDeepenLine(line, &req.deepen)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, fmt.Errorf("%w: expected want, shallow, deepen or filter, got %s", ErrProtocol, clip([]byte(line)))
+			}
 		}
 	}
 	if len(req.wants) == 0 {
 		return nil, nil
 	}
+	req.deepen.relative = req.caps.has("deepen-relative")
 	return req, nil
 }
 
@@ -199,8 +214,9 @@ type notOurRefError struct{ id objects.Hash }
 
 func (e *notOurRefError) Error() string { return "upload-pack: not our ref " + e.id.String() }
 
-// checkWants refuses any want that is neither an advertised value nor a
-// commit reachable from one.
+// checkWants refuses any want that is neither an advertised value nor an
+// object reachable from one: commits by a walk of the history, trees and
+// blobs (a partial clone's lazy fetch) by the cached reachable set.
 func (s *Server) checkWants(ctx context.Context, repo objects.RepoName, rs *repoRefs, wants []objects.Hash) error {
 	tips := map[objects.Hash]bool{}
 	if !rs.head.IsZero() {
@@ -222,10 +238,29 @@ func (s *Server) checkWants(ctx context.Context, repo objects.RepoName, rs *repo
 		return nil
 	}
 	// allow-reachable-sha1-in-want: walk the history of every tip.
+	var others []objects.Hash
 	for h := range missing {
 		typ, _, err := s.Objects.Stat(ctx, repo, h)
-		if err != nil || typ != plumbing.CommitObject {
+		if err != nil {
 			return &notOurRefError{id: h}
+		}
+		if typ != plumbing.CommitObject {
+			others = append(others, h)
+		}
+	}
+	if len(others) > 0 {
+		set, err := s.reachableSet(ctx, repo, rs)
+		if err != nil {
+			return err
+		}
+		for _, h := range others {
+			if _, ok := set[h]; !ok {
+				return &notOurRefError{id: h}
+			}
+			delete(missing, h)
+		}
+		if len(missing) == 0 {
+			return nil
 		}
 	}
 	w := newWalker(ctx, s.Objects, repo)
@@ -445,6 +480,10 @@ func (s *Server) serveUpload(ctx context.Context, pr *pktReader, pw *pktWriter, 
 		}
 	}
 	req, err := readUploadRequest(pr)
+	var fe *filterError
+	if errors.As(err, &fe) {
+		pw.errLine(fe.msg) // well-formed, but not a filter this server has
+	}
 	if err != nil || req == nil {
 		return err
 	}
@@ -463,11 +502,15 @@ func (s *Server) serveUpload(ctx context.Context, pr *pktReader, pw *pktWriter, 
 		return err
 	}
 	w := newWalker(ctx, s.Objects, sess.Repo)
-	si, err := computeShallow(w, req.wants, req.shallows, req.depth)
+	si, err := shallowFor(w, rs, req.wants, req.shallows, &req.deepen)
 	if err != nil {
+		var sr *errShallowRequest
+		if errors.As(err, &sr) {
+			pw.errLine(sr.msg)
+		}
 		return err
 	}
-	if req.depth > 0 {
+	if req.deepen.any() {
 		for _, h := range si.shallow {
 			pw.linef("shallow %s", h)
 		}
@@ -578,6 +621,7 @@ negotiation:
 		haves:      neg.common,
 		graftsWant: si.graftsWant,
 		graftsHave: si.graftsHave,
+		filter:     req.filter,
 	}
 	if req.caps.has("include-tag") {
 		fp.tags = rs.list
@@ -596,6 +640,11 @@ negotiation:
 // sendPack plans and streams the pack. band is the side-band payload size
 // (0: raw pack, no side band).
 func (s *Server) sendPack(ctx context.Context, pw *pktWriter, sess *Session, w *walker, fp *fetchPlan, opt packOptions, band int, progress bool) error {
+	if fp.filter != nil {
+		// A partial clone may lack the blobs and trees of the commits it
+		// has: no delta against them.
+		opt.thin = false
+	}
 	var mu sync.Mutex
 	var prog progressFunc
 	if band > 0 && progress {

@@ -71,6 +71,13 @@ func FuzzUploadRequestV0(f *testing.F) {
 		{"want " + c2.String() + caps + "\n", "want " + c1.String() + "\n", "deepen 1\n", "0000", "done\n"},
 		{"want " + c2.String() + "\n", "shallow " + c1.String() + "\n", "deepen 2\n", "0000"},
 		{"want " + c2.String() + "\n", "0000", "have " + c1.String() + "\n", "have nothex\n", "done\n"},
+		{"want " + c2.String() + caps + " filter deepen-relative\n", "shallow " + c1.String() + "\n", "deepen 1\n", "filter blob:none\n", "0000", "done\n"},
+		{"want " + c2.String() + caps + "\n", "deepen-since 1700000000\n", "deepen-not refs/tags/v1\n", "0000", "done\n"},
+		{"want " + c2.String() + caps + " filter\n", "filter blob:limit=1k\n", "0000", "done\n"},
+		{"want " + c2.String() + caps + " filter\n", "filter tree:0\n", "0000", "done\n"},
+		{"want " + c2.String() + caps + " filter\n", "filter sparse:oid=x\n", "0000", "done\n"},
+		{"want " + c2.String() + caps + "\n", "filter blob:none\n", "0000", "done\n"},
+		{"want " + c2.String() + caps + "\n", "deepen 1\n", "deepen-since 5\n", "0000", "done\n"},
 		{"want nothex\n", "0000"},
 		{"deepen 0\n", "0000"},
 		{"0001"},
@@ -123,6 +130,10 @@ func FuzzUploadRequestV2(f *testing.F) {
 		{"command=fetch\n", "0001", "want " + c2.String() + "\n", "deepen 1\n", "shallow " + c1.String() + "\n", "0000"},
 		{"command=fetch\n", "0001", "want " + c2.String() + "\n", "have " + c1.String() + "\n", "0000"},
 		{"command=fetch\n", "0001", "want " + c2.String() + "\n", "filter blob:none\n", "0000"},
+		{"command=fetch\n", "0001", "want " + c2.String() + "\n", "deepen-since 1700000000\n", "deepen-not v1\n", "done\n", "0000"},
+		{"command=fetch\n", "0001", "want " + c2.String() + "\n", "shallow " + c2.String() + "\n", "deepen 1\n", "deepen-relative\n", "done\n", "0000"},
+		{"command=fetch\n", "0001", "want " + c2.String() + "\n", "filter tree:1\n", "filter blob:limit=2m\n", "done\n", "0000"},
+		{"command=fetch\n", "0001", "want " + c2.String() + "\n", "deepen-not nosuch\n", "done\n", "0000"},
 		{"command=ls-refs\n", "0001", "bogus\n", "0000"},
 		{"command=bundle-uri\n", "0000"},
 		{"command=fetch\n", "object-format=sha256\n", "0000"},
@@ -167,6 +178,57 @@ func FuzzUploadRequestV2(f *testing.F) {
 		}
 		if _, _, perr := pr.next(); perr != io.EOF {
 			t.Fatalf("malformed request (%v) got more than its ERR line: %q", err, out.Bytes())
+		}
+	})
+}
+
+// FuzzUploadArchive: the upload-archive request (argument lines, then the
+// options and tree-ish) is refused with a NACK or answered with ACK and an
+// archive, never both, and never a panic.
+func FuzzUploadArchive(f *testing.F) {
+	s, _, c2 := fuzzRepo(f)
+	for _, seed := range [][]string{
+		{"argument --format=tar\n", "argument --prefix=p/\n", "argument main\n", "0000"},
+		{"argument HEAD\n", "argument hello.txt\n", "0000"},
+		{"argument v1\n", "0000"},
+		{"argument main:\n", "0000"},
+		{"argument --exec=sh\n", "argument main\n", "0000"},
+		{"argument --format=zip\n", "argument -9\n", "argument main\n", "0000"},
+		{"argument " + c2.String() + "\n", "0000"},
+		{"argument --list\n", "0000"},
+		{"bogus\n", "0000"},
+		{"0000"},
+	} {
+		f.Add([]byte(pktStream(seed...)))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		args, err := readArchiveArgs(newPktReader(bytes.NewReader(in)))
+		if err == nil {
+			if len(args) > maxArchiveArgs {
+				t.Fatalf("%d arguments", len(args))
+			}
+			req, err := parseArchiveArgs(args)
+			if (req == nil) == (err == nil) {
+				t.Fatalf("parseArchiveArgs: %v, %v", req, err)
+			}
+		}
+		var out bytes.Buffer
+		err = s.Serve(context.Background(), bytes.NewReader(in), &out, &Session{Repo: "r", Service: UploadArchive})
+		pr := newPktReader(bytes.NewReader(out.Bytes()))
+		line, k, perr := pr.line()
+		if out.Len() == 0 {
+			return
+		}
+		if perr != nil || k != pktData {
+			t.Fatalf("first answer %q: %v", out.Bytes(), perr)
+		}
+		if err != nil && line != "ACK" && !strings.HasPrefix(line, "NACK ") {
+			t.Fatalf("refused (%v) with %q", err, line)
+		}
+		if strings.HasPrefix(line, "NACK ") {
+			if _, _, perr := pr.next(); perr != io.EOF {
+				t.Fatalf("a NACK and more: %q", out.Bytes())
+			}
 		}
 	})
 }

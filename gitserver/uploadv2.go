@@ -2,9 +2,9 @@ package gitserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/weir-dev/weir/objects"
@@ -12,7 +12,7 @@ import (
 
 // upload-pack, protocol v2 (gitprotocol-v2):
 //
-//	S: version 2 / agent=... / ls-refs=unborn / fetch=shallow / server-option / object-format=sha1 / 0000
+//	S: version 2 / agent=... / ls-refs=unborn / fetch=shallow filter / server-option / object-format=sha1 / 0000
 //	C: command=<name> / <capability>... / 0001 / <argument>... / 0000
 //	S: <response> / 0000
 //
@@ -32,7 +32,7 @@ func advertiseV2(pw *pktWriter) error {
 	pw.linef("version 2")
 	pw.linef("agent=%s", Agent)
 	pw.linef("ls-refs=unborn")
-	pw.linef("fetch=shallow")
+	pw.linef("fetch=shallow filter")
 	pw.linef("server-option")
 	pw.linef("object-format=sha1")
 	return pw.flushPkt()
@@ -225,7 +225,8 @@ type fetchArgs struct {
 	wants, haves, shallows       []objects.Hash
 	done, noProgress, includeTag bool
 	thin, ofsDelta               bool
-	depth                        int
+	deepen                       deepenSpec
+	filter                       *objectFilter
 }
 
 // parseFetchArgs parses the arguments of fetch, all or nothing.
@@ -247,10 +248,25 @@ func parseFetchArgs(args []string) (*fetchArgs, error) {
 			if h, ok = parseHashString(a[8:]); ok {
 				f.shallows = append(f.shallows, h)
 			}
-		case strings.HasPrefix(a, "deepen "):
-			n, err := strconv.Atoi(a[7:])
-			ok = err == nil && n > 0
-			f.depth = n
+		case strings.HasPrefix(a, "deepen"):
+			if a == "deepen-relative" {
+				f.deepen.relative, ok = true, true
+				break
+			}
+			matched, err := parseDeepenLine(a, &f.deepen)
+			if err != nil {
+				return nil, fmt.Errorf("fetch: %w", err)
+			}
+			ok = matched
+		case strings.HasPrefix(a, "filter "):
+			if f.filter != nil {
+				return nil, fmt.Errorf("%w: fetch: more than one filter argument", ErrProtocol)
+			}
+			flt, err := parseFilter(a[len("filter "):])
+			if err != nil {
+				return nil, fmt.Errorf("%w: fetch: %v", ErrProtocol, err)
+			}
+			f.filter, ok = flt, true
 		case a == "done":
 			f.done, ok = true, true
 		case a == "thin-pack":
@@ -277,7 +293,7 @@ func (s *Server) fetchV2(ctx context.Context, pw *pktWriter, sess *Session, args
 		return err
 	}
 	wants, haves, shallows := f.wants, f.haves, f.shallows
-	done, noProgress, includeTag, depth := f.done, f.noProgress, f.includeTag, f.depth
+	done, noProgress, includeTag := f.done, f.noProgress, f.includeTag
 	rs, err := s.loadRefs(ctx, sess.Repo)
 	if err != nil {
 		return err
@@ -287,6 +303,16 @@ func (s *Server) fetchV2(ctx context.Context, pw *pktWriter, sess *Session, args
 		return err
 	}
 	w := newWalker(ctx, s.Objects, sess.Repo)
+	// The boundary is worked out before anything is answered, so a
+	// request it refuses gets one ERR line and nothing else.
+	si, err := shallowFor(w, rs, wants, shallows, &f.deepen)
+	if err != nil {
+		var sr *errShallowRequest
+		if errors.As(err, &sr) {
+			pw.errLine(sr.msg)
+		}
+		return err
+	}
 	neg := newNegotiator(w, wants)
 	for _, h := range haves {
 		if _, err := neg.have(h); err != nil {
@@ -311,11 +337,7 @@ func (s *Server) fetchV2(ctx context.Context, pw *pktWriter, sess *Session, args
 		pw.linef("ready")
 		pw.special(pktDelim)
 	}
-	si, err := computeShallow(w, wants, shallows, depth)
-	if err != nil {
-		return err
-	}
-	if depth > 0 || len(shallows) > 0 {
+	if f.deepen.any() || len(shallows) > 0 {
 		pw.linef("shallow-info")
 		for _, h := range si.shallow {
 			pw.linef("shallow %s", h)
@@ -331,6 +353,7 @@ func (s *Server) fetchV2(ctx context.Context, pw *pktWriter, sess *Session, args
 		haves:      neg.common,
 		graftsWant: si.graftsWant,
 		graftsHave: si.graftsHave,
+		filter:     f.filter,
 	}
 	if includeTag {
 		fp.tags = rs.list

@@ -21,7 +21,8 @@ import (
 //	  │
 //	  ├─ admitPlan: the commands that will run nodes (a branch whose new
 //	  │  commit has a pipeline, not a new branch at its base's code; a
-//	  │  data push whose branch has expectations), their branches, the
+//	  │  data push whose branch has expectations; a merge request,
+//	  │  always: merges into one branch take turns), their branches, the
 //	  │  run ids, the estimate of their nodes
 //	  ├─ Scheduler.Admit(ctx): "weir: queued, 3 runs ahead" while it waits
 //	  │    ErrBusy        every command refused: "weir: server busy: ..."
@@ -34,7 +35,8 @@ import (
 //	     (succeeded, failed with the first refusal, cancelled)
 //
 // Nothing is refused or queued when the push runs nothing (plain Git,
-// deletions, a new branch at its base's code).
+// deletions, a new branch at its base's code). A merge request that rides
+// a train (train.go) is not admitted itself: its train's leader is.
 
 // OptionPriority is the push option "priority=N": the run's priority in
 // the queue, 0 (normal) to sched.MaxPriority, at most what the pusher may
@@ -251,6 +253,16 @@ func (h *Pipeline) admitPlan(ctx context.Context, p *Push, opts options) (*admis
 			}
 			a.loaded[c.New] = pl
 			add(c, branch, c.New, pl)
+		case strings.HasPrefix(name, refs.MergePrefix):
+			// A merge request always takes its branch's claim: merges
+			// into one branch land one after the other, each on the
+			// head the one before left (merge.go). Its nodes are
+			// estimated from the pushed commit's pipeline.
+			pl, err := pipeline.Load(p.Quarantine.Storer(), c.New)
+			if err != nil {
+				pl = &pipeline.Pipeline{}
+			}
+			add(c, strings.TrimPrefix(name, refs.MergePrefix), c.New, pl)
 		case strings.HasPrefix(name, refs.DataPrefix):
 			branch := strings.TrimPrefix(name, refs.DataPrefix)
 			code, err := h.cfg.Refs.Resolve(ctx, p.Repo, refs.Name(refs.HeadsPrefix+branch))

@@ -87,7 +87,7 @@ func (h *Pipeline) checkDataPush(ctx context.Context, p *Push, c Command, opts o
 	cur, _ := h.cfg.Refs.Resolve(ctx, p.Repo, c.Name)
 	r := &run{
 		h: h, push: p, cmd: c, branch: branch, opts: opts, out: out,
-		id: adm.runID(c.Name), start: c.New, dataOld: cur, began: began,
+		id: adm.runID(c.Name), key: c.Name, start: c.New, dataOld: cur, began: began,
 		code: code, tables: v.Pushed(p.Quarantine), check: true, ticket: adm.tick(),
 	}
 	r.log = h.log.With("repo", p.Repo, "ref", c.Name, "run", r.id)

@@ -14,6 +14,10 @@
 // data commit from tables snapshotted as their nodes end, and publishes it
 // onto the branch's data when that moved during the run without touching
 // what the run read or wrote (onto; else it refuses naming the table);
+// merge.go is the merge queue: a push to refs/merge/<b> is merged onto
+// <b>'s head by the hook and runs and lands as a push of the merge commit
+// to <b> would (Result.Lands); train.go groups merge requests that wait
+// together into one merge and one run (a merge train);
 // runlog.go writes
 // the run log; timing.go says where the time went; sqlparse.go has the
 // plan's SQL parsed by the runner in a sandbox (SandboxSQL); limits.go

@@ -44,6 +44,14 @@ func failReason(n *pipeline.Node, res *exec.Result, rep *contract.Result, tail [
 	if rep != nil && rep.Status == contract.StatusExpectationFailed {
 		return fmt.Sprintf("%d failing rows", rep.FailingRows)
 	}
+	if n.Kind == pipeline.KindPython && rep != nil && rep.Status == contract.StatusFailed {
+		// The runner's launcher words a missing module itself, naming the
+		// runtime and what it has: that beats the traceback's last line.
+		msg := strings.TrimPrefix(rep.Message, "weir node python: ")
+		if strings.HasPrefix(msg, n.File+": No module named ") && strings.Contains(msg, "; runtime ") {
+			return strings.TrimSuffix(msg, " (exit status 1)")
+		}
+	}
 	if n.Kind == pipeline.KindPython {
 		staged := exec.InputsDir + "/" + contract.CodeInput + "/" + path.Base(n.File)
 		if why := pythonFailure(res.Output, staged, n.File); why != "" {

@@ -44,6 +44,15 @@ type Result struct {
 	// and drops it when that command is refused, even at commit time (a
 	// stale old value); refs/runs/... updates are always committed.
 	Updates []refs.Update
+	// Lands says how each merge request the hook accepts lands (a command
+	// on refs/merge/<b>: merge the pushed commit into branch b; the merge
+	// queue, merge.go): the update of refs/heads/<b> gitserver commits in
+	// its place, under the same rules as a command's (its refs/data/<b>
+	// update goes with it; a stale old value refuses the request). A zero
+	// Update accepts the request and writes nothing (the commit is already
+	// on the branch). A merge request the hook accepts without an entry
+	// here is refused: refs/merge/<b> itself is never written.
+	Lands map[refs.Name]refs.Update
 	// Finish, if set, returns more such updates for one outcome of the
 	// push: refused holds the reason of every command that will not land
 	// (accepted commands are absent). gitserver calls it just before each

@@ -120,6 +120,10 @@ type PipelineConfig struct {
 	// MaxPriority returns the highest priority (push option priority=N)
 	// an identity may ask for; nil: 0 for everyone.
 	MaxPriority func(access.Identity) int
+	// MergeTrain is the most merge requests into one branch merged
+	// together and run once (a merge train, train.go); below 2, or with
+	// no Scheduler, every merge request merges and runs alone.
+	MergeTrain int
 }
 
 // Pipeline is the pre-receive hook that plans and runs the pushed
@@ -159,6 +163,7 @@ type Pipeline struct {
 	cfg      PipelineConfig
 	runtimes map[string]bool
 	log      *slog.Logger
+	trains   trains // merge trains being formed (train.go)
 }
 
 var _ PreReceive = (*Pipeline)(nil)
@@ -280,10 +285,30 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		return res, nil
 	}
 	out := &progress{w: p.Progress, redact: h.redact}
+	// A lone merge request rides the train forming for its branch, or
+	// leads a new one (train.go).
+	var tr *train
+	var tkey trainKey
+	if c, b, ok := h.trainRequest(p, opts); ok {
+		r := &rider{p: p, c: c, out: out}
+		tkey = trainKey{repo: p.Repo, branch: b}
+		t, lead := h.trains.join(tkey, r, h.cfg.MergeTrain)
+		if !lead {
+			if res := h.ride(t, r); res != nil {
+				return res, nil
+			}
+			// Out of the train: it merges alone, the usual way.
+		} else {
+			tr = t
+		}
+	}
 	// One place in the run queue for the whole push, before anything of
 	// it runs (admit.go).
 	adm, refusal := h.admitPush(ctx, p, opts, out)
 	if refusal != "" {
+		if tr != nil {
+			h.endTrain(tkey, tr, nil)
+		}
 		for _, c := range p.Commands {
 			res.Refused[c.Name] = h.redact(refusal)
 		}
@@ -294,12 +319,12 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 		var ups []refs.Update
 		var refuse map[refs.Name]string
 		for _, r := range ran {
-			u, why := r.finish(ctx, refused[r.cmd.Name])
+			u, why := r.finish(ctx, refused[r.key])
 			if why != "" {
 				if refuse == nil {
 					refuse = map[refs.Name]string{}
 				}
-				refuse[r.cmd.Name] = h.redact(why)
+				refuse[r.key] = h.redact(why)
 			}
 			ups = append(ups, u...)
 		}
@@ -307,15 +332,24 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 	}
 	res.Report = func(refused map[refs.Name]string) {
 		for _, r := range ran {
-			r.report(refused[r.cmd.Name])
+			r.report(refused[r.key])
 		}
 		// The refs are written: the next run of these branches may start.
 		adm.done(ctx, refused)
+		if tr != nil {
+			h.endTrain(tkey, tr, refused)
+		}
 	}
 	pushedData := map[refs.Name]bool{}
+	pushedBranch := map[string]bool{} // branches whose code or data ref is pushed
 	for _, c := range p.Commands {
 		if strings.HasPrefix(string(c.Name), refs.DataPrefix) {
 			pushedData[c.Name] = true
+		}
+		for _, pre := range []string{refs.HeadsPrefix, refs.DataPrefix} {
+			if b, ok := strings.CutPrefix(string(c.Name), pre); ok {
+				pushedBranch[b] = true
+			}
 		}
 	}
 	for _, c := range p.Commands {
@@ -331,7 +365,25 @@ func (h *Pipeline) PreReceive(ctx context.Context, p *Push) (*Result, error) {
 				res.Refused[c.Name] = "weir: push refs/heads/" + branch + " and refs/data/" + branch + " separately"
 				continue
 			}
-			if r := h.branch(ctx, p, c, branch, opts, out, res, adm); r != nil {
+			if r := h.branch(ctx, p, c, branch, opts, out, res, adm, c.Name); r != nil {
+				ran = append(ran, r)
+			}
+		case strings.HasPrefix(name, refs.MergePrefix):
+			branch := strings.TrimPrefix(name, refs.MergePrefix)
+			if pushedBranch[branch] {
+				res.Refused[c.Name] = "weir: push refs/merge/" + branch + " on its own, not with refs/heads/" + branch + " or refs/data/" + branch
+				continue
+			}
+			if tr != nil {
+				r, handled := h.lead(ctx, p, c, branch, opts, out, res, adm, tkey, tr)
+				if r != nil {
+					ran = append(ran, r)
+				}
+				if handled {
+					continue
+				}
+			}
+			if r := h.merge(ctx, p, c, branch, opts, out, res, adm); r != nil {
 				ran = append(ran, r)
 			}
 		}
@@ -358,8 +410,10 @@ func (h *Pipeline) redact(s string) string {
 }
 
 // branch handles one pushed code branch. It returns the run when one made
-// data for the branch (its updates come from Result.Finish).
-func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string, opts options, out *progress, res *Result, adm *admission) *run {
+// data for the branch (its updates come from Result.Finish). req is the
+// command the client sent: c itself, or the merge request c lands for
+// (merge.go).
+func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string, opts options, out *progress, res *Result, adm *admission, req refs.Name) *run {
 	began := time.Now()
 	dref := DataRef(branch)
 	cur, err := h.cfg.Refs.Resolve(ctx, p.Repo, dref)
@@ -394,7 +448,7 @@ func (h *Pipeline) branch(ctx context.Context, p *Push, c Command, branch string
 	}
 	r := &run{
 		h: h, push: p, cmd: c, branch: branch, opts: opts, out: out,
-		id: adm.runID(c.Name), start: start, dataOld: cur, began: began,
+		id: adm.runID(req), key: req, start: start, dataOld: cur, began: began,
 		code: c.New, tables: h.cfg.Catalog, ticket: adm.tick(),
 	}
 	r.log = h.log.With("repo", p.Repo, "ref", c.Name, "run", r.id)

@@ -68,7 +68,7 @@ func sandboxes(t *testing.T) *wexec.Sandboxes {
 func newWorld(t *testing.T) *world { return newWorldWith(t, hooks.PipelineConfig{}) }
 
 // newWorldWith is newWorld with cfg's Parallel, KeepAlive, Scheduler and
-// MaxPriority.
+// MaxPriority (and MergeTrain).
 func newWorldWith(t *testing.T, cfg hooks.PipelineConfig) *world {
 	t.Helper()
 	db, err := pebblekv.OpenFS("", vfs.NewMem(), nil)
@@ -87,7 +87,7 @@ func newWorldWith(t *testing.T, cfg hooks.PipelineConfig) *world {
 		Refs: w.refs, Catalog: w.cat, Runner: sandboxes(t), WorkDir: t.TempDir(),
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Parallel: cfg.Parallel, KeepAlive: cfg.KeepAlive,
-		Scheduler: cfg.Scheduler, MaxPriority: cfg.MaxPriority,
+		Scheduler: cfg.Scheduler, MaxPriority: cfg.MaxPriority, MergeTrain: cfg.MergeTrain,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,9 @@ const OptionRerun = "rerun"
 // commit that made it, which is the truth (invariant 7).
 //
 // git push -o rerun runs every seed regardless.
+//
+// No other node is reused. A Python model may import any helper under
+// lib/ (pylib.go): reusing one would need lib/'s tree id in its key.
 
 // reusableSeeds returns the seed nodes of r.plan whose table in tabs (the
 // start data) is what they would make, with that table's pointer.

@@ -28,9 +28,13 @@ func (e *NodeFailedError) Error() string { return e.Node + " failed: " + e.Reaso
 
 // run is one execution of a pipeline.
 type run struct {
-	h       *Pipeline
-	push    *Push
-	cmd     Command
+	h    *Pipeline
+	push *Push
+	cmd  Command
+	// key is the command the client sent, by which gitserver knows the
+	// outcome: cmd.Name, or the merge request (refs/merge/<b>) that cmd,
+	// the merge commit on refs/heads/<b>, lands for.
+	key     refs.Name
 	branch  string
 	opts    options
 	out     *progress
@@ -69,6 +73,7 @@ type run struct {
 	timing  Timing       // Run and Sandbox are summed under mu
 
 	reused map[int]catalog.Pointer // seed nodes not run: their table is already what they make (reuse.go)
+	lib    libStage                // lib/ for Python models, staged once (pylib.go)
 
 	staging  sync.WaitGroup         // tables being staged (stager)
 	staged   []*catalog.StagedTable // under mu

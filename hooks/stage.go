@@ -21,6 +21,8 @@ import (
 // under the run's folder (r.dir):
 //
 //	<i>/code/<file>          the node's source
+//	lib/lib/...              the commit's lib/, once per run, bound into
+//	                         every Python node at /in/_lib (pylib.go)
 //	<i>/in/<table>/part-N    its inputs, hard links to Parquet files (copies
 //	                         when the warehouse is on another filesystem)
 //	<i>/out/                 what it writes: <table>.parquet per output
@@ -126,6 +128,15 @@ func (r *run) stageFolders(nd string, n *pipeline.Node, st *staged) (inputs map[
 		return nil, nil, nodeError(n, "cannot stage: %v", err)
 	}
 	inputs = map[string]string{contract.CodeInput: code}
+	if n.Kind == pipeline.KindPython {
+		lib, err := r.libDir()
+		if err != nil {
+			return nil, nil, nodeError(n, "%v", err)
+		}
+		if lib != "" {
+			inputs[contract.LibInput] = lib
+		}
+	}
 	for _, t := range n.Inputs {
 		dir := filepath.Join(nd, "in", string(t))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -160,6 +171,10 @@ func (r *run) nodeSpec(i int, inputs map[string]string, outDir string, gate bool
 		Threads:     int(math.Ceil(lim.CPU)),
 		MemoryLimit: lim.Memory / 2,
 		Gate:        gate,
+	}
+	if n.Kind == pipeline.KindPython {
+		// For the model's messages and environment (WEIR_RUNTIME).
+		ca.File, ca.Runtime = n.File, n.Runtime
 	}
 	for _, t := range n.Inputs {
 		ca.Inputs = append(ca.Inputs, string(t))

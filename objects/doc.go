@@ -68,4 +68,9 @@
 // .gitmodules is read with this package's own reader of git's config
 // syntax (gitconfig.go), both as git fsck reads a blob and as a checkout
 // reads the file, since the two disagree (a byte order mark, a 0xff byte).
+//
+// MergeTrees (merge.go) is the merge queue's three-way merge of trees: it
+// reads trees from a quarantine and writes the merged ones into it, entry
+// by entry (a path changed on both sides differently is a conflict; file
+// contents are never merged line by line).
 package objects

@@ -17,6 +17,10 @@ const (
 	TagsPrefix  = "refs/tags/"
 	DataPrefix  = "refs/data/" // refs/data/<branch>: the branch's data commit
 	RunsPrefix  = "refs/runs/" // refs/runs/<run-id>/{code,data,log}
+	// MergePrefix names merge requests: a push to refs/merge/<b> asks the
+	// server to merge the pushed commit into branch b (the merge queue).
+	// No ref under it is ever written.
+	MergePrefix = "refs/merge/"
 	HEAD        = Name("HEAD")
 )
 

@@ -4,11 +4,13 @@
 // so fair share between identities means something) with a repo "swarm"
 // whose main has a small pipeline of two SQL nodes:
 //
-//	models/agents.sql       one row per agent: "(i, version)", each on its
-//	                        own line after a "-- agent i" comment line, so
-//	                        agents edit different lines and merges into
-//	                        main never conflict; the pipeline never grows
+//	models/agents.sql       one row per agent: "(i, version)"
 //	models/agent_total.sql  count and sum over agents
+//
+// Each agent changes only a file of its own, agents/agent-i.txt, which no
+// node reads: merges of different agents never touch the same path (the
+// merge queue's tree merge conflicts on a path changed on both sides), and
+// every run runs the same pipeline.
 //
 // and an unrelated table bg.events on main that a background writer
 // appends 10 rows to through the Iceberg REST catalog (iceberg-go, with
@@ -23,10 +25,14 @@
 // Then, for each N of -n, N agents for -duration, each a goroutine with
 // its own C git clone, in a loop (a cycle):
 //
-//	fetch; branch w from origin/main; set its own line to a new version;
-//	commit; git push +w:agent-i      (synchronous: returns when the run ended)
-//	fetch; main' = merge --no-ff of w into origin/main; git push main'
-//	                                 (refused: fetch, merge again, push: a retry)
+//	fetch; branch w from origin/main; write a new version into its own
+//	file; commit; git push +w:agent-i (synchronous: returns when the run ended)
+//	-merge queue (default): git push origin w:refs/merge/main
+//	                                 (the server merges w onto main's head,
+//	                                 runs the pipeline, lands; returns then;
+//	                                 refused for busy or a race: push again)
+//	-merge client: fetch; main' = merge --no-ff of w into origin/main;
+//	               git push main'    (refused: fetch, merge again, push: a retry)
 //
 // Every push asks for -o timing. A push that printed "weir: run r-..."
 // and was refused anyway ran for nothing: a wasted run, "writer" when the
@@ -112,6 +118,7 @@ var (
 	writerEvery = flag.Duration("writer-every", 200*time.Millisecond, "the background writer's pause between REST appends (0: no writer)")
 	extraArgs   = flag.String("args", "", "extra weir serve flags, space-separated, for every build")
 	keepFlag    = flag.Bool("keep", false, "keep the temp dir (data dirs, server logs, clones) and print where it is")
+	mergeFlag   = flag.String("merge", "queue", "how agents land on main: queue (git push origin w:refs/merge/main, the server merges) or client (fetch, git merge, push main; again when refused)")
 )
 
 func main() {
@@ -138,6 +145,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if *mergeFlag != "queue" && *mergeFlag != "client" {
+		return fmt.Errorf("-merge %q: want queue or client", *mergeFlag)
+	}
 	tmp, err := os.MkdirTemp("", "weir-bench-swarm-")
 	if err != nil {
 		return err
@@ -161,8 +171,8 @@ func run() error {
 	if *peerFlag != "" {
 		builds = append(builds, struct{ name, path string }{"peer", *peerFlag})
 	}
-	fmt.Printf("bench/swarm: %d cores, load %s, phases N=%v of %v, writer every %v\n",
-		runtime.NumCPU(), host.LoadAvg(), ns, *durFlag, *writerEvery)
+	fmt.Printf("bench/swarm: %d cores, load %s, phases N=%v of %v, writer every %v, merge %s\n",
+		runtime.NumCPU(), host.LoadAvg(), ns, *durFlag, *writerEvery, *mergeFlag)
 	var results []*buildResult
 	for _, b := range builds {
 		r, err := measureBuild(filepath.Join(tmp, b.name), b.name, b.path, ns)
@@ -380,8 +390,7 @@ func (s *swarm) ensureAgents(n int) error {
 // writePipeline writes the pipeline of main into dir.
 func writePipeline(dir string, agents int) error {
 	var b strings.Builder
-	b.WriteString("-- One row per agent. Agent i edits only the line after \"-- agent i\",\n")
-	b.WriteString("-- so merges of different agents never touch the same lines.\n")
+	b.WriteString("-- One row per agent.\n")
 	b.WriteString("SELECT agent, version FROM (VALUES\n")
 	for i := 0; i < agents; i++ {
 		fmt.Fprintf(&b, "  -- agent %d\n  (%d, 0)", i, i)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/weir-dev/weir"
 	"github.com/weir-dev/weir/exec"
+	"github.com/weir-dev/weir/exec/image"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks"
 	"github.com/weir-dev/weir/hooks/contract"
@@ -45,7 +46,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&l.TmpBytes, "node-tmp-bytes", d.TmpBytes, "pipeline nodes: size of one node's /tmp, in bytes")
 	fs.Uint64Var(&l.OpenFiles, "node-open-files", d.OpenFiles, "pipeline nodes: open files of one node")
 	fs.IntVar(&n.parallel, "node-parallel", runtime.NumCPU(), "pipeline nodes: how many nodes of one run may run at once")
-	fs.Var(&n.runtimes, "runtime", "NAME=ROOTFS: register a runtime nodes may ask for (an unpacked OCI image folder); repeatable. 'host' (the host's /usr, /etc read-only) is built in")
+	fs.Var(&n.runtimes, "runtime", "NAME=ROOTFS: register a runtime nodes may ask for (any unpacked root filesystem folder, read-only, wherever it sits); repeatable. 'host' (the host's /usr, /etc read-only) is built in, and every runtime built with 'weir runtime build' (<data>/runtimes) is registered without a flag")
 }
 
 // runtimeFlags is the repeatable --runtime NAME=ROOTFS flag.
@@ -86,13 +87,16 @@ func (r *runtimeFlags) Set(v string) error {
 // (--runs, --run-queue, ...), and weir query and weir runs over SSH.
 func (a *serveApp) buildPipelines() error {
 	nodes := a.Config.nodes
+	runtimes, err := a.runtimes()
+	if err != nil {
+		return err
+	}
 	bin, binErr := findRunner()
 	if errors.Is(binErr, errRunnerMismatch) {
 		return binErr // a stale weir-node: refuse to start
 	}
 	var runner exec.Runner
 	var sb *exec.Sandboxes
-	var err error
 	if binErr != nil {
 		// Plain Git still works; pipelines and weir query are
 		// refused with the reason.
@@ -103,7 +107,7 @@ func (a *serveApp) buildPipelines() error {
 	} else if sb, err = exec.New(exec.Config{
 		StateDir:   sandboxStateDir(a.DataDir),
 		WeirBinary: bin,
-		Runtimes:   nodes.runtimes,
+		Runtimes:   runtimes,
 		Defaults:   nodes.limits,
 		Logger:     a.Logger,
 	}); err != nil {
@@ -122,11 +126,12 @@ func (a *serveApp) buildPipelines() error {
 	os.RemoveAll(work) // staging of runs a crash interrupted
 	h, err := hooks.NewPipeline(hooks.PipelineConfig{
 		Refs: a.Refs, Catalog: a.Catalog, Runner: runner, WorkDir: work, Logger: a.Logger,
-		Runtimes: slices.Sorted(maps.Keys(nodes.runtimes)), Parallel: nodes.parallel,
+		Runtimes: slices.Sorted(maps.Keys(runtimes)), Parallel: nodes.parallel,
 		MaxLimits: nodes.limits, Rules: a.Access.Branch,
 		HidePaths:   []string{a.DataDir, sandboxStateDir(a.DataDir)},
 		Scheduler:   a.Runs,
 		MaxPriority: a.Access.MaxPriority,
+		MergeTrain:  a.Config.runs.mergeTrain,
 	})
 	if err != nil {
 		return err
@@ -146,6 +151,35 @@ func (a *serveApp) buildPipelines() error {
 		a.SSH.Commands["runs"] = runsCommand(a.Runs)
 	}
 	return nil
+}
+
+// runtimes are the runtimes this server registers besides host: every
+// named runtime of the data dir's store (weir runtime build) and every
+// --runtime flag; a name in both is refused.
+func (a *serveApp) runtimes() (map[string]string, error) {
+	store := image.Open(a.DataDir)
+	es, err := store.List()
+	if err != nil {
+		return nil, err
+	}
+	built := map[string]string{}
+	for _, e := range es {
+		if e.Rootfs == "" {
+			a.Logger.Warn("runtime not registered: its folder is missing; build it again with weir runtime build", "runtime", e.Name, "store", store.Dir)
+			continue
+		}
+		built[e.Name] = e.Rootfs
+	}
+	for name, dir := range a.Config.nodes.runtimes {
+		if b, dup := built[name]; dup {
+			return nil, fmt.Errorf("runtime %s is both built (%s, see weir runtime ls) and given by --runtime %s=%s: rename one", name, b, name, dir)
+		}
+		built[name] = dir
+	}
+	for _, name := range slices.Sorted(maps.Keys(built)) {
+		a.Logger.Info("runtime registered", "runtime", name, "rootfs", built[name])
+	}
+	return built, nil
 }
 
 // errRunnerMismatch is a weir-node that does not belong with this weir.

@@ -24,6 +24,7 @@ type runFlags struct {
 	nodeCPU      float64
 	nodeMemoryMB int64
 	history      int
+	mergeTrain   int
 }
 
 func (r *runFlags) register(fs *flag.FlagSet) {
@@ -35,6 +36,7 @@ func (r *runFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&r.nodeCPU, "node-default-cpus", sched.DefaultNodeCPU, "node pool: cores a node that declares no cpus in weir.toml holds")
 	fs.Int64Var(&r.nodeMemoryMB, "node-default-memory-mb", sched.DefaultNodeMemory>>20, "node pool: MiB a node that declares no memory_mb in weir.toml holds")
 	fs.IntVar(&r.history, "runs-history", sched.DefaultHistory, "how many ended runs 'weir runs <repo>' remembers (over all repos)")
+	fs.IntVar(&r.mergeTrain, "merge-train", 16, "merge queue: most merge requests into one branch (git push origin HEAD:refs/merge/<b>) that wait together and are merged and run once, as a train; a train whose run fails merges them one by one (below 2: every merge request runs alone)")
 }
 
 // config is the scheduler's Config from the flags.

@@ -261,12 +261,12 @@ func (a *serveApp) listenHTTP() (err error) {
 	return nil
 }
 
-// listenSSH binds --ssh with the data dir's host key.
+// listenSSH binds --ssh with the data dir's host keys.
 func (a *serveApp) listenSSH() error {
 	if a.Config.sshAddr == "" {
 		return nil
 	}
-	hostKey, err := gitserver.LoadHostKey(filepath.Join(a.DataDir, "ssh_host_ed25519_key"))
+	hostKeys, err := gitserver.LoadHostKeys(a.DataDir)
 	if err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (a *serveApp) listenSSH() error {
 	}
 	a.closers = append(a.closers, ignoreClosed(a.sshLn.Close))
 	a.SSHAccess = a.Access.WithAnonymous(access.IsLoopback(a.sshLn.Addr()) && !a.Config.assumeRemote)
-	a.SSH = gitserver.NewSSHServer(a.Git, a.SSHAccess, hostKey)
+	a.SSH = gitserver.NewSSHServer(a.Git, a.SSHAccess, hostKeys...)
 	return nil
 }
 

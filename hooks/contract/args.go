@@ -23,6 +23,12 @@ const (
 // (/in/_code/<file> in a sandbox).
 const CodeInput = "_code"
 
+// LibInput is the name of the input dir holding the repo's lib/ folder for
+// Python models (/in/_lib/lib/<file> in a sandbox): the runner puts
+// /in/_lib on the model's PYTHONPATH, so "from lib.fx import convert"
+// works.
+const LibInput = "_lib"
+
 // ParamEnvPrefix prefixes the environment variables that carry push
 // parameters: "git push -o param.day=2024-01-01" becomes WEIR_PARAM_day.
 const ParamEnvPrefix = "WEIR_PARAM_"
@@ -49,6 +55,12 @@ type Args struct {
 	// DirIn, DirOut and DirTmp replace /in, /out and /tmp outside a
 	// sandbox; "" keeps the sandbox's.
 	DirIn, DirOut, DirTmp string
+	// File is the node's path in the repository (models/x.py), for
+	// messages; "" names it by Source's base name.
+	File string
+	// Runtime is the name of the runtime the node runs in, for messages
+	// and the node's environment (WEIR_RUNTIME); "" is "host".
+	Runtime string
 }
 
 // ErrArgs is a command line the runner cannot run.
@@ -79,7 +91,7 @@ func (a Args) Argv() []string {
 	if a.ResultFD != NoResult {
 		argv = append(argv, "--result-fd", strconv.Itoa(a.ResultFD))
 	}
-	for _, d := range []struct{ flag, dir string }{{"--dir-in", a.DirIn}, {"--dir-out", a.DirOut}, {"--dir-tmp", a.DirTmp}} {
+	for _, d := range []struct{ flag, dir string }{{"--dir-in", a.DirIn}, {"--dir-out", a.DirOut}, {"--dir-tmp", a.DirTmp}, {"--file", a.File}, {"--runtime", a.Runtime}} {
 		if d.dir != "" {
 			argv = append(argv, d.flag, d.dir)
 		}
@@ -119,6 +131,8 @@ func ParseArgs(args []string) (Args, error) {
 	fs.StringVar(&a.DirIn, "dir-in", "", "inputs folder")
 	fs.StringVar(&a.DirOut, "dir-out", "", "outputs folder")
 	fs.StringVar(&a.DirTmp, "dir-tmp", "", "scratch folder")
+	fs.StringVar(&a.File, "file", "", "the node's path in the repository, for messages")
+	fs.StringVar(&a.Runtime, "runtime", "", "the runtime's name, for messages")
 	if err := fs.Parse(args[1:]); err != nil {
 		return a, fmt.Errorf("%w: %v", ErrArgs, err)
 	}

@@ -77,6 +77,7 @@ func TestArgsRoundTrip(t *testing.T) {
 		{Kind: KindPython, Source: "/in/_code/x.py", Namespace: "main", Inputs: []string{"main.a", "raw.b"},
 			Outputs: []string{"main.x", "main.y"}, Threads: 2, MemoryLimit: 1 << 30, Gate: true, ResultFD: 3},
 		{Kind: KindExpect, Source: "s", ResultFD: 7, DirIn: "/a", DirOut: "/b", DirTmp: "/c"},
+		{Kind: KindPython, Source: "/in/_code/x.py", File: "models/x.py", Runtime: "pandas", ResultFD: NoResult},
 	} {
 		argv := a.Argv()
 		if argv[0] != Command {

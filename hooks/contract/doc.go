@@ -31,11 +31,11 @@
 //
 //	<runner> node <kind> --source FILE [--ns NS] [--in ns.t]... [--out ns.t]...
 //	         [--threads N] [--memory-limit BYTES] [--gate] [--result-fd FD]
-//	         [--dir-in DIR] [--dir-out DIR] [--dir-tmp DIR]
+//	         [--dir-in DIR] [--dir-out DIR] [--dir-tmp DIR] [--file PATH] [--runtime NAME]
 //
 // (Args, Argv, ParseArgs). Push parameters reach the node as environment
 // variables ParamEnvPrefix+NAME; its source is in the input named
-// CodeInput.
+// CodeInput, a Python model's lib/ helpers in the input named LibInput.
 //
 // # Result
 //

@@ -84,6 +84,8 @@ func run(a contract.Args, sandboxed bool, stdout, stderr io.Writer) (contract.Re
 		Inputs:      a.Inputs,
 		Outputs:     a.Outputs,
 		Params:      ParamsFromEnv(os.Environ()),
+		File:        a.File,
+		Runtime:     a.Runtime,
 		Stdout:      stdout,
 		Threads:     max(a.Threads, 1),
 		MemoryLimit: a.MemoryLimit,

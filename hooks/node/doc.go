@@ -2,7 +2,11 @@
 // that links DuckDB. It owns what runs inside a sandbox for one pipeline
 // node: the SQL runner (DuckDB in memory over the node's input Parquet
 // files), the expectation runner, the Python runner (inputs as CSV for
-// the script, outputs converted back to Parquet) and the seed loader (CSV
+// the script with their types beside them, the weir Python module and its
+// launcher (py/weir: the function form, errors named by the model's line;
+// started before the inputs are exported, it imports pandas meanwhile and
+// runs the model on the runner's "go"),
+// outputs converted back to Parquet with the types the module wrote) and the seed loader (CSV
 // to Parquet); the planner's SQL parser (SQLRefsMain, ParseSQL: DuckDB's
 // json_serialize_sql, nothing executed), which the hook runs in a sandbox
 // once per plan; and weir query's engine (Query, QueryMain). Their command
@@ -15,7 +19,8 @@
 //	/in/_code/<file>            the node's source (SQL, Python or seed CSV)
 //	/in/<ns.table>/*.parquet    each declared input table, read-only
 //	/out/<ns.table>.parquet     each declared output table, written here
-//	/tmp                        scratch (the Python runner's CSV files)
+//	/in/_lib/lib/...            the repo's lib/ (Python models), read-only
+//	/tmp                        scratch (the Python runner's CSV files, the weir module)
 //
 // It must never read anything but the declared inputs nor write anything
 // but the declared outputs: every DuckDB it opens is locked to the node's

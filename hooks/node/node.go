@@ -59,6 +59,12 @@ type Job struct {
 	Params map[string]string
 	// Python is the interpreter for Python models (default /usr/bin/python3).
 	Python string
+	// File is the node's path in the repository (models/x.py), for
+	// messages; "" names the node by Source's base name.
+	File string
+	// Runtime is the name of the runtime the node runs in ("" is "host"):
+	// a Python model sees it as WEIR_RUNTIME and its errors name it.
+	Runtime string
 	// Threads is how many threads DuckDB runs (0: 1): the sandbox's CPU
 	// limit, rounded up, so a query uses the cores the node may use.
 	Threads int

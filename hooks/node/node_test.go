@@ -176,7 +176,7 @@ func TestPythonFailure(t *testing.T) {
 	}
 	d, f = stage(t, "none.py", "# weir: outputs = main.x\n")
 	_, err = Python(context.Background(), &Job{Dirs: d, Source: f, Outputs: []string{"main.x"}})
-	if err == nil || !strings.Contains(err.Error(), "the script wrote no output for main.x") {
+	if err == nil || !strings.Contains(err.Error(), "wrote no output for main.x") {
 		t.Fatalf("err %v", err)
 	}
 }

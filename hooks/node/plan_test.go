@@ -153,7 +153,7 @@ func TestPlanRefused(t *testing.T) {
 		{"bad runtime", map[string]string{
 			"weir.toml":    "[node.\"main.a\"]\nruntime = \"docker\"\n",
 			"models/a.sql": "SELECT 1",
-		}, "models/a.sql: runtime \"docker\" is not allowed on this server (allowed: host)"},
+		}, "models/a.sql: unknown runtime \"docker\" (available: host)"},
 		{"unknown toml key", map[string]string{"weir.toml": "namespce = \"x\"\n", "models/a.sql": "SELECT 1"}, "weir.toml: unknown key namespce"},
 		{"bad toml", map[string]string{"weir.toml": "a = \n", "models/a.sql": "SELECT 1"}, "weir.toml:1:"},
 		{"bad timeout", map[string]string{"weir.toml": "timeout = \"soon\"\n", "models/a.sql": "SELECT 1"}, "timeout \"soon\" is not a positive duration"},

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/weir-dev/weir/hooks/contract"
 )
 
 // DefaultPython is the interpreter Python models run with.
@@ -20,7 +23,7 @@ const DefaultPython = "/usr/bin/python3"
 // envName turns "clean.revenue" into "CLEAN_REVENUE".
 func envName(t string) string { return strings.ToUpper(strings.ReplaceAll(t, ".", "_")) }
 
-// Python runs a Python model. Before the script starts, each input table
+// Python runs a Python model. Before the script's code runs, each input table
 // is written as CSV (with a header line) under Tmp, and the script's
 // environment says where everything is:
 //
@@ -29,10 +32,20 @@ func envName(t string) string { return strings.ToUpper(strings.ReplaceAll(t, "."
 //	WEIR_OUT_<NS>_<TABLE>           where to write the output as CSV
 //	WEIR_OUT_<NS>_<TABLE>_PARQUET   or as Parquet (if pyarrow is at hand)
 //	WEIR_PARAM_<NAME>               each push parameter, verbatim
+//	WEIR_IO                         the exchange file the weir module reads
+//	WEIR_RUNTIME                    the runtime's name
 //
-// After the script exits 0, each output (CSV, or Parquet if the script
-// wrote that instead) is converted to Parquet in Out. It returns the row
-// count of each output.
+// The script runs through the weir module's launcher (py/weir/_launch.py),
+// with the module and the repo's lib/ (LibInput) on PYTHONPATH: it runs
+// the file as __main__, calls its model() function if it defined one and
+// wrote no output (the function form), and words errors after the model's
+// own file and line.
+//
+// After the script exits 0, each output is converted to Parquet in Out:
+// Parquet if the script wrote that, else the CSV, read with the column
+// types the weir module wrote beside it (<table>.schema.json, checked
+// here: see outputSchema) or, for a CSV written by hand, with the types
+// DuckDB infers. It returns the row count of each output.
 func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 	if len(j.Outputs) == 0 {
 		return nil, errors.New("a Python model needs at least one output")
@@ -44,31 +57,59 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 			return nil, err
 		}
 	}
+	pyDir, err := writeModule(j.Tmp)
+	if err != nil {
+		return nil, fmt.Errorf("the weir module: %w", err)
+	}
 	db, conn, err := j.open(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer j.close(db, conn)
 
+	display := j.File
+	if display == "" {
+		display = filepath.Base(j.Source)
+	}
+	runtime := j.Runtime
+	if runtime == "" {
+		runtime = "host"
+	}
+	pypath := pyDir
+	lib := filepath.Join(j.In, contract.LibInput)
+	if fi, err := os.Stat(lib); err == nil && fi.IsDir() {
+		pypath = lib + ":" + pyDir
+	} else {
+		lib = ""
+	}
+	ioPath := filepath.Join(j.Tmp, "weir-io.json")
 	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"HOME=" + j.Tmp,
 		"LANG=C.UTF-8",
 		"PYTHONDONTWRITEBYTECODE=1",
 		"PYTHONUNBUFFERED=1",
+		"PYTHONPATH=" + pypath,
+		"WEIR_IO=" + ioPath,
+		"WEIR_RUNTIME=" + runtime,
+		"WEIR_MODEL_FILE=" + display,
+		"WEIR_MODEL_SOURCE=" + j.Source,
+		"WEIR_LIB=" + lib,
 	}
+	exch := exchange{Inputs: map[string]exchangeIn{}, Outputs: map[string]exchangeOut{}}
 	for _, t := range j.Inputs {
-		csv := filepath.Join(inDir, t+".csv")
-		ns, name, _ := strings.Cut(t, ".")
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf("COPY %s.%s TO %s (FORMAT csv, HEADER)", ident(ns), ident(name), quote(csv))); err != nil {
-			return nil, fmt.Errorf("input %s: %w", t, err)
-		}
-		env = append(env, "WEIR_IN_"+envName(t)+"="+csv, "WEIR_IN_"+envName(t)+"_PARQUET="+j.InputDir(t))
+		in := exchangeIn{CSV: inputCSV(inDir, t), Parquet: j.InputDir(t)}
+		exch.Inputs[t] = in
+		env = append(env, "WEIR_IN_"+envName(t)+"="+in.CSV, "WEIR_IN_"+envName(t)+"_PARQUET="+in.Parquet)
 	}
 	for _, t := range j.Outputs {
-		env = append(env,
-			"WEIR_OUT_"+envName(t)+"="+filepath.Join(outDir, t+".csv"),
-			"WEIR_OUT_"+envName(t)+"_PARQUET="+filepath.Join(outDir, t+".parquet"))
+		o := exchangeOut{
+			CSV:     filepath.Join(outDir, t+".csv"),
+			Parquet: filepath.Join(outDir, t+".parquet"),
+			Schema:  filepath.Join(outDir, t+".schema.json"),
+		}
+		exch.Outputs[t] = o
+		env = append(env, "WEIR_OUT_"+envName(t)+"="+o.CSV, "WEIR_OUT_"+envName(t)+"_PARQUET="+o.Parquet)
 	}
 	names := make([]string, 0, len(j.Params))
 	for k := range j.Params {
@@ -82,32 +123,73 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 	if py == "" {
 		py = DefaultPython
 	}
-	cmd := osexec.CommandContext(ctx, py, j.Source)
+	// The interpreter starts before the inputs are exported and imports
+	// what a model's start-up costs (pandas, the weir module) while DuckDB
+	// writes the CSV files; the launcher runs the model only after the
+	// line "go" on its stdin, which comes once every input and the
+	// exchange file are complete. Without it (the export failed) the
+	// launcher exits without running anything.
+	cmd := osexec.CommandContext(ctx, py, filepath.Join(pyDir, "weir", "_launch.py"), j.Source)
 	cmd.Dir = j.Tmp
-	cmd.Env = env
+	cmd.Env = append(env, "WEIR_GATE=1")
 	tail := &lastLine{w: j.Stdout}
 	cmd.Stdout = tail
 	cmd.Stderr = tail
-	runErr := cmd.Run()
+	gate, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		gate.Close()
+		return nil, fmt.Errorf("%s: start %s: %w", display, py, err)
+	}
+	abort := func(err error) (map[string]int64, error) {
+		gate.Close()
+		cmd.Wait()
+		return nil, err
+	}
+	for i, t := range j.Inputs {
+		in, err := exportInput(ctx, conn, t, inDir, i)
+		if err != nil {
+			return abort(fmt.Errorf("input %s: %w", t, err))
+		}
+		in.Parquet = exch.Inputs[t].Parquet
+		exch.Inputs[t] = in
+	}
+	b, err := json.Marshal(exch)
+	if err != nil {
+		return abort(err)
+	}
+	if err := os.WriteFile(ioPath, b, 0o644); err != nil {
+		return abort(err)
+	}
+	// A launcher that already died (a broken interpreter) is reported by
+	// Wait below with its last line; the write's own error adds nothing.
+	_, _ = io.WriteString(gate, "go\n")
+	gate.Close()
+	runErr := cmd.Wait()
 	if j.KillStrays {
 		// Whatever the script left running dies before its outputs are
 		// read: from here on only the runner acts in the sandbox.
 		killStrays()
 	}
 	if runErr != nil {
-		if l := tail.last(); l != "" {
-			return nil, fmt.Errorf("%s: %s (%v)", filepath.Base(j.Source), l, runErr)
+		l := tail.last()
+		switch {
+		case l == "":
+			return nil, fmt.Errorf("%s: %w", display, runErr)
+		case strings.HasPrefix(l, display+":"):
+			return nil, fmt.Errorf("%s (%v)", l, runErr)
 		}
-		return nil, fmt.Errorf("%s: %w", filepath.Base(j.Source), runErr)
+		return nil, fmt.Errorf("%s: %s (%v)", display, l, runErr)
 	}
 	if fi, err := os.Lstat(outDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("the script removed or replaced %s, where its outputs go", outDir)
 	}
 	counts := map[string]int64{}
 	for _, t := range j.Outputs {
-		csv := filepath.Join(outDir, t+".csv")
-		pq := filepath.Join(outDir, t+".parquet")
-		for _, p := range []string{csv, pq} {
+		o := exch.Outputs[t]
+		for _, p := range []string{o.CSV, o.Parquet, o.Schema} {
 			if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
 				return nil, fmt.Errorf("the script's output %s is not a regular file (%s): write the file itself, not a link or a special file", filepath.Base(p), fi.Mode().Type())
 			}
@@ -117,20 +199,26 @@ func Python(ctx context.Context, j *Job) (map[string]int64, error) {
 		if err := os.RemoveAll(j.OutputFile(t)); err != nil {
 			return nil, fmt.Errorf("output %s: %w", t, err)
 		}
-		var from string
+		var q string
 		switch {
-		case exists(pq):
-			from = "read_parquet(" + quote(pq) + ")"
-		case exists(csv):
+		case exists(o.Parquet):
+			q = "SELECT * FROM read_parquet(" + quote(o.Parquet) + ")"
+		case exists(o.CSV) && exists(o.Schema):
+			cols, err := outputSchema(o.Schema)
+			if err != nil {
+				return nil, fmt.Errorf("output %s: %w", t, err)
+			}
+			q = typedCSV(o.CSV, cols)
+		case exists(o.CSV):
 			// The dialect is the one documented (and Python's csv module's
 			// default): comma, double quote, quotes doubled. Naming it
 			// spares DuckDB's dialect sniffing; column types are still
 			// inferred.
-			from = "read_csv(" + quote(csv) + `, header=true, auto_detect=true, delim=',', quote='"', escape='"')`
+			q = "SELECT * FROM read_csv(" + quote(o.CSV) + `, header=true, auto_detect=true, delim=',', quote='"', escape='"')`
 		default:
-			return nil, fmt.Errorf("the script wrote no output for %s: write $WEIR_OUT_%s (CSV with a header) or $WEIR_OUT_%s_PARQUET", t, envName(t), envName(t))
+			return nil, fmt.Errorf("%s wrote no output for %s: call weir.write(%q, df), return it from model(), or write $WEIR_OUT_%s (CSV with a header) or $WEIR_OUT_%s_PARQUET", display, t, t, envName(t), envName(t))
 		}
-		n, err := copyTo(ctx, conn, "SELECT * FROM "+from, j.OutputFile(t))
+		n, err := copyTo(ctx, conn, q, j.OutputFile(t))
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", t, err)
 		}

@@ -16,7 +16,8 @@ const ConfigFile = "weir.toml"
 // Config is weir.toml:
 //
 //	namespace   = "main"      # namespace of unqualified tables (default "main")
-//	runtime     = "host"      # default runtime of every node
+//	runtime     = "host"      # default runtime of every node (a model's
+//	                          # "# weir: runtime = ..." header beats it)
 //	timeout     = "10m"       # default wall-clock limit of every node
 //	memory_mb   = 2048        # default memory limit of every node
 //	materialize = "replace"   # or "append"
@@ -151,6 +152,19 @@ func (c *Config) apply(n *Node) {
 	if n.Materialize == "" {
 		n.Materialize = Replace
 	}
+}
+
+// nodeRuntime is the runtime weir.toml's [node."..."] tables set for n
+// ("" if none does).
+func (c *Config) nodeRuntime(n *Node) string {
+	rt := ""
+	if nc, ok := c.Node[n.Name]; ok && nc.Runtime != "" {
+		rt = nc.Runtime
+	}
+	if nc, ok := c.Node[n.File]; ok && nc.Runtime != "" {
+		rt = nc.Runtime
+	}
+	return rt
 }
 
 // unusedNodeKeys returns the [node."..."] keys that match no node.

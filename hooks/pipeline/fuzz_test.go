@@ -14,6 +14,9 @@ func FuzzParsePipeline(f *testing.F) {
 	f.Add("# weir:outputs=x\r\n# weir: inputs = , ,\n", "timeout = 5\n")
 	f.Add("#weir:\n#weir :inputs\n", "[node]\nx = 1\n")
 	f.Add("\n\n# weir: outputs = a.b.c\n", "namespace = \"Bad\"\n")
+	f.Add("# weir: runtime = pandas\n# weir: outputs = x\n", "runtime = \"host\"\n")
+	f.Add("# weir: runtime = \"a\"\n# weir: runtime = b\n# weir: outputs = x\n", "[node.\"models/m.py\"]\nruntime = \"c\"\n")
+	f.Add("# weir: runtime = ../x, y\n# weir: outputs = x\n", "")
 	f.Fuzz(func(t *testing.T, py, toml string) {
 		files := map[string][]byte{"models/m.py": []byte(py)}
 		if toml != "" {
@@ -37,6 +40,9 @@ func FuzzParsePipeline(f *testing.F) {
 			if _, err := ParseTable(string(tb), "x"); err != nil || !strings.Contains(string(tb), ".") {
 				t.Fatalf("accepted bad table %q", tb)
 			}
+		}
+		if n.Runtime == "" {
+			t.Fatal("accepted a model without a runtime")
 		}
 		if n.Materialize != Replace && n.Materialize != Append {
 			t.Fatalf("materialize %q", n.Materialize)

@@ -20,11 +20,19 @@ import (
 // "outputs"; a key may repeat and its lists add up; a list is comma
 // separated; an unqualified name takes the pipeline's namespace. At least
 // one output is required; inputs may be empty ("# weir: inputs =").
+//
+//	# weir: runtime = pandas
+//
+// names the runtime the model runs in (once, one name): it beats
+// weir.toml's default runtime; weir.toml's [node."<file>"] runtime, if
+// set too, must name the same one.
 // A "# weir:" line after the header, an unknown key or a bad table name is
 // an error naming the line.
 type Header struct {
 	Inputs  []Table
 	Outputs []Table
+	// Runtime is the runtime the header names ("" if none).
+	Runtime string
 	// Lines maps each declared table to the line that names it.
 	Lines map[Table]int
 }
@@ -69,8 +77,19 @@ func ParseHeader(file string, src []byte, defaultNS string) (Header, error) {
 			dst = &h.Inputs
 		case "outputs":
 			dst = &h.Outputs
+		case "runtime":
+			name := strings.Trim(strings.TrimSpace(m[2]), `"`)
+			switch {
+			case h.Runtime != "":
+				perr.add(file, lineNo, "runtime declared twice (already %q)", h.Runtime)
+			case !ValidRuntime(name):
+				perr.add(file, lineNo, "runtime %q is not a runtime name (want \"# weir: runtime = pandas\": lower case letters, digits, '_', '.', '-')", clip(name, 40))
+			default:
+				h.Runtime = name
+			}
+			continue
 		default:
-			perr.add(file, lineNo, "unknown key %q (want inputs or outputs)", m[1])
+			perr.add(file, lineNo, "unknown key %q (want inputs, outputs or runtime)", m[1])
 			continue
 		}
 		val := strings.TrimSpace(m[2])
@@ -102,6 +121,11 @@ func ParseHeader(file string, src []byte, defaultNS string) (Header, error) {
 	}
 	return h, nil
 }
+
+var runtimeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// ValidRuntime says whether name can name a runtime.
+func ValidRuntime(name string) bool { return runtimeRE.MatchString(name) }
 
 func sortTables(ts []Table) { sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] }) }
 

@@ -105,6 +105,7 @@ func Parse(files map[string][]byte) (*Pipeline, error) {
 			continue
 		}
 		n := &Node{File: f, Source: src}
+		headerRuntime := ""
 		switch {
 		case dir == SeedsDir && ext == ".csv":
 			n.Kind = KindSeed
@@ -121,6 +122,7 @@ func Parse(files map[string][]byte) (*Pipeline, error) {
 			}
 			n.Inputs, n.Outputs = h.Inputs, h.Outputs
 			n.inputLines = h.Lines
+			headerRuntime = h.Runtime
 		case dir == ExpectationsDir && ext == ".sql":
 			n.Kind = KindExpectation
 			n.Name = "expect " + stem
@@ -135,6 +137,13 @@ func Parse(files map[string][]byte) (*Pipeline, error) {
 			n.Inputs = nil // filled by Plan from the query
 		}
 		p.Config.apply(n)
+		if headerRuntime != "" {
+			if nr := p.Config.nodeRuntime(n); nr != "" && nr != headerRuntime {
+				perr.add(f, 0, "the header says runtime %q, weir.toml's [node.%q] says %q: keep one", headerRuntime, f, nr)
+				continue
+			}
+			n.Runtime = headerRuntime
+		}
 		p.Nodes = append(p.Nodes, n)
 	}
 	if total > maxTotalSource {

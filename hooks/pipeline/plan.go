@@ -69,7 +69,7 @@ func Build(ctx context.Context, pl *Pipeline, env Env) (*Plan, error) {
 	}
 	for _, n := range nodes {
 		if !runtimes[n.Runtime] {
-			perr.add(n.File, 0, "runtime %q is not allowed on this server (allowed: %s)", n.Runtime, joinKeys(runtimes))
+			perr.add(n.File, 0, "unknown runtime %q (available: %s)", n.Runtime, joinKeys(runtimes))
 		}
 		sp, ok := parsed[n]
 		if !ok {

@@ -296,3 +296,79 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+// TestRuntimeChoice: a model's runtime comes from its header, else from
+// weir.toml's [node."..."], else weir.toml's default, else host; a header
+// and a [node] table that disagree, and a runtime the server lacks, are
+// refused naming the file.
+func TestRuntimeChoice(t *testing.T) {
+	env := func(rts ...string) Env {
+		m := map[string]bool{"host": true}
+		for _, r := range rts {
+			m[r] = true
+		}
+		return Env{Branch: "main", Runtimes: m, SQL: &fakeSQL{}}
+	}
+	plan := func(files map[string]string, e Env) (*Plan, error) {
+		fs := map[string][]byte{}
+		for k, v := range files {
+			fs[k] = []byte(v)
+		}
+		pl, err := Parse(fs)
+		if err != nil {
+			return nil, err
+		}
+		return Build(context.Background(), pl, e)
+	}
+	p, err := plan(map[string]string{
+		"weir.toml":          "runtime = \"pandas\"\n[node.\"models/c.py\"]\nruntime = \"host\"\n",
+		"models/a.py":        "# weir: outputs = a\n",
+		"models/b.py":        "#!/usr/bin/python3\n# weir: runtime = polars\n# weir: outputs = b\n",
+		"models/c.py":        "# weir: outputs = c\n",
+		"models/d.sql":       "SELECT 1",
+		"models/e.py":        "# weir: runtime = \"host\"\n# weir: outputs = e\n",
+		"models/f.py":        "# weir: runtime = host\n# weir: outputs = f\n",
+		"expectations/x.sql": "SELECT 1 WHERE false",
+	}, env("pandas", "polars"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, n := range p.Nodes {
+		got[n.File] = n.Runtime
+	}
+	want := map[string]string{"models/a.py": "pandas", "models/b.py": "polars", "models/c.py": "host", "models/d.sql": "pandas",
+		"models/e.py": "host", "models/f.py": "host", "expectations/x.sql": "pandas"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("runtimes %v, want %v", got, want)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"unknown in header", map[string]string{"models/x.py": "# weir: runtime = polars\n# weir: outputs = x\n"},
+			`models/x.py: unknown runtime "polars" (available: host, pandas)`},
+		{"unknown in weir.toml", map[string]string{"weir.toml": "runtime = \"polars\"\n", "models/x.sql": "SELECT 1"},
+			`models/x.sql: unknown runtime "polars" (available: host, pandas)`},
+		{"header and node table disagree", map[string]string{
+			"weir.toml":   "[node.\"models/x.py\"]\nruntime = \"host\"\n",
+			"models/x.py": "# weir: runtime = pandas\n# weir: outputs = x\n"},
+			`models/x.py: the header says runtime "pandas", weir.toml's [node."models/x.py"] says "host": keep one`},
+		{"twice", map[string]string{"models/x.py": "# weir: runtime = pandas\n# weir: runtime = host\n# weir: outputs = x\n"},
+			`models/x.py:2: runtime declared twice (already "pandas")`},
+		{"a list", map[string]string{"models/x.py": "# weir: runtime = pandas, host\n# weir: outputs = x\n"},
+			`models/x.py:1: runtime "pandas, host" is not a runtime name`},
+		{"a path", map[string]string{"models/x.py": "# weir: runtime = ../etc\n# weir: outputs = x\n"},
+			`models/x.py:1: runtime "../etc" is not a runtime name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := plan(tc.files, env("pandas"))
+			var pe *Error
+			if !errors.As(err, &pe) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant a *Error containing %q", err, tc.want)
+			}
+		})
+	}
+}
