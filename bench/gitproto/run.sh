@@ -189,7 +189,8 @@ fetch_cgit=$(med 1 <"$W/fc.txt") fetch_cgit_b=$(med 2 <"$W/fc.txt")
 echo "== blobless clone"
 git -C "$W/cgit/bench.git" config uploadpack.allowFilter true
 blobless=""
-if git ls-remote "$WEIR/bench.git" >/dev/null && GIT_TRACE_PACKET=1 git -c protocol.version=2 ls-remote "$WEIR/bench.git" 2>&1 | grep -q 'fetch=.*filter'; then
+caps=$(GIT_TRACE_PACKET=1 git -c protocol.version=2 ls-remote "$WEIR/bench.git" 2>&1 >/dev/null || true)
+if grep -q 'fetch=.*filter' <<<"$caps"; then
 	read -r bl_weir bl_weir_b < <(clone "$WEIR/bench.git" "$W/clone" --bare --filter=blob:none)
 	read -r bl_cgit bl_cgit_b < <(clone "$CGIT/bench.git" "$W/clone" --bare --filter=blob:none)
 	blobless=yes
