@@ -2,7 +2,9 @@
 // (protocol v0, v1 and v2: clone and fetch, with negotiation, shallow by
 // depth, date and ref (deepen, deepen-since, deepen-not, deepen-relative:
 // deepen.go), partial clone filters (blob:none, blob:limit, tree:<depth>:
-// filter.go) and side-band progress), receive-pack (push, with
+// filter.go), side-band progress, and deltas: those kept from pushed packs
+// and those it computes, recorded so a repeated clone reuses them:
+// delta.go), receive-pack (push, with
 // report-status, side-band-64k, atomic and push options) and, over SSH
 // only, upload-archive (git archive --remote: tar, zip, tgz, with
 // .gitattributes export-ignore: archive.go). It speaks

@@ -34,13 +34,16 @@ import (
 // pack) by everything reachable from the trees of the uninteresting
 // parents of sent commits ("edges").
 //
-// The pack: version 2, every entry non-delta. Each entry's body is the
-// stored value (the object's zlib stream, never inflated or recompressed);
-// only the entry header is built here:
+// The pack: version 2. A whole entry's body is the stored value (the
+// object's zlib stream, never inflated or recompressed); a delta entry's
+// is the zlib stream of a delta record (delta.go chooses them); only the
+// entry headers are built here:
 //
 //	"PACK" <version:4 BE = 2> <count:4 BE>
-//	( <type:3 bits, size: 4 bits + 7 bits per continuation byte> <zlib> ) * count
+//	( <type:3 bits, size: 4 bits + 7 bits per continuation byte> [base] <zlib> ) * count
 //	<SHA-1 of everything before it:20>
+//
+// where base is an ofs-delta's distance back or a ref-delta's base hash.
 
 const (
 	flagUninteresting uint8 = 1 << iota
@@ -69,6 +72,9 @@ type walker struct {
 	// up to keepBudget bytes.
 	kept     map[objects.Hash]rawObject
 	keptSize int
+	// names, when non-nil, collects the name hash of every tree entry
+	// walked (the first name seen), for the delta search's sort.
+	names map[objects.Hash]uint32
 }
 
 func newWalker(ctx context.Context, store *objects.Store, repo objects.RepoName) *walker {
@@ -254,6 +260,12 @@ type packList struct {
 	// planning (up to keepBudget bytes), so the pack does not read them
 	// from the store a second time.
 	kept map[objects.Hash]rawObject
+	// names is the name hash (nameHash) of the trees and blobs, by the
+	// path they were first seen under.
+	names map[objects.Hash]uint32
+	// has is every object walked: those of objs and those the client
+	// has (the edges' trees), the bases a thin pack may leave out.
+	has map[objects.Hash]struct{}
 }
 
 // rawObject is a stored object value: type, inflated size, zlib stream.
@@ -272,10 +284,11 @@ type progressFunc func(format string, args ...any)
 
 // plan decides the objects to send.
 func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
-	pl := &packList{kept: map[objects.Hash]rawObject{}}
-	w.kept = pl.kept
-	defer func() { w.kept = nil }()
+	pl := &packList{kept: map[objects.Hash]rawObject{}, names: map[objects.Hash]uint32{}}
+	w.kept, w.names = pl.kept, pl.names
+	defer func() { w.kept, w.names = nil, nil }()
 	seen := make(map[objects.Hash]struct{}, 1024)
+	pl.has = seen
 	add := func(h objects.Hash) bool {
 		if _, ok := seen[h]; ok {
 			return false
@@ -498,6 +511,9 @@ func (w *walker) walkTree(h objects.Hash, seen map[objects.Hash]struct{}, out *[
 		}
 		var id objects.Hash
 		copy(id[:], data[sp+nul+1:sp+nul+21])
+		if _, ok := w.names[id]; !ok && w.names != nil {
+			w.names[id] = nameHash(data[sp+1 : sp+nul])
+		}
 		data = data[sp+nul+21:]
 		switch string(mode) {
 		case "40000":
@@ -533,10 +549,20 @@ func appendEntryHeader(dst []byte, typ plumbing.ObjectType, size int64) []byte {
 	return append(dst, b)
 }
 
-// writePack streams the objects of pl as a version 2 pack: kept values
-// first, else from the store.
-func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName, pl *packList, w io.Writer) error {
+// packStats counts what writePack sent.
+type packStats struct {
+	objects, deltas, reused int
+}
+
+// writePack streams the objects of pl as a version 2 pack, with the deltas
+// planDeltas chose: kept values first, else from the store.
+func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName, pl *packList, opt packOptions, progress progressFunc, w io.Writer) (packStats, error) {
+	dp, err := planDeltas(ctx, store, repo, pl, opt, progress)
+	if err != nil {
+		return packStats{}, err
+	}
 	objs := pl.objs
+	st := packStats{objects: len(objs), deltas: dp.deltas, reused: dp.reused}
 	h := sha1.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 64<<10)
 	var hdr [12]byte
@@ -544,13 +570,13 @@ func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName,
 	binary.BigEndian.PutUint32(hdr[4:], 2)
 	binary.BigEndian.PutUint32(hdr[8:], uint32(len(objs)))
 	if _, err := bw.Write(hdr[:]); err != nil {
-		return err
+		return st, err
 	}
 	// One goroutine reads the stored values ahead while this one writes,
 	// so store reads overlap with the client draining the pack.
 	type item struct {
 		raw rawObject
-		id  objects.Hash
+		idx int32
 		err error
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -558,9 +584,12 @@ func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName,
 	ch := make(chan item, 256)
 	go func() {
 		defer close(ch)
-		for _, id := range objs {
-			it := item{id: id}
-			if k, ok := pl.kept[id]; ok {
+		for _, i := range dp.order {
+			it := item{idx: i}
+			id := objs[i]
+			if dp.base[i] != -1 {
+				// Sent as a delta: only its type is needed.
+			} else if k, ok := pl.kept[id]; ok {
 				it.raw = k
 			} else {
 				it.raw.typ, it.raw.size, it.raw.zdata, it.err = store.Raw(ctx, repo, id)
@@ -575,28 +604,61 @@ func writePack(ctx context.Context, store *objects.Store, repo objects.RepoName,
 			}
 		}
 	}()
+	offsets := make([]int64, len(objs))
+	off := int64(len(hdr))
 	var eh []byte
-	for range objs {
+	for range dp.order {
 		it, ok := <-ch
 		if !ok {
-			return fmt.Errorf("read objects: %w", context.Cause(ctx))
+			return st, fmt.Errorf("read objects: %w", context.Cause(ctx))
 		}
 		if it.err != nil {
-			return fmt.Errorf("read object %s: %w", it.id, it.err)
+			return st, fmt.Errorf("read object %s: %w", objs[it.idx], it.err)
 		}
-		eh = appendEntryHeader(eh[:0], it.raw.typ, it.raw.size)
+		offsets[it.idx] = off
+		body := it.raw.zdata
+		switch b := dp.base[it.idx]; {
+		case b == -1:
+			eh = appendEntryHeader(eh[:0], it.raw.typ, it.raw.size)
+		case b >= 0 && opt.ofsDelta:
+			rec := dp.rec[it.idx]
+			eh = appendEntryHeader(eh[:0], plumbing.OFSDeltaObject, rec.Size)
+			eh = appendOfsDelta(eh, off-offsets[b])
+			body = rec.ZData
+		default:
+			rec := dp.rec[it.idx]
+			eh = appendEntryHeader(eh[:0], plumbing.REFDeltaObject, rec.Size)
+			eh = append(eh, rec.Base[:]...)
+			body = rec.ZData
+		}
 		if _, err := bw.Write(eh); err != nil {
-			return err
+			return st, err
 		}
-		if _, err := bw.Write(it.raw.zdata); err != nil {
-			return err
+		if _, err := bw.Write(body); err != nil {
+			return st, err
 		}
+		off += int64(len(eh) + len(body))
 	}
 	if err := bw.Flush(); err != nil {
-		return err
+		return st, err
 	}
-	_, err := w.Write(h.Sum(nil))
-	return err
+	_, err = w.Write(h.Sum(nil))
+	return st, err
+}
+
+// appendOfsDelta appends the distance back to an ofs-delta's base in git's
+// encoding: big-endian groups of 7 bits, each continued group one less
+// than its value (so every distance has exactly one encoding).
+func appendOfsDelta(dst []byte, rel int64) []byte {
+	var buf [10]byte
+	i := len(buf) - 1
+	buf[i] = byte(rel & 0x7f)
+	for rel >>= 7; rel != 0; rel >>= 7 {
+		rel--
+		i--
+		buf[i] = 0x80 | byte(rel&0x7f)
+	}
+	return append(dst, buf[i:]...)
 }
 
 // planCache remembers the object lists of full clones (no haves, no
@@ -656,7 +718,7 @@ func (c *planCache) get(key [sha1.Size]byte) *packList {
 }
 
 func (c *planCache) put(key [sha1.Size]byte, pl *packList) {
-	if len(pl.objs) > planCacheMaxHashes/4 {
+	if 2*len(pl.objs) > planCacheMaxHashes/4 {
 		return // one huge clone must not flush everything else
 	}
 	c.mu.Lock()
@@ -667,13 +729,13 @@ func (c *planCache) put(key [sha1.Size]byte, pl *packList) {
 	if _, ok := c.entries[key]; ok {
 		return
 	}
-	c.entries[key] = c.order.PushFront(&planEntry{key: key, pl: &packList{objs: pl.objs, commits: pl.commits}})
-	c.hashes += len(pl.objs)
+	c.entries[key] = c.order.PushFront(&planEntry{key: key, pl: &packList{objs: pl.objs, commits: pl.commits, names: pl.names}})
+	c.hashes += 2 * len(pl.objs)
 	for c.hashes > planCacheMaxHashes {
 		e := c.order.Back()
 		pe := e.Value.(*planEntry)
 		c.order.Remove(e)
 		delete(c.entries, pe.key)
-		c.hashes -= len(pe.pl.objs)
+		c.hashes -= 2 * len(pe.pl.objs)
 	}
 }

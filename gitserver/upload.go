@@ -633,12 +633,18 @@ negotiation:
 	case req.caps.has("side-band"):
 		band = 999
 	}
-	return s.sendPack(ctx, pw, sess, w, fp, band, !req.caps.has("no-progress"))
+	opt := packOptions{ofsDelta: req.caps.has("ofs-delta"), thin: req.caps.has("thin-pack")}
+	return s.sendPack(ctx, pw, sess, w, fp, opt, band, !req.caps.has("no-progress"))
 }
 
 // sendPack plans and streams the pack. band is the side-band payload size
 // (0: raw pack, no side band).
-func (s *Server) sendPack(ctx context.Context, pw *pktWriter, sess *Session, w *walker, fp *fetchPlan, band int, progress bool) error {
+func (s *Server) sendPack(ctx context.Context, pw *pktWriter, sess *Session, w *walker, fp *fetchPlan, opt packOptions, band int, progress bool) error {
+	if fp.filter != nil {
+		// A partial clone may lack the blobs and trees of the commits it
+		// has: no delta against them.
+		opt.thin = false
+	}
 	var mu sync.Mutex
 	var prog progressFunc
 	if band > 0 && progress {
@@ -679,17 +685,18 @@ func (s *Server) sendPack(ctx context.Context, pw *pktWriter, sess *Session, w *
 		out = packBandWriter{p: pw, max: band}
 	}
 	planned := time.Now()
-	if err := writePack(ctx, s.Objects, sess.Repo, pl, out); err != nil {
+	st, err := writePack(ctx, s.Objects, sess.Repo, pl, opt, prog, out)
+	if err != nil {
 		return err
 	}
 	if prog != nil {
-		prog("Total %d (delta 0), reused %d (delta 0), pack-reused 0\n", len(pl.objs), len(pl.objs))
+		prog("Total %d (delta %d), reused %d (delta %d), pack-reused 0\n", st.objects, st.deltas, st.objects, st.reused)
 	}
 	if band > 0 {
 		pw.flushPkt()
 	}
 	s.logger().Info("upload-pack", "repo", sess.Repo, "identity", sess.Identity,
-		"objects", len(pl.objs), "commits", pl.commits, "haves", len(fp.haves), "cached", cached,
+		"objects", len(pl.objs), "commits", pl.commits, "deltas", st.deltas, "haves", len(fp.haves), "cached", cached,
 		"plan", planned.Sub(start).Round(time.Millisecond), "pack", time.Since(planned).Round(time.Millisecond))
 	return pw.send()
 }

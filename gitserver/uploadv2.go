@@ -224,6 +224,7 @@ func (s *Server) lsRefs(ctx context.Context, pw *pktWriter, sess *Session, args 
 type fetchArgs struct {
 	wants, haves, shallows       []objects.Hash
 	done, noProgress, includeTag bool
+	thin, ofsDelta               bool
 	deepen                       deepenSpec
 	filter                       *objectFilter
 }
@@ -268,8 +269,10 @@ func parseFetchArgs(args []string) (*fetchArgs, error) {
 			f.filter, ok = flt, true
 		case a == "done":
 			f.done, ok = true, true
-		case a == "thin-pack", a == "ofs-delta":
-			ok = true // we never send deltas, so both are trivially honoured
+		case a == "thin-pack":
+			f.thin, ok = true, true
+		case a == "ofs-delta":
+			f.ofsDelta, ok = true, true
 		case a == "no-progress":
 			f.noProgress, ok = true, true
 		case a == "include-tag":
@@ -355,5 +358,5 @@ func (s *Server) fetchV2(ctx context.Context, pw *pktWriter, sess *Session, args
 	if includeTag {
 		fp.tags = rs.list
 	}
-	return s.sendPack(ctx, pw, sess, w, fp, maxBandPayload, !noProgress)
+	return s.sendPack(ctx, pw, sess, w, fp, packOptions{ofsDelta: f.ofsDelta, thin: f.thin}, maxBandPayload, !noProgress)
 }

@@ -7,7 +7,7 @@
 //
 // One kv database (kv/pebblekv in the server, kv/memkv in tests) holds
 // every repo's objects and refs; this package names no driver. It owns the
-// keys that start with 'o', 's' and 'S'; package refs owns 'r' and 'l',
+// keys that start with 'o', 'd', 's' and 'S'; package refs owns 'r' and 'l',
 // package catalog 'w'.
 //
 //	key                                   value
@@ -15,10 +15,13 @@
 //	                                      or, spilled: <0x80|type:1> <size:uvarint> <spill:8> <off:uvarint> <zlen:uvarint>
 //	's' <repo> 0x00 <spill:8> <chunk:4>   64 KiB of a spill: zlib streams of a push's objects, back to back
 //	'S' <spill:8>                         <repo>: a spill whose quarantine has not committed
+//	'd' <repo> 0x00 <hash:20>             <base:20> <size:uvarint> <zlib of delta instructions>, or empty
+//	                                      (a delta upload-pack may send instead of the object; delta.go)
 //
 // The value is the body of a non-delta pack entry (or points at it in a
 // spill), so upload-pack streams it into a pack without inflating or
-// recompressing it.
+// recompressing it; a delta record is the body of a delta entry, sent the
+// same way.
 //
 // The hash is the last 20 bytes of the key and repo names never contain
 // 0x00, so one repo's objects are the key range ['o' repo 0x00, 'o' repo
@@ -47,7 +50,8 @@
 // they arrive; deltas are kept compressed and their declared result size
 // checked (MaxObjectBytes, MaxInflatedBytes) before anything is built from
 // them; then deltas are resolved base by base, each result streamed into
-// its stored value. Its memory is bounded by Limits and a fixed budget
+// its stored value, and a delta smaller than its result's stored value is
+// kept as that object's delta record, for upload-pack to send as it came. Its memory is bounded by Limits and a fixed budget
 // (pack.go), not by the pack: a delta bomb is refused from its header, a
 // pack over MaxPackBytes at the byte that crosses it, and a fan or a chain
 // of deltas holds one base and a small cache. A refused pack leaves no

@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -33,34 +36,89 @@ func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 		types[h] = t
 	}
 	q.mu.RUnlock()
-	named := make(map[Hash]namedBlob)
-	note := func(tree, id Hash, role blobRole) {
-		nb, ok := named[id]
-		if !ok {
-			nb.tree = tree
-		}
-		nb.roles |= role
-		named[id] = nb
-	}
+	// Every object but the blobs, checked in parallel; the first problem
+	// in hash order wins, and the special blobs are noted in hash order
+	// of the trees that name them, as a serial check would.
+	var objs []Hash
 	for _, h := range q.Ingested() {
-		if err := ctx.Err(); err != nil {
+		if types[h] != plumbing.BlobObject {
+			objs = append(objs, h) // blobs: checked below only if a tree names them specially
+		}
+	}
+	type noted struct {
+		obj      int
+		tree, id Hash
+		role     blobRole
+	}
+	links := make([]kept, len(objs))
+	var linkBytes atomic.Int64
+	workers := checkWorkers(len(objs))
+	errs := make([]error, workers)
+	notes := make([][]noted, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(objs); i += workers {
+				if i%1024 < workers {
+					if err := ctx.Err(); err != nil {
+						errs[w] = err
+						return
+					}
+				}
+				h := objs[i]
+				o, err := q.Get(ctx, h)
+				if err == nil && o.Type == plumbing.TreeObject {
+					err = checkTree(h, o.Data, func(tree, id Hash, role blobRole) {
+						notes[w] = append(notes[w], noted{i, tree, id, role})
+					})
+				} else if err == nil {
+					err = CheckObject(h, o.Type, o.Data)
+				}
+				if err == nil && linkBytes.Load() < maxKeptLinkBytes {
+					// Kept for the connectivity walk, which then need not
+					// read the object again.
+					var l []link
+					if l, err = objectLinks(h, o.Type, o.Data); err == nil {
+						links[i] = kept{typ: o.Type, links: l, ok: true}
+						linkBytes.Add(int64(len(l)) * linkSize)
+					}
+				}
+				if err != nil {
+					errs[w] = &indexedError{i, err}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var first *indexedError
+	for _, err := range errs {
+		var ie *indexedError
+		if err != nil && !errors.As(err, &ie) {
 			return err
 		}
-		if types[h] == plumbing.BlobObject {
-			continue // checked below only if a tree names it specially
+		if ie != nil && (first == nil || ie.i < first.i) {
+			first = ie
 		}
-		o, err := q.Get(ctx, h)
-		if err != nil {
-			return err
+	}
+	if first != nil {
+		return first.err
+	}
+	var all []noted
+	for _, n := range notes {
+		all = append(all, n...)
+	}
+	sort.SliceStable(all, func(a, b int) bool { return all[a].obj < all[b].obj })
+	named := make(map[Hash]namedBlob)
+	for _, n := range all {
+		nb, ok := named[n.id]
+		if !ok {
+			nb.tree = n.tree
 		}
-		if o.Type == plumbing.TreeObject {
-			err = checkTree(h, o.Data, note)
-		} else {
-			err = CheckObject(h, o.Type, o.Data)
-		}
-		if err != nil {
-			return err
-		}
+		nb.roles |= n.role
+		named[n.id] = nb
 	}
 	ids := make([]Hash, 0, len(named))
 	for id := range named {
@@ -88,7 +146,46 @@ func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 			}
 		}
 	}
-	return q.checkConnected(ctx, tips)
+	pos := make(map[Hash]int32, len(objs))
+	for i, h := range objs {
+		if links[i].ok {
+			pos[h] = int32(i)
+		}
+	}
+	return q.checkConnected(ctx, tips, func(h Hash) (kept, bool) {
+		if i, ok := pos[h]; ok {
+			return links[i], true
+		}
+		return kept{}, false
+	})
+}
+
+// kept is what the object checks keep of an object for the connectivity
+// walk: its type and the objects it points to.
+type kept struct {
+	typ   Type
+	links []link
+	ok    bool
+}
+
+// maxKeptLinkBytes bounds the links one Check keeps between its two
+// passes; past it, the walk reads the objects again.
+const maxKeptLinkBytes = 32 << 20
+
+// linkSize is the memory of one kept link.
+const linkSize = 21
+
+// indexedError is a check's problem and the index of its object.
+type indexedError struct {
+	i   int
+	err error
+}
+
+func (e *indexedError) Error() string { return e.err.Error() }
+
+// checkWorkers is how many goroutines check n objects.
+func checkWorkers(n int) int {
+	return max(1, min(runtime.GOMAXPROCS(0), 4, n/256))
 }
 
 // namedBlob is what pushed trees named one object: .gitmodules,
@@ -98,40 +195,41 @@ type namedBlob struct {
 	tree  Hash
 }
 
-// checkConnected walks from tips through quarantined objects.
-func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash) error {
+// checkConnected walks from tips through quarantined objects, a level at
+// a time, each level's objects read and parsed in parallel.
+func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash, known func(Hash) (kept, bool)) error {
 	type want struct {
 		h    Hash
 		typ  Type // expected type; 0 when any
 		from Hash // the object that points at h (ZeroHash for a tip)
 	}
 	seen := make(map[Hash]bool)
-	var stack []want
+	var level []want
 	for _, t := range tips {
-		if !t.IsZero() {
-			stack = append(stack, want{h: t})
+		if !t.IsZero() && !seen[t] {
+			seen[t] = true
+			level = append(level, want{h: t})
 		}
 	}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		w := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[w.h] {
-			continue
-		}
-		seen[w.h] = true
+	// visit checks one object and returns what it points to.
+	visit := func(w want) ([]link, error) {
 		inRepo, err := q.store.Has(ctx, q.repo, w.h)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if inRepo {
-			continue
+			return nil, nil
+		}
+		if k, ok := known(w.h); ok {
+			if w.typ != 0 && k.typ != w.typ {
+				return nil, &CheckError{Object: w.from, Check: "badType",
+					Detail: fmt.Sprintf("points to %s as a %s, but it is a %s", w.h, w.typ, k.typ)}
+			}
+			return k.links, nil
 		}
 		typ, _, err := q.Stat(ctx, w.h)
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
+			return nil, err
 		}
 		if err != nil {
 			obj, detail := w.h, "missing "+w.h.String()
@@ -142,28 +240,52 @@ func (q *Quarantine) checkConnected(ctx context.Context, tips []Hash) error {
 			if w.typ != 0 {
 				detail = fmt.Sprintf("%s (%s)", detail, w.typ)
 			}
-			return &CheckError{Object: obj, Check: "missingObject", Detail: detail}
+			return nil, &CheckError{Object: obj, Check: "missingObject", Detail: detail}
 		}
 		if w.typ != 0 && typ != w.typ {
-			return &CheckError{Object: w.from, Check: "badType",
+			return nil, &CheckError{Object: w.from, Check: "badType",
 				Detail: fmt.Sprintf("points to %s as a %s, but it is a %s", w.h, w.typ, typ)}
 		}
 		if typ == plumbing.BlobObject {
-			continue
+			return nil, nil
 		}
 		o, err := q.Get(ctx, w.h)
 		if err != nil {
+			return nil, err
+		}
+		return objectLinks(w.h, o.Type, o.Data)
+	}
+	for len(level) > 0 {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		links, err := objectLinks(w.h, o.Type, o.Data)
-		if err != nil {
-			return err
+		workers := checkWorkers(len(level))
+		links := make([][]link, len(level))
+		errs := make([]error, len(level))
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(level); i += workers {
+					links[i], errs[i] = visit(level[i])
+				}
+			}()
 		}
-		for _, l := range links {
-			if !seen[l.h] {
-				stack = append(stack, want{h: l.h, typ: l.typ, from: w.h})
+		wg.Wait()
+		var next []want
+		for i, err := range errs {
+			if err != nil {
+				return err
+			}
+			for _, l := range links[i] {
+				if !seen[l.h] {
+					seen[l.h] = true
+					next = append(next, want{h: l.h, typ: l.typ, from: level[i].h})
+				}
 			}
 		}
+		level = next
 	}
 	return nil
 }

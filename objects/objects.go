@@ -105,6 +105,9 @@ type memBudget struct {
 	deltas int64
 	// cache is the size of the cache of resolved delta bases.
 	cache int64
+	// records is the most bytes of delta records (delta.go) one pack
+	// keeps in its batch.
+	records int64
 }
 
 // The memory budget of one IngestPack. With the delta bases (MaxBaseMemory,
@@ -115,6 +118,7 @@ const (
 	defaultInlineObject   = 1 << 20
 	defaultDeltaBytes     = 8 << 20
 	defaultBaseCacheBytes = 32 << 20
+	defaultRecordBytes    = 16 << 20
 )
 
 // Quarantine holds the objects of one push until refs.Store commits them

@@ -58,6 +58,8 @@ const (
 // any depth, holds one base and the cache, not every result.
 //
 //	memory of one IngestPack = inline budget + delta budget + base cache
+//	                           + delta records budget (16 MiB: the deltas kept
+//	                             for upload-pack, in the batch; delta.go)
 //	                           + ~120 bytes per entry + one base (shared budget)
 //
 // The ingest's batch and spills become the quarantine's only when the whole
@@ -210,6 +212,7 @@ type ingest struct {
 	inflated   int64 // sum of the inflated sizes declared so far
 	inlineUsed int64 // bytes of values in nb
 	deltaUsed  int64 // bytes of delta streams in memory
+	recorded   int64 // bytes of delta records in nb
 
 	value []byte    // scratch: the inline value being captured
 	vs    valueSink // reused per value
@@ -756,7 +759,7 @@ func (in *ingest) resolve() error {
 				}
 				// Only keep a result that may be a base itself.
 				keep := c.dstSize <= in.cache.budget && (kidStart[ci+1] > kidStart[ci] || len(refKids) > 0)
-				out, err := in.applyDelta(c, it.typ, base, keep)
+				out, err := in.applyDelta(c, it.h, it.typ, base, keep)
 				if err != nil {
 					release()
 					return fmt.Errorf("entry at offset %d: %w", c.off, err)
@@ -887,7 +890,7 @@ func (in *ingest) loadBase(it baseItem) ([]byte, func(), error) {
 // applyDelta resolves delta entry c against base (of type typ): its
 // result is hashed and deflated into its stored value as it is produced.
 // With keep, it also returns the result, for use as a base.
-func (in *ingest) applyDelta(c *packEntry, typ Type, base []byte, keep bool) ([]byte, error) {
+func (in *ingest) applyDelta(c *packEntry, baseHash Hash, typ Type, base []byte, keep bool) ([]byte, error) {
 	if c.srcSize != int64(len(base)) {
 		return nil, fmt.Errorf("%w: delta expects a %d-byte base, base has %d", ErrBadPack, c.srcSize, len(base))
 	}
@@ -937,11 +940,44 @@ func (in *ingest) applyDelta(c *packEntry, typ Type, base []byte, keep bool) ([]
 	c.typ = typ
 	c.hash = w.h.Sum()
 	c.done = true
-	c.raw = nil
 	if err := in.finishValue(c.hash); err != nil {
 		return nil, err
 	}
+	if err := in.recordDelta(c, baseHash); err != nil {
+		return nil, err
+	}
+	c.raw = nil
 	return w.keep, nil
+}
+
+// recordDelta keeps the delta of entry c, just resolved against base, as
+// the delta record of its object (delta.go) when it is smaller than the
+// object's stored value, within the ingest's record budget.
+func (in *ingest) recordDelta(c *packEntry, base Hash) error {
+	s := &in.vs
+	whole := in.objs.size - s.start
+	if !s.spilled {
+		whole = int64(len(in.value) - s.hdr)
+	}
+	zlen := int64(len(c.raw))
+	if c.raw == nil {
+		zlen = c.rawLen
+	}
+	if base == c.hash || zlen >= whole || zlen > maxDeltaRecord || in.recorded+zlen > in.mem.records {
+		return nil
+	}
+	zdata := c.raw
+	if zdata == nil {
+		zdata = make([]byte, zlen)
+		if _, err := io.ReadFull(newSpillReader(in.q.store.db, in.q.repo, in.deltas.id, c.rawOff, c.rawLen), zdata); err != nil {
+			return fmt.Errorf("objects: read back delta: %w", err)
+		}
+	}
+	in.recorded += zlen
+	if err := in.nb.Set(DeltaKey(in.q.repo, c.hash), encodeDelta(base, c.size, zdata)); err != nil {
+		return fmt.Errorf("objects: quarantine write: %w", err)
+	}
+	return nil
 }
 
 // deltaOut is where a delta's result goes: the hasher, the deflater of its

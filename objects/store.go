@@ -64,6 +64,7 @@ func New(db kv.DB, limits Limits) *Store {
 			inlineObject: defaultInlineObject,
 			deltas:       defaultDeltaBytes,
 			cache:        defaultBaseCacheBytes,
+			records:      defaultRecordBytes,
 		},
 	}
 }
@@ -212,6 +213,10 @@ var zlibWriters = sync.Pool{New: func() any {
 	return zw
 }}
 
+// zlibReaders pools zlib readers: a fresh one allocates and zeroes tens
+// of kilobytes, more than most objects it inflates.
+var zlibReaders sync.Pool
+
 // deflate compresses data with zlib at the fastest level.
 func deflate(data []byte) []byte {
 	var buf bytes.Buffer
@@ -236,11 +241,20 @@ func inflateInto(r io.Reader, size int64, buf []byte) ([]byte, error) {
 	if size < 0 || size > maxStoredSize {
 		return nil, fmt.Errorf("%w: size %d", ErrBadObject, size)
 	}
-	zr, err := zlib.NewReader(r)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadObject, err)
+	var zr io.ReadCloser
+	if p, ok := zlibReaders.Get().(io.ReadCloser); ok {
+		if err := p.(zlib.Resetter).Reset(r, nil); err != nil {
+			zlibReaders.Put(p)
+			return nil, fmt.Errorf("%w: %v", ErrBadObject, err)
+		}
+		zr = p
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(r); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadObject, err)
+		}
 	}
-	defer zr.Close()
+	defer zlibReaders.Put(zr)
 	if int64(cap(buf)) < size {
 		buf = make([]byte, size)
 	}
@@ -379,18 +393,23 @@ func (s *Store) Put(ctx context.Context, repo RepoName, typ Type, data []byte) (
 	return h, nil
 }
 
-// DeleteRepo deletes every object of repo, and the spills they point
-// into (refs are package refs' to delete). The deletion is synced.
+// DeleteRepo deletes every object of repo, its delta records and the
+// spills its objects point into (refs are package refs' to delete). The deletion is synced.
 func (s *Store) DeleteRepo(ctx context.Context, repo RepoName) error {
 	lo, hi := repoBounds(repo)
 	slo := append(append([]byte{'s'}, repo...), 0)
 	shi := append(append([]byte{'s'}, repo...), 1)
+	dlo := append(append([]byte{'d'}, repo...), 0)
+	dhi := append(append([]byte{'d'}, repo...), 1)
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange(lo, hi); err != nil {
 		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
 	}
 	if err := b.DeleteRange(slo, shi); err != nil {
+		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
+	}
+	if err := b.DeleteRange(dlo, dhi); err != nil {
 		return fmt.Errorf("objects: delete repo %s: %w", repo, err)
 	}
 	if err := b.Commit(kv.Sync); err != nil {
