@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,41 +37,15 @@ elif step == "fetch":
 // TestDulwich: a second Git implementation clones, pushes and fetches over
 // smart HTTP.
 func TestDulwich(t *testing.T) {
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import dulwich").Run(); err != nil {
-		t.Skip("dulwich not installed for /usr/bin/python3 (apt-get install python3-dulwich)")
-	}
+	run := pyDriver(t, "dulwich", dulwichScript)
 	s := startWeir(t, t.TempDir())
 	url := s.URL("dulwich")
 	work := newWorkRepo(t, 2)
 	git(t, work, "remote", "add", "origin", url)
 	git(t, work, "push", "-q", "origin", "main")
-
-	script := filepath.Join(t.TempDir(), "drive.py")
-	if err := os.WriteFile(script, []byte(dulwichScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	dpath := filepath.Join(t.TempDir(), "dul")
-	run := func(step string) map[string]string {
-		t.Helper()
-		cmd := exec.Command(py, script, step, url, dpath)
-		cmd.Env = gitEnv()
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("dulwich %s: %v\n%s\n%s", step, err, out, stderr.String())
-		}
-		kv := map[string]string{}
-		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if k, v, ok := strings.Cut(line, " "); ok {
-				kv[k] = v
-			}
-		}
-		return kv
-	}
 
-	got := run("clone-push")
+	got := run("clone-push", url, dpath)
 	if got["cloned"] != revParse(t, work, "HEAD") {
 		t.Fatalf("dulwich cloned %s, want %s", got["cloned"], revParse(t, work, "HEAD"))
 	}
@@ -90,7 +63,7 @@ func TestDulwich(t *testing.T) {
 		t.Fatalf("fsck:\n%s", out)
 	}
 
-	got = run("fetch")
+	got = run("fetch", url, dpath)
 	if got["fetched"] != tip || got["have"] != "yes" {
 		t.Fatalf("dulwich fetch: %v, want %s present", got, tip)
 	}

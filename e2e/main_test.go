@@ -358,3 +358,38 @@ func (p *asyncPush) wait() (string, bool) {
 	err := p.cmd.Wait()
 	return p.out.String(), err == nil
 }
+
+// pyDriver writes script (a Python program driving a Git library) to a
+// temp file and returns a function that runs it under Debian's python3
+// with a step and its arguments and parses the "key value" lines it
+// prints. module is imported first: the test skips, saying what to
+// install, when /usr/bin/python3 cannot import it.
+func pyDriver(t *testing.T, module, script string) func(step string, args ...string) map[string]string {
+	t.Helper()
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import "+module).Run(); err != nil {
+		t.Skipf("%s not installed for %s (apt-get install python3-%s)", module, py, module)
+	}
+	file := filepath.Join(t.TempDir(), module+"-driver.py")
+	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return func(step string, args ...string) map[string]string {
+		t.Helper()
+		cmd := exec.Command(py, append([]string{file, step}, args...)...)
+		cmd.Env = gitEnv()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s\n%s", module, step, err, out, stderr.String())
+		}
+		kv := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if k, v, ok := strings.Cut(line, " "); ok {
+				kv[k] = v
+			}
+		}
+		return kv
+	}
+}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -258,42 +257,16 @@ else:
 // TestMergeQueueDulwich: dulwich commits on main, C git moves main on, and
 // dulwich pushes its commit to refs/merge/main: main gets a merge of it.
 func TestMergeQueueDulwich(t *testing.T) {
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import dulwich").Run(); err != nil {
-		t.Skip("dulwich not installed for /usr/bin/python3 (apt-get install python3-dulwich)")
-	}
+	run := pyDriver(t, "dulwich", dulwichMergeScript)
 	s := startWeir(t, t.TempDir())
 	url := s.URL("dulmerge")
 	work := newWorkRepo(t, 1)
 	git(t, work, "push", "-q", url, "main")
-
-	script := filepath.Join(t.TempDir(), "merge.py")
-	if err := os.WriteFile(script, []byte(dulwichMergeScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	dpath := filepath.Join(t.TempDir(), "dul")
-	run := func(step string) map[string]string {
-		t.Helper()
-		cmd := exec.Command(py, script, step, url, dpath)
-		cmd.Env = gitEnv()
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("dulwich %s: %v\n%s\n%s", step, err, out, stderr.String())
-		}
-		kv := map[string]string{}
-		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if k, v, ok := strings.Cut(line, " "); ok {
-				kv[k] = v
-			}
-		}
-		return kv
-	}
-	committed := run("commit")["committed"]
+	committed := run("commit", url, dpath)["committed"]
 	moved := commitFile(t, work, "c.txt", "c git\n")
 	git(t, work, "push", "-q", url, "main")
-	if got := run("push"); got["status"] != "ok" {
+	if got := run("push", url, dpath); got["status"] != "ok" {
 		t.Fatalf("dulwich's merge request: %v", got)
 	}
 	git(t, work, "fetch", "-q", url, "main")

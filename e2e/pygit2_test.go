@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,41 +35,15 @@ else:
 // dulwich) clones, pushes and fetches over smart HTTP, and C git builds on
 // what it pushed.
 func TestPygit2(t *testing.T) {
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import pygit2").Run(); err != nil {
-		t.Skip("pygit2 not installed for /usr/bin/python3 (apt-get install python3-pygit2)")
-	}
+	run := pyDriver(t, "pygit2", pygit2Script)
 	s := startWeir(t, t.TempDir())
 	url := s.URL("pygit2")
 	work := newWorkRepo(t, 2)
 	git(t, work, "remote", "add", "origin", url)
 	git(t, work, "push", "-q", "origin", "main")
-
-	script := filepath.Join(t.TempDir(), "drive.py")
-	if err := os.WriteFile(script, []byte(pygit2Script), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(t.TempDir(), "lg2")
-	run := func(step string) map[string]string {
-		t.Helper()
-		cmd := exec.Command(py, script, step, url, dir)
-		cmd.Env = gitEnv()
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("pygit2 %s: %v\n%s\n%s", step, err, out, stderr.String())
-		}
-		kv := map[string]string{}
-		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if k, v, ok := strings.Cut(line, " "); ok {
-				kv[k] = v
-			}
-		}
-		return kv
-	}
 
-	got := run("clone-push")
+	got := run("clone-push", url, dir)
 	if got["cloned"] != revParse(t, work, "HEAD") {
 		t.Fatalf("pygit2 cloned %s, want %s", got["cloned"], revParse(t, work, "HEAD"))
 	}
@@ -86,7 +59,7 @@ func TestPygit2(t *testing.T) {
 	if out := git(t, work, "fsck", "--full", "--strict"); strings.TrimSpace(out) != "" {
 		t.Fatalf("fsck:\n%s", out)
 	}
-	got = run("fetch")
+	got = run("fetch", url, dir)
 	if got["fetched"] != tip || got["have"] != "yes" {
 		t.Fatalf("pygit2 fetch: %v, want %s present", got, tip)
 	}
