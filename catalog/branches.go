@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -17,8 +15,11 @@ import (
 const maxRetries = 32
 
 // Resolve turns a data revision into a commit: a branch (refs/data/<rev>),
-// a data tag (refs/tags/data/<rev>) or a 40-hex commit name. ref is the
-// branch ref when rev is a branch (writable), else empty.
+// a data tag (refs/tags/data/<rev>), a commit name (40 hex, or a unique
+// prefix of 4 or more), any of them followed by git's ~N, ^N suffixes
+// (refs.ResolveRevision). ref is the branch ref when rev is exactly a
+// branch (writable), else empty. An abbreviation two commits share is an
+// error listing both.
 func (c *Catalog) Resolve(ctx context.Context, repo objects.RepoName, rev string) (h objects.Hash, ref refs.Name, err error) {
 	if rev == "" {
 		return objects.ZeroHash, "", fmt.Errorf("%w: empty revision", ErrNoSuchBranch)
@@ -30,16 +31,19 @@ func (c *Catalog) Resolve(ctx context.Context, repo objects.RepoName, rev string
 	if !errors.Is(err, refs.ErrNotFound) && !errors.Is(err, refs.ErrBadName) {
 		return objects.ZeroHash, "", err
 	}
-	if h, err = c.refs.Resolve(ctx, repo, TagRef(rev)); err == nil {
-		return h, "", nil
-	}
-	if ch, perr := parseHash(rev); perr == nil {
-		o, gerr := c.objs.Get(ctx, repo, ch)
-		if gerr == nil && o.Type == plumbing.CommitObject {
-			return ch, "", nil
+	h, err = refs.ResolveRevision(ctx, c.objs, repo, rev, func(ctx context.Context, name string) (objects.Hash, error) {
+		if h, err := c.refs.Resolve(ctx, repo, DataRef(name)); !errors.Is(err, refs.ErrNotFound) && !errors.Is(err, refs.ErrBadName) {
+			return h, err
 		}
+		return c.refs.Resolve(ctx, repo, TagRef(name))
+	})
+	if (errors.Is(err, refs.ErrNotFound) || errors.Is(err, objects.ErrNotFound)) && !strings.ContainsAny(rev, "^~") {
+		return objects.ZeroHash, "", fmt.Errorf("%w: %q is not a data branch, data tag or data commit of %s", ErrNoSuchBranch, rev, repo)
 	}
-	return objects.ZeroHash, "", fmt.Errorf("%w: %q is not a data branch, data tag or data commit of %s", ErrNoSuchBranch, rev, repo)
+	if err != nil {
+		return objects.ZeroHash, "", fmt.Errorf("%w: %v", ErrNoSuchBranch, err)
+	}
+	return h, "", nil
 }
 
 // CreateBranch creates branch name at the data commit rev resolves to (a
