@@ -110,6 +110,7 @@ func (r *run) runNode(ctx, pushCtx context.Context, i int, st *staged) error {
 	}
 	r.mu.Lock()
 	fmt.Fprintf(&r.nodeLog, "== %s (%s) %s in %s\n%s\n", n.Name, n.File, result.Reason, result.Wall.Round(time.Millisecond), Neutralise(string(result.Output)))
+	r.nodeTimes = append(r.nodeTimes, NodeTime{Node: n.Name, Result: clipLine(string(result.Reason), 200), Wall: result.Wall})
 	r.timing.Run += result.Wall
 	r.timing.Sandbox += time.Since(spanBegan) - result.Wall
 	r.mu.Unlock()

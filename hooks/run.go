@@ -54,7 +54,8 @@ type run struct {
 	// takes a node slot of it while it runs. nil: no scheduler.
 	ticket *sched.Ticket
 
-	newData objects.Hash // the data commit a successful run made
+	newData  objects.Hash // the data commit a successful run made
+	keptData objects.Hash // the partial data commit keep wrote for a failed run
 	// landed is what finish last put on the branch for a landing outcome:
 	// newData, or newData published onto landedOn, the branch's data then
 	// (onto). onto caches its answer for each head it saw.
@@ -70,7 +71,9 @@ type run struct {
 	outputs map[pipeline.Table]string // table -> Parquet file made in this run
 	writes  []catalog.TableWrite
 	nodeLog bytes.Buffer // full node outputs, for the run log
-	timing  Timing       // Run and Sandbox are summed under mu
+	// nodeTimes: each node that ran, in the order they ended (the log's Node: lines)
+	nodeTimes []NodeTime
+	timing    Timing // Run and Sandbox are summed under mu
 
 	reused map[int]catalog.Pointer // seed nodes not run: their table is already what they make (reuse.go)
 	lib    libStage                // lib/ for Python models, staged once (pylib.go)
@@ -276,6 +279,7 @@ func (r *run) keep(ctx context.Context, res *Result, status string) {
 		info := r.commitInfo()
 		info.Message = fmt.Sprintf("weir: partial data of failed run %s on %s", r.id, r.branch)
 		if h, err := r.writeData(ctx, info); err == nil {
+			r.keptData = h
 			res.Updates = append(res.Updates, refs.Update{Name: RunRef(r.id, "data"), New: h})
 			r.out.linef("weir: partial data of the run: %s (%d tables)", short(h), len(ws))
 		} else {

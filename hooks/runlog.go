@@ -3,6 +3,7 @@ package hooks
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -20,6 +21,8 @@ import (
 //	         Run: <id>
 //	         Code-Commit: <the code commit>
 //	         Pusher: <who pushed>
+//	         Data-Commit: <the data it made, kept or checked> (if any)
+//	         Node: <wall ms> <node> <how it ended>   (one per node that ran)
 //	tree     one blob, "log":
 //	           the run's progress lines, as the client saw them
 //	           (blank line)
@@ -54,6 +57,19 @@ func (r *run) writeLog(status string) (objects.Hash, error) {
 	q := r.push.Quarantine
 	r.mu.Lock()
 	text := r.out.textFrom(r.logFrom) + "\n" + r.nodeLog.String()
+	var trailers strings.Builder
+	for _, d := range []objects.Hash{r.landed, r.newData, r.keptData} {
+		if !d.IsZero() {
+			fmt.Fprintf(&trailers, "Data-Commit: %s\n", d)
+			break
+		}
+	}
+	if r.check && !r.start.IsZero() {
+		fmt.Fprintf(&trailers, "Data-Commit: %s\n", r.start)
+	}
+	for _, n := range r.nodeTimes {
+		fmt.Fprintf(&trailers, "Node: %d %s %s\n", n.Wall.Milliseconds(), n.Node, n.Result)
+	}
 	r.mu.Unlock()
 	blob, err := q.Put(plumbing.BlobObject, []byte(text))
 	if err != nil {
@@ -72,7 +88,7 @@ func (r *run) writeLog(status string) (objects.Hash, error) {
 	sig := object.Signature{Name: "weir", Email: "weir@localhost", When: now}
 	c := &object.Commit{
 		Author: sig, Committer: sig, TreeHash: th,
-		Message: fmt.Sprintf("weir: run %s on %s %s\n\nRun: %s\nCode-Commit: %s\nPusher: %s\n", r.id, r.branch, clipLine(status, 200), r.id, r.code, r.push.Pusher),
+		Message: fmt.Sprintf("weir: run %s on %s %s\n\nRun: %s\nCode-Commit: %s\nPusher: %s\n%s", r.id, r.branch, clipLine(status, 200), r.id, r.code, r.push.Pusher, trailers.String()),
 	}
 	cb, err := encode(c)
 	if err != nil {

@@ -150,6 +150,13 @@ func (a *serveApp) buildPipelines() error {
 		}
 		a.SSH.Commands["runs"] = runsCommand(a.Runs)
 	}
+	rs := &runsSource{sched: a.Runs, cat: a.Catalog, objs: a.Objects}
+	if a.SSH != nil {
+		a.SSH.Commands["run"] = rs.sshRun
+	}
+	if a.HTTPAccess != nil {
+		a.Mux.Handle("/api/repos/", rs.handler(a.HTTPAccess))
+	}
 	return nil
 }
 
