@@ -22,7 +22,7 @@ import (
 //	         Code-Commit: <the code commit>
 //	         Pusher: <who pushed>
 //	         Data-Commit: <the data it made, kept or checked> (if any)
-//	         Node: <wall ms> <node> <how it ended>   (one per node that ran)
+//	         Node: <wall ms> TAB <node> TAB <how it ended>   (one per node that ran)
 //	tree     one blob, "log":
 //	           the run's progress lines, as the client saw them
 //	           (blank line)
@@ -68,7 +68,7 @@ func (r *run) writeLog(status string) (objects.Hash, error) {
 		fmt.Fprintf(&trailers, "Data-Commit: %s\n", r.start)
 	}
 	for _, n := range r.nodeTimes {
-		fmt.Fprintf(&trailers, "Node: %d %s %s\n", n.Wall.Milliseconds(), n.Node, n.Result)
+		fmt.Fprintf(&trailers, "Node: %d\t%s\t%s\n", n.Wall.Milliseconds(), clipLine(n.Node, 200), n.Result)
 	}
 	r.mu.Unlock()
 	blob, err := q.Put(plumbing.BlobObject, []byte(text))

@@ -159,7 +159,7 @@ func readRunLog(ctx context.Context, objs *objects.Store, repo objects.RepoName,
 		case "Data-Commit":
 			rec.Data, _ = objects.ParseHash([]byte(v))
 		case "Node":
-			f := strings.SplitN(v, " ", 3)
+			f := strings.SplitN(v, "\t", 3)
 			if len(f) < 2 {
 				continue
 			}
