@@ -47,21 +47,34 @@ var (
 )
 
 // Iceberg returns the Iceberg catalog of repo at rev: a branch name (read
-// and write), a data tag or a commit name (read-only). A branch that has no
+// and write), a data tag or a commit (read-only): any revision Resolve
+// takes, such as main~1 or a short id (a short id that is also the name of
+// a branch a first write would create is that branch). A branch that has no
 // data ref yet is created by its first write if the repo has a code branch
 // of that name or no data branch at all. identity names the writer in the
 // commits it makes ("" for anonymous).
-func (c *Catalog) Iceberg(ctx context.Context, repo objects.RepoName, rev, identity string) (*IcebergCatalog, error) {
+func (c *Catalog) Iceberg(ctx context.Context, repo objects.RepoName, rev, identity string) (ic *IcebergCatalog, err error) {
 	a, err := c.area(repo)
 	if err != nil {
 		return nil, err
 	}
-	ic := &IcebergCatalog{c: c, repo: repo, area: a, rev: rev, identity: identity}
+	ic = &IcebergCatalog{c: c, repo: repo, area: a, rev: rev, identity: identity}
 	h, ref, err := c.Resolve(ctx, repo, rev)
 	switch {
-	case err == nil:
+	case err == nil && (ref != "" || !c.abbreviation(ctx, repo, rev)):
 		ic.ref, ic.at = ref, h
 		return ic, nil
+	case err == nil:
+		// rev is a unique commit prefix but may also be a branch a first
+		// write creates: that reading wins, else the commit (read-only).
+		abbrev := h
+		defer func() {
+			if ic == nil && errors.Is(err, ErrNoSuchBranch) {
+				ic = &IcebergCatalog{c: c, repo: repo, area: a, rev: rev, identity: identity, at: abbrev}
+				err = nil
+			}
+		}()
+		err = fmt.Errorf("%w: %q", ErrNoSuchBranch, rev)
 	case !errors.Is(err, ErrNoSuchBranch):
 		return nil, err
 	}
@@ -686,4 +699,14 @@ func (ic *IcebergCatalog) UpdateNamespaceProperties(ctx context.Context, namespa
 		return "weir: update properties of namespace " + ns + " (" + strconv.Itoa(len(sum.Updated)) + " set, " + strconv.Itoa(len(sum.Removed)) + " removed)", nil, nil
 	})
 	return sum, err
+}
+
+// abbreviation reports whether rev resolved only as a short commit id
+// (no data tag of that name, no suffix, not 40 hex digits).
+func (c *Catalog) abbreviation(ctx context.Context, repo objects.RepoName, rev string) bool {
+	if len(rev) >= 40 || strings.ContainsAny(rev, "^~") {
+		return false
+	}
+	_, err := c.refs.Resolve(ctx, repo, TagRef(rev))
+	return err != nil
 }

@@ -31,7 +31,8 @@ import (
 const queryUsage = `usage: weir query [--data DIR] [--warehouse ...] --repo REPO [--ref REF] "SELECT ..."
 
 Run one read-only SELECT over the tables of REPO at REF (a branch, a data
-tag or a data commit; default main). Each table is a view ns.table. The
+tag or a data commit, as git rev-parse takes them: main~1, main^2, a short
+id of 4 or more digits; default main). Each table is a view ns.table. The
 result is printed as tab-separated values with a header line. The query
 runs in weir-node (next to weir, or on PATH), which holds the SQL engine.
 
@@ -53,7 +54,7 @@ func runQuery(args []string) error {
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	data := fs.String("data", "./weir-data", "data directory of the server (stopped)")
 	repo := fs.String("repo", "", "repo name")
-	ref := fs.String("ref", "main", "branch, data tag or data commit")
+	ref := fs.String("ref", "main", "branch, data tag or data commit (main~1, a short id, ...)")
 	maxRows := fs.Int("max-rows", queryMaxRows, "rows printed at most")
 	timeout := fs.Duration("timeout", queryTimeout, "query time limit")
 	var wf warehouseFlags
