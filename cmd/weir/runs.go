@@ -155,9 +155,10 @@ func stateNames() []string {
 	return ns
 }
 
-// apply keeps the runs f selects, newest first as given.
+// apply returns the runs f selects, newest first as given (runs is not
+// changed).
 func (f runsFilter) apply(runs []sched.RunInfo) []sched.RunInfo {
-	runs = slices.DeleteFunc(runs, func(r sched.RunInfo) bool {
+	runs = slices.DeleteFunc(slices.Clone(runs), func(r sched.RunInfo) bool {
 		if f.state != "" && r.State.String() != f.state {
 			return true
 		}

@@ -51,3 +51,42 @@ func TestRunFlags(t *testing.T) {
 		t.Errorf("--run-policy lottery: err %v", err)
 	}
 }
+
+// TestRunsArgs: "weir runs" takes its flags before or after the repo,
+// refuses unknown states, negative limits and extra words, and its filter
+// keeps the runs asked for, newest first, at most --limit.
+func TestRunsArgs(t *testing.T) {
+	var out strings.Builder
+	repo, f, err := parseRunsArgs([]string{"--state", "failed", "team/demo.git", "--branch", "dev", "--limit", "1"}, &out)
+	if err != nil || repo != "team/demo.git" || f != (runsFilter{branch: "dev", state: "failed", limit: 1}) {
+		t.Fatalf("parse: %q %+v %v", repo, f, err)
+	}
+	for _, bad := range [][]string{{}, {"r", "--state", "exploded"}, {"r", "--limit", "-1"}, {"r", "extra"}, {"r", "--nope"}} {
+		if _, _, err := parseRunsArgs(bad, &out); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	runs := []sched.RunInfo{
+		{ID: "r-3", State: sched.Failed, Targets: []sched.Target{{Branch: "dev"}}},
+		{ID: "r-2", State: sched.Succeeded, Targets: []sched.Target{{Branch: "dev"}}},
+		{ID: "r-1", State: sched.Failed, Targets: []sched.Target{{Branch: "main"}}},
+	}
+	ids := func(rs []sched.RunInfo) string {
+		var s []string
+		for _, r := range rs {
+			s = append(s, string(r.ID))
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct {
+		f    runsFilter
+		want string
+	}{
+		{runsFilter{}, "r-3,r-2,r-1"}, {runsFilter{state: "failed"}, "r-3,r-1"}, {runsFilter{branch: "dev"}, "r-3,r-2"},
+		{runsFilter{branch: "main", state: "succeeded"}, ""}, {runsFilter{state: "failed", limit: 1}, "r-3"},
+	} {
+		if got := ids(tc.f.apply(append([]sched.RunInfo(nil), runs...))); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.f, got, tc.want)
+		}
+	}
+}
