@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -490,10 +491,12 @@ func (rs *runsSource) handler(acc *access.Access) http.Handler {
 		}
 		f := runsFilter{branch: q.Get("branch"), state: q.Get("state")}
 		if l := q.Get("limit"); l != "" {
-			if _, err := fmt.Sscanf(l, "%d", &f.limit); err != nil {
+			n, err := strconv.Atoi(l)
+			if err != nil {
 				apiError(w, http.StatusBadRequest, "limit: want a number")
 				return
 			}
+			f.limit = n
 		}
 		if err := f.check(); err != nil {
 			apiError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "--"))
