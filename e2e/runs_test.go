@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -107,11 +108,22 @@ func TestRunsListed(t *testing.T) {
 		t.Fatalf("weir run orders latest: %v\n%s", err, o)
 	}
 	checkRun(t, o)
+	t.Logf("weir run orders latest:\n%s", o)
 	if o, err := sshWeir(t, s, "run", "orders", "r-00000000"); err == nil || !strings.Contains(o, "weir run: no such run: orders has no run r-00000000") {
 		t.Fatalf("unknown run: %v %s", err, o)
 	}
 	if o, err := sshWeir(t, s, "run", "orders", "../../heads/main"); err == nil || !strings.Contains(o, "is not a run id") {
 		t.Fatalf("hostile run id: %v %s", err, o)
+	}
+
+	// A run that landed: its data is main's, its tables with their rows.
+	okRun := runs("--state", "succeeded", "--limit", "1")[0].id
+	o, err = sshWeir(t, s, "run", "orders", okRun)
+	mainData := lsRemote(t, s.URL("orders"))["refs/data/main"]
+	for _, want := range []string{"state:      succeeded", "data:       " + mainData, "main.extra", "1 rows", "code:       " + good} {
+		if err != nil || !strings.Contains(o, want) {
+			t.Errorf("weir run %s lacks %q: %v\n%s", okRun, want, err, o)
+		}
 	}
 
 	getRun := func(url string) runJSON {
@@ -161,6 +173,9 @@ func TestRunsListed(t *testing.T) {
 	// After a restart the scheduler has forgotten; refs/runs/<id> has not.
 	// Then with no anonymous access, bob (no grant on orders) gets nothing.
 	s.Stop()
+	if local, err := exec.Command(weirBin, "query", "--data", data, "--repo", "orders", "--ref", "main~1", "SELECT count(*) AS n FROM main.revenue").CombinedOutput(); err != nil || string(local) != "n\n8\n" {
+		t.Fatalf("weir query --ref main~1 (offline): %v %q", err, local)
+	}
 	keys := t.TempDir()
 	bob := newKey(t, keys, "bob")
 	weirCLI(t, "user", "add", "bob", "--key", bob+".pub", "--data", data)
