@@ -31,7 +31,10 @@ import (
 //	             <its whole output, neutralised>
 //	           weir: timing: ... (here unless the push asked -o timing)
 //
-// A run writes one log per status it ends with (logCommit).
+// A run writes one log per status it ends with (logCommit). ReadRun and
+// KeptRuns (runrecord.go) read it back for "weir run" and the runs API;
+// the trailers are one line each (clipLine), so a node's output, which is
+// only in the tree, cannot forge them.
 
 // logCommit returns the run's log commit with status, written once.
 func (r *run) logCommit(status string) (objects.Hash, error) {
