@@ -135,7 +135,7 @@ func planDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName
 		// finds another one running sends its missing objects whole.
 		select {
 		case searchSlot <- struct{}{}:
-			err := searchDeltas(ctx, store, repo, pl, missing, dp, opt, &mem, progress)
+			err := searchDeltas(ctx, store, repo, pl, missing, dp, opt, &mem, progress, fetchSearch)
 			<-searchSlot
 			if err != nil {
 				return nil, err
@@ -207,6 +207,16 @@ func orderDeltas(dp *deltaPlan) []int32 {
 	return order
 }
 
+// searchBounds bound one delta search.
+type searchBounds struct {
+	workers int           // goroutines comparing objects
+	time    time.Duration // after this, the rest is left unsearched
+}
+
+// fetchSearch bounds the search on a fetch's path: up to four cores, for
+// deltaSearchTime.
+var fetchSearch = searchBounds{workers: min(runtime.GOMAXPROCS(0), 4), time: deltaSearchTime}
+
 // searchCand is one object of the delta search.
 type searchCand struct {
 	idx  int32 // in pl.objs; -1 for a base the client has (thin)
@@ -218,12 +228,13 @@ type searchCand struct {
 
 // searchDeltas looks for deltas of the objects in missing among each
 // other, records what it finds (or that it found nothing) and puts the
-// deltas it may use into dp.
+// deltas it may use into dp; with dp nil (the background search,
+// deltabg.go) it only records.
 //
 // For a thin pack, the objects the client has under the same names (the
 // earlier versions of the same files, at the edge commits) join the search
 // as bases only.
-func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName, pl *packList, missing []int32, dp *deltaPlan, opt packOptions, mem *int64, progress progressFunc) error {
+func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName, pl *packList, missing []int32, dp *deltaPlan, opt packOptions, mem *int64, progress progressFunc, bounds searchBounds) error {
 	cands := make([]searchCand, 0, len(missing))
 	for _, i := range missing {
 		h := pl.objs[i]
@@ -279,8 +290,8 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 	if len(cands) == 0 {
 		return nil
 	}
-	deadline := time.Now().Add(deltaSearchTime)
-	workers := min(runtime.GOMAXPROCS(0), 4)
+	deadline := time.Now().Add(bounds.time)
+	workers := max(bounds.workers, 1)
 	chunk := (len(cands) + workers - 1) / workers
 	var mu sync.Mutex
 	var done, last int
@@ -306,7 +317,7 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 				mu.Lock()
 				defer mu.Unlock()
 				done++
-				if found && *mem+int64(len(d.ZData)) <= deltaMemBudget {
+				if found && dp != nil && *mem+int64(len(d.ZData)) <= deltaMemBudget {
 					dp.rec[c.idx] = d // its base index is filled in below
 					*mem += int64(len(d.ZData))
 				}
@@ -325,7 +336,7 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
+	if firstErr != nil || dp == nil {
 		return firstErr
 	}
 	// Bases found by the search are in the pack, or (thin) the client has
