@@ -180,6 +180,6 @@ func (s *Server) searchRepoDeltas(ctx context.Context, repo objects.RepoName, ha
 	}
 	defer func() { <-searchSlot }()
 	opt := packOptions{ofsDelta: true, thin: true}
-	err = searchDeltas(ctx, s.Objects, repo, pl, missing, nil, opt, nil, nil, searchBounds{workers: 1, time: backgroundSearchTime})
+	err = searchDeltas(ctx, s.Objects, repo, pl, missing, nil, nil, opt, nil, nil, searchBounds{workers: 1, time: backgroundSearchTime})
 	return len(missing), tips, err
 }
