@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -18,9 +19,17 @@ import (
 // pushed commit itself (no merge commit: gitserver does not care what it
 // lands), and with the push option "moved" moves refs/heads/<b> itself
 // before gitserver commits (a push that ran no pipeline won the race).
-type landingHook struct{ refs refs.Store }
+// Until on is set it is hooks.None (set between pushes: the server's
+// session goroutines read the hook with no lock).
+type landingHook struct {
+	refs refs.Store
+	on   atomic.Bool
+}
 
 func (h *landingHook) PreReceive(ctx context.Context, p *hooks.Push) (*hooks.Result, error) {
+	if !h.on.Load() {
+		return hooks.None{}.PreReceive(ctx, p)
+	}
 	res := &hooks.Result{Refused: map[refs.Name]string{}, Lands: map[refs.Name]refs.Update{}}
 	for _, c := range p.Commands {
 		b, ok := strings.CutPrefix(string(c.Name), refs.MergePrefix)
@@ -51,6 +60,8 @@ func (h *landingHook) PreReceive(ctx context.Context, p *hooks.Push) (*hooks.Res
 // branch.
 func TestSessionMergeRequest(t *testing.T) {
 	ts := newSessServer(t)
+	lh := &landingHook{refs: ts.refs}
+	ts.srv.Hook = lh // before any session starts
 	g := newSessGit(t, ts)
 	src := pushedRepo(t, ts, g)
 
@@ -64,7 +75,7 @@ func TestSessionMergeRequest(t *testing.T) {
 		t.Fatal("a refused merge request moved a ref")
 	}
 
-	ts.srv.Hook = &landingHook{refs: ts.refs}
+	lh.on.Store(true)
 	out := g.run(src, "push", "origin", "HEAD:refs/merge/main")
 	if !strings.Contains(out, "HEAD -> refs/merge/main") {
 		t.Fatalf("merge request output:\n%s", out)

@@ -178,6 +178,13 @@ func Query(ctx context.Context, tables map[string][]QueryFile, q string, w io.Wr
 		return err
 	}
 	fmt.Fprintln(w, strings.Join(cols, "\t"))
+	// A DATE scans as a time.Time at midnight UTC: printed as the date.
+	dates := make([]bool, len(cols))
+	if cts, err := rows.ColumnTypes(); err == nil && len(cts) == len(cols) {
+		for i, ct := range cts {
+			dates[i] = ct.DatabaseTypeName() == "DATE"
+		}
+	}
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -194,6 +201,9 @@ func Query(ctx context.Context, tables map[string][]QueryFile, q string, w io.Wr
 		}
 		cells := make([]string, len(vals))
 		for i, v := range vals {
+			if t, ok := v.(time.Time); ok && dates[i] {
+				v = t.Format(time.DateOnly)
+			}
 			cells[i] = tsvCell(v)
 		}
 		fmt.Fprintln(w, strings.Join(cells, "\t"))

@@ -30,6 +30,14 @@ func TestQuery(t *testing.T) {
 	if want := "id\n1\n2\n(more than 2 rows; add a LIMIT)\n"; out.String() != want {
 		t.Fatalf("got %q want %q", out.String(), want)
 	}
+	// A DATE prints as the date, a TIMESTAMP as the instant.
+	out.Reset()
+	if err := Query(ctx, tables, "SELECT DATE '2024-03-01' AS d, TIMESTAMP '2024-03-01 12:30:00' AS ts", &out, QueryOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "d\tts\n2024-03-01\t2024-03-01T12:30:00Z\n"; out.String() != want {
+		t.Fatalf("got %q want %q", out.String(), want)
+	}
 	secret := filepath.Join(t.TempDir(), "s.csv")
 	os.WriteFile(secret, []byte("x\n1\n"), 0o644)
 	for _, q := range []string{
