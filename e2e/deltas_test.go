@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // deltaClientsScript clones and fetches with dulwich (pure Python: ofs-
@@ -130,4 +132,57 @@ func TestDeltaClients(t *testing.T) {
 	for _, c := range clients {
 		check(c, "fetch")
 	}
+}
+
+// TestDeltaBackgroundSearch: weir serve searches deltas in the background
+// after a push lands (the push here carries none: pack.window=0), logs it,
+// and the clone after it gets a pack with deltas that C git's fsck finds
+// complete; the server then stops on SIGTERM with the worker in it.
+func TestDeltaBackgroundSearch(t *testing.T) {
+	s := startWeir(t, t.TempDir())
+	work := newWorkRepo(t, 1)
+	git(t, work, "remote", "add", "origin", s.URL("bg"))
+	lines := make([]string, 300)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("select %d as n, 'a model edited a line at a time' as s", i)
+	}
+	for c := range 20 {
+		lines[(c*37)%len(lines)] = fmt.Sprintf("select %d as n -- edited in commit %d", c, c)
+		if err := os.WriteFile(filepath.Join(work, "big.txt"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		git(t, work, "add", "big.txt")
+		git(t, work, "commit", "-q", "-m", fmt.Sprintf("edit %d", c))
+	}
+	git(t, work, "-c", "pack.window=0", "push", "-q", "origin", "main")
+	searched := regexp.MustCompile(`msg="background delta search" repo=bg searched=([1-9][0-9]*)`)
+	var m []string
+	for range 600 {
+		if m = searched.FindStringSubmatch(s.Log.String()); m != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m == nil {
+		t.Fatalf("no background delta search logged after the push:\n%s", s.Log.String())
+	}
+	t.Logf("background search: %s objects", m[1])
+
+	dst := filepath.Join(t.TempDir(), "clone.git")
+	git(t, "", "clone", "-q", "--bare", s.URL("bg"), dst)
+	git(t, dst, "fsck", "--strict")
+	idx, _ := filepath.Glob(filepath.Join(dst, "objects", "pack", "*.idx"))
+	if len(idx) != 1 {
+		t.Fatalf("clone has %d packs, want 1", len(idx))
+	}
+	deltas := 0
+	for _, l := range strings.Split(git(t, dst, "verify-pack", "-v", idx[0]), "\n") {
+		if f := strings.Fields(l); len(f) == 7 && len(f[0]) == 40 {
+			deltas++ // sha type size size-in-pack offset depth base
+		}
+	}
+	if deltas < 10 {
+		t.Errorf("the clone's pack has %d deltas, want >= 10 (20 versions of one file)", deltas)
+	}
+	s.Stop()
 }

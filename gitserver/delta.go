@@ -23,10 +23,14 @@ import (
 // deltas this package computed for an earlier fetch. A record is used when
 // its base is in the same pack, or, for a thin pack, among the objects the
 // client has (the trees and blobs of the edge commits). Objects with no
-// record are compared, within a bounded budget, with their neighbours in a
-// list sorted as git pack-objects sorts it (type, hash of the path's last
-// characters, size, largest first), window objects back, and the result,
-// a delta or "none", is recorded so that no later fetch computes it again.
+// record, or whose record's base this pack can use neither in the pack nor
+// among the client's objects, are compared, within a bounded budget, with
+// their neighbours in a list sorted as git pack-objects sorts it (type,
+// hash of the path's last characters, the client's objects first, size,
+// largest first), window objects back, and the result, a delta or "none",
+// is recorded so that no later fetch computes it again (a record is only
+// replaced by a smaller delta, never by "none"). After a push lands, the
+// background worker (deltabg.go) does the same for what the push brought.
 //
 // Records are hints from many pushes and fetches: before writing, each
 // chain of records in the pack is followed, a cycle or a chain deeper than
@@ -95,6 +99,11 @@ func planDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName
 		rec:    make([]objects.Delta, n),
 	}
 	var missing []int32
+	// recorded: objects whose record names a base this pack can use
+	// neither in the pack nor (thin) among what the client has, with the
+	// size of that record's delta; they are searched too, and their record
+	// replaced only by a smaller delta.
+	var recorded map[int32]int
 	var mem int64
 	for i, h := range pl.objs {
 		dp.base[i] = -1
@@ -123,6 +132,11 @@ func planDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName
 			dp.base[i] = -2
 			dp.baseID[i] = d.Base
 		} else {
+			if recorded == nil {
+				recorded = map[int32]int{}
+			}
+			recorded[int32(i)] = len(d.ZData)
+			missing = append(missing, int32(i))
 			continue
 		}
 		dp.rec[i] = d
@@ -135,7 +149,7 @@ func planDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName
 		// finds another one running sends its missing objects whole.
 		select {
 		case searchSlot <- struct{}{}:
-			err := searchDeltas(ctx, store, repo, pl, missing, dp, opt, &mem, progress)
+			err := searchDeltas(ctx, store, repo, pl, missing, recorded, dp, opt, &mem, progress, fetchSearch)
 			<-searchSlot
 			if err != nil {
 				return nil, err
@@ -207,6 +221,16 @@ func orderDeltas(dp *deltaPlan) []int32 {
 	return order
 }
 
+// searchBounds bound one delta search.
+type searchBounds struct {
+	workers int           // goroutines comparing objects
+	time    time.Duration // after this, the rest is left unsearched
+}
+
+// fetchSearch bounds the search on a fetch's path: up to four cores, for
+// deltaSearchTime.
+var fetchSearch = searchBounds{workers: min(runtime.GOMAXPROCS(0), 4), time: deltaSearchTime}
+
 // searchCand is one object of the delta search.
 type searchCand struct {
 	idx  int32 // in pl.objs; -1 for a base the client has (thin)
@@ -218,12 +242,15 @@ type searchCand struct {
 
 // searchDeltas looks for deltas of the objects in missing among each
 // other, records what it finds (or that it found nothing) and puts the
-// deltas it may use into dp.
+// deltas it may use into dp. An object in recorded already has a record
+// (of the delta size given): it is replaced only by a smaller delta, and
+// never by "none". With dp nil (the background search,
+// deltabg.go) it only records.
 //
 // For a thin pack, the objects the client has under the same names (the
 // earlier versions of the same files, at the edge commits) join the search
 // as bases only.
-func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName, pl *packList, missing []int32, dp *deltaPlan, opt packOptions, mem *int64, progress progressFunc) error {
+func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoName, pl *packList, missing []int32, recorded map[int32]int, dp *deltaPlan, opt packOptions, mem *int64, progress progressFunc, bounds searchBounds) error {
 	cands := make([]searchCand, 0, len(missing))
 	for _, i := range missing {
 		h := pl.objs[i]
@@ -271,6 +298,12 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 		if x.name != y.name {
 			return x.name < y.name
 		}
+		// The client's objects first (as git sorts its preferred bases):
+		// the window only looks back, and a file's new version is often
+		// the larger.
+		if (x.idx < 0) != (y.idx < 0) {
+			return x.idx < 0
+		}
 		if x.size != y.size {
 			return x.size > y.size
 		}
@@ -279,8 +312,8 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 	if len(cands) == 0 {
 		return nil
 	}
-	deadline := time.Now().Add(deltaSearchTime)
-	workers := min(runtime.GOMAXPROCS(0), 4)
+	deadline := time.Now().Add(bounds.time)
+	workers := max(bounds.workers, 1)
 	chunk := (len(cands) + workers - 1) / workers
 	var mu sync.Mutex
 	var done, last int
@@ -298,15 +331,17 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 			s := deltaSearcher{ctx: ctx, store: store, repo: repo}
 			err := s.run(part, deadline, func(c searchCand, d objects.Delta, found bool) {
 				h := c.h
-				if found {
+				old, had := recorded[c.idx]
+				switch {
+				case found && (!had || len(d.ZData) < old):
 					_ = store.PutDelta(ctx, repo, h, d.Base, d.Size, d.ZData)
-				} else {
+				case !found && !had:
 					_ = store.PutNoDelta(ctx, repo, h)
 				}
 				mu.Lock()
 				defer mu.Unlock()
 				done++
-				if found && *mem+int64(len(d.ZData)) <= deltaMemBudget {
+				if found && dp != nil && *mem+int64(len(d.ZData)) <= deltaMemBudget {
 					dp.rec[c.idx] = d // its base index is filled in below
 					*mem += int64(len(d.ZData))
 				}
@@ -325,7 +360,7 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
+	if firstErr != nil || dp == nil {
 		return firstErr
 	}
 	// Bases found by the search are in the pack, or (thin) the client has

@@ -4,7 +4,8 @@
 // deepen.go), partial clone filters (blob:none, blob:limit, tree:<depth>:
 // filter.go), side-band progress, and deltas: those kept from pushed packs
 // and those it computes, recorded so a repeated clone reuses them:
-// delta.go), receive-pack (push, with
+// delta.go; after a push lands, Server.RunDeltaWorker computes them in
+// the background, so the first clone does not: deltabg.go), receive-pack (push, with
 // report-status, side-band-64k, atomic and push options) and, over SSH
 // only, upload-archive (git archive --remote: tar, zip, tgz, with
 // .gitattributes export-ignore: archive.go). It speaks

@@ -416,6 +416,9 @@ func (s *Server) serveReceive(ctx context.Context, pr *pktReader, pw *pktWriter,
 		// Once decided, the push is written even if the client has gone:
 		// a failed run's record must not be lost to a disconnect.
 		s.commitPush(context.WithoutCancel(ctx), sess, q, st, res, atomic)
+		if !st.allFailed() {
+			s.deltas.add(sess.Repo)
+		}
 		if res != nil && res.Report != nil {
 			res.Report(st.refused())
 		}

@@ -54,9 +54,10 @@ type Server struct {
 	// Zero means DefaultReadIdleTimeout.
 	ReadIdleTimeout time.Duration
 
-	plans planCache  // clone plans; the zero value is ready
-	reach reachCache // objects the refs reach, per set of tips; ready
-	slots pushSlots  // admission of pushes; the zero value is ready
+	plans  planCache  // clone plans; the zero value is ready
+	reach  reachCache // objects the refs reach, per set of tips; ready
+	slots  pushSlots  // admission of pushes; the zero value is ready
+	deltas deltaQueue // repos for the background delta search; ready
 }
 
 // ReceiveLimits bound what a push may send before its pack, and how many

@@ -306,6 +306,18 @@ func (a *serveApp) run(ctx context.Context, out io.Writer) error {
 		}()
 		fmt.Fprintf(out, "weir serve: ssh %s (anonymous access %s)\n", cloneURL("ssh://git@", a.sshLn.Addr()), onOff(a.SSHAccess.AnonymousAllowed()))
 	}
+	// Deltas of what pushes bring are computed off the clones' path; the
+	// worker stops before the stores close.
+	wctx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		a.Git.RunDeltaWorker(wctx)
+	}()
+	defer func() {
+		stopWorker()
+		<-workerDone
+	}()
 	a.Logger.Info("weir serve started", "data", a.DataDir)
 	var err error
 	select {
