@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -28,19 +27,7 @@ var mergePipeline = map[string]string{
 // work repo.
 func mergeRepo(t *testing.T, url string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "origin")
-	git(t, "", "init", "-q", "-b", "main", dir)
-	for name, content := range mergePipeline {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git(t, dir, "add", "-A")
-	git(t, dir, "commit", "-q", "-m", "pipeline")
+	dir := pipelineRepo(t, mergePipeline)
 	if out := git(t, dir, "push", url, "main"); !strings.Contains(out, "weir: main advanced") {
 		t.Fatalf("first push:\n%s", out)
 	}
