@@ -73,8 +73,9 @@ func newRun(t *testing.T, before, after map[string]bool) string {
 // failing node and its log shown as text (no script of it runs), the
 // revenue table with its columns, rows and lineage (the run and the code
 // commit that wrote it), the diff main~1..main. Screenshots land in the
-// test's temp dir. Then, with no anonymous access, the pages are 401
-// without a token and 404 for an identity that cannot read the repo.
+// test's temp dir (or $WEIR_TEST_SCREENSHOTS, kept). Then, with no
+// anonymous access, the pages are 401 without a token and 404 for an
+// identity that cannot read the repo.
 func TestWebView(t *testing.T) {
 	needSandboxes(t)
 	bin := chromium(t)
@@ -128,7 +129,11 @@ raise SystemExit(3)
 	}
 	shot := func(path, name string) {
 		t.Helper()
-		file := filepath.Join(t.TempDir(), name)
+		dir := t.TempDir()
+		if keep := os.Getenv("WEIR_TEST_SCREENSHOTS"); keep != "" {
+			dir = keep // kept after the test, e.g. as CI artifacts
+		}
+		file := filepath.Join(dir, name)
 		browse(t, bin, s.HTTP+path, "--screenshot="+file, "--window-size=1200,900")
 		if st, err := os.Stat(file); err != nil || st.Size() < 1000 {
 			t.Fatalf("screenshot of %s: %v", path, err)
@@ -148,10 +153,10 @@ raise SystemExit(3)
 
 	path := "/ui/orders/-/runs/" + failed
 	run := page(path)
-	want(path, run, `id="state">failed</span>`, "main.shout", "exit status 3", "main.revenue",
+	want(path, run, `id="state">failed</span>`, "main.shout failed", "exit status 3", "main.revenue",
 		// The node's output, shown as text.
 		"&lt;script&gt;document.title='pwned'&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;&lt;img src=x onerror=\"document.title='pwned'\"&gt;")
-	if !regexp.MustCompile(`<td>main\.shout</td><td>[^<]*exit status 3[^<]*</td><td class="num">[^<]+</td><td class="bar-cell"><div class="bar fail" style="width: \d+%;?"></div>`).MatchString(run) {
+	if !regexp.MustCompile(`<td>main\.shout</td><td>[^<]+</td><td class="num">[^<]+</td><td class="bar-cell"><div class="bar w\d+ fail"></div>`).MatchString(run) {
 		t.Errorf("run page lacks main.shout's failed timing bar:\n%s", run)
 	}
 	shot(path, "run.png")

@@ -2,7 +2,7 @@
 // on the server from html/template with the templates and the style
 // sheet embedded, no JavaScript and no external assets.
 //
-//	GET /                                    the repos the viewer may read
+//	GET / (or /ui/)                          the repos the viewer may read
 //	GET /ui/<repo>                           branches (code and data heads), tags
 //	GET /ui/<repo>/-/runs[?state=&branch=&page=]    runs, newest first
 //	GET /ui/<repo>/-/runs/<id|latest>        one run: nodes with timing bars, tables written, log

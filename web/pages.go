@@ -215,7 +215,7 @@ func (h *handler) runsPage(r *http.Request, repo objects.RepoName, arg string) (
 
 type nodeRow struct {
 	runs.Node
-	Pct  int // the bar's width: its time against the longest node's
+	Pct  int // the bar's width, 1 to 100 (class w<Pct>): its time against the longest node's
 	OK   bool
 	Time string
 }
@@ -253,7 +253,7 @@ func (h *handler) runPage(r *http.Request, repo objects.RepoName, id string) (st
 		if longest > 0 {
 			pct = int(n.WallMS * 100 / longest)
 		}
-		d.Nodes = append(d.Nodes, nodeRow{Node: n, Pct: max(pct, 1), OK: n.Result == "ok", Time: formatMS(n.WallMS)})
+		d.Nodes = append(d.Nodes, nodeRow{Node: n, Pct: min(max(pct, 1), 100), OK: n.Result == "ok", Time: formatMS(n.WallMS)})
 	}
 	if v.Log != nil {
 		d.Log = *v.Log

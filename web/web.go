@@ -192,10 +192,10 @@ func setHeaders(hd http.Header) {
 
 // dispatch finds the page of path p for identity id.
 func (h *handler) dispatch(r *http.Request, id access.Identity, p string) (string, any, error) {
-	if p == "/" {
+	rest, ok := strings.CutPrefix(p, "/ui/")
+	if p == "/" || ok && rest == "" {
 		return h.reposPage(r, id)
 	}
-	rest, ok := strings.CutPrefix(p, "/ui/")
 	if !ok {
 		return "", nil, notFound("no such page: the web view starts at /")
 	}

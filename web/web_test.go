@@ -174,6 +174,9 @@ func wantPage(t *testing.T, h http.Handler, path string, status int, texts ...st
 	if ct := hd.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 		t.Errorf("GET %s: Content-Type %q", path, ct)
 	}
+	if strings.Contains(body, "style=") || strings.Contains(body, "<script") {
+		t.Errorf("GET %s: an inline style or script, which the Content-Security-Policy blocks:\n%s", path, body)
+	}
 	if csp := hd.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 		t.Errorf("GET %s: Content-Security-Policy %q", path, csp)
 	}
@@ -187,11 +190,12 @@ func TestPages(t *testing.T) {
 	f := newFixture(t)
 	h := f.local
 	wantPage(t, h, "/", 200, `href="/ui/team/demo"`, `href="/ui/ui/tools"`)
+	wantPage(t, h, "/ui/", 200, `href="/ui/team/demo"`)
 	wantPage(t, h, "/ui/team/demo", 200, "<b>main</b>", short(f.code), "add the &lt;orders&gt; model", short(f.data2),
 		`href="/ui/team/demo/-/tables/main"`, ">v1</a>", "data")
 	wantPage(t, h, "/ui/team/demo/-/runs", 200, `href="/ui/team/demo/-/runs/r-00ff"`, "state-succeeded", "ana")
 	body := wantPage(t, h, "/ui/team/demo/-/runs/r-00ff", 200, "succeeded", f.code.String(), f.data2.String(),
-		`style="width: 100%"`, `style="width: 25%"`, "&lt;i&gt;sales.customers&lt;/i&gt;",
+		`<div class="bar w100"></div>`, `<div class="bar w25"></div>`, "&lt;i&gt;sales.customers&lt;/i&gt;",
 		`href="/ui/team/demo/-/table/sales.orders/`+f.data2.String()+`"`, "<td class=\"num\">4</td>")
 	wantPage(t, h, "/ui/team/demo/-/runs/latest", 200, "r-00ff")
 	// The log is shown as text: no tag of it reaches the page.
