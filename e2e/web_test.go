@@ -146,8 +146,8 @@ raise SystemExit(3)
 
 	runs := page("/ui/orders/-/runs")
 	want("/ui/orders/-/runs", runs, failed, okRun, firstRun)
-	if !regexp.MustCompile(failed + `</a></td>\s*<td><span class="state state-failed">failed</span>`).MatchString(runs) ||
-		!regexp.MustCompile(okRun + `</a></td>\s*<td><span class="state state-succeeded">succeeded</span>`).MatchString(runs) {
+	if !regexp.MustCompile(failed+`</a></td>\s*<td><span class="state state-failed">failed</span>`).MatchString(runs) ||
+		!regexp.MustCompile(okRun+`</a></td>\s*<td><span class="state state-succeeded">succeeded</span>`).MatchString(runs) {
 		t.Errorf("runs list lacks the states of %s (failed) and %s (succeeded):\n%s", failed, okRun, runs)
 	}
 
