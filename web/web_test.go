@@ -216,6 +216,11 @@ func TestPages(t *testing.T) {
 		t.Errorf("history names code commit %s %d times, want one per version:\n%s", short(f.code), n, body)
 	}
 	wantPage(t, h, "/ui/team/demo/-/table/sales.orders/main~1", 200, `<dd id="rows">2</dd>`)
+	// Paging: from r-0001's commit the history has its version only.
+	body = wantPage(t, h, "/ui/team/demo/-/table/sales.orders/main?from="+f.data1.String(), 200)
+	if _, history, _ = strings.Cut(body, `id="history"`); !strings.Contains(history, "runs/r-0001") || strings.Contains(history, "runs/r-00ff") {
+		t.Errorf("history from %s:\n%s", short(f.data1), history)
+	}
 	body = wantPage(t, h, "/ui/team/demo/-/diff/main~1..main", 200, "1 added, 0 removed, 1 changed, 0 unchanged", "sales.customers", "+2")
 	if !strings.Contains(body, `<td class="num">2</td><td class="num">4</td>`) {
 		t.Errorf("diff lacks orders 2 -> 4:\n%s", body)
