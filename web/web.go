@@ -270,6 +270,7 @@ type commitInfo struct {
 	Subject string
 	Author  string
 	When    time.Time
+	Parents int
 }
 
 // commit reads commit c of repo.
@@ -289,7 +290,7 @@ func (h *handler) commit(ctx context.Context, repo objects.RepoName, c objects.H
 		return commitInfo{}, fmt.Errorf("commit %s: %w", c, err)
 	}
 	subject, _, _ := strings.Cut(cm.Message, "\n")
-	return commitInfo{Hash: c, Subject: subject, Author: cm.Author.Name, When: cm.Committer.When.UTC()}, nil
+	return commitInfo{Hash: c, Subject: subject, Author: cm.Author.Name, When: cm.Committer.When.UTC(), Parents: len(cm.ParentHashes)}, nil
 }
 
 func shortID(v any) string {

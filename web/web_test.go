@@ -108,6 +108,9 @@ func newFixture(t *testing.T) *fixture {
 	setRef(repo, "refs/runs/r-00ff/data", f.data2)
 	setRef(repo, "refs/runs/r-00ff/code", f.code)
 	setRef(repo, "refs/tags/data/v1", f.data1)
+	// A branch whose name is HTML (Git allows <, >, & and quotes).
+	setRef(repo, "refs/heads/x<i>y&'z\"#1", f.code)
+	setRef(repo, "refs/data/x<i>y&'z\"#1", f.data1)
 
 	tools := objects.RepoName("ui/tools")
 	ttree := put(tools, plumbing.TreeObject, "")
@@ -192,7 +195,9 @@ func TestPages(t *testing.T) {
 	wantPage(t, h, "/", 200, `href="/ui/team/demo"`, `href="/ui/ui/tools"`)
 	wantPage(t, h, "/ui/", 200, `href="/ui/team/demo"`)
 	wantPage(t, h, "/ui/team/demo", 200, "<b>main</b>", short(f.code), "add the &lt;orders&gt; model", short(f.data2),
-		`href="/ui/team/demo/-/tables/main"`, ">v1</a>", "data")
+		`href="/ui/team/demo/-/tables/main"`, `href="/ui/team/demo/-/diff/main~1..main"`, ">v1</a>", "data")
+	wantPage(t, h, "/ui/team/demo", 200, "<b>x&lt;i&gt;y&amp;&#39;z&#34;#1</b>", `href="/ui/team/demo/-/tables/x%3Ci%3Ey&amp;%27z%22%231"`)
+	wantPage(t, h, "/ui/team/demo/-/tables/x%3Ci%3Ey&%27z%22%231", 200, "Tables at x&lt;i&gt;y&amp;&#39;z&#34;#1", "r-0001")
 	wantPage(t, h, "/ui/team/demo/-/runs", 200, `href="/ui/team/demo/-/runs/r-00ff"`, "state-succeeded", "ana")
 	body := wantPage(t, h, "/ui/team/demo/-/runs/r-00ff", 200, "succeeded", f.code.String(), f.data2.String(),
 		`<div class="bar w100"></div>`, `<div class="bar w25"></div>`, "&lt;i&gt;sales.customers&lt;/i&gt;",
