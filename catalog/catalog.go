@@ -68,6 +68,8 @@ type Catalog struct {
 	rebases    atomic.Int64 // appends rebased onto a newer snapshot (rebase.go)
 	metas      metaCache
 	lists      fileCache[[]iceberg.ManifestFile] // manifest lists (rebase.go)
+	manifests  fileCache[fileCounts]             // what each manifest's live entries hold (counts.go)
+	snapTotals fileCache[fileCounts]             // what each manifest list's manifests hold (counts.go)
 	raw        rawCache                          // JSON of metadata written lately
 	committers sync.Map                          // repo NUL data ref -> *committer (committer.go)
 	indexed    sync.Map                          // repo -> struct{}: its published index is complete (publish.go)
@@ -432,11 +434,15 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		oldRows int64
 	)
 	if h, ok := st.tables[w.Table]; ok {
-		tbl, p, err := c.loadTable(ctx, repo, w.Table, h, sc)
+		tbl, _, err := c.loadTable(ctx, repo, w.Table, h, sc)
 		if err != nil {
 			return "", err
 		}
-		cur, oldRows = tbl, p.Rows
+		n, err := c.currentCounts(ctx, a, tbl.Metadata())
+		if err != nil {
+			return "", fmt.Errorf("table %s: count rows: %w", w.Table, err)
+		}
+		cur, oldRows = tbl, n.rows
 	}
 	if cur != nil && fileSchema != nil && schemaString(fileSchema) != schemaString(cur.Schema()) {
 		if mode == ModeAppend {
@@ -504,7 +510,10 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		}
 		next = table.New(ident, meta, loc, fsFunc(a), nil)
 	}
-	p := pointerFor(w.Table, next.Metadata(), next.MetadataLocation(), info.RunID, info.CodeCommit)
+	p, err := c.pointer(ctx, a, w.Table, next.Metadata(), next.MetadataLocation(), info.RunID, info.CodeCommit)
+	if err != nil {
+		return "", err
+	}
 	h, err := c.putPointer(ctx, repo, p)
 	if err != nil {
 		return "", err
@@ -571,6 +580,10 @@ func (s *stagingCatalog) CommitTable(ctx context.Context, _ table.Identifier, re
 		if err := r.Validate(s.current.Metadata()); err != nil {
 			return nil, "", fmt.Errorf("%w: %v", table.ErrCommitFailed, err)
 		}
+	}
+	updates, err := s.c.trueSummaries(ctx, s.area, s.t, s.current.Metadata(), updates)
+	if err != nil {
+		return nil, "", err
 	}
 	meta, loc, err := s.c.stageMetadata(ctx, s.area, s.t, s.current.Metadata(), s.current.MetadataLocation(), updates)
 	if err != nil {

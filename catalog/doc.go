@@ -27,6 +27,14 @@
 // carries trailers (Run:, Code-Commit:, Table-Changes:) so that `git log`
 // shows lineage (invariant 7). Author and committer are Weir <weir@localhost>.
 //
+// The rows, files and bytes of a pointer, and the row counts in a message,
+// are counted from the manifests of the table's current snapshot (live
+// entries' record_count and file_size_in_bytes), never taken from the
+// snapshot summary a client wrote; every snapshot a commit adds gets its
+// summary's totals and added/deleted figures set to those counts, so a
+// summary that omits them gets them and one that lies is corrected, not
+// refused (counts.go).
+//
 // A branch b owns refs/data/b; a data tag t is refs/tags/data/t and points at
 // a data commit. Branch creation copies one ref: O(1), nothing is copied.
 //
