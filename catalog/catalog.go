@@ -70,6 +70,7 @@ type Catalog struct {
 	lists      fileCache[[]iceberg.ManifestFile] // manifest lists (rebase.go)
 	manifests  fileCache[fileCounts]             // what each manifest's live entries hold (counts.go)
 	snapTotals fileCache[fileCounts]             // what each manifest list's manifests hold (counts.go)
+	avroLens   avroLengths                       // manifests avro.go rewrote: their lengths before and after
 	raw        rawCache                          // JSON of metadata written lately
 	committers sync.Map                          // repo NUL data ref -> *committer (committer.go)
 	indexed    sync.Map                          // repo -> struct{}: its published index is complete (publish.go)
@@ -214,10 +215,6 @@ func (c *Catalog) tablesFrom(ctx context.Context, r objectReader, repo objects.R
 	return out, nil
 }
 
-// fsFunc is the iceberg-go FileIO factory of a table of the repo whose
-// area is a: a FileIO confined to that area.
-func fsFunc(a Area) table.FSysF { return a.IO }
-
 // loadTable opens the Iceberg table a pointer blob names.
 func (c *Catalog) loadTable(ctx context.Context, repo objects.RepoName, t TableName, h objects.Hash, cat table.CatalogIO) (*table.Table, Pointer, error) {
 	return c.loadTableFrom(ctx, repoObjects{c.objs, repo}, repo, t, h, cat)
@@ -238,7 +235,7 @@ func (c *Catalog) loadTableFrom(ctx context.Context, r objectReader, repo object
 	if err != nil {
 		return nil, Pointer{}, fmt.Errorf("table %s: read metadata: %w", t, err)
 	}
-	return table.New(table.Identifier{t.Namespace, t.Name}, meta, p.MetadataLocation, fsFunc(a), cat), p, nil
+	return table.New(table.Identifier{t.Namespace, t.Name}, meta, p.MetadataLocation, c.fsFunc(a), cat), p, nil
 }
 
 // ReadTableFiles returns local paths of the Parquet data files of table t's
@@ -454,7 +451,7 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		if err != nil {
 			return "", err
 		}
-		cur = table.New(ident, meta, cur.MetadataLocation(), fsFunc(a), sc)
+		cur = table.New(ident, meta, cur.MetadataLocation(), c.fsFunc(a), sc)
 	}
 	if cur == nil {
 		if fileSchema == nil {
@@ -464,7 +461,7 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		if err != nil {
 			return "", err
 		}
-		cur = table.New(ident, meta, "", fsFunc(a), sc)
+		cur = table.New(ident, meta, "", c.fsFunc(a), sc)
 	}
 	sc.current = cur
 	locs := make([]string, 0, len(w.Files))
@@ -508,7 +505,7 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		if err != nil {
 			return "", err
 		}
-		next = table.New(ident, meta, loc, fsFunc(a), nil)
+		next = table.New(ident, meta, loc, c.fsFunc(a), nil)
 	}
 	p, err := c.pointer(ctx, a, w.Table, next.Metadata(), next.MetadataLocation(), info.RunID, info.CodeCommit)
 	if err != nil {
@@ -589,7 +586,7 @@ func (s *stagingCatalog) CommitTable(ctx context.Context, _ table.Identifier, re
 	if err != nil {
 		return nil, "", err
 	}
-	s.current = table.New(s.current.Identifier(), meta, loc, fsFunc(s.area), s)
+	s.current = table.New(s.current.Identifier(), meta, loc, s.c.fsFunc(s.area), s)
 	return meta, loc, nil
 }
 

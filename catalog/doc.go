@@ -69,6 +69,11 @@
 // which repo names cannot otherwise contain. <root> is file:///... for the
 // local warehouse or s3://bucket/prefix for S3.
 //
+// Manifests and manifest lists the server writes are Avro files whose
+// deflate blocks each end with a final block that holds data (avro.go):
+// Go's compress/flate ends every stream with an empty final stored
+// block, which some readers' inflaters refuse.
+//
 // Iceberg metadata files are immutable (every version has a new name), so
 // the catalog caches parsed metadata by location.
 //

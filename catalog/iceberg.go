@@ -213,7 +213,7 @@ func (ic *IcebergCatalog) CreateTable(ctx context.Context, ident table.Identifie
 	if err != nil {
 		return nil, err
 	}
-	return table.New(ident, meta, mloc, fsFunc(ic.area), ic), nil
+	return table.New(ident, meta, mloc, ic.c.fsFunc(ic.area), ic), nil
 }
 
 // stagedTable is one table's change inside a commit: validated and written
