@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -467,7 +469,16 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 	locs := make([]string, 0, len(w.Files))
 	for _, f := range w.Files {
 		loc := cur.Location() + "/data/" + uuid.NewString() + ".parquet"
-		if err := a.Upload(ctx, f, loc); err != nil {
+		// The file in the table carries the table's field ids (parquetids.go).
+		src, err := c.withTableIDs(ctx, f, cur.Schema())
+		if err != nil {
+			return "", fmt.Errorf("%w: %s: %v", ErrBadWrite, filepath.Base(f), err)
+		}
+		err = a.Upload(ctx, src, loc)
+		if src != f {
+			os.Remove(src)
+		}
+		if err != nil {
 			return "", err
 		}
 		locs = append(locs, loc)

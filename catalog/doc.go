@@ -69,7 +69,10 @@
 // which repo names cannot otherwise contain. <root> is file:///... for the
 // local warehouse or s3://bucket/prefix for S3.
 //
-// Manifests and manifest lists the server writes are Avro files whose
+// Data files the server puts in a table carry the table schema's field
+// ids in their Parquet schema (a node's or an import's file without them
+// is written again with them, parquetids.go), so readers need no name
+// mapping. Manifests and manifest lists the server writes are Avro files whose
 // deflate blocks each end with a final block that holds data (avro.go):
 // Go's compress/flate ends every stream with an empty final stored
 // block, which some readers' inflaters refuse.

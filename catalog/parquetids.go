@@ -1,0 +1,283 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+)
+
+// Iceberg field ids in the Parquet files the server puts in a table.
+//
+// An Iceberg reader matches a data file's columns to the table's by the
+// Parquet schema's field_id; a file without them can only be read through
+// the table's name mapping, which not every reader applies. The Parquet a
+// node or an import writes (DuckDB's COPY, a CSV conversion, a user's own
+// file) carries no ids, so before such a file goes into the warehouse the
+// server writes it again with the table schema's id on every column (and
+// on every nested field, list element, map key and value), matched by
+// name. A file whose ids already are the table's goes in as it is (a hard
+// link when it can).
+
+// fieldIDKey is the Arrow field metadata key pqarrow reads and writes as
+// the Parquet field_id.
+const fieldIDKey = table.ArrowParquetFieldIDKey
+
+// withFieldIDs returns the Arrow schema as with every field's metadata
+// carrying its id in the Iceberg schema sc, and whether any id differs
+// from the one as carried.
+func withFieldIDs(as *arrow.Schema, sc *iceberg.Schema) (*arrow.Schema, bool, error) {
+	changed := false
+	fields := make([]arrow.Field, len(as.Fields()))
+	for i, f := range as.Fields() {
+		nf, ok := sc.FindFieldByNameCaseInsensitive(f.Name)
+		if !ok {
+			return nil, false, fmt.Errorf("column %q is not in the table schema", f.Name)
+		}
+		var err error
+		if fields[i], err = fieldWithID(f, nf.ID, nf.Type, &changed); err != nil {
+			return nil, false, err
+		}
+	}
+	md := as.Metadata()
+	return arrow.NewSchema(fields, &md), changed, nil
+}
+
+func fieldWithID(f arrow.Field, id int, typ iceberg.Type, changed *bool) (arrow.Field, error) {
+	t, err := typeWithIDs(f.Type, typ, changed)
+	if err != nil {
+		return f, fmt.Errorf("column %q: %w", f.Name, err)
+	}
+	f.Type = t
+	want := strconv.Itoa(id)
+	keys, vals := f.Metadata.Keys(), f.Metadata.Values()
+	if i := f.Metadata.FindKey(fieldIDKey); i >= 0 {
+		if vals[i] != want {
+			*changed = true
+			vals = append([]string(nil), vals...)
+			vals[i] = want
+		}
+	} else {
+		*changed = true
+		keys = append(append([]string(nil), keys...), fieldIDKey)
+		vals = append(append([]string(nil), vals...), want)
+	}
+	f.Metadata = arrow.NewMetadata(keys, vals)
+	return f, nil
+}
+
+func typeWithIDs(t arrow.DataType, typ iceberg.Type, changed *bool) (arrow.DataType, error) {
+	switch at := t.(type) {
+	case *arrow.StructType:
+		st, ok := typ.(*iceberg.StructType)
+		if !ok {
+			return nil, fmt.Errorf("a struct where the table has %s", typ)
+		}
+		fields := make([]arrow.Field, at.NumFields())
+		for i, f := range at.Fields() {
+			var nf *iceberg.NestedField
+			for j := range st.FieldList {
+				if st.FieldList[j].Name == f.Name {
+					nf = &st.FieldList[j]
+				}
+			}
+			if nf == nil {
+				return nil, fmt.Errorf("field %q is not in the table schema", f.Name)
+			}
+			var err error
+			if fields[i], err = fieldWithID(f, nf.ID, nf.Type, changed); err != nil {
+				return nil, err
+			}
+		}
+		return arrow.StructOf(fields...), nil
+	case *arrow.MapType:
+		mt, ok := typ.(*iceberg.MapType)
+		if !ok {
+			return nil, fmt.Errorf("a map where the table has %s", typ)
+		}
+		k, err := fieldWithID(at.KeyField(), mt.KeyID, mt.KeyType, changed)
+		if err != nil {
+			return nil, err
+		}
+		v, err := fieldWithID(at.ItemField(), mt.ValueID, mt.ValueType, changed)
+		if err != nil {
+			return nil, err
+		}
+		out := arrow.MapOfWithMetadata(k.Type, k.Metadata, v.Type, v.Metadata)
+		out.KeysSorted = at.KeysSorted
+		out.SetItemNullable(v.Nullable)
+		return out, nil
+	case *arrow.ListType:
+		lt, ok := typ.(*iceberg.ListType)
+		if !ok {
+			return nil, fmt.Errorf("a list where the table has %s", typ)
+		}
+		e, err := fieldWithID(at.ElemField(), lt.ElementID, lt.Element, changed)
+		if err != nil {
+			return nil, err
+		}
+		return arrow.ListOfField(e), nil
+	case *arrow.LargeListType:
+		lt, ok := typ.(*iceberg.ListType)
+		if !ok {
+			return nil, fmt.Errorf("a list where the table has %s", typ)
+		}
+		e, err := fieldWithID(at.ElemField(), lt.ElementID, lt.Element, changed)
+		if err != nil {
+			return nil, err
+		}
+		return arrow.LargeListOfField(e), nil
+	case arrow.NestedType:
+		return nil, fmt.Errorf("unsupported nested type %s", t)
+	}
+	return t, nil
+}
+
+// retype returns d as an array of type t, which differs from d's type at
+// most in nested fields' metadata.
+func retype(d arrow.ArrayData, t arrow.DataType) (arrow.ArrayData, error) {
+	children := d.Children()
+	var kids []arrow.ArrayData
+	switch nt := t.(type) {
+	case *arrow.StructType:
+		if len(children) != nt.NumFields() {
+			return nil, errors.New("struct children do not match")
+		}
+		for i, c := range children {
+			k, err := retype(c, nt.Field(i).Type)
+			if err != nil {
+				return nil, err
+			}
+			kids = append(kids, k)
+		}
+	case *arrow.MapType:
+		k, err := retype(children[0], nt.Elem())
+		if err != nil {
+			return nil, err
+		}
+		kids = []arrow.ArrayData{k}
+	case arrow.ListLikeType:
+		k, err := retype(children[0], nt.Elem())
+		if err != nil {
+			return nil, err
+		}
+		kids = []arrow.ArrayData{k}
+	default:
+		return array.NewData(t, d.Len(), d.Buffers(), children, d.NullN(), d.Offset()), nil
+	}
+	out := array.NewData(t, d.Len(), d.Buffers(), kids, d.NullN(), d.Offset())
+	for _, k := range kids {
+		k.Release() // out holds them
+	}
+	return out, nil
+}
+
+// parquetWithFieldIDs reports whether the Parquet file at p carries the ids
+// of the Iceberg schema sc, and else writes it again to dst with them.
+// It returns the file to put in the table: p or dst.
+func parquetWithFieldIDs(ctx context.Context, p, dst string, sc *iceberg.Schema) (string, error) {
+	rdr, err := file.OpenParquetFile(p, false)
+	if err != nil {
+		return "", err
+	}
+	defer rdr.Close()
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return "", err
+	}
+	as, err := fr.Schema()
+	if err != nil {
+		return "", err
+	}
+	want, changed, err := withFieldIDs(as, sc)
+	if err != nil {
+		return "", err
+	}
+	if !changed {
+		return p, nil
+	}
+	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rr.Release()
+	out, err := os.Create(dst)
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	props := parquet.NewWriterProperties(parquet.WithCompression(compressionOf(rdr)), parquet.WithStats(true))
+	w, err := pqarrow.NewFileWriter(want, out, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		return "", err
+	}
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		cols := make([]arrow.Array, rec.NumCols())
+		for i := range cols {
+			d, err := retype(rec.Column(i).Data(), want.Field(i).Type)
+			if err != nil {
+				return "", fmt.Errorf("column %q: %w", want.Field(i).Name, err)
+			}
+			cols[i] = array.MakeFromData(d)
+			d.Release()
+		}
+		nr := array.NewRecordBatch(want, cols, rec.NumRows())
+		for _, c := range cols {
+			c.Release()
+		}
+		err := w.WriteBuffered(nr)
+		nr.Release()
+		if err != nil {
+			return "", err
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return "", err
+	}
+	if err := w.Close(); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// compressionOf is the codec of the file's first column chunk (Snappy
+// when the file has none): the rewrite keeps the writer's choice.
+func compressionOf(r *file.Reader) compress.Compression {
+	if r.NumRowGroups() > 0 {
+		if cc, err := r.MetaData().RowGroup(0).ColumnChunk(0); err == nil {
+			return cc.Compression()
+		}
+	}
+	return compress.Codecs.Snappy
+}
+
+// withTableIDs returns f, or a copy of it beside it (else in the temporary
+// folder) with the field ids of sc: the file to put in the table. A copy
+// is the caller's to remove.
+func (c *Catalog) withTableIDs(ctx context.Context, f string, sc *iceberg.Schema) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(f), ".weir-ids-*.parquet")
+	if err != nil {
+		if tmp, err = os.CreateTemp("", "weir-ids-*.parquet"); err != nil {
+			return "", err
+		}
+	}
+	tmp.Close()
+	out, err := parquetWithFieldIDs(ctx, f, tmp.Name(), sc)
+	if out != tmp.Name() {
+		os.Remove(tmp.Name())
+	}
+	return out, err
+}
