@@ -99,7 +99,9 @@
 // statistics files, the manifest list of every new snapshot, the
 // manifests that list names and the data files the new snapshot's own
 // manifests add are all checked before the commit is published (REST
-// commits read the new manifest lists and manifests to do so). Files read
+// commits read the new manifest lists and manifests to do so; a table
+// registered from a metadata file, RegisterTable, is checked the same way,
+// every snapshot of it being new). Files read
 // later (ReadTableFiles, scans) go through the Area again.
 //
 // Text shown to a client never carries the server's paths: errors name
