@@ -275,6 +275,13 @@ func (c *Catalog) withTableIDs(ctx context.Context, f string, sc *iceberg.Schema
 		}
 	}
 	tmp.Close()
+	// The copy goes into the warehouse (a hard link when it can): with the
+	// mode of the warehouse's files, which readers in sandboxes open as
+	// another user (CreateTemp makes it 0600).
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
 	out, err := parquetWithFieldIDs(ctx, f, tmp.Name(), sc)
 	if out != tmp.Name() {
 		os.Remove(tmp.Name())

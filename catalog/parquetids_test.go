@@ -118,6 +118,10 @@ func TestParquetCarriesFieldIDs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Readers in sandboxes open it as another user.
+			if fi, err := os.Stat(files[0]); err != nil || fi.Mode().Perm() != 0o644 {
+				t.Fatalf("the table's file has mode %v (%v), want 0644 like the warehouse's files", fi.Mode(), err)
+			}
 			got := parquetFieldIDs(t, files[0])
 			for path, name := range tc.want {
 				nf, ok := tbl.Schema().FindFieldByName(name)
