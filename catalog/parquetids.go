@@ -1,9 +1,12 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 )
@@ -26,10 +30,14 @@ import (
 // the table's name mapping, which not every reader applies. The Parquet a
 // node or an import writes (DuckDB's COPY, a CSV conversion, a user's own
 // file) carries no ids, so before such a file goes into the warehouse the
-// server writes it again with the table schema's id on every column (and
-// on every nested field, list element, map key and value), matched by
-// name. A file whose ids already are the table's goes in as it is (a hard
-// link when it can).
+// server gives it the table schema's id on every column (and on every
+// nested field, list element, map key and value), matched by name: it
+// copies the file's data pages byte for byte and writes a new footer
+// whose schema elements carry the ids (footerWithFieldIDs: about the cost
+// of a copy, BenchmarkParquetFieldIDs); a file it cannot re-footer (one
+// that stores its Arrow schema, or is encrypted) is decoded and written
+// again. A file whose ids already are the table's goes in as it is (a
+// hard link when it can).
 
 // fieldIDKey is the Arrow field metadata key pqarrow reads and writes as
 // the Parquet field_id.
@@ -184,6 +192,100 @@ func retype(d arrow.ArrayData, t arrow.DataType) (arrow.ArrayData, error) {
 	return out, nil
 }
 
+// footerWithFieldIDs writes the Parquet file p (open as rdr) to dst with
+// only its footer changed: the field_id of each schema element set to the
+// one ToParquet gives the element of want (the file's own Arrow schema
+// with the table's ids) at the same place. The data pages are copied byte
+// for byte (their offsets do not move: the footer is last), which costs a
+// copy, not a decode and encode. ok is false, and nothing is written, when
+// the file is encrypted, stores an Arrow schema (ARROW:schema, which would
+// then disagree with the footer), or when want's Parquet schema does not
+// have the file's shape: the caller writes the file again instead.
+func footerWithFieldIDs(p, dst string, rdr *file.Reader, want *arrow.Schema) (bool, error) {
+	md := rdr.MetaData()
+	if md.FileDecryptor != nil || md.IsSetEncryptionAlgorithm() || md.KeyValueMetadata().FindValue("ARROW:schema") != nil {
+		return false, nil
+	}
+	ps, err := pqarrow.ToParquet(want, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		return false, nil
+	}
+	var ids []int32
+	var shape []int
+	var walk func(n schema.Node)
+	walk = func(n schema.Node) {
+		ids = append(ids, n.FieldID())
+		if g, ok := n.(*schema.GroupNode); ok {
+			shape = append(shape, g.NumFields())
+			for i := range g.NumFields() {
+				walk(g.Field(i))
+			}
+		} else {
+			shape = append(shape, -1)
+		}
+	}
+	walk(ps.Root())
+	elems := md.FileMetaData.Schema
+	if len(elems) != len(ids) {
+		return false, nil
+	}
+	for i, e := range elems {
+		n := -1
+		if e.NumChildren != nil {
+			n = int(*e.NumChildren)
+		}
+		if n != shape[i] {
+			return false, nil
+		}
+	}
+	for i, e := range elems {
+		if i == 0 || ids[i] < 0 {
+			e.FieldID = nil
+			continue
+		}
+		id := ids[i]
+		e.FieldID = &id
+	}
+
+	in, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return false, err
+	}
+	var tail [8]byte
+	if _, err := in.ReadAt(tail[:], st.Size()-8); err != nil {
+		return false, err
+	}
+	if string(tail[4:]) != "PAR1" {
+		return false, nil
+	}
+	footerStart := st.Size() - 8 - int64(binary.LittleEndian.Uint32(tail[:4]))
+	if footerStart < 4 {
+		return false, errors.New("bad Parquet footer length")
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return false, err
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, io.NewSectionReader(in, 0, footerStart)); err != nil {
+		return false, err
+	}
+	var footer bytes.Buffer
+	if _, err := md.WriteTo(&footer, nil); err != nil {
+		return false, err
+	}
+	binary.LittleEndian.PutUint32(tail[:4], uint32(footer.Len()))
+	if _, err := out.Write(append(footer.Bytes(), tail[:]...)); err != nil {
+		return false, err
+	}
+	return true, out.Close()
+}
+
 // parquetWithFieldIDs reports whether the Parquet file at p carries the ids
 // of the Iceberg schema sc, and else writes it again to dst with them.
 // It returns the file to put in the table: p or dst.
@@ -207,6 +309,9 @@ func parquetWithFieldIDs(ctx context.Context, p, dst string, sc *iceberg.Schema)
 	}
 	if !changed {
 		return p, nil
+	}
+	if ok, err := footerWithFieldIDs(p, dst, rdr, want); ok || err != nil {
+		return dst, err
 	}
 	rr, err := fr.GetRecordReader(ctx, nil, nil)
 	if err != nil {
