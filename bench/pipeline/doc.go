@@ -44,7 +44,7 @@
 //
 //	git archive 695148d | (mkdir -p /tmp/weir-old && tar -x -C /tmp/weir-old)
 //	(cd /tmp/weir-old && go build -o bin/ ./cmd/weir-node)
-//	go run ./bench/pipeline -n 20 -baseline /tmp/weir-old/bin
+//	go run -tags duckdbpeer ./bench/pipeline -n 20 -baseline /tmp/weir-old/bin
 //
 // With -sql pushes also alternate with two ways of parsing the plan's SQL
 // besides the server's (a parser sandbox started ahead of the plan,
@@ -52,7 +52,16 @@
 // server stopped linking DuckDB ("sql-in-process"), and a sandbox started
 // when the plan needs it ("sql-cold"):
 //
-//	go run ./bench/pipeline -n 20 -sql
+//	go run -tags duckdbpeer ./bench/pipeline -n 20 -sql
+//
+// Both need DuckDB in this process, so they need the build tag
+// duckdbpeer (inprocess.go). Without it the bench links no DuckDB, as
+// weir serve does not: every sandbox's container init begins by
+// re-executing the server's binary (libcontainer's /proc/self/exe) before
+// weir-sandbox-init takes over, and a binary that links DuckDB first loads
+// libstdc++ and its relocations, which cost 5-30 ms of CPU per sandbox (4
+// per push) that weir serve does not pay. Figures of CPU per push taken
+// with the tag are that much higher.
 //
 // -phases adds the median of each phase of a sandbox (exec's debug log),
 // -cpuprofile the server's CPU profile, -node-cpus the nodes' CPU limit.

@@ -27,7 +27,6 @@ import (
 	"github.com/weir-dev/weir/exec"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks"
-	"github.com/weir-dev/weir/hooks/node"
 	"github.com/weir-dev/weir/hooks/pipeline"
 	"github.com/weir-dev/weir/kv/pebblekv"
 	"github.com/weir-dev/weir/objects"
@@ -56,6 +55,9 @@ func main() {
 	if os.Geteuid() != 0 {
 		fatal(errors.New("run as root: pipeline nodes run in sandboxes"))
 	}
+	if (sqlPeers || baseline != "") && newInProcessSQL == nil {
+		fatal(errors.New("-sql and -baseline parse SQL with DuckDB in this process: build with -tags duckdbpeer (go run -tags duckdbpeer ./bench/pipeline ...)"))
+	}
 	if err := run(*n, *bin, *example); err != nil {
 		fatal(err)
 	}
@@ -65,6 +67,15 @@ func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench/pipeline:", err)
 	os.Exit(1)
 }
+
+// newInProcessSQL returns a parser of a plan's SQL with DuckDB in this
+// process (-sql's sql-in-process, -baseline's old path); nil unless built
+// with -tags duckdbpeer (inprocess.go). Without the tag this binary links
+// no DuckDB, as weir serve does not: every sandbox's container init starts
+// by re-executing this binary (libcontainer's /proc/self/exe), and a
+// binary that links DuckDB loads libstdc++ and its relocations first,
+// 5-30 ms of CPU per sandbox that weir serve does not pay.
+var newInProcessSQL func() pipeline.SQLParser
 
 var (
 	nodeCPUs  float64
@@ -390,7 +401,7 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 		// did in the server then.
 		oh, err := hooks.NewPipeline(hooks.PipelineConfig{
 			Refs: rs.Store, Catalog: struct{ hooks.Catalog }{cat}, Runner: oldRunner{s.old},
-			WorkDir: filepath.Join(data, "runs-old"), Logger: quiet, MaxLimits: oldLim, SQL: &inProcessSQL{},
+			WorkDir: filepath.Join(data, "runs-old"), Logger: quiet, MaxLimits: oldLim, SQL: newInProcessSQL(),
 		})
 		if err != nil {
 			return nil, err
@@ -399,7 +410,7 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 	}
 	if sqlPeers {
 		for v, sql := range map[string]pipeline.SQLParser{
-			sqlInProcess: &inProcessSQL{},
+			sqlInProcess: newInProcessSQL(),
 			sqlCold:      &hooks.SandboxSQL{Runner: s.sb, WorkDir: filepath.Join(data, "runs-"+sqlCold), Idle: -1},
 		} {
 			vh, err := hooks.NewPipeline(hooks.PipelineConfig{
@@ -492,41 +503,6 @@ func (s *server) push(work, url, variant string) (sample, error) {
 	smp.server = s.http.take() - hook - ref
 	smp.client = smp.protocol - smp.server
 	return smp, nil
-}
-
-// inProcessSQL parses a plan's SQL with DuckDB in this process, opened
-// once (node.Parser), as the server did before weir-node parsed it in a
-// sandbox.
-type inProcessSQL struct {
-	mu  sync.Mutex
-	p   *node.Parser
-	err error
-}
-
-func (s *inProcessSQL) ParseSQL(ctx context.Context, queries []string) ([]pipeline.SQLParse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.p == nil && s.err == nil {
-		s.p, s.err = node.OpenParser(context.Background())
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	ans, err := s.p.Parse(ctx, queries)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]pipeline.SQLParse, len(ans.Queries))
-	for i, q := range ans.Queries {
-		if q.Error != nil {
-			out[i].Err = &pipeline.SQLError{Offset: q.Error.Offset, Msg: q.Error.Message}
-			continue
-		}
-		for _, r := range q.Refs {
-			out[i].Refs = append(out[i].Refs, pipeline.SQLRef{Catalog: r.Catalog, Schema: r.Schema, Table: r.Table, Function: r.Function, Offset: r.Offset})
-		}
-	}
-	return out, nil
 }
 
 // oldRunner runs nodes with an old weir-node: it drops the runner flags

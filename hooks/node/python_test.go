@@ -359,3 +359,49 @@ func TestLauncherGate(t *testing.T) {
 }
 
 func pyQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "\\'") + "'" }
+
+// TestLauncherImports: a plain script (no weir in its source) runs
+// without the launcher having imported inspect, json, traceback or the
+// weir module, which cost as much CPU as the interpreter's own start on
+// every push; a model whose source names weir finds it already imported
+// (warmed while the runner wrote the inputs), and the function form still
+// works (TestPythonFunctionForm).
+func TestLauncherImports(t *testing.T) {
+	if _, err := os.Stat(DefaultPython); err != nil {
+		t.Skipf("no %s", DefaultPython)
+	}
+	for _, tc := range []struct {
+		name, head string
+		want       string
+	}{
+		{"plain script", "", "inspect=False json=False traceback=False weir=False"},
+		{"imports weir", "# uses: import weir (later)\n", "inspect=False json=True traceback=False weir=True"}, // json: the weir module imports it
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			py, err := writeModule(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			marker := filepath.Join(tmp, "loaded")
+			model := filepath.Join(tmp, "m.py")
+			src := tc.head + "import sys\nopen(" + pyQuote(marker) + ", 'w').write(' '.join('%s=%s' % (m, m in sys.modules) for m in ('inspect', 'json', 'traceback', 'weir')))\n"
+			if err := os.WriteFile(model, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(DefaultPython, filepath.Join(py, "weir", "_launch.py"), model)
+			cmd.Env = []string{"PYTHONPATH=" + py, "WEIR_GATE=1", "PYTHONDONTWRITEBYTECODE=1"}
+			cmd.Stdin = strings.NewReader("go\n")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("launcher: %v\n%s", err, out)
+			}
+			got, err := os.ReadFile(marker)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Fatalf("modules loaded when the model ran: %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

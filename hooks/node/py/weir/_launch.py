@@ -12,18 +12,19 @@ module as "<file>: No module named 'x'; runtime R has: ...".
 With WEIR_GATE=1 in its environment the runner starts this launcher
 before it has written the model's inputs: the launcher imports what
 nearly every model's start-up costs (pandas when the runtime has it, the
-weir module) meanwhile, then waits for the line "go" on stdin, which the
+weir module when the model's source names it) meanwhile, then waits for the line "go" on stdin, which the
 runner writes once every input and $WEIR_IO are complete. Anything else
 (the runner failed and closed the pipe) ends the launcher before the
 model runs. Stdin is /dev/null for the model, as without the gate.
 """
 
+# Only what every run needs is imported here: a Python start-up is paid
+# on every push (CPU per push), and inspect alone costs as much as the
+# interpreter's own start. inspect, json and traceback are imported where
+# a model's function form, its outputs check or an error needs them.
 import builtins
-import inspect
-import json
 import os
 import sys
-import traceback
 import types
 
 _SKIP = {"pip", "setuptools", "wheel", "pkg-resources", "pkg_resources", "distribute"}
@@ -43,6 +44,8 @@ def _display(path):
 def _packages():
     """What the runtime has: /etc/weir/runtime.json, else the installed
     distributions (importlib.metadata), trimmed."""
+    import json
+
     try:
         with open("/etc/weir/runtime.json", encoding="utf-8") as f:
             pk = json.load(f).get("packages") or {}
@@ -69,6 +72,8 @@ def _packages():
 
 def _where(tb, fallback):
     """The last frame of tb in one of the model's own files: (file, line)."""
+    import traceback
+
     at = None
     for fr in traceback.extract_tb(tb):
         d = _display(fr.filename)
@@ -78,6 +83,8 @@ def _where(tb, fallback):
 
 
 def _report(e, model_disp):
+    import traceback
+
     tb = e.__traceback__
     # Leave this launcher's own frames out of what the user reads.
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
@@ -101,6 +108,8 @@ def _report(e, model_disp):
 
 def _bind(fn, weir):
     """The arguments of model(): each parameter names an input table."""
+    import inspect
+
     ins = weir.inputs()
     short = {}
     for t in ins:
@@ -157,23 +166,35 @@ def _wrote_any():
     io = os.environ.get("WEIR_IO")
     if not io:
         return False
+    import json
+
     with open(io, encoding="utf-8") as f:
         outs = json.load(f)["outputs"]
     return any(os.path.exists(o[k]) for o in outs.values() for k in ("csv", "parquet", "schema"))
 
 
-def _warm():
-    """Imports pandas (if the runtime has it) and the weir module, so that
-    the model's own imports find them loaded. Any failure is left for the
-    model's import to raise and report."""
+def _warm(path):
+    """Imports pandas (if the runtime has it) and, if the model's source
+    names it, the weir module, so that the model's own imports find them
+    loaded. Any failure is left for the model's import to raise and
+    report. A model that never mentions weir (a plain script) does not
+    pay for importing it: the function form names it (def model), and so
+    does a model that imports it. The source is read again to run it,
+    after the gate: this look is only a guess of what to warm."""
+    try:
+        with open(path, "rb") as f:
+            src = f.read()
+    except OSError:
+        src = b""
     try:
         import pandas  # noqa: F401
     except Exception:  # noqa: B902 (the model's own import reports it)
         pass
-    try:
-        import weir  # noqa: F401
-    except Exception:  # noqa: B902
-        pass
+    if b"import weir" in src or b"from weir" in src or b"def model" in src:
+        try:
+            import weir  # noqa: F401
+        except Exception:  # noqa: B902
+            pass
 
 
 def _wait_gate():
@@ -195,11 +216,11 @@ def main():
     if len(sys.argv) < 2:
         sys.stderr.write("usage: _launch.py MODEL\n")
         return 2
+    path = sys.argv[1]
     if os.environ.pop("WEIR_GATE", "") == "1":
-        _warm()
+        _warm(path)
         if not _wait_gate():
             return 3
-    path = sys.argv[1]
     disp = os.environ.get("WEIR_MODEL_FILE") or os.path.basename(path)
     with open(path, "rb") as f:
         src = f.read()
@@ -218,6 +239,8 @@ def main():
     except SystemExit:
         raise
     except SyntaxError as e:
+        import traceback
+
         traceback.print_exception(type(e), e, None, file=sys.stderr)
         sys.stderr.write("%s:%s: SyntaxError: %s\n" % (disp, e.lineno, e.msg))
         return 1
