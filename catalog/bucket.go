@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weir-dev/weir/objects"
 )
 
 // ErrExists: a file the S3 endpoint would write is already there (the
@@ -191,4 +193,21 @@ func escapes(rel string, err error) error {
 		return fmt.Errorf("%w: %s leads out of this repo's folder", ErrOutsideRepo, rel)
 	}
 	return err
+}
+
+// S3Key returns the bucket key of location, a folder or file of repo's
+// area named s3://weir/..., without a trailing '/'; ok is false for a
+// location under the file:// name (the S3 endpoint serves it too, but a
+// reader elsewhere cannot follow the file:// locations its metadata
+// holds) and for one outside repo's area.
+func (w *LocalWarehouse) S3Key(repo objects.RepoName, location string) (key string, ok bool) {
+	a, err := w.Area(repoSegment(repo))
+	if err != nil || !strings.HasPrefix(location, "s3://"+LocalBucket+"/") {
+		return "", false
+	}
+	rel, err := a.Resolve(location)
+	if err != nil {
+		return "", false
+	}
+	return repoSegment(repo) + "/" + rel, true
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 )
 
@@ -60,14 +61,14 @@ func (h *handler) createTable(w http.ResponseWriter, r *http.Request, ic *catalo
 		if err != nil {
 			return err
 		}
-		h.writeTable(w, "", meta)
+		h.writeTable(w, ic, "", meta)
 		return nil
 	}
 	tbl, err := ic.CreateTable(r.Context(), ident, req.Schema, req.options()...)
 	if err != nil {
 		return err
 	}
-	h.writeTable(w, tbl.MetadataLocation(), tbl.Metadata())
+	h.writeTable(w, ic, tbl.MetadataLocation(), tbl.Metadata())
 	return nil
 }
 
@@ -76,18 +77,28 @@ func (h *handler) loadTable(w http.ResponseWriter, r *http.Request, ic *catalog.
 	if err != nil {
 		return err
 	}
-	h.writeTable(w, tbl.MetadataLocation(), tbl.Metadata())
+	h.writeTable(w, ic, tbl.MetadataLocation(), tbl.Metadata())
 	return nil
 }
 
 // writeTable answers a LoadTableResult. loc is "" for a staged create,
 // whose metadata is not written anywhere yet (the spec's field is then
 // absent). The config tells the reader where the files are; it holds the
-// server's keys only under WithVendedCredentials.
-func (h *handler) writeTable(w http.ResponseWriter, loc string, meta table.Metadata) {
+// server's keys only under WithVendedCredentials; under
+// WithTableCredentials it holds credentials scoped to this table.
+func (h *handler) writeTable(w http.ResponseWriter, ic *catalog.IcebergCatalog, loc string, meta table.Metadata) {
 	out := loadTableResult{MetadataLocation: loc, Config: h.c.Warehouse().ReaderProps()}
 	if h.vend {
 		out.Config = h.c.Warehouse().Props()
+	}
+	if h.tableCreds != nil {
+		write := !ic.ReadOnly() && (h.access == nil || h.access(access.Identity(ic.Identity()), ic.Repo(), ic.Rev(), true) == nil)
+		props, ok, err := h.tableCreds(ic.Repo(), meta.Location(), write)
+		if err != nil {
+			h.log.Warn("iceberg rest: vend table credentials", "repo", ic.Repo(), "err", err)
+		} else if ok {
+			out.Config = props
+		}
 	}
 	if raw, ok := h.c.MetadataJSON(loc); ok && loc != "" {
 		// The file's own bytes, spliced in as they are: encoding/json would

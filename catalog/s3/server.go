@@ -47,6 +47,7 @@ type Server struct {
 	staging *os.Root // PUT bodies and multipart parts before they are added
 	dir     string   // the staging folder's path (hard links need it)
 	log     *slog.Logger
+	ttl     time.Duration
 }
 
 // NewServer returns the endpoint over wh. stagingDir (created, 0700)

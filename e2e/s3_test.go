@@ -1,0 +1,235 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
+	icebergcat "github.com/apache/iceberg-go/catalog"
+	_ "github.com/apache/iceberg-go/catalog/rest" // registers the "rest" catalog type
+	_ "github.com/apache/iceberg-go/io/gocloud/s3"
+	"github.com/apache/iceberg-go/table"
+)
+
+// vended is the storage config a table load answered.
+type vended map[string]string
+
+func loadConfig(t *testing.T, s *weirServer, repo, rev, tbl string) (vended, string) {
+	t.Helper()
+	code, body := restCall(t, "GET", s.HTTP+"/iceberg/v1/"+repo+"/"+rev+"/namespaces/ns/tables/"+tbl, "")
+	if code != 200 {
+		t.Fatalf("load %s@%s ns.%s: %d %v", repo, rev, tbl, code, body)
+	}
+	v := vended{}
+	cfg, _ := body["config"].(map[string]any)
+	for k, x := range cfg {
+		v[k], _ = x.(string)
+	}
+	ml, _ := body["metadata-location"].(string)
+	return v, ml
+}
+
+// aws runs Debian's awscli (/usr/bin/aws, never a pyenv shim) against
+// the endpoint with credentials c, in an empty home (no config, no
+// metadata service), and returns its output and whether it succeeded.
+func aws(t *testing.T, s *weirServer, c vended, args ...string) (string, bool) {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command("/usr/bin/aws", append([]string{"--endpoint-url", s.S3, "--no-cli-pager"}, args...)...)
+	cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "AWS_CONFIG_FILE=" + filepath.Join(home, "none"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"), "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_DEFAULT_REGION=" + c["s3.region"], "AWS_ACCESS_KEY_ID=" + c["s3.access-key-id"],
+		"AWS_SECRET_ACCESS_KEY=" + c["s3.secret-access-key"], "AWS_SESSION_TOKEN=" + c["s3.session-token"]}
+	out, err := cmd.CombinedOutput()
+	return string(out), err == nil
+}
+
+func needAWS(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/aws"); err != nil {
+		t.Skip("Debian awscli is not installed (/usr/bin/aws): apt-get install awscli, or run ./test.sh")
+	}
+}
+
+// TestS3EndpointVendedCredentials: weir serve --s3 serves the local
+// warehouse. iceberg-go, given only the REST catalog's answer, creates a
+// table, appends and scans it with its S3 FileIO through the endpoint;
+// Debian's awscli lists and reads the table's files with the vended
+// credentials and is refused for another repo's keys, for writes with a
+// commit's (read-only) credentials, for overwrites and deletes, for
+// hostile keys, with a tampered secret, and after the credentials expire.
+func TestS3EndpointVendedCredentials(t *testing.T) {
+	needAWS(t)
+	ctx := context.Background()
+	data := t.TempDir()
+	s := startWeir(t, data, "--s3", "127.0.0.1:0")
+	if s.S3 == "" {
+		t.Fatal("weir serve did not print its S3 endpoint")
+	}
+	wh := filepath.Join(data, "warehouse")
+	for _, repo := range []string{"alpha", "beta"} {
+		git(t, newWorkRepo(t, 1), "push", "-q", s.URL(repo), "main")
+	}
+
+	// iceberg-go: create, append (data and metadata files go through the
+	// endpoint), scan back.
+	tbl := icebergAppend(t, s, "alpha", "t", 5)
+	if loc := tbl.Location(); loc != "s3://weir/alpha/ns/t" {
+		t.Fatalf("a new table's location is %q, want s3://weir/alpha/ns/t", loc)
+	}
+	icebergAppend(t, s, "beta", "t", 2)
+	cat, err := icebergcat.Load(ctx, "weir", iceberg.Properties{"type": "rest", "uri": s.HTTP + "/iceberg", "warehouse": "alpha@main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := cat.LoadTable(ctx, table.Identifier{"ns", "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	b.AppendValues([]int64{100, 101, 102}, nil)
+	at := array.NewTableFromRecords(sc, []arrow.RecordBatch{array.NewRecordBatch(sc, []arrow.Array{b.NewArray()}, 3)})
+	defer at.Release()
+	if lt, err = lt.AppendTable(ctx, at, 3, nil); err != nil {
+		t.Fatalf("second append through the endpoint: %v", err)
+	}
+	scanned, err := lt.Scan().ToArrowTable(ctx)
+	if err != nil {
+		t.Fatalf("scan through the endpoint: %v", err)
+	}
+	if scanned.NumRows() != 8 {
+		t.Fatalf("scan: %d rows, want 8", scanned.NumRows())
+	}
+	scanned.Release()
+	if !strings.Contains(s.Log.String(), "s3: key added") {
+		t.Fatalf("iceberg-go wrote no file through the endpoint:\n%s", s.Log.String())
+	}
+	var parquet []string
+	filepath.Walk(filepath.Join(wh, "alpha", "ns", "t", "data"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".parquet") {
+			parquet = append(parquet, p)
+		}
+		return nil
+	})
+	if len(parquet) != 2 {
+		t.Fatalf("%d Parquet files under the table's folder, want 2", len(parquet))
+	}
+
+	// The branch's credentials: what the REST catalog vended.
+	cfg, ml := loadConfig(t, s, "alpha", "main", "t")
+	for _, k := range []string{"s3.endpoint", "s3.path-style-access", "s3.region", "s3.access-key-id", "s3.secret-access-key", "s3.session-token"} {
+		if cfg[k] == "" {
+			t.Fatalf("load table config lacks %s: %v", k, cfg)
+		}
+	}
+	if cfg["s3.endpoint"] != s.S3 || cfg["s3.path-style-access"] != "true" || !strings.HasPrefix(ml, "s3://weir/alpha/ns/t/metadata/") {
+		t.Fatalf("config %v, metadata-location %s", cfg, ml)
+	}
+
+	// awscli lists and reads the table's files.
+	out, ok := aws(t, s, cfg, "s3", "ls", "--recursive", "s3://weir/alpha/ns/t/")
+	if !ok || strings.Count(out, ".parquet") != 2 || !strings.Contains(out, ".metadata.json") {
+		t.Fatalf("aws s3 ls: %v\n%s", ok, out)
+	}
+	rel, _ := filepath.Rel(wh, parquet[0])
+	dst := filepath.Join(t.TempDir(), "copy.parquet")
+	if out, ok := aws(t, s, cfg, "s3", "cp", "s3://weir/"+rel, dst); !ok {
+		t.Fatalf("aws s3 cp: %s", out)
+	}
+	want, _ := os.ReadFile(parquet[0])
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, want) || len(want) == 0 {
+		t.Fatalf("aws s3 cp read %d bytes, the file has %d", len(got), len(want))
+	}
+	if out, ok := aws(t, s, cfg, "s3api", "get-object", "--bucket", "weir", "--key", rel, "--range", "bytes=0-3", filepath.Join(t.TempDir(), "head")); !ok || !strings.Contains(out, `"ContentLength": 4`) {
+		t.Fatalf("ranged get: %v\n%s", ok, out)
+	}
+
+	// A new file under the table: allowed; overwrite, delete, another
+	// table: refused.
+	src := filepath.Join(t.TempDir(), "new.parquet")
+	os.WriteFile(src, []byte("new file"), 0o644)
+	if out, ok := aws(t, s, cfg, "s3", "cp", src, "s3://weir/alpha/ns/t/data/extra.parquet"); !ok {
+		t.Fatalf("put a new file under the table: %s", out)
+	}
+	for name, args := range map[string][]string{
+		"overwrite":       {"s3", "cp", src, "s3://weir/" + rel},
+		"delete":          {"s3", "rm", "s3://weir/" + rel},
+		"another table":   {"s3", "cp", src, "s3://weir/alpha/ns/other/data/x.parquet"},
+		"another repo":    {"s3api", "get-object", "--bucket", "weir", "--key", "beta/ns/t/metadata/x", filepath.Join(t.TempDir(), "o")},
+		"list other repo": {"s3", "ls", "s3://weir/beta/"},
+	} {
+		if out, ok := aws(t, s, cfg, args...); ok || !strings.Contains(out, "AccessDenied") {
+			t.Errorf("%s: ok=%v\n%s", name, ok, out)
+		}
+	}
+	if got, _ := os.ReadFile(parquet[0]); !bytes.Equal(got, want) {
+		t.Fatal("an overwrite changed a table file")
+	}
+	if _, err := os.Stat(filepath.Join(wh, "alpha", "ns", "other")); err == nil {
+		t.Fatal("a write to another table made its folder")
+	}
+
+	// Hostile keys: refused before they name a file.
+	for _, key := range []string{"alpha/../beta/ns/t/" + strings.TrimPrefix(rel, "alpha/ns/t/"), "alpha/ns/t/data/%2e%2e/x", "alpha//ns/t", "../" + filepath.Base(data)} {
+		out, ok := aws(t, s, cfg, "s3api", "get-object", "--bucket", "weir", "--key", key, filepath.Join(t.TempDir(), "o"))
+		if ok || !(strings.Contains(out, "InvalidArgument") || strings.Contains(out, "AccessDenied")) {
+			t.Errorf("hostile key %q: ok=%v\n%s", key, ok, out)
+		}
+	}
+
+	// A commit's credentials are read-only.
+	head := strings.Fields(git(t, "", "ls-remote", s.URL("alpha"), "refs/data/main"))[0]
+	ro, _ := loadConfig(t, s, "alpha", head, "t")
+	if out, ok := aws(t, s, ro, "s3", "ls", "--recursive", "s3://weir/alpha/ns/t/"); !ok || strings.Count(out, ".parquet") != 3 {
+		t.Fatalf("read with a commit's credentials: %v\n%s", ok, out)
+	}
+	if out, ok := aws(t, s, ro, "s3", "cp", src, "s3://weir/alpha/ns/t/data/ro.parquet"); ok || !strings.Contains(out, "AccessDenied") {
+		t.Fatalf("write with a commit's credentials: ok=%v\n%s", ok, out)
+	}
+
+	// Beta's credentials cannot read alpha.
+	bcfg, _ := loadConfig(t, s, "beta", "main", "t")
+	if out, ok := aws(t, s, bcfg, "s3api", "get-object", "--bucket", "weir", "--key", rel, filepath.Join(t.TempDir(), "o")); ok || !strings.Contains(out, "AccessDenied") {
+		t.Fatalf("beta's credentials read alpha: ok=%v\n%s", ok, out)
+	}
+
+	// A tampered secret.
+	bad := vended{}
+	for k, v := range cfg {
+		bad[k] = v
+	}
+	bad["s3.secret-access-key"] = strings.ToUpper(cfg["s3.secret-access-key"][:4]) + "x" + cfg["s3.secret-access-key"][5:]
+	if out, ok := aws(t, s, bad, "s3", "ls", "s3://weir/alpha/"); ok || !strings.Contains(out, "SignatureDoesNotMatch") {
+		t.Fatalf("tampered secret: ok=%v\n%s", ok, out)
+	}
+
+	// Expiry: the server restarted with one-second credentials (the
+	// vending secret in the data dir survives the restart, so the old
+	// credentials still work).
+	if out, ok := aws(t, s, cfg, "s3", "ls", "s3://weir/alpha/"); !ok {
+		t.Fatalf("before the restart: %s", out)
+	}
+	s.args = append(s.args, "--s3-credential-ttl", "1s")
+	s.Restart()
+	if out, ok := aws(t, s, cfg, "s3", "ls", "s3://weir/alpha/"); !ok {
+		t.Fatalf("credentials vended before a restart: %s", out)
+	}
+	short, _ := loadConfig(t, s, "alpha", "main", "t")
+	time.Sleep(2 * time.Second)
+	if out, ok := aws(t, s, short, "s3", "ls", "s3://weir/alpha/"); ok || !strings.Contains(out, "ExpiredToken") {
+		t.Fatalf("expired credentials: ok=%v\n%s", ok, out)
+	}
+	if fi, err := os.Stat(filepath.Join(data, "s3-vending.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("vending secret: %v %v", fi, err)
+	}
+}
