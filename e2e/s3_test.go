@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,5 +232,72 @@ func TestS3EndpointVendedCredentials(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(data, "s3-vending.key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("vending secret: %v %v", fi, err)
+	}
+}
+
+// npmS3Modules installs iceberg-js and @aws-sdk/client-s3 once under
+// ~/.cache/weir-test/npm-s3 and returns that folder; it skips the test
+// when npm cannot install them.
+func npmS3Modules(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed: apt-get install nodejs npm")
+	}
+	home, _ := os.UserHomeDir()
+	dir := filepath.Join(home, ".cache", "weir-test", "npm-s3")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "iceberg-js", "package.json")); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", "@aws-sdk", "client-s3", "package.json")); err == nil {
+			return dir
+		}
+	}
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name":"weir-s3-e2e","private":true}`), 0o644)
+	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "iceberg-js@1.0.0", "@aws-sdk/client-s3@3")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("npm cannot install iceberg-js and @aws-sdk/client-s3 (%v): %s", err, tail(string(out), 500))
+	}
+	return dir
+}
+
+// TestS3IcebergJS: iceberg-js loads a table through the REST catalog, and
+// the AWS SDK for JavaScript reads its metadata file through the S3
+// endpoint with nothing but the config the catalog vended (the location
+// is s3://weir/...: no file path to open); the same credentials cannot
+// read another repo's key nor overwrite the file.
+func TestS3IcebergJS(t *testing.T) {
+	mods := npmS3Modules(t)
+	s := startWeir(t, t.TempDir(), "--s3", "127.0.0.1:0")
+	for _, repo := range []string{"alpha", "beta"} {
+		git(t, newWorkRepo(t, 1), "push", "-q", s.URL(repo), "main")
+		icebergAppend(t, s, repo, "t", 3)
+	}
+	script, err := os.ReadFile(filepath.Join("testdata", "s3", "icebergjs.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := filepath.Join(mods, "icebergjs.mjs")
+	if err := os.WriteFile(js, script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", js, s.HTTP+"/iceberg", "alpha@main", "ns", "t")
+	cmd.Dir = mods
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got map[string]any
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("node output: %s", out)
+	}
+	if loc, _ := got["location"].(string); !strings.HasPrefix(loc, "s3://weir/alpha/ns/t/metadata/") {
+		t.Fatalf("metadata-location %v", got["location"])
+	}
+	if got["s3UUID"] == nil || got["s3UUID"] != got["restUUID"] || got["s3Snapshot"] != got["restSnapshot"] {
+		t.Fatalf("the metadata read through the endpoint is not the table iceberg-js loaded: %v", got)
+	}
+	if got["otherRepo"] != "AccessDenied" || got["overwrite"] != "AccessDenied" {
+		t.Fatalf("refusals: %v", got)
 	}
 }
