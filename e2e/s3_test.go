@@ -235,7 +235,8 @@ func TestS3EndpointVendedCredentials(t *testing.T) {
 	}
 }
 
-// npmS3Modules installs iceberg-js and @aws-sdk/client-s3 once under
+// npmS3Modules installs iceberg-js, @aws-sdk/client-s3 and
+// @duckdb/node-api (which ships DuckDB's binary) once under
 // ~/.cache/weir-test/npm-s3 and returns that folder; it skips the test
 // when npm cannot install them.
 func npmS3Modules(t *testing.T) string {
@@ -247,15 +248,17 @@ func npmS3Modules(t *testing.T) string {
 	dir := filepath.Join(home, ".cache", "weir-test", "npm-s3")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "iceberg-js", "package.json")); err == nil {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", "@aws-sdk", "client-s3", "package.json")); err == nil {
-			return dir
+			if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api", "package.json")); err == nil {
+				return dir
+			}
 		}
 	}
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name":"weir-s3-e2e","private":true}`), 0o644)
-	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "iceberg-js@1.0.0", "@aws-sdk/client-s3@3")
+	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "iceberg-js@1.0.0", "@aws-sdk/client-s3@3", "@duckdb/node-api")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("npm cannot install iceberg-js and @aws-sdk/client-s3 (%v): %s", err, tail(string(out), 500))
+		t.Skipf("npm cannot install iceberg-js, @aws-sdk/client-s3 and @duckdb/node-api (%v): %s", err, tail(string(out), 500))
 	}
 	return dir
 }
@@ -272,25 +275,7 @@ func TestS3IcebergJS(t *testing.T) {
 		git(t, newWorkRepo(t, 1), "push", "-q", s.URL(repo), "main")
 		icebergAppend(t, s, repo, "t", 3)
 	}
-	script, err := os.ReadFile(filepath.Join("testdata", "s3", "icebergjs.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	js := filepath.Join(mods, "icebergjs.mjs")
-	if err := os.WriteFile(js, script, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", js, s.HTTP+"/iceberg", "alpha@main", "ns", "t")
-	cmd.Dir = mods
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
-	var got map[string]any
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
-		t.Fatalf("node output: %s", out)
-	}
+	got := node(t, mods, "icebergjs.mjs", s.HTTP+"/iceberg", "alpha@main", "ns", "t")
 	if loc, _ := got["location"].(string); !strings.HasPrefix(loc, "s3://weir/alpha/ns/t/metadata/") {
 		t.Fatalf("metadata-location %v", got["location"])
 	}
@@ -299,5 +284,64 @@ func TestS3IcebergJS(t *testing.T) {
 	}
 	if got["otherRepo"] != "AccessDenied" || got["overwrite"] != "AccessDenied" {
 		t.Fatalf("refusals: %v", got)
+	}
+}
+
+// node runs the script testdata/s3/<script> from the modules folder and
+// decodes the JSON line it prints last.
+func node(t *testing.T, mods, script string, args ...string) map[string]any {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("testdata", "s3", script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := filepath.Join(mods, script)
+	if err := os.WriteFile(js, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", append([]string{js}, args...)...)
+	cmd.Dir = mods
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, out)
+	}
+	var got map[string]any
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("node %s output: %s", script, out)
+	}
+	return got
+}
+
+// TestS3DuckDB: DuckDB counts a table's rows from the Parquet files the
+// endpoint lists and returns, fetched with nothing but the vended config
+// (DuckDB's httpfs cannot be installed offline, so it reads the bytes the
+// endpoint returned); two appends of 3 and 2 rows, ids 0-2 and 0-1.
+func TestS3DuckDB(t *testing.T) {
+	mods := npmS3Modules(t)
+	s := startWeir(t, t.TempDir(), "--s3", "127.0.0.1:0")
+	git(t, newWorkRepo(t, 1), "push", "-q", s.URL("alpha"), "main")
+	icebergAppend(t, s, "alpha", "t", 3)
+	icebergAppend(t, s, "alpha", "u", 1) // another table: not counted
+	ctx := context.Background()
+	cat, err := icebergcat.Load(ctx, "weir", iceberg.Properties{"type": "rest", "uri": s.HTTP + "/iceberg", "warehouse": "alpha@main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := cat.LoadTable(ctx, table.Identifier{"ns", "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	b.AppendValues([]int64{0, 1}, nil)
+	at := array.NewTableFromRecords(sc, []arrow.RecordBatch{array.NewRecordBatch(sc, []arrow.Array{b.NewArray()}, 2)})
+	defer at.Release()
+	if _, err := tbl.AppendTable(ctx, at, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := node(t, mods, "duckdb.mjs", s.HTTP+"/iceberg", "alpha", "main", "ns", "t", t.TempDir())
+	if got["files"] != float64(2) || got["rows"] != float64(5) || got["sum"] != float64(4) {
+		t.Fatalf("DuckDB over the endpoint's files: %v, want 2 files, 5 rows, sum 4", got)
 	}
 }
