@@ -2,6 +2,7 @@ package s3
 
 import (
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
@@ -119,8 +120,17 @@ func (s *Server) completeUpload(w http.ResponseWriter, r *http.Request, g *grant
 	if err != nil {
 		return err
 	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxXMLBody+1))
+	if err != nil || len(body) > maxXMLBody {
+		return s3err(http.StatusBadRequest, "MalformedXML", "the CompleteMultipartUpload body could not be read, or is over 2 MiB")
+	}
+	if want := r.Header.Get("X-Amz-Content-Sha256"); len(want) == 64 {
+		if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != want {
+			return s3err(http.StatusBadRequest, "XAmzContentSHA256Mismatch", "the body's SHA-256 is not X-Amz-Content-Sha256")
+		}
+	}
 	var req completeRequest
-	if err := xml.NewDecoder(io.LimitReader(r.Body, maxXMLBody)).Decode(&req); err != nil {
+	if err := xml.Unmarshal(body, &req); err != nil {
 		return s3err(http.StatusBadRequest, "MalformedXML", "the CompleteMultipartUpload body is not valid XML: "+err.Error())
 	}
 	if len(req.Parts) == 0 || len(req.Parts) > MaxParts {

@@ -394,3 +394,44 @@ func TestVendorSecretFile(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// TestTableProps: what the REST catalog vends. A table named s3://weir/
+// gets the endpoint, path style, region and credentials: read-only, or
+// adding keys under that table alone; a file:// table gets nothing.
+func TestTableProps(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, ok, err := f.srv.TableProps(f.url, "team/a", "file://"+filepath.Join(f.dir, "warehouse")+"/team@a/sales/orders", true); ok || err != nil {
+		t.Errorf("a file:// table gets S3 props: %v %v", ok, err)
+	}
+	if _, ok, _ := f.srv.TableProps(f.url, "team/a", "s3://weir/team@b/sales/orders", false); ok {
+		t.Error("props for another repo's location")
+	}
+	client := func(p map[string]string) *s3.Client {
+		if p["s3.endpoint"] != f.url || p["s3.path-style-access"] != "true" || p["s3.region"] != Region {
+			t.Fatalf("props %v", p)
+		}
+		return f.client(t, Credentials{AccessKeyID: p["s3.access-key-id"], SecretAccessKey: p["s3.secret-access-key"], SessionToken: p["s3.session-token"]})
+	}
+	put := func(c *s3.Client, key string) string {
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("weir"), Key: aws.String(key), Body: strings.NewReader("x")})
+		return code(err)
+	}
+	ro, ok, err := f.srv.TableProps(f.url, "team/a", "s3://weir/team@a/sales/orders", false)
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if c := put(client(ro), "team@a/sales/orders/data/ro.parquet"); c != "AccessDenied" {
+		t.Errorf("read-only props write: %s", c)
+	}
+	if _, err := get(ctx, client(ro), "team@a/sales/users/data/1.parquet", ""); err != nil {
+		t.Errorf("read-only props cannot read the repo's other table: %v", err)
+	}
+	rw, _, _ := f.srv.TableProps(f.url, "team/a", "s3://weir/team@a/sales/orders", true)
+	if c := put(client(rw), "team@a/sales/orders/data/rw.parquet"); c != "ok" {
+		t.Errorf("write props cannot add a file under the table: %s", c)
+	}
+	if c := put(client(rw), "team@a/sales/orders2/data/rw.parquet"); c != "AccessDenied" {
+		t.Errorf("write props add a file under a table whose name extends this one's: %s", c)
+	}
+}
