@@ -162,6 +162,22 @@ func TestS3EndpointVendedCredentials(t *testing.T) {
 	if out, ok := aws(t, s, cfg, "s3", "cp", src, "s3://weir/alpha/ns/t/data/extra.parquet"); !ok {
 		t.Fatalf("put a new file under the table: %s", out)
 	}
+	// awscli uploads files over 8 MiB in parts (a multipart upload).
+	big := filepath.Join(t.TempDir(), "big.parquet")
+	bigData := bytes.Repeat([]byte("0123456789abcdef"), 10<<16) // 10 MiB
+	os.WriteFile(big, bigData, 0o644)
+	if out, ok := aws(t, s, cfg, "s3", "cp", big, "s3://weir/alpha/ns/t/data/big.parquet"); !ok {
+		t.Fatalf("multipart upload: %s", out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(wh, "alpha", "ns", "t", "data", "big.parquet")); !bytes.Equal(got, bigData) {
+		t.Fatalf("multipart upload wrote %d bytes, want %d", len(got), len(bigData))
+	}
+	if !strings.Contains(s.Log.String(), "key=alpha/ns/t/data/big.parquet bytes=10485760") {
+		t.Fatalf("the upload is not in the log:\n%s", s.Log.String())
+	}
+	if ents, _ := os.ReadDir(filepath.Join(data, "s3-staging")); len(ents) != 0 {
+		t.Fatalf("staging keeps %d entries", len(ents))
+	}
 	for name, args := range map[string][]string{
 		"overwrite":       {"s3", "cp", src, "s3://weir/" + rel},
 		"delete":          {"s3", "rm", "s3://weir/" + rel},
@@ -191,7 +207,7 @@ func TestS3EndpointVendedCredentials(t *testing.T) {
 	// A commit's credentials are read-only.
 	head := strings.Fields(git(t, "", "ls-remote", s.URL("alpha"), "refs/data/main"))[0]
 	ro, _ := loadConfig(t, s, "alpha", head, "t")
-	if out, ok := aws(t, s, ro, "s3", "ls", "--recursive", "s3://weir/alpha/ns/t/"); !ok || strings.Count(out, ".parquet") != 3 {
+	if out, ok := aws(t, s, ro, "s3", "ls", "--recursive", "s3://weir/alpha/ns/t/"); !ok || strings.Count(out, ".parquet") != 4 { // two appends, extra, big
 		t.Fatalf("read with a commit's credentials: %v\n%s", ok, out)
 	}
 	if out, ok := aws(t, s, ro, "s3", "cp", src, "s3://weir/alpha/ns/t/data/ro.parquet"); ok || !strings.Contains(out, "AccessDenied") {
