@@ -45,6 +45,7 @@ probe mmdebstrap command -v mmdebstrap
 probe libjgit-java test -f /usr/share/java/org.eclipse.jgit.jar
 probe default-jdk-headless command -v javac
 probe awscli test -x /usr/bin/aws
+probe chromium command -v chromium
 
 if ((${#need[@]})) && [[ -z ${SKIP_APT:-} ]]; then
 	echo "== apt-get install ${need[*]}"
