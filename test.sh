@@ -23,6 +23,7 @@ cd "$(dirname "$0")"
 #   mmdebstrap         weir runtime build (the pandas runtime of the runtime tests)
 #   libjgit-java       JGit 4.11 with JSch: a fourth Git implementation, over SSH
 #   default-jdk-headless  javac, to compile the JGit test's driver
+#   awscli             Debian's AWS CLI (/usr/bin/aws): a client of the S3 endpoint
 need=()
 probe() { # probe PACKAGE COMMAND...
 	local pkg=$1
@@ -43,6 +44,7 @@ probe procps command -v ps
 probe mmdebstrap command -v mmdebstrap
 probe libjgit-java test -f /usr/share/java/org.eclipse.jgit.jar
 probe default-jdk-headless command -v javac
+probe awscli test -x /usr/bin/aws
 probe chromium command -v chromium
 
 if ((${#need[@]})) && [[ -z ${SKIP_APT:-} ]]; then

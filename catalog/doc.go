@@ -66,8 +66,12 @@
 //	<root>/<repo>/<namespace>/<table>/data/<uuid>.parquet
 //
 // where <repo> has its '/' replaced by '@' ("team/demo" -> "team@demo"),
-// which repo names cannot otherwise contain. <root> is file:///... for the
-// local warehouse or s3://bucket/prefix for S3.
+// which repo names cannot otherwise contain. <root> is s3://bucket/prefix
+// for S3; for the local warehouse it is file:///<dir>, or s3://weir when
+// new tables are named for the S3 endpoint (WithS3Names: weir serve --s3,
+// see catalog/s3): the local warehouse resolves both names of a file to
+// the same path under the same os.Root, and a table keeps the name it was
+// created with (Iceberg metadata holds absolute locations).
 //
 // Data files the server puts in a table carry the table schema's field
 // ids in their Parquet schema (a node's or an import's file without them

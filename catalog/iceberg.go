@@ -102,6 +102,9 @@ func (ic *IcebergCatalog) ReadOnly() bool { return ic.ref == "" }
 // Repo returns the view's repo.
 func (ic *IcebergCatalog) Repo() objects.RepoName { return ic.repo }
 
+// Identity returns who the view writes as ("" for anonymous).
+func (ic *IcebergCatalog) Identity() string { return ic.identity }
+
 // Rev returns the revision the view was opened at.
 func (ic *IcebergCatalog) Rev() string { return ic.rev }
 

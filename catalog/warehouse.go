@@ -82,16 +82,44 @@ func (a *area) Prefix() string { return a.p.String() }
 // Resolve implements Area.
 func (a *area) Resolve(loc string) (string, error) { return a.p.resolve(loc) }
 
-// LocalWarehouse is a warehouse in a local folder (file:// locations).
+// LocalBucket is the bucket name of the local warehouse: s3://weir/<key>
+// names the file <dir>/<key> of a LocalWarehouse, whichever name
+// (WithS3Names or not) its new tables get. The S3 endpoint (catalog/s3)
+// serves the warehouse as this bucket.
+const LocalBucket = "weir"
+
+// LocalWarehouse is a warehouse in a local folder. Its files have two
+// names, and every Area resolves both to the same file under the same
+// os.Root:
+//
+//	file:///srv/weir-data/warehouse/team@demo/sales/orders/...   (the folder)
+//	s3://weir/team@demo/sales/orders/...                           (LocalBucket)
+//
+// Root (so the location of every new table) is the file:// name unless
+// the warehouse was made WithS3Names, when it is s3://weir: then readers
+// on other machines read the tables through the S3 endpoint that serves
+// the folder (catalog/s3). Tables keep the locations they were created
+// with, so a file:// table stays readable by the server and local readers
+// only. Iceberg metadata holds absolute locations, so the name a table
+// is created with is the name its files keep for good.
 type LocalWarehouse struct {
-	dir  string   // absolute, as given: locations are built from it
-	real string   // dir with every symlink resolved
-	root *os.Root // dir, open for the warehouse's lifetime
-	p    prefix
+	dir    string   // absolute, as given: locations are built from it
+	real   string   // dir with every symlink resolved
+	root   *os.Root // dir, open for the warehouse's lifetime
+	p      prefix   // the canonical name: file (default) or s3
+	alt    prefix   // the other name, also resolved
+	s3Name bool
 }
 
+// LocalOption configures a LocalWarehouse.
+type LocalOption func(*LocalWarehouse)
+
+// WithS3Names makes the locations of new tables s3://weir/<repo>/...
+// instead of file:///<dir>/<repo>/... (see LocalWarehouse).
+func WithS3Names() LocalOption { return func(w *LocalWarehouse) { w.s3Name = true } }
+
 // NewLocalWarehouse returns a warehouse rooted at dir, creating it.
-func NewLocalWarehouse(dir string) (*LocalWarehouse, error) {
+func NewLocalWarehouse(dir string, opts ...LocalOption) (*LocalWarehouse, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -111,11 +139,22 @@ func NewLocalWarehouse(dir string) (*LocalWarehouse, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: open warehouse: %w", err)
 	}
-	return &LocalWarehouse{dir: abs, real: real, root: root, p: p}, nil
+	s3p := prefix{scheme: "s3", host: LocalBucket}
+	w := &LocalWarehouse{dir: abs, real: real, root: root, p: p, alt: s3p}
+	for _, o := range opts {
+		o(w)
+	}
+	if w.s3Name {
+		w.p, w.alt = s3p, p
+	}
+	return w, nil
 }
 
-// Root implements Warehouse.
-func (w *LocalWarehouse) Root() string { return "file://" + filepath.ToSlash(w.dir) }
+// Root implements Warehouse: s3://weir WithS3Names, else file:///<dir>.
+func (w *LocalWarehouse) Root() string { return strings.TrimSuffix(w.p.String(), "/") }
+
+// S3Names reports whether new tables get s3://weir/ locations.
+func (w *LocalWarehouse) S3Names() bool { return w.s3Name }
 
 // Props implements Warehouse.
 func (w *LocalWarehouse) Props() iceberg.Properties { return iceberg.Properties{} }
@@ -130,7 +169,35 @@ func (w *LocalWarehouse) Area(seg string) (Area, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &localArea{area: area{p}, w: w, seg: seg}, nil
+	alt, err := w.alt.child(seg)
+	if err != nil {
+		return nil, err
+	}
+	return &localArea{area: area{p}, alt: alt, w: w, seg: seg}, nil
+}
+
+// Bucket returns the area of the repo whose key prefix begins key (its
+// first segment), and key's path below it, for the S3 endpoint: key is
+// resolved as the location s3://weir/<key> by the one canonicaliser, so
+// a key that is not canonical (percent-escapes, "..", "//", NUL, too
+// long) wraps ErrBadLocation and one naming no file below a repo's
+// folder ErrOutsideRepo.
+func (w *LocalWarehouse) Bucket(key string) (*LocalArea, string, error) {
+	loc := "s3://" + LocalBucket + "/" + key
+	seg, _, _ := strings.Cut(key, "/")
+	if err := checkSegment(seg); err != nil {
+		return nil, "", fmt.Errorf("%w %q: %v", ErrBadLocation, loc, err)
+	}
+	a, err := w.Area(seg)
+	if err != nil {
+		return nil, "", err
+	}
+	la := a.(*localArea)
+	rel, err := la.Resolve(loc)
+	if err != nil {
+		return nil, "", err
+	}
+	return &LocalArea{la}, rel, nil
 }
 
 // serverPaths are the warehouse's own paths, which text shown to a client
@@ -145,8 +212,18 @@ func (w *LocalWarehouse) serverPaths() []string {
 // leads out of it.
 type localArea struct {
 	area
+	alt prefix // the warehouse's other name for the same folder
 	w   *LocalWarehouse
 	seg string
+}
+
+// Resolve implements Area: a location under either name of the area's
+// folder (see LocalWarehouse), by its scheme.
+func (a *localArea) Resolve(loc string) (string, error) {
+	if strings.HasPrefix(loc, a.alt.scheme+"://") {
+		return a.alt.resolve(loc)
+	}
+	return a.p.resolve(loc)
 }
 
 // open returns the area's folder as an os.Root, creating it first when

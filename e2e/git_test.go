@@ -259,7 +259,7 @@ func TestServeHelpListsFlags(t *testing.T) {
 	for _, f := range []string{"-data", "-http", "-ssh", "-authorized-keys", "-protected", "-max-pack-bytes", "-max-object-bytes", "-assume-remote", "-log-level", "./weir-data", "127.0.0.1:7480", "127.0.0.1:7422",
 		"-node-timeout", "-node-memory-bytes", "-node-pids", "-node-cpus", "-node-output-bytes", "-node-tmp-bytes", "-node-open-files", "-node-parallel", "-runtime",
 		"-runs", "-run-queue", "-run-policy", "-node-pool-cpus", "-node-pool-memory-mb", "-node-default-cpus", "-node-default-memory-mb", "-runs-history",
-		"-warehouse", "-s3-endpoint", "-s3-region", "-s3-path-style", "-s3-access-key-id", "-s3-secret-access-key", "-iceberg-vend-credentials"} {
+		"-warehouse", "-s3-endpoint", "-s3-region", "-s3-path-style", "-s3-access-key-id", "-s3-secret-access-key", "-iceberg-vend-credentials", "-s3", "127.0.0.1:7424", "-s3-url", "-s3-credential-ttl"} {
 		if !strings.Contains(string(out), f) {
 			t.Errorf("weir serve --help lacks %q", f)
 		}

@@ -86,16 +86,19 @@ type weirServer struct {
 	Data     string
 	HTTP     string // "http://127.0.0.1:PORT"
 	SSHPort  string
+	S3       string // "http://127.0.0.1:PORT" when a test started it (--s3 127.0.0.1:0)
 	args     []string
 	cmd      *exec.Cmd
 	Log      *syncBuffer // the server's stderr (slog lines)
 	waitDone chan struct{}
 }
 
-var listenLine = regexp.MustCompile(`^weir serve: (http|ssh) (\S+)`)
+var listenLine = regexp.MustCompile(`^weir serve: (http|ssh|s3) (\S+)`)
 
 // startWeir starts weir serve on data (created if missing) with extra
-// flags and waits until both listeners are up.
+// flags and waits until both listeners are up. The S3 endpoint is off
+// (--s3 "") unless args turn it on, as "--s3", "127.0.0.1:0" does (then
+// S3 is its URL once it is up).
 func startWeir(t *testing.T, data string, args ...string) *weirServer {
 	t.Helper()
 	s := &weirServer{t: t, Data: data, args: args}
@@ -107,7 +110,7 @@ func startWeir(t *testing.T, data string, args ...string) *weirServer {
 func (s *weirServer) start() {
 	t := s.t
 	t.Helper()
-	all := append([]string{"serve", "--data", s.Data, "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0"}, s.args...)
+	all := append([]string{"serve", "--data", s.Data, "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0", "--s3", ""}, s.args...)
 	cmd := exec.Command(weirBin, all...)
 	s.Log = &syncBuffer{}
 	cmd.Stderr = s.Log
@@ -134,18 +137,27 @@ func (s *weirServer) start() {
 		cmd.Wait()
 		close(s.waitDone)
 	}()
-	s.HTTP, s.SSHPort = "", ""
+	s.HTTP, s.SSHPort, s.S3 = "", "", ""
+	wantS3 := false
+	for i, a := range s.args {
+		if a == "--s3" && i+1 < len(s.args) {
+			wantS3 = s.args[i+1] != ""
+		}
+	}
 	deadline := time.After(60 * time.Second)
-	for s.HTTP == "" || s.SSHPort == "" {
+	for s.HTTP == "" || s.SSHPort == "" || (wantS3 && s.S3 == "") {
 		select {
 		case f := <-found:
 			u, err := url.Parse(strings.Replace(f[1], "<repo>.git", "x", 1))
 			if err != nil {
 				t.Fatalf("bad listen line %q", f[1])
 			}
-			if f[0] == "http" {
+			switch f[0] {
+			case "http":
 				s.HTTP = "http://" + u.Host
-			} else {
+			case "s3":
+				s.S3 = f[1]
+			default:
 				s.SSHPort = u.Port()
 			}
 		case <-s.waitDone:

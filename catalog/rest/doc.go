@@ -105,7 +105,12 @@
 // the server's own S3 keys only under WithVendedCredentials (weir serve
 // --iceberg-vend-credentials), which hands them to every client allowed
 // to load a table; by default readers bring their own credentials. No key
-// is ever logged.
+// is ever logged. With WithTableCredentials (weir serve --s3, the S3
+// endpoint of the local warehouse, catalog/s3) load table and create
+// table answer instead the endpoint, path-style addressing, the region
+// and short-lived credentials scoped to the repo's files: write (new keys
+// under that table) for a branch the identity may write, read-only for a
+// data tag, a commit or a reader.
 //
 // # Access
 //

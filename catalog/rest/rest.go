@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"runtime/debug"
 
+	"github.com/apache/iceberg-go"
+
 	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/objects"
@@ -61,6 +63,21 @@ func WithLogger(l *slog.Logger) Option { return func(h *handler) { h.log = l } }
 // a table of any repo on this server.
 func WithVendedCredentials(on bool) Option { return func(h *handler) { h.vend = on } }
 
+// TableCredentials vends the storage config of one table: the FileIO
+// properties a client needs to read the files of the table at location
+// in repo and, when write is set, to add new files under it. ok=false:
+// nothing to vend for this table (the config keeps the warehouse's
+// ReaderProps).
+type TableCredentials func(repo objects.RepoName, location string, write bool) (props iceberg.Properties, ok bool, err error)
+
+// WithTableCredentials makes load table and create table answer, in
+// the LoadTableResult's config, what vend returns: write is set when the
+// view is a branch the request's identity may write (RepoAccess with
+// write=true), never for a data tag or a commit.
+func WithTableCredentials(vend TableCredentials) Option {
+	return func(h *handler) { h.tableCreds = vend }
+}
+
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 32 << 20
 
@@ -71,6 +88,9 @@ type handler struct {
 	log    *slog.Logger
 	vend   bool
 	router *router
+	// tableCreds, when set, vends per-table credentials (see
+	// WithTableCredentials).
+	tableCreds TableCredentials
 }
 
 // NewRESTHandler returns the Iceberg REST catalog over c.

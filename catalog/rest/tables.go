@@ -14,6 +14,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
 )
 
@@ -66,14 +67,14 @@ func (h *handler) createTable(w http.ResponseWriter, r *http.Request, ic *catalo
 		if err != nil {
 			return err
 		}
-		h.writeTable(w, r, "", meta)
+		h.writeTable(w, r, ic, "", meta)
 		return nil
 	}
 	tbl, err := ic.CreateTable(r.Context(), ident, req.Schema, req.options()...)
 	if err != nil {
 		return err
 	}
-	h.writeTable(w, r, tbl.MetadataLocation(), tbl.Metadata())
+	h.writeTable(w, r, ic, tbl.MetadataLocation(), tbl.Metadata())
 	return nil
 }
 
@@ -95,7 +96,7 @@ func (h *handler) registerTable(w http.ResponseWriter, r *http.Request, ic *cata
 	if err != nil {
 		return err
 	}
-	h.writeTable(w, r, tbl.MetadataLocation(), tbl.Metadata())
+	h.writeTable(w, r, ic, tbl.MetadataLocation(), tbl.Metadata())
 	return nil
 }
 
@@ -104,21 +105,33 @@ func (h *handler) loadTable(w http.ResponseWriter, r *http.Request, ic *catalog.
 	if err != nil {
 		return err
 	}
-	h.writeTable(w, r, tbl.MetadataLocation(), tbl.Metadata())
+	h.writeTable(w, r, ic, tbl.MetadataLocation(), tbl.Metadata())
 	return nil
 }
 
 // writeTable answers a LoadTableResult. loc is "" for a staged create,
 // whose metadata is not written anywhere yet (the spec's field is then
 // absent). The config tells the reader where the files are; it holds the
-// server's keys only under WithVendedCredentials.
+// server's keys only under WithVendedCredentials; under
+// WithTableCredentials it holds credentials scoped to this table.
 //
 // A written table's answer has an ETag (etag): a GET whose If-None-Match
-// names it is answered 304 Not Modified with no body.
-func (h *handler) writeTable(w http.ResponseWriter, r *http.Request, loc string, meta table.Metadata) {
+// names it is answered 304 Not Modified with no body. The tag covers the
+// config, so freshly vended credentials give a fresh tag (never a 304
+// that would keep a client on expiring credentials).
+func (h *handler) writeTable(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog, loc string, meta table.Metadata) {
 	out := loadTableResult{MetadataLocation: loc, Config: h.c.Warehouse().ReaderProps()}
 	if h.vend {
 		out.Config = h.c.Warehouse().Props()
+	}
+	if h.tableCreds != nil {
+		write := !ic.ReadOnly() && (h.access == nil || h.access(access.Identity(ic.Identity()), ic.Repo(), ic.Rev(), true) == nil)
+		props, ok, err := h.tableCreds(ic.Repo(), meta.Location(), write)
+		if err != nil {
+			h.log.Warn("iceberg rest: vend table credentials", "repo", ic.Repo(), "err", err)
+		} else if ok {
+			out.Config = props
+		}
 	}
 	if loc != "" {
 		tag := etag(loc, out.Config, r.URL.Query().Get("snapshots"))

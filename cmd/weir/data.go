@@ -45,6 +45,9 @@ func (a *serveApp) mountIceberg() error {
 			}
 			return acc.AuthorizeDataWrite(id, repo, branch)
 		})}
+	if a.s3 != nil {
+		opts = append(opts, rest.WithTableCredentials(a.s3.tableCredentials))
+	}
 	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", rest.NewRESTHandler(cat, opts...)))
 	a.Logger.Info("iceberg rest catalog mounted", "path", "/iceberg/", "warehouse", cat.Warehouse().Root(), "vend_credentials", vend)
 	if vend && len(cat.Warehouse().Props()) > len(cat.Warehouse().ReaderProps()) {
@@ -113,7 +116,7 @@ func (w warehouseFlags) s3Config() (catalog.S3Config, bool, error) {
 	return cfg, true, nil
 }
 
-func openWarehouse(dataDir string, w warehouseFlags) (catalog.Warehouse, error) {
+func openWarehouse(dataDir string, w warehouseFlags, local ...catalog.LocalOption) (catalog.Warehouse, error) {
 	cfg, isS3, err := w.s3Config()
 	if err != nil {
 		return nil, err
@@ -126,7 +129,7 @@ func openWarehouse(dataDir string, w warehouseFlags) (catalog.Warehouse, error) 
 	if dir == "" {
 		dir = filepath.Join(dataDir, "warehouse")
 	}
-	return catalog.NewLocalWarehouse(dir)
+	return catalog.NewLocalWarehouse(dir, local...)
 }
 
 // offline is a catalog over the server's database opened directly, with

@@ -50,6 +50,8 @@ type serveConfig struct {
 	// catalog hands to readers.
 	warehouse       warehouseFlags
 	vendCredentials bool
+	// The S3 endpoint of the local warehouse.
+	s3 s3Flags
 	// The pipeline nodes: limits, runtimes, parallelism.
 	nodes nodeFlags
 	// The run queue: runs at once, queue length, policy, node pool.
@@ -78,6 +80,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	c.warehouse.register(fs)
 	fs.BoolVar(&c.vendCredentials, "iceberg-vend-credentials", false,
 		"Iceberg REST: hand the server's own S3 keys to every reader allowed to load a table (in LoadTable's config). Off: readers get endpoint, region and addressing only, and use their own credentials")
+	c.s3.register(fs)
 	c.nodes.register(fs)
 	c.runs.register(fs)
 }
@@ -123,6 +126,7 @@ type serveApp struct {
 	Runs *sched.Scheduler
 
 	httpLn, sshLn net.Listener
+	s3            *s3Endpoint    // nil without --s3 or with an S3 warehouse
 	closers       []func() error // run in reverse order on shutdown
 }
 
@@ -175,7 +179,7 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	if err := os.MkdirAll(a.Warehouse, 0o700); err != nil {
 		return nil, err
 	}
-	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg, a.mountWeb} {
+	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.listenS3, a.mountIceberg, a.mountWeb} {
 		if err := step(); err != nil {
 			return nil, err
 		}
@@ -240,7 +244,7 @@ func (a *serveApp) newGit() error {
 // the environment is the fallback, <data>/warehouse the default) and the
 // one catalog over it.
 func (a *serveApp) openCatalog() error {
-	wh, err := openWarehouse(a.DataDir, a.Config.warehouse)
+	wh, err := openWarehouse(a.DataDir, a.Config.warehouse, a.localWarehouseOptions()...)
 	if err != nil {
 		return fmt.Errorf("warehouse: %w", err)
 	}
@@ -300,6 +304,10 @@ func (a *serveApp) run(ctx context.Context, out io.Writer) error {
 		}()
 		fmt.Fprintf(out, "weir serve: http %s (anonymous access %s)\n", cloneURL("http://", a.httpLn.Addr()), onOff(a.HTTPAccess.AnonymousAllowed()))
 	}
+	if a.s3 != nil {
+		a.s3.serve(a.Logger, errc)
+		fmt.Fprintf(out, "weir serve: s3 %s (bucket %s; credentials from the Iceberg REST catalog)\n", a.s3.url, catalog.LocalBucket)
+	}
 	if a.sshLn != nil {
 		go func() {
 			if err := a.SSH.Serve(a.sshLn); err != nil {
@@ -334,6 +342,9 @@ func (a *serveApp) run(ctx context.Context, out io.Writer) error {
 		if e := httpSrv.Shutdown(sctx); e != nil {
 			httpSrv.Close()
 		}
+	}
+	if a.s3 != nil {
+		a.s3.shutdown(sctx)
 	}
 	if a.SSH != nil {
 		if e := a.SSH.Shutdown(sctx); e != nil {

@@ -202,7 +202,7 @@ func TestServeWarehouseFlagErrors(t *testing.T) {
 		{[]string{"--warehouse", "s3://lake/wh", "--s3-access-key-id", "AKID"}, "--s3-access-key-id and --s3-secret-access-key go together"},
 		{[]string{"--warehouse", "s3:///nobucket"}, "want s3://bucket/prefix"},
 	} {
-		cfg, _ := parseServe(t, append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--ssh", ""}, tc.args...)...)
+		cfg, _ := parseServe(t, append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--ssh", "", "--s3", ""}, tc.args...)...)
 		a, err := newServeApp(cfg, io.Discard)
 		if err == nil {
 			a.close()
