@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	kzlib "github.com/klauspost/compress/zlib"
 	"github.com/weir-dev/weir/kv"
 )
 
@@ -48,19 +51,27 @@ const (
 // bytes arrive, so an oversized pack is refused at the byte that crosses a
 // limit.
 //
-// Pass 2 resolves deltas base by base, depth first. A base is read whole
+// Pass 2 resolves deltas base by base, depth first, on up to
+// resolveWorkers goroutines (see resolve): the pack's bases go across the
+// workers, then each level of their children. A base is read whole
 // (copies may come from anywhere in it) under the Store's shared
 // MaxBaseMemory budget; each of its deltas is applied as a stream, its
-// result hashed and deflated straight into its stored value, never held
-// whole, unless it is itself a base, small enough for the per-push base
-// cache. A base that was evicted, or did not fit, is read again from the
-// batch or the spill. So a fan of deltas against one base, or a chain of
-// any depth, holds one base and the cache, not every result.
+// result hashed and deflated (at zlib's fastest level, with
+// klauspost/compress, several times faster than compress/flate on small
+// objects) into its stored value. A result over inlineObject is deflated
+// straight into the spill, never held whole; a smaller one is deflated
+// into the worker's buffer first. A result is kept only if it is itself a
+// base, small enough for the per-push base cache. A base that was
+// evicted, or did not fit, is read again from the batch or the spill. So
+// a fan of deltas against one base, or a chain of any depth, holds per
+// worker one base and one result, and the cache, not every result.
 //
 //	memory of one IngestPack = inline budget + delta budget + base cache
 //	                           + delta records budget (16 MiB: the deltas kept
 //	                             for upload-pack, in the batch; delta.go)
-//	                           + ~120 bytes per entry + one base (shared budget)
+//	                           + ~120 bytes per entry
+//	                           + per worker: one base (shared budget),
+//	                             one small result (<= inlineObject) deflated
 //
 // The ingest's batch and spills become the quarantine's only when the whole
 // pack resolved; on any error both are dropped, so a refused pack leaves no
@@ -217,10 +228,11 @@ type ingest struct {
 	value []byte    // scratch: the inline value being captured
 	vs    valueSink // reused per value
 	ds    deltaSink // reused per delta
-	zw    *zlib.Writer
-	zr    io.ReadCloser
-	br    *bufio.Reader
 	cache baseCache
+
+	// mu guards, in pass 2, whatever its workers share: nb, objs, cache,
+	// inlineUsed, recorded, value and vs (see resolve).
+	mu sync.Mutex
 }
 
 func newIngest(ctx context.Context, q *Quarantine) *ingest {
@@ -249,11 +261,6 @@ func (in *ingest) close() {
 		in.objs = nil
 	}
 	_ = in.deltas.drop()
-	if in.zw != nil {
-		in.zw.Reset(io.Discard)
-		zlibWriters.Put(in.zw)
-		in.zw = nil
-	}
 }
 
 func (in *ingest) bad(format string, args ...any) error {
@@ -684,6 +691,27 @@ type baseItem struct {
 
 // resolve is pass 2: it gives every delta entry its type, hash and stored
 // value.
+//
+// Deltas are resolved base by base, by up to resolveWorkers goroutines. A
+// work item is a resolved object some deltas wait on; a worker takes one,
+// loads it (from the base cache, or read again from the batch, the spill
+// or the repo), applies every delta against it, and pushes those results
+// that are bases in turn. So the pack's roots (its non-delta bases) go
+// across the workers first, then each level of their children, and a
+// chain is resolved in order. The stack is last in, first out, so each
+// worker goes depth first, as one did before: what is in memory at once
+// is per worker one base, one result and one deflated small object, plus
+// the shared base cache.
+//
+// Everything shared is under in.mu: the batch, the objects spill, the
+// base cache, the ref-delta waiting lists, the budgets' counters and the
+// stack. Each entry is written only by the worker that resolves it (ofs
+// children belong to one base; a ref-delta's waiting list is taken whole,
+// under the lock, by one worker), and read by the next only after the
+// lock hands its item over. A result larger than inlineObject is
+// deflated straight into the spill with the lock held, so a large object
+// is never held whole (memory_test.go); a smaller one is deflated into
+// the worker's own buffer and written under the lock.
 func (in *ingest) resolve() error {
 	n := len(in.entries)
 	// Children: ofs-deltas by base entry (kidStart/kids), ref-deltas by
@@ -717,91 +745,32 @@ func (in *ingest) resolve() error {
 		}
 	}
 	fill = nil
-	hasKids := func(i int32, h Hash) bool {
-		if i >= 0 && kidStart[i+1] > kidStart[i] {
-			return true
-		}
-		_, ok := refKids[h]
-		return ok
-	}
+	rs := &resolveState{in: in, kidStart: kidStart, kids: kids, refKids: refKids}
+	rs.cond = sync.NewCond(&in.mu)
 
-	resolved := 0
-	var stack []baseItem
-	var list []int32
-	run := func(root baseItem) error {
-		stack = append(stack[:0], root)
-		for len(stack) > 0 {
-			if err := in.ctx.Err(); err != nil {
-				return err
-			}
-			it := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			list = list[:0]
-			if it.idx >= 0 {
-				list = append(list, kids[kidStart[it.idx]:kidStart[it.idx+1]]...)
-			}
-			list = append(list, refKids[it.h]...)
-			delete(refKids, it.h)
-			if len(list) == 0 {
-				if b, ok := in.cache.take(it.idx); ok {
-					in.cache.release(b)
-				}
-				continue
-			}
-			base, release, err := in.loadBase(it)
-			if err != nil {
-				return err
-			}
-			for _, ci := range list {
-				c := &in.entries[ci]
-				if c.done {
-					continue
-				}
-				// Only keep a result that may be a base itself.
-				keep := c.dstSize <= in.cache.budget && (kidStart[ci+1] > kidStart[ci] || len(refKids) > 0)
-				out, err := in.applyDelta(c, it.h, it.typ, base, keep)
-				if err != nil {
-					release()
-					return fmt.Errorf("entry at offset %d: %w", c.off, err)
-				}
-				resolved++
-				if hasKids(ci, c.hash) {
-					if out != nil {
-						in.cache.put(ci, out)
-					}
-					stack = append(stack, baseItem{idx: ci, h: c.hash, typ: c.typ})
-				} else {
-					in.cache.release(out)
-				}
-			}
-			release()
-		}
-		return nil
-	}
 	// Roots: non-delta entries that some delta waits on.
+	var roots []baseItem
 	for i := range in.entries {
 		e := &in.entries[i]
-		if e.kind > 4 || !hasKids(int32(i), e.hash) {
+		if e.kind > 4 || !rs.hasKids(int32(i), e.hash) {
 			continue
 		}
-		if err := run(baseItem{idx: int32(i), h: e.hash, typ: e.typ}); err != nil {
-			return err
-		}
+		roots = append(roots, baseItem{idx: int32(i), h: e.hash, typ: e.typ})
+	}
+	if err := rs.drain(roots); err != nil {
+		return err
 	}
 	// Thin pack: bases the sender assumed we have. A waiting hash may also
 	// be an object of this pack that only resolves once some other outside
 	// base is in, so go round until nothing more resolves.
-	for progress := true; progress && resolved < nDeltas; {
-		progress = false
-		waiting := make([]Hash, 0, len(refKids))
-		for h := range refKids {
+	for rs.resolved < nDeltas {
+		waiting := make([]Hash, 0, len(rs.refKids))
+		for h := range rs.refKids {
 			waiting = append(waiting, h)
 		}
 		sort.Slice(waiting, func(i, j int) bool { return bytes.Compare(waiting[i][:], waiting[j][:]) < 0 })
+		roots = roots[:0]
 		for _, h := range waiting {
-			if _, still := refKids[h]; !still {
-				continue
-			}
 			typ, _, err := in.q.Stat(in.ctx, h)
 			if errors.Is(err, ErrNotFound) {
 				continue
@@ -809,15 +778,18 @@ func (in *ingest) resolve() error {
 			if err != nil {
 				return err
 			}
-			if err := run(baseItem{idx: -1, h: h, typ: typ}); err != nil {
-				return err
-			}
-			progress = true
+			roots = append(roots, baseItem{idx: -1, h: h, typ: typ})
+		}
+		if len(roots) == 0 {
+			break
+		}
+		if err := rs.drain(roots); err != nil {
+			return err
 		}
 	}
-	if resolved < nDeltas && len(refKids) > 0 {
+	if rs.resolved < nDeltas && len(rs.refKids) > 0 {
 		var missing []Hash
-		for h := range refKids {
+		for h := range rs.refKids {
 			missing = append(missing, h)
 		}
 		sort.Slice(missing, func(i, j int) bool { return bytes.Compare(missing[i][:], missing[j][:]) < 0 })
@@ -827,19 +799,186 @@ func (in *ingest) resolve() error {
 		}
 		return fmt.Errorf("%w: delta base %s is neither in the pack nor in the repo", ErrBadPack, strings.Join(names, ", "))
 	}
-	if resolved < nDeltas {
-		return fmt.Errorf("%w: %d deltas have no resolvable base (cycle?)", ErrBadPack, nDeltas-resolved)
+	if rs.resolved < nDeltas {
+		return fmt.Errorf("%w: %d deltas have no resolvable base (cycle?)", ErrBadPack, nDeltas-rs.resolved)
 	}
 	return nil
+}
+
+// resolveWorkers bounds the goroutines of pass 2 (GOMAXPROCS if fewer):
+// each holds a base and a result at a time.
+const resolveWorkers = 4
+
+// resolveState is pass 2 in progress; every field but the read-only
+// child index is under in.mu.
+type resolveState struct {
+	in       *ingest
+	kidStart []int32 // read-only
+	kids     []int32 // read-only
+	refKids  map[Hash][]int32
+	stack    []baseItem
+	active   int // workers busy with an item
+	resolved int
+	err      error
+	cond     *sync.Cond
+}
+
+// hasKids reports whether some delta waits on entry i (or, outside the
+// pack, i < 0) of hash h. Hold in.mu.
+func (rs *resolveState) hasKids(i int32, h Hash) bool {
+	if i >= 0 && rs.kidStart[i+1] > rs.kidStart[i] {
+		return true
+	}
+	_, ok := rs.refKids[h]
+	return ok
+}
+
+// drain resolves everything that waits, directly or through a chain, on
+// roots, across the workers, and returns the first error.
+func (rs *resolveState) drain(roots []baseItem) error {
+	in := rs.in
+	in.mu.Lock()
+	// Last in, first out: the first root is taken first.
+	for i := len(roots) - 1; i >= 0; i-- {
+		rs.stack = append(rs.stack, roots[i])
+	}
+	in.mu.Unlock()
+	workers := min(runtime.GOMAXPROCS(0), resolveWorkers, len(roots)+1)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r resolver
+			defer r.close()
+			rs.work(&r)
+		}()
+	}
+	wg.Wait()
+	rs.stack = rs.stack[:0]
+	return rs.err
+}
+
+// work takes items until the stack is empty and no worker can add to it,
+// or some worker failed.
+func (rs *resolveState) work(r *resolver) {
+	in := rs.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for {
+		for len(rs.stack) == 0 && rs.active > 0 && rs.err == nil {
+			rs.cond.Wait()
+		}
+		if rs.err != nil || len(rs.stack) == 0 {
+			rs.cond.Broadcast()
+			return
+		}
+		it := rs.stack[len(rs.stack)-1]
+		rs.stack = rs.stack[:len(rs.stack)-1]
+		var list []int32
+		if it.idx >= 0 {
+			list = append(list, rs.kids[rs.kidStart[it.idx]:rs.kidStart[it.idx+1]]...)
+		}
+		list = append(list, rs.refKids[it.h]...)
+		delete(rs.refKids, it.h)
+		rs.active++
+		in.mu.Unlock()
+		err := in.ctx.Err()
+		if err == nil {
+			err = rs.resolveBase(r, it, list)
+		}
+		in.mu.Lock()
+		rs.active--
+		if err != nil && rs.err == nil {
+			rs.err = err
+		}
+		rs.cond.Broadcast()
+	}
+}
+
+// resolveBase applies every delta in list to the base it. Call it without
+// in.mu.
+func (rs *resolveState) resolveBase(r *resolver, it baseItem, list []int32) error {
+	in := rs.in
+	if len(list) == 0 {
+		in.mu.Lock()
+		if b, ok := in.cache.take(it.idx); ok {
+			in.cache.release(b)
+		}
+		in.mu.Unlock()
+		return nil
+	}
+	base, release, err := in.loadBase(it)
+	if err != nil {
+		return err
+	}
+	defer release()
+	for _, ci := range list {
+		c := &in.entries[ci]
+		if c.done {
+			continue
+		}
+		// Only keep a result that may be a base itself.
+		var keep []byte
+		in.mu.Lock()
+		if c.dstSize <= in.cache.budget && (rs.kidStart[ci+1] > rs.kidStart[ci] || len(rs.refKids) > 0) {
+			keep = in.cache.buf(c.dstSize)[:0]
+		}
+		in.mu.Unlock()
+		out, err := in.applyDelta(r, c, it.h, it.typ, base, keep)
+		if err != nil {
+			return fmt.Errorf("entry at offset %d: %w", c.off, err)
+		}
+		in.mu.Lock()
+		rs.resolved++
+		if rs.hasKids(ci, c.hash) {
+			if out != nil {
+				in.cache.put(ci, out)
+			}
+			rs.stack = append(rs.stack, baseItem{idx: ci, h: c.hash, typ: c.typ})
+			rs.cond.Signal()
+		} else {
+			in.cache.release(out)
+		}
+		in.mu.Unlock()
+	}
+	return nil
+}
+
+// resolver is one pass-2 worker's own state: the inflater of delta
+// instructions, the deflater of results, and a small result's deflated
+// bytes and stored value.
+type resolver struct {
+	zr  io.ReadCloser
+	br  *bufio.Reader
+	zw  *kzlib.Writer
+	z   bytes.Buffer
+	val []byte
+}
+
+func (r *resolver) close() {
+	if r.zw != nil {
+		r.zw.Reset(io.Discard)
+		zlibWriters.Put(r.zw)
+		r.zw = nil
+	}
 }
 
 // loadBase returns the content of a base, from the cache or read again
 // from the pack's stored values (or, for a thin pack's base, from the
 // quarantine and the repo), and a function to call when done with it.
+// Call it without in.mu.
 func (in *ingest) loadBase(it baseItem) ([]byte, func(), error) {
 	if it.idx >= 0 {
-		if b, ok := in.cache.take(it.idx); ok {
-			return b, func() { in.cache.release(b) }, nil
+		in.mu.Lock()
+		b, ok := in.cache.take(it.idx)
+		in.mu.Unlock()
+		if ok {
+			return b, func() {
+				in.mu.Lock()
+				in.cache.release(b)
+				in.mu.Unlock()
+			}, nil
 		}
 	}
 	var size int64
@@ -861,36 +1000,52 @@ func (in *ingest) loadBase(it baseItem) ([]byte, func(), error) {
 		return nil, nil, err
 	}
 	var buf []byte
+	in.mu.Lock()
 	if size <= in.cache.budget {
 		buf = in.cache.buf(size)
 	}
-	var data []byte
+	var sv storedValue
 	var err error
 	if it.idx >= 0 {
+		// The value is copied out of the batch under the lock; a spilled
+		// one is read from the database, where its chunks are (synced
+		// here, so every byte appended so far is there).
 		if err = in.objs.sync(); err == nil {
-			_, data, err = readObjectInto(in.nb, in.q.repo, it.h, buf)
+			sv, err = getValue(in.nb, in.q.repo, it.h)
 		}
-	} else {
-		_, data, err = in.q.readInto(it.h, buf)
+	}
+	in.mu.Unlock()
+	var data []byte
+	if err == nil {
+		if it.idx >= 0 {
+			data, err = inflateInto(sv.zstream(in.q.store.db, in.q.repo), sv.size, buf)
+			if err != nil {
+				err = fmt.Errorf("read %s: %w", it.h, err)
+			}
+		} else {
+			_, data, err = in.q.readInto(it.h, buf)
+		}
+	}
+	if err == nil && int64(len(data)) != size {
+		err = fmt.Errorf("%w: base %s is %d bytes, expected %d", ErrBadObject, it.h, len(data), size)
 	}
 	if err != nil {
 		in.q.store.bases.Release(weight)
 		return nil, nil, err
 	}
-	if int64(len(data)) != size {
-		in.q.store.bases.Release(weight)
-		return nil, nil, fmt.Errorf("%w: base %s is %d bytes, expected %d", ErrBadObject, it.h, len(data), size)
-	}
 	return data, func() {
 		in.q.store.bases.Release(weight)
+		in.mu.Lock()
 		in.cache.release(data)
+		in.mu.Unlock()
 	}, nil
 }
 
 // applyDelta resolves delta entry c against base (of type typ): its
 // result is hashed and deflated into its stored value as it is produced.
-// With keep, it also returns the result, for use as a base.
-func (in *ingest) applyDelta(c *packEntry, baseHash Hash, typ Type, base []byte, keep bool) ([]byte, error) {
+// With keep (an empty buffer with room for the result), it also returns
+// the result, for use as a base. Call it without in.mu.
+func (in *ingest) applyDelta(r *resolver, c *packEntry, baseHash Hash, typ Type, base []byte, keep []byte) ([]byte, error) {
 	if c.srcSize != int64(len(base)) {
 		return nil, fmt.Errorf("%w: delta expects a %d-byte base, base has %d", ErrBadPack, c.srcSize, len(base))
 	}
@@ -902,63 +1057,107 @@ func (in *ingest) applyDelta(c *packEntry, baseHash Hash, typ Type, base []byte,
 		src = newSpillReader(in.q.store.db, in.q.repo, in.deltas.id, c.rawOff, c.rawLen)
 	}
 	var err error
-	if in.zr == nil {
-		in.zr, err = zlib.NewReader(src)
+	if r.zr == nil {
+		r.zr, err = zlib.NewReader(src)
 	} else {
-		err = in.zr.(zlib.Resetter).Reset(src, nil)
+		err = r.zr.(zlib.Resetter).Reset(src, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: delta: %v", ErrBadPack, err)
 	}
-	if in.br == nil {
-		in.br = bufio.NewReaderSize(in.zr, 32<<10)
+	if r.br == nil {
+		r.br = bufio.NewReaderSize(r.zr, 32<<10)
 	} else {
-		in.br.Reset(in.zr)
+		r.br.Reset(r.zr)
 	}
-	if src, err := binary.ReadUvarint(in.br); err != nil || int64(src) != c.srcSize {
+	if src, err := binary.ReadUvarint(r.br); err != nil || int64(src) != c.srcSize {
 		return nil, fmt.Errorf("%w: delta header changed between reads", ErrBadPack)
 	}
-	if dst, err := binary.ReadUvarint(in.br); err != nil || int64(dst) != c.dstSize {
+	if dst, err := binary.ReadUvarint(r.br); err != nil || int64(dst) != c.dstSize {
 		return nil, fmt.Errorf("%w: delta header changed between reads", ErrBadPack)
+	}
+	if r.zw == nil {
+		r.zw = zlibWriters.Get().(*kzlib.Writer)
+	}
+	w := deltaOut{h: plumbing.NewHasher(typ, c.dstSize), zw: r.zw, keep: keep}
+
+	if c.dstSize > in.mem.inlineObject {
+		// Large: deflated straight into the objects spill, under the
+		// lock, never held whole.
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		in.startValue(typ, c.dstSize)
+		r.zw.Reset(&in.vs)
+		if err := patchDelta(&w, base, r.br, c.dstSize); err != nil {
+			return nil, err
+		}
+		if err := r.zw.Close(); err != nil {
+			return nil, err
+		}
+		c.typ, c.hash, c.done = typ, w.h.Sum(), true
+		if err := in.finishValue(c.hash); err != nil {
+			return nil, err
+		}
+		whole := in.objs.size - in.vs.start
+		if !in.vs.spilled {
+			whole = int64(len(in.value) - in.vs.hdr)
+		}
+		if err := in.recordDelta(c, baseHash, whole); err != nil {
+			return nil, err
+		}
+		c.raw = nil
+		return w.keep, nil
 	}
 
-	in.startValue(typ, c.dstSize)
-	if in.zw == nil {
-		in.zw = zlibWriters.Get().(*zlib.Writer)
-	}
-	in.zw.Reset(&in.vs)
-	w := deltaOut{h: plumbing.NewHasher(typ, c.dstSize), zw: in.zw}
-	if keep {
-		w.keep = in.cache.buf(c.dstSize)[:0]
-	}
-	if err := patchDelta(&w, base, in.br, c.dstSize); err != nil {
+	r.z.Reset()
+	r.zw.Reset(&r.z)
+	if err := patchDelta(&w, base, r.br, c.dstSize); err != nil {
 		return nil, err
 	}
-	if err := in.zw.Close(); err != nil {
+	if err := r.zw.Close(); err != nil {
 		return nil, err
 	}
-	c.typ = typ
-	c.hash = w.h.Sum()
-	c.done = true
-	if err := in.finishValue(c.hash); err != nil {
+	c.typ, c.hash, c.done = typ, w.h.Sum(), true
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if err := in.storeResolved(r, c); err != nil {
 		return nil, err
 	}
-	if err := in.recordDelta(c, baseHash); err != nil {
+	if err := in.recordDelta(c, baseHash, int64(r.z.Len())); err != nil {
 		return nil, err
 	}
 	c.raw = nil
 	return w.keep, nil
 }
 
+// storeResolved stores the resolved entry c, whose zlib stream is r.z:
+// inline while the budget lasts, else in the objects spill. Hold in.mu.
+func (in *ingest) storeResolved(r *resolver, c *packEntry) error {
+	z := r.z.Bytes()
+	r.val = appendValueHeader(r.val[:0], c.typ, c.dstSize)
+	key := ObjectKey(in.q.repo, c.hash)
+	var err error
+	if n := int64(len(r.val) + len(z)); n <= in.mem.inlineObject && in.inlineUsed+n <= in.mem.inline {
+		r.val = append(r.val, z...)
+		err = in.nb.Set(key, r.val)
+		in.inlineUsed += n
+	} else {
+		start := in.objs.size
+		if _, err = in.objs.Write(z); err == nil {
+			err = in.nb.Set(key, encodeSpilled(c.typ, c.dstSize, in.objs.id, start, int64(len(z))))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("objects: quarantine write: %w", err)
+	}
+	return nil
+}
+
 // recordDelta keeps the delta of entry c, just resolved against base, as
 // the delta record of its object (delta.go) when it is smaller than the
-// object's stored value, within the ingest's record budget.
-func (in *ingest) recordDelta(c *packEntry, base Hash) error {
-	s := &in.vs
-	whole := in.objs.size - s.start
-	if !s.spilled {
-		whole = int64(len(in.value) - s.hdr)
-	}
+// object's stored zlib stream (whole bytes), within the ingest's record
+// budget. Hold in.mu.
+func (in *ingest) recordDelta(c *packEntry, base Hash, whole int64) error {
 	zlen := int64(len(c.raw))
 	if c.raw == nil {
 		zlen = c.rawLen
@@ -984,7 +1183,7 @@ func (in *ingest) recordDelta(c *packEntry, base Hash) error {
 // stored value and, for a result that is a base itself, a copy.
 type deltaOut struct {
 	h    plumbing.Hasher
-	zw   *zlib.Writer
+	zw   *kzlib.Writer
 	keep []byte
 }
 

@@ -15,7 +15,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -540,4 +542,70 @@ func TestIngestThinChainOrder(t *testing.T) {
 	if _, err := q.IngestPack(ctx, bytes.NewReader(pack)); !errors.Is(err, ErrBadPack) || !strings.Contains(err.Error(), ha.String()) {
 		t.Fatalf("without A: %v", err)
 	}
+}
+
+// BenchmarkIngestPackFile ingests the pack file named by WEIR_BENCH_PACK
+// (say, `git pack-objects --all --stdout` of a real repository) into a
+// fresh quarantine each iteration and, in the same iteration, the same
+// pack with C git's `index-pack --stdin` (git's own ingest, with its
+// threads), and reports both, their ratio (weir/git), and the CPU time
+// of each:
+//
+//	git -C repo.git pack-objects --all --stdout --delta-base-offset </dev/null >/tmp/r.pack
+//	WEIR_BENCH_PACK=/tmp/r.pack go test ./objects -run '^$' -bench IngestPackFile -benchtime 3x
+func BenchmarkIngestPackFile(b *testing.B) {
+	path := os.Getenv("WEIR_BENCH_PACK")
+	if path == "" {
+		b.Skip("WEIR_BENCH_PACK names no pack file")
+	}
+	pack, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	if out, err := exec.Command("git", "init", "-q", "--bare", dir).CombinedOutput(); err != nil {
+		b.Fatalf("%v: %s", err, out)
+	}
+	s := memStore(b, Limits{})
+	var weir, git, weirCPU, gitCPU time.Duration
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b.SetBytes(int64(len(pack)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0, c0 := time.Now(), cpu()
+		q := s.NewQuarantine("bench")
+		if _, err := q.IngestPack(context.Background(), bytes.NewReader(pack)); err != nil {
+			b.Fatal(err)
+		}
+		q.Close()
+		weir += time.Since(t0)
+		weirCPU += cpu() - c0
+
+		t0 = time.Now()
+		cmd := exec.Command("git", "index-pack", "--stdin")
+		cmd.Dir = dir
+		cmd.Stdin = bytes.NewReader(pack)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+		git += time.Since(t0)
+		gitCPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		matches, _ := filepath.Glob(filepath.Join(dir, "objects/pack/*"))
+		for _, m := range matches {
+			os.Remove(m)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(weir.Milliseconds())/float64(b.N), "weir-ms/op")
+	b.ReportMetric(float64(git.Milliseconds())/float64(b.N), "git-ms/op")
+	b.ReportMetric(float64(weir)/float64(git), "weir/git")
+	// CPU time (user+system; weir's includes the database's background
+	// work, which goes on after a pass) says more than wall time on a
+	// loaded machine.
+	b.ReportMetric(float64(weirCPU.Milliseconds())/float64(b.N), "weir-cpu-ms/op")
+	b.ReportMetric(float64(gitCPU.Milliseconds())/float64(b.N), "git-cpu-ms/op")
 }

@@ -1,7 +1,6 @@
 package objects
 
 import (
-	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	kzlib "github.com/klauspost/compress/zlib"
 	"github.com/weir-dev/weir/kv"
 )
 
@@ -96,7 +96,7 @@ func (q *Quarantine) Put(typ Type, data []byte) (Hash, error) {
 		v = encodeValue(typ, int64(len(data)), deflate(data))
 	} else {
 		sp := newSpill(q.store.db, q.repo)
-		zw := zlibWriters.Get().(*zlib.Writer)
+		zw := zlibWriters.Get().(*kzlib.Writer)
 		zw.Reset(sp)
 		_, err := zw.Write(data)
 		if err == nil {
