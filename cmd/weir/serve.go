@@ -54,6 +54,8 @@ type serveConfig struct {
 	nodes nodeFlags
 	// The run queue: runs at once, queue length, policy, node pool.
 	runs runFlags
+	// Online admin (admin.go): where an import over SSH may read files.
+	importDir string
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -80,6 +82,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 		"Iceberg REST: hand the server's own S3 keys to every reader allowed to load a table (in LoadTable's config). Off: readers get endpoint, region and addressing only, and use their own credentials")
 	c.nodes.register(fs)
 	c.runs.register(fs)
+	fs.StringVar(&c.importDir, "import-dir", "", "online admin: the only folder whose files 'ssh ... weir import' may read by path (default <data>/imports); stdin and s3:// work too")
 }
 
 // serveApp is everything weir serve builds. newServeApp builds it in one
@@ -95,6 +98,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 //	pipelines   weir-node, the sandboxes, the run queue (--runs, ...),
 //	            the pipeline hook on git, the SSH query and runs commands
 //	iceberg     the Iceberg REST catalog at /iceberg/ on HTTP
+//	admin       weir data|import|user|rule over SSH, admins only (admin.go)
 //
 // Nothing is served until run; close releases everything in reverse
 // order of acquisition.
@@ -173,7 +177,7 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	if err := os.MkdirAll(a.Warehouse, 0o700); err != nil {
 		return nil, err
 	}
-	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg} {
+	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg, a.mountAdmin} {
 		if err := step(); err != nil {
 			return nil, err
 		}
