@@ -45,7 +45,7 @@ func (a *serveApp) mountIceberg() error {
 			}
 			return acc.AuthorizeDataWrite(id, repo, branch)
 		})}
-	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", rest.NewRESTHandler(cat, opts...)))
+	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", meteredREST(a.Metrics, rest.NewRESTHandler(cat, opts...))))
 	a.Logger.Info("iceberg rest catalog mounted", "path", "/iceberg/", "warehouse", cat.Warehouse().Root(), "vend_credentials", vend)
 	if vend && len(cat.Warehouse().Props()) > len(cat.Warehouse().ReaderProps()) {
 		a.Logger.Warn("iceberg rest: --iceberg-vend-credentials is on: every reader allowed to load a table receives the server's own S3 keys")

@@ -110,6 +110,7 @@ func (a *serveApp) buildPipelines() error {
 		Runtimes:   runtimes,
 		Defaults:   nodes.limits,
 		Logger:     a.Logger,
+		Metrics:    a.Metrics,
 	}); err != nil {
 		// Plain Git still works; pipelines are refused with the
 		// reason; weir query runs weir-node as a plain process.
@@ -119,7 +120,7 @@ func (a *serveApp) buildPipelines() error {
 		a.closers = append(a.closers, sb.Close)
 		runner = sb
 	}
-	if a.Runs, err = newScheduler(a.Config.runs, a.Logger); err != nil {
+	if a.Runs, err = newScheduler(a.Config.runs, a.Logger, schedObserver{a.Metrics}); err != nil {
 		return err
 	}
 	work := filepath.Join(a.DataDir, "runs")

@@ -77,11 +77,12 @@ func (r *runFlags) config() (sched.Config, error) {
 
 // newScheduler builds the server's one run queue and logs its sizes
 // (those taken from the machine included).
-func newScheduler(rf runFlags, log *slog.Logger) (*sched.Scheduler, error) {
+func newScheduler(rf runFlags, log *slog.Logger, obs sched.Observer) (*sched.Scheduler, error) {
 	cfg, err := rf.config()
 	if err != nil {
 		return nil, err
 	}
+	cfg.Observer = obs
 	s, err := sched.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("run queue: %w", err)
