@@ -149,10 +149,10 @@ func (a *serveApp) buildPipelines() error {
 		a.SSH.Commands["query"] = func(ctx context.Context, req *gitserver.SSHRequest) int {
 			return sshQuery(ctx, a.Catalog, qr, req)
 		}
-		a.SSH.Commands["runs"] = runsCommand(a.Runs)
 	}
 	rs := &runsSource{sched: a.Runs, cat: a.Catalog, objs: a.Objects}
 	if a.SSH != nil {
+		a.SSH.Commands["runs"] = rs.sshRuns
 		a.SSH.Commands["run"] = rs.sshRun
 	}
 	if a.HTTPAccess != nil {

@@ -172,10 +172,9 @@ func (f runsFilter) apply(runs []sched.RunInfo) []sched.RunInfo {
 	return runs
 }
 
-// sshRuns is "weir runs REPO [flags]" over SSH: the repo's runs the
-// scheduler holds (queued, running) and the last that ended, newest
-// first, as selected.
-func sshRuns(s *sched.Scheduler, req *gitserver.SSHRequest) int {
+// sshRuns is "weir runs REPO [flags]" over SSH: the repo's runs, newest
+// first, as selected (runsSource.list).
+func (rs *runsSource) sshRuns(ctx context.Context, req *gitserver.SSHRequest) int {
 	name, f, err := parseRunsArgs(req.Args[1:], req.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -189,10 +188,93 @@ func sshRuns(s *sched.Scheduler, req *gitserver.SSHRequest) int {
 		fmt.Fprintf(req.Stderr, "weir runs: repo %q not found or not readable\n", name)
 		return 1
 	}
-	if err := sched.WriteRuns(req.Stdout, f.apply(s.Runs(sched.Repo(repo)))); err != nil {
+	list, err := rs.list(ctx, repo, f)
+	if err != nil {
+		fmt.Fprintf(req.Stderr, "weir runs: %s\n", rs.cat.Redact(err.Error()))
+		return 1
+	}
+	if err := sched.WriteRuns(req.Stdout, list); err != nil {
 		return 1
 	}
 	return 0
+}
+
+// list returns the runs of repo f selects, newest first: first what the
+// scheduler holds (queued, running, and the last --runs-history that
+// ended), then the runs kept under refs/runs/ it no longer holds (after a
+// restart, or past its history), which are older than those. The kept
+// runs are ordered by their ids alone (hooks.RunID.Time); only the logs
+// of those it walks through are read: with --limit N and no filter, N
+// commits at most (ids of the older, random-only form are read to be
+// placed).
+func (rs *runsSource) list(ctx context.Context, repo objects.RepoName, f runsFilter) ([]sched.RunInfo, error) {
+	mem := rs.sched.Runs(sched.Repo(repo))
+	out := f.apply(mem)
+	if f.limit > 0 && len(out) >= f.limit {
+		return out, nil
+	}
+	seen := make(map[string]bool, len(mem))
+	for _, ri := range mem {
+		seen[string(ri.ID)] = true
+	}
+	kept, err := hooks.ListKeptRuns(ctx, rs.cat.Refs(), repo)
+	if err != nil {
+		return nil, err
+	}
+	kept = slices.DeleteFunc(kept, func(k hooks.KeptRun) bool { return seen[string(k.ID)] })
+	// Ids of the older form carry no time: read them to place them by
+	// when they ended.
+	records := map[hooks.RunID]hooks.RunRecord{}
+	var dated, undated []hooks.KeptRun
+	for _, k := range kept {
+		if !k.Made.IsZero() {
+			dated = append(dated, k)
+			continue
+		}
+		rec, err := hooks.ReadKeptRun(ctx, rs.cat.Refs(), rs.objs, repo, k)
+		if err != nil {
+			continue // not a log weir wrote; listing skips it
+		}
+		records[k.ID], k.Made = rec, rec.Ended
+		undated = append(undated, k)
+	}
+	if len(undated) > 0 {
+		dated = append(dated, undated...)
+		slices.SortStableFunc(dated, func(a, b hooks.KeptRun) int { return b.Made.Compare(a.Made) })
+	}
+	for _, k := range dated {
+		if f.limit > 0 && len(out) >= f.limit {
+			break
+		}
+		rec, ok := records[k.ID]
+		if !ok {
+			var err error
+			if rec, err = hooks.ReadKeptRun(ctx, rs.cat.Refs(), rs.objs, repo, k); err != nil {
+				continue
+			}
+		}
+		ri := keptInfo(repo, rec, k)
+		if len(f.apply([]sched.RunInfo{ri})) == 1 {
+			out = append(out, ri)
+		}
+	}
+	return out, nil
+}
+
+// keptInfo is a kept run as the listing shows it.
+func keptInfo(repo objects.RepoName, rec hooks.RunRecord, k hooks.KeptRun) sched.RunInfo {
+	ri := sched.RunInfo{ID: sched.RunID(rec.ID), Repo: sched.Repo(repo), Pusher: sched.Identity(rec.Pusher),
+		State: sched.Failed, Arrived: k.Made, Forgotten: true}
+	if strings.HasPrefix(rec.Status, "ok") {
+		ri.State = sched.Succeeded
+	}
+	if rec.Status != "ok" && rec.Status != "failed" {
+		ri.Note = rec.Status
+	}
+	if rec.Branch != "" {
+		ri.Targets = []sched.Target{{Branch: rec.Branch, Code: sched.Commit(rec.Code)}}
+	}
+	return ri
 }
 
 // readableRepo parses name ("team/demo" or "team/demo.git") and checks
@@ -200,11 +282,6 @@ func sshRuns(s *sched.Scheduler, req *gitserver.SSHRequest) int {
 func readableRepo(name string, can func(objects.RepoName, access.Permission) bool) (objects.RepoName, bool) {
 	repo, err := objects.ParseRepoName(strings.TrimSuffix(name, ".git"))
 	return repo, err == nil && can(repo, access.PermRead)
-}
-
-// runsCommand is sshRuns as an SSH command.
-func runsCommand(s *sched.Scheduler) gitserver.SSHCommand {
-	return func(_ context.Context, req *gitserver.SSHRequest) int { return sshRuns(s, req) }
 }
 
 // runView is one run as "weir run" prints it and the JSON API returns it.
@@ -252,20 +329,18 @@ func (rs *runsSource) run(ctx context.Context, repo objects.RepoName, id, branch
 	var info *sched.RunInfo
 	infos := rs.sched.Runs(sched.Repo(repo))
 	if id == "latest" {
-		f := runsFilter{branch: branch, limit: 1}
-		if got := f.apply(infos); len(got) > 0 {
-			info = &got[0]
-			id = string(info.ID)
-		} else {
-			kept, err := hooks.KeptRuns(ctx, rs.cat.Refs(), rs.objs, repo)
-			if err != nil {
-				return runView{}, err
-			}
-			kept = slices.DeleteFunc(kept, func(r hooks.RunRecord) bool { return branch != "" && r.Branch != branch })
-			if len(kept) == 0 {
-				return runView{}, fmt.Errorf("%w: %s has no runs%s yet", errNoRun, repo, onBranch(branch))
-			}
-			id = string(kept[0].ID)
+		// The newest of the scheduler's, else of the kept runs: one
+		// log read (more only with --branch, or for ids of the older form).
+		got, err := rs.list(ctx, repo, runsFilter{branch: branch, limit: 1})
+		if err != nil {
+			return runView{}, err
+		}
+		if len(got) == 0 {
+			return runView{}, fmt.Errorf("%w: %s has no runs%s yet", errNoRun, repo, onBranch(branch))
+		}
+		id = string(got[0].ID)
+		if i := slices.IndexFunc(infos, func(r sched.RunInfo) bool { return string(r.ID) == id }); i >= 0 {
+			info = &infos[i]
 		}
 	} else if !hooks.ValidRunID(id) {
 		return runView{}, fmt.Errorf("%w: %q is not a run id (r-<hex>, as weir runs lists, or latest)", errNoRun, id)
@@ -503,14 +578,23 @@ func (rs *runsSource) handler(acc *access.Access) http.Handler {
 			apiError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "--"))
 			return
 		}
+		infos, err := rs.list(r.Context(), repo, f)
+		if err != nil {
+			apiError(w, http.StatusInternalServerError, rs.cat.Redact(err.Error()))
+			return
+		}
 		list := []runView{}
-		for _, ri := range f.apply(rs.sched.Runs(sched.Repo(repo))) {
+		for _, ri := range infos {
 			v := runView{ID: string(ri.ID), Repo: string(repo), State: ri.State.String(), Pusher: string(ri.Pusher), Note: ri.Note}
 			if len(ri.Targets) > 0 {
 				v.Branch, v.Code = ri.Targets[0].Branch, ri.Targets[0].Code.String()
 			}
-			arrived, wait, dur := ri.Arrived.UTC(), ri.Wait.Milliseconds(), ri.Duration.Milliseconds()
-			v.Arrived, v.QueueWaitMS, v.DurationMS = &arrived, &wait, &dur
+			if ri.Forgotten {
+				v.Kept = "refs/runs/" + v.ID + "/"
+			} else {
+				arrived, wait, dur := ri.Arrived.UTC(), ri.Wait.Milliseconds(), ri.Duration.Milliseconds()
+				v.Arrived, v.QueueWaitMS, v.DurationMS = &arrived, &wait, &dur
+			}
 			list = append(list, v)
 		}
 		writeJSON(w, map[string]any{"runs": list})

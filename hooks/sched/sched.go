@@ -19,7 +19,7 @@ import (
 // sched.Identity(p.Pusher), sched.Commit(c.New)).
 
 // RunID names a run in the scheduler's listing: the pipeline hook's run
-// id ("r-" and 8 hex digits).
+// id ("r-" and hex digits: hooks.RunID).
 type RunID string
 
 // Repo names a repo (objects.RepoName).
