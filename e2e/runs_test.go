@@ -162,6 +162,16 @@ func TestRunsListed(t *testing.T) {
 	if o, err := sshWeir(t, s, "query", "orders", "main~1", "'SELECT * FROM main.extra'"); err == nil {
 		t.Fatalf("main~1 has main.extra: %s", o)
 	}
+	// main@{1}: the data ref one update ago (its reflog), the first push's.
+	if got := query(t, s, "orders", "main@{1}", "SELECT count(*) AS n FROM main.revenue"); got != "n\n8\n" {
+		t.Fatalf("query main@{1}: %q", got)
+	}
+	if o, err := sshWeir(t, s, "query", "orders", "main@{1}", "'SELECT * FROM main.extra'"); err == nil {
+		t.Fatalf("main@{1} has main.extra: %s", o)
+	}
+	if o, err := sshWeir(t, s, "query", "orders", "main@{9}", "'SELECT 1'"); err == nil || !strings.Contains(o, "has only 2 entries") {
+		t.Fatalf("query main@{9}: %v %s", err, o)
+	}
 	if got := query(t, s, "orders", firstData[:9], "SELECT count(*) AS n FROM main.revenue"); got != "n\n8\n" {
 		t.Fatalf("query %s: %q", firstData[:9], got)
 	}
