@@ -129,7 +129,7 @@ func runOfflineAdmin(c adminCommand, args []string) error {
 // offlineError explains a database the running server holds.
 func offlineError(name string, err error) error {
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "lock") {
-		return fmt.Errorf("the server is running (it holds the database): use ssh -p 7422 HOST weir %s ... (as an admin: weir user admin, --authorized-keys, or anonymous on loopback), or stop weir serve first: %v", name, err)
+		return fmt.Errorf("the server is running: use ssh -p 7422 HOST weir %s ... (the same flags, without --data; as an admin: a key of --authorized-keys, a user marked with weir user admin NAME on, or anyone on a loopback listener), or stop weir serve first (the database is locked: %v)", name, err)
 	}
 	return err
 }
