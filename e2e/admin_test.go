@@ -151,6 +151,9 @@ func TestOnlineAdmin(t *testing.T) {
 	if after := lsRemote(t, s.SSHURL("demo")); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("refs moved after refused commands:\n%v\n%v", before, after)
 	}
+	if out, err := sshWeirAs(t, s, sshKey, "data", "--data", "/srv", "--repo", "demo", "tables"); err == nil || !strings.Contains(out, "drop --data") {
+		t.Errorf("--data over SSH: %v\n%s", err, out)
+	}
 	if out := admin("user", "list"); !strings.Contains(out, "carol\t") || !strings.Contains(out, "admin") {
 		t.Fatalf("user list:\n%s", out)
 	}

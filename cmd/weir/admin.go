@@ -174,7 +174,11 @@ func (a *serveApp) adminSSH(c adminCommand, importDir string) gitserver.SSHComma
 			return 0
 		}
 		if err != nil {
-			fmt.Fprintf(req.Stderr, "weir %s: %v\n", c.name, err)
+			hint := ""
+			if strings.Contains(err.Error(), "-data") || strings.Contains(err.Error(), "-warehouse") || strings.Contains(err.Error(), "-s3-") {
+				hint = " (over SSH the command runs on the server's own database and warehouse: drop --data, --warehouse and --s3-*)"
+			}
+			fmt.Fprintf(req.Stderr, "weir %s: %v%s\n", c.name, err, hint)
 			return 2
 		}
 		env := &adminEnv{
