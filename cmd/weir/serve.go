@@ -103,6 +103,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 //	pipelines   weir-node, the sandboxes, the run queue (--runs, ...),
 //	            the pipeline hook on git, the SSH query and runs commands
 //	iceberg     the Iceberg REST catalog at /iceberg/ on HTTP
+//	web         the read-only web view at / and /ui/ on HTTP (web)
 //	admin       weir data|import|user|rule over SSH, admins only (admin.go)
 //	ops         /healthz and /metrics on HTTP (ops.go)
 //
@@ -123,7 +124,8 @@ type serveApp struct {
 	// authenticates requests for handlers mounted on Mux.
 	HTTPAccess *access.Access
 	SSHAccess  *access.Access
-	// Mux serves HTTP: "/" is Git smart HTTP, "/iceberg/" the REST catalog.
+	// Mux serves HTTP: "/" is Git smart HTTP, "/iceberg/" the REST catalog,
+	// exactly "/" and "/ui/" the web view.
 	Mux *http.ServeMux
 	SSH *gitserver.SSHServer // nil without --ssh
 	// Runs is the one run queue: the pipeline hook admits every run
@@ -185,7 +187,7 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	if err := os.MkdirAll(a.Warehouse, 0o700); err != nil {
 		return nil, err
 	}
-	for _, step := range []func() error{a.openStorage, a.openAccess, a.openMetrics, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg, a.mountAdmin, a.mountOps} {
+	for _, step := range []func() error{a.openStorage, a.openAccess, a.openMetrics, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg, a.mountWeb, a.mountAdmin, a.mountOps} {
 		if err := step(); err != nil {
 			return nil, err
 		}
