@@ -226,6 +226,36 @@ func (a *Access) MaxPriority(id Identity) int {
 	return min(max(rec.MaxPriority, 0), MaxPriority)
 }
 
+// IsAdmin reports whether id may run the admin commands over SSH while
+// the server runs (weir data, import, user and rule: cmd/weir/admin.go):
+//
+//	a key of the --authorized-keys file   yes (it already writes every repo)
+//	a user with "admin": true             yes (weir user admin NAME on)
+//	anonymous                             only on a listener with anonymous
+//	                                      access (loopback, no --assume-remote)
+//	any other user                        no
+//
+// Anonymous on loopback counts as an admin because such a listener already
+// trusts every process of this machine to write every repo, and whoever
+// runs as the server's user can stop it and run the same commands offline:
+// the laptop default needs no setup. Off loopback anonymous is never an
+// admin, since anonymous access is off there.
+func (a *Access) IsAdmin(id Identity) bool {
+	switch {
+	case id.IsAnonymous():
+		return a.anonymous
+	case id.isKey():
+		_, ids := a.admins.load()
+		return ids[string(id)]
+	}
+	ix, err := a.users.current()
+	if err != nil {
+		return false
+	}
+	rec := ix.file.Users[string(id)]
+	return rec != nil && rec.Admin
+}
+
 // BranchOf returns the branch a ref belongs to: b for refs/heads/b,
 // refs/data/b and refs/merge/b (a merge request into b).
 func BranchOf(ref refs.Name) (branch string, ok bool) {

@@ -478,3 +478,59 @@ func TestMaxPriority(t *testing.T) {
 		t.Fatalf("users.json lacks max_priority:\n%s", b)
 	}
 }
+
+// TestIsAdmin: who may run the admin commands over SSH: a key of the
+// --authorized-keys file, a user marked admin (at once, and no longer once
+// unmarked), anonymous only on a listener with anonymous access; never a
+// plain user with write grants.
+func TestIsAdmin(t *testing.T) {
+	dir := t.TempDir()
+	keySigner, key := newTestKey(t)
+	path := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(path, []byte(key+" ops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users := OpenUsers(filepath.Join(dir, "users.json"))
+	for _, u := range []string{"alice", "bob"} {
+		if err := users.AddUser(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := users.Grant("bob", "*", PermWrite); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.SetAdmin("alice", true); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Users: users, AuthorizedKeys: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyID, _ := a.KeyIdentity(keySigner.PublicKey())
+	remote, local := a.WithAnonymous(false), a.WithAnonymous(true)
+	for _, c := range []struct {
+		acc  *Access
+		id   Identity
+		want bool
+	}{
+		{remote, keyID, true}, {remote, "alice", true}, {remote, "bob", false},
+		{remote, Anonymous, false}, {local, Anonymous, true}, {local, "bob", false},
+		{remote, "key:SHA256:forged", false}, {remote, "nobody", false},
+	} {
+		if got := c.acc.IsAdmin(c.id); got != c.want {
+			t.Errorf("IsAdmin(%q, anonymous %v) = %v, want %v", c.id, c.acc.AnonymousAllowed(), got, c.want)
+		}
+	}
+	if err := users.SetAdmin("alice", false); err != nil {
+		t.Fatal(err)
+	}
+	if remote.IsAdmin("alice") {
+		t.Fatal("alice is still an admin after weir user admin alice off")
+	}
+	if list, _ := users.List(); list[0].Name != "alice" || list[0].Admin {
+		t.Fatalf("List after SetAdmin off: %+v", list)
+	}
+	if err := users.SetAdmin("carol", true); !errors.Is(err, ErrNoSuchUser) {
+		t.Fatalf("SetAdmin of a missing user: %v", err)
+	}
+}

@@ -56,8 +56,12 @@
 //	    "keys":   ["ssh-ed25519 AAAAC3... alice@laptop"],
 //	    "tokens": [{"sha256": "<hex of SHA-256(token)>", "name": "ci", "created": "2026-11-21T19:30:00Z"}],
 //	    "grants": {"demo": "write", "*": "read"},
-//	    "max_priority": 2}},
+//	    "max_priority": 2,
+//	    "admin": true}},
 //	 "rules": [{"repo": "demo", "branch": "main", "protect": true, "require-run": true, "writers": ["alice"]}]}
+//
+// admin (default false) lets the user run the admin commands over SSH
+// while the server runs (IsAdmin, which also says who else may).
 //
 // max_priority (default 0) is the highest run priority the user may ask
 // for with the push option priority=N (MaxPriority); a key of the

@@ -41,6 +41,9 @@ type userRecord struct {
 	// MaxPriority is the highest run priority (push option priority=N)
 	// the user may ask for; 0, the default, is normal priority only.
 	MaxPriority int `json:"max_priority,omitempty"`
+	// Admin lets the user run the admin commands over SSH (weir data,
+	// import, user, rule while the server runs); see Access.IsAdmin.
+	Admin bool `json:"admin,omitempty"`
 }
 
 type tokenRecord struct {
@@ -458,6 +461,19 @@ func (u *Users) SetMaxPriority(name string, prio int) error {
 	})
 }
 
+// SetAdmin makes the user an admin (on) or not: an admin may run the
+// admin commands over SSH while the server runs (Access.IsAdmin).
+func (u *Users) SetAdmin(name string, on bool) error {
+	return u.update(func(f *userFile) error {
+		rec, err := f.user(name)
+		if err != nil {
+			return err
+		}
+		rec.Admin = on
+		return nil
+	})
+}
+
 // UserInfo describes one user for listings; it carries no secret.
 type UserInfo struct {
 	Name        string
@@ -465,6 +481,7 @@ type UserInfo struct {
 	Tokens      int
 	Grants      map[string]Permission
 	MaxPriority int
+	Admin       bool
 }
 
 // List returns every user, sorted by name.
@@ -475,7 +492,7 @@ func (u *Users) List() ([]UserInfo, error) {
 	}
 	var out []UserInfo
 	for name, rec := range ix.file.Users {
-		info := UserInfo{Name: name, Tokens: len(rec.Tokens), Grants: map[string]Permission{}, MaxPriority: rec.MaxPriority}
+		info := UserInfo{Name: name, Tokens: len(rec.Tokens), Grants: map[string]Permission{}, MaxPriority: rec.MaxPriority, Admin: rec.Admin}
 		for _, k := range rec.Keys {
 			if pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(k)); err == nil {
 				info.Keys = append(info.Keys, gossh.FingerprintSHA256(pk))

@@ -16,8 +16,9 @@ const maxRetries = 32
 
 // Resolve turns a data revision into a commit: a branch (refs/data/<rev>),
 // a data tag (refs/tags/data/<rev>), a commit name (40 hex, or a unique
-// prefix of 4 or more), any of them followed by git's ~N, ^N suffixes
-// (refs.ResolveRevision). ref is the branch ref when rev is exactly a
+// prefix of 4 or more), a branch or tag with a reflog form (main@{1}: its
+// value one update ago; main@{yesterday}), any of them followed by git's
+// ~N, ^N suffixes (refs.ResolveRevisionLog). ref is the branch ref when rev is exactly a
 // branch (writable), else empty. An abbreviation two commits share is an
 // error listing both.
 func (c *Catalog) Resolve(ctx context.Context, repo objects.RepoName, rev string) (h objects.Hash, ref refs.Name, err error) {
@@ -31,13 +32,23 @@ func (c *Catalog) Resolve(ctx context.Context, repo objects.RepoName, rev string
 	if !errors.Is(err, refs.ErrNotFound) && !errors.Is(err, refs.ErrBadName) {
 		return objects.ZeroHash, "", err
 	}
-	h, err = refs.ResolveRevision(ctx, c.objs, repo, rev, func(ctx context.Context, name string) (objects.Hash, error) {
+	h, err = refs.ResolveRevisionLog(ctx, c.objs, repo, rev, func(ctx context.Context, name string) (objects.Hash, error) {
 		if h, err := c.refs.Resolve(ctx, repo, DataRef(name)); !errors.Is(err, refs.ErrNotFound) && !errors.Is(err, refs.ErrBadName) {
 			return h, err
 		}
 		return c.refs.Resolve(ctx, repo, TagRef(name))
+	}, func(ctx context.Context, name string) ([]refs.LogEntry, error) {
+		// name@{N}: the reflog of the ref name resolves to.
+		for _, ref := range []refs.Name{DataRef(name), TagRef(name)} {
+			if _, err := c.refs.Resolve(ctx, repo, ref); err == nil {
+				return c.refs.Reflog(ctx, repo, ref)
+			} else if !errors.Is(err, refs.ErrNotFound) && !errors.Is(err, refs.ErrBadName) {
+				return nil, err
+			}
+		}
+		return nil, fmt.Errorf("%w: %q is not a data branch or data tag of %s", refs.ErrNotFound, name, repo)
 	})
-	if (errors.Is(err, refs.ErrNotFound) || errors.Is(err, objects.ErrNotFound)) && !strings.ContainsAny(rev, "^~") {
+	if (errors.Is(err, refs.ErrNotFound) || errors.Is(err, objects.ErrNotFound)) && !strings.ContainsAny(rev, "^~@") {
 		return objects.ZeroHash, "", fmt.Errorf("%w: %q is not a data branch, data tag or data commit of %s", ErrNoSuchBranch, rev, repo)
 	}
 	if err != nil {

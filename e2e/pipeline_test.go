@@ -73,7 +73,7 @@ func query(t *testing.T, s *weirServer, repo, ref, sql string) string {
 	return out
 }
 
-var runRE = regexp.MustCompile(`run (r-[0-9a-f]{8}) kept`)
+var runRE = regexp.MustCompile(`run (r-[0-9a-f]{16}) kept`)
 
 func TestPipelineExample(t *testing.T) {
 	needSandboxes(t)
@@ -99,7 +99,7 @@ func TestPipelineExample(t *testing.T) {
 	if n := strings.Count(log, "\n--\n"); n != 1 {
 		t.Fatalf("refs/data/main has %d commits, want 1:\n%s", n, log)
 	}
-	if !regexp.MustCompile(`(?m)^Run: r-[0-9a-f]{8}$`).MatchString(log) || !strings.Contains(log, "Code-Commit: "+code) {
+	if !regexp.MustCompile(`(?m)^Run: r-[0-9a-f]{16}$`).MatchString(log) || !strings.Contains(log, "Code-Commit: "+code) {
 		t.Fatalf("data commit lacks lineage trailers:\n%s", log)
 	}
 	if got := query(t, s, "orders", "main", "SELECT count(*) AS n, sum(orders) AS o FROM main.revenue"); got != "n\to\n8\t34\n" {

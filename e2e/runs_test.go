@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,8 +75,9 @@ func TestRunsListed(t *testing.T) {
 		}
 		return rows
 	}
-	if rows := runs(); len(rows) != 3 || rows[0].id != failed {
-		t.Fatalf("weir runs: %+v, want 3 runs, newest %s", rows, failed)
+	allRuns := runs()
+	if len(allRuns) != 3 || allRuns[0].id != failed {
+		t.Fatalf("weir runs: %+v, want 3 runs, newest %s", allRuns, failed)
 	}
 	if rows := runs("--state", "failed"); len(rows) != 1 || rows[0].id != failed || rows[0].state != "failed" {
 		t.Fatalf("--state failed: %+v", rows)
@@ -160,6 +162,16 @@ func TestRunsListed(t *testing.T) {
 	if o, err := sshWeir(t, s, "query", "orders", "main~1", "'SELECT * FROM main.extra'"); err == nil {
 		t.Fatalf("main~1 has main.extra: %s", o)
 	}
+	// main@{1}: the data ref one update ago (its reflog), the first push's.
+	if got := query(t, s, "orders", "main@{1}", "SELECT count(*) AS n FROM main.revenue"); got != "n\n8\n" {
+		t.Fatalf("query main@{1}: %q", got)
+	}
+	if o, err := sshWeir(t, s, "query", "orders", "main@{1}", "'SELECT * FROM main.extra'"); err == nil {
+		t.Fatalf("main@{1} has main.extra: %s", o)
+	}
+	if o, err := sshWeir(t, s, "query", "orders", "main@{9}", "'SELECT 1'"); err == nil || !strings.Contains(o, "has only 2 entries") {
+		t.Fatalf("query main@{9}: %v %s", err, o)
+	}
 	if got := query(t, s, "orders", firstData[:9], "SELECT count(*) AS n FROM main.revenue"); got != "n\n8\n" {
 		t.Fatalf("query %s: %q", firstData[:9], got)
 	}
@@ -193,6 +205,22 @@ func TestRunsListed(t *testing.T) {
 	checkRun(t, o)
 	if strings.Contains(o, "queue wait") {
 		t.Errorf("after a restart weir run claims a queue wait:\n%s", o)
+	}
+	// weir runs lists the kept runs: the same runs, newest first.
+	if rows := runs(); fmt.Sprint(rows) != fmt.Sprint(allRuns) {
+		t.Fatalf("weir runs after a restart:\n%+v\nwant\n%+v", rows, allRuns)
+	}
+	if rows := runs("--limit", "1"); len(rows) != 1 || rows[0].id != failed {
+		t.Fatalf("--limit 1 after a restart: %+v", rows)
+	}
+	if rows := runs("--state", "succeeded"); len(rows) != 2 || rows[0].id != allRuns[1].id || rows[1].id != allRuns[2].id {
+		t.Fatalf("--state succeeded after a restart: %+v", rows)
+	}
+	if o, err := sshWeir(t, s, "runs", "orders"); err != nil || !regexp.MustCompile(`(?m)^`+failed+` +failed +main@[0-9a-f]{7} +\S+ +- +- `).MatchString(o) {
+		t.Fatalf("weir runs after a restart shows a wait or a duration it cannot know: %v\n%s", err, o)
+	}
+	if o, err := sshWeir(t, s, "run", "orders", "latest"); err != nil || !strings.Contains(o, "run:        "+failed) {
+		t.Fatalf("weir run latest after a restart: %v\n%s", err, o)
 	}
 	if r := httpGet(t, s.HTTP+"/api/repos/orders/runs/latest", "", ""); r.status != 401 {
 		t.Fatalf("anonymous GET with --assume-remote: %d %s", r.status, r.body)

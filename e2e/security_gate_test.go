@@ -347,7 +347,7 @@ func TestGateMessages(t *testing.T) {
 		}
 		unmoved(t, url, before, "main")
 		var kept string
-		for _, m := range regexp.MustCompile(`weir: main did not advance.*\n.*run (r-[0-9a-f]{8}) kept`).FindAllStringSubmatch(out, -1) {
+		for _, m := range regexp.MustCompile(`weir: main did not advance.*\n.*run (r-[0-9a-f]{16}) kept`).FindAllStringSubmatch(out, -1) {
 			kept = m[1]
 		}
 		if kept == "" {

@@ -413,7 +413,7 @@ func TestSwarmRunsListingAndPriority(t *testing.T) {
 	if err != nil {
 		t.Fatalf("weir runs as alice: %v\n%s", err, listing)
 	}
-	line := regexp.MustCompile(`(?m)^r-[0-9a-f]{8} +succeeded +main@` + code[:7] + ` +alice +[0-9.]+s +[0-9.]+s *$`)
+	line := regexp.MustCompile(`(?m)^r-[0-9a-f]{16} +succeeded +main@` + code[:7] + ` +alice +[0-9.]+s +[0-9.]+s *$`)
 	if !runsHeader.MatchString(listing) || !line.MatchString(listing) || strings.Count(listing, "\n") != 2 {
 		t.Fatalf("weir runs prio:\n%s", listing)
 	}

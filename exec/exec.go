@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"runtime"
 	"time"
+
+	"github.com/weir-dev/weir/metrics"
 )
 
 // RunnerPath is where the node runner (Config.WeirBinary: weir-node, in
@@ -247,6 +249,9 @@ type Config struct {
 	CgroupPool int
 	// Logger receives sandbox events (default slog.Default()).
 	Logger *slog.Logger
+	// Metrics counts sandbox starts and sandboxes that could not be built
+	// or started (ReasonSetup); nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Errors for misuse of the API. Node failures are never errors.

@@ -280,7 +280,9 @@ func (p *Prepared) Run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("%w: sandbox %q was already run or closed", ErrBadSpec, p.r.spec.ID)
 	}
 	p.start <- ctx
-	return <-p.done, nil
+	res := <-p.done
+	p.r.s.cfg.Metrics.SandboxStarted(res != nil && res.Reason == ReasonSetup)
+	return res, nil
 }
 
 // Close tears down a prepared sandbox that will not run, and waits for it.

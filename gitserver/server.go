@@ -18,6 +18,7 @@ import (
 
 	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/metrics"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -53,6 +54,9 @@ type Server struct {
 	// the time a client spends compressing its pack does not count.)
 	// Zero means DefaultReadIdleTimeout.
 	ReadIdleTimeout time.Duration
+	// Metrics records bytes read and written per service and push
+	// durations; nil records nothing.
+	Metrics *metrics.Metrics
 
 	plans  planCache  // clone plans; the zero value is ready
 	reach  reachCache // objects the refs reach, per set of tips; ready
@@ -254,6 +258,18 @@ func (s *Server) advertise(ctx context.Context, pw *pktWriter, sess *Session) er
 // and writes the response to w. For SSH (not stateless) it first writes the
 // advertisement, then converses as the protocol requires.
 func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer, sess *Session) error {
+	if _, buffered := w.(*bufio.Writer); s.Metrics != nil && !buffered {
+		// (A caller's *bufio.Writer is left as it is: pktWriter flushes
+		// it; none is passed by the transports.)
+		cr, cw, start := &countReader{r: r}, &countWriter{w: w}, time.Now()
+		r, w = cr, cw
+		defer func() {
+			s.Metrics.GitBytes(string(sess.Service), cr.n, cw.n)
+			if sess.Service == ReceivePack {
+				s.Metrics.Push(time.Since(start))
+			}
+		}()
+	}
 	if sess.cut != nil {
 		idle := s.ReadIdleTimeout
 		if idle <= 0 {
@@ -287,6 +303,30 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer, sess *Sess
 			"identity", sess.Identity, "err", err)
 	}
 	return err
+}
+
+// countReader counts the bytes read through it (for Metrics).
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// countWriter counts the bytes written through it (for Metrics).
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // repoRefs is a snapshot of one repo's refs, as advertised.

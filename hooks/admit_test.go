@@ -36,7 +36,7 @@ func TestSchedulerAdmitsPushes(t *testing.T) {
 	if len(res.Refused) > 0 {
 		t.Fatalf("refused: %v\n%s", res.Refused, prog)
 	}
-	id := regexp.MustCompile(`weir: run (r-[0-9a-f]{8}) on main`).FindStringSubmatch(prog)
+	id := regexp.MustCompile(`weir: run (r-[0-9a-f]{16}) on main`).FindStringSubmatch(prog)
 	rs := runs()
 	if id == nil || len(rs) != 1 {
 		t.Fatalf("runs %+v\n%s", rs, prog)

@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -57,13 +58,36 @@ type DataVerifier interface {
 	Pushed(q *objects.Quarantine) *catalog.PushedView
 }
 
-// RunID names one run: "r-" and 8 hex digits.
+// RunID names one run: "r-" and 16 hex digits, the first 8 the Unix
+// second the id was made (big-endian), the last 8 random:
+//
+//	r-6575a3c1 9f03b2aa
+//	   seconds random
+//
+// so that listing kept runs (refs/runs/<id>/) newest first needs their
+// names only, not their commits (RunID.Time). Servers before this made
+// "r-" and 8 random hex digits; ValidRunID accepts both.
 type RunID string
 
 func newRunID() RunID {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
+	var b [8]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(time.Now().Unix()))
+	_, _ = rand.Read(b[4:])
 	return RunID("r-" + hex.EncodeToString(b[:]))
+}
+
+// Time returns when id was made, to the second; ok is false for an id of
+// the older form (8 random hex digits) or one that is not weir's.
+func (id RunID) Time() (t time.Time, ok bool) {
+	h, found := strings.CutPrefix(string(id), "r-")
+	if !found || len(h) != 16 || !ValidRunID(string(id)) {
+		return time.Time{}, false
+	}
+	b, err := hex.DecodeString(h[:8])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(binary.BigEndian.Uint32(b)), 0).UTC(), true
 }
 
 // RunRef returns refs/runs/<id>/<part> (part is code, data or log).

@@ -57,6 +57,25 @@ func ValidRunID(s string) bool {
 	return true
 }
 
+// ReadKeptRun reads the record of k (one commit, and the run's code and
+// data refs), without the log text.
+func ReadKeptRun(ctx context.Context, rs refs.Store, objs *objects.Store, repo objects.RepoName, k KeptRun) (RunRecord, error) {
+	rec, _, err := readRunLog(ctx, objs, repo, k.Log)
+	if err != nil {
+		return RunRecord{}, fmt.Errorf("run %s: %w", k.ID, err)
+	}
+	if rec.ID != k.ID {
+		return RunRecord{}, fmt.Errorf("run %s: its log names run %s", k.ID, rec.ID)
+	}
+	if h, err := rs.Resolve(ctx, repo, RunRef(k.ID, "code")); err == nil {
+		rec.Code = h
+	}
+	if h, err := rs.Resolve(ctx, repo, RunRef(k.ID, "data")); err == nil {
+		rec.Data = h
+	}
+	return rec, nil
+}
+
 // ReadRun reads run id of repo from refs/runs/<id>/; its log text too
 // when withLog.
 func ReadRun(ctx context.Context, rs refs.Store, objs *objects.Store, repo objects.RepoName, id RunID, withLog bool) (RunRecord, string, error) {
@@ -93,8 +112,47 @@ func ReadRun(ctx context.Context, rs refs.Store, objs *objects.Store, repo objec
 	return rec, text, nil
 }
 
+// KeptRun is one run kept under refs/runs/<id>/, as the ref names alone
+// show it.
+type KeptRun struct {
+	ID  RunID
+	Log objects.Hash // refs/runs/<id>/log
+	// Made is when the id was made (RunID.Time): about when the run
+	// arrived. Zero for an id of the older, random-only form: read its
+	// log (ReadRun) for when it ended.
+	Made time.Time
+}
+
+// ListKeptRuns lists the runs repo keeps under refs/runs/ from their ref
+// names, reading no object: newest first by RunID.Time, ids of the older
+// form (no time) last, in name order.
+func ListKeptRuns(ctx context.Context, rs refs.Store, repo objects.RepoName) ([]KeptRun, error) {
+	list, err := rs.List(ctx, repo, refs.RunsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []KeptRun
+	for _, r := range list {
+		id, part, ok := strings.Cut(strings.TrimPrefix(string(r.Name), refs.RunsPrefix), "/")
+		if !ok || part != "log" || !ValidRunID(id) {
+			continue
+		}
+		k := KeptRun{ID: RunID(id), Log: r.Hash}
+		k.Made, _ = k.ID.Time()
+		out = append(out, k)
+	}
+	slices.SortStableFunc(out, func(a, b KeptRun) int {
+		if c := b.Made.Compare(a.Made); c != 0 {
+			return c
+		}
+		return strings.Compare(string(b.ID), string(a.ID))
+	})
+	return out, nil
+}
+
 // KeptRuns lists the runs repo keeps under refs/runs/, newest first (by
-// when their logs were written). It reads one commit per run.
+// when their logs were written). It reads one commit per run: a listing
+// that shows a few uses ListKeptRuns and reads only those.
 func KeptRuns(ctx context.Context, rs refs.Store, objs *objects.Store, repo objects.RepoName) ([]RunRecord, error) {
 	list, err := rs.List(ctx, repo, refs.RunsPrefix)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -15,10 +16,15 @@ import (
 
 // Revisions: the subset of git rev-parse's grammar that names a commit.
 //
-//	rev     = base { suffix }
+//	rev     = base [ "@{" at "}" ] { suffix }
 //	base    = a name the caller resolves (a branch, a tag: NameFunc)
 //	        | 40 hex digits, the object itself
 //	        | 4 to 39 hex digits, the one commit whose name starts so
+//	at      = N                 the ref's value N updates ago (its reflog,
+//	                            LogFunc; 0 is its value now)
+//	        | a date            its value then: "yesterday", "N
+//	                            seconds|minutes|hours|days|weeks ago",
+//	                            "YYYY-MM-DD", RFC 3339
 //	suffix  = "^"  | "^" N    the first (N-th) parent; "^0" the commit itself
 //	        | "~"  | "~" N    the first parent, N times
 //	        | "^{commit}"     the commit (peeling a tag object)
@@ -44,6 +50,11 @@ var (
 // ErrNotFound (or ErrBadName) when there is no such name.
 type NameFunc func(ctx context.Context, name string) (objects.Hash, error)
 
+// LogFunc returns the reflog (oldest first, Store.Reflog) of the ref a
+// base name resolves to, for the "name@{...}" forms: ErrNotFound when
+// there is no such name.
+type LogFunc func(ctx context.Context, name string) ([]LogEntry, error)
+
 // AmbiguousError is an abbreviation that more than one commit starts with.
 type AmbiguousError struct {
 	Prefix     string
@@ -63,20 +74,34 @@ func (e *AmbiguousError) Error() string {
 func (e *AmbiguousError) Unwrap() error { return ErrAmbiguous }
 
 // ResolveRevision resolves rev in repo to a commit: names through names,
-// objects, parents and abbreviations through objs.
+// objects, parents and abbreviations through objs. The reflog forms
+// ("main@{1}") are refused: see ResolveRevisionLog.
 func ResolveRevision(ctx context.Context, objs *objects.Store, repo objects.RepoName, rev string, names NameFunc) (objects.Hash, error) {
+	return ResolveRevisionLog(ctx, objs, repo, rev, names, nil)
+}
+
+// ResolveRevisionLog is ResolveRevision with the reflog forms
+// ("name@{N}", "name@{yesterday}") read through logs (nil: refused).
+func ResolveRevisionLog(ctx context.Context, objs *objects.Store, repo objects.RepoName, rev string, names NameFunc, logs LogFunc) (objects.Hash, error) {
 	if rev == "" || len(rev) > MaxRevisionLen {
 		return objects.ZeroHash, fmt.Errorf("%w: want 1 to %d bytes", ErrBadRevision, MaxRevisionLen)
 	}
-	cut := strings.IndexAny(rev, "^~")
-	base, suffix := rev, ""
-	if cut >= 0 {
-		base, suffix = rev[:cut], rev[cut:]
+	base, suffix, at, hasAt, err := splitRevision(rev)
+	if err != nil {
+		return objects.ZeroHash, err
 	}
 	if base == "" {
-		return objects.ZeroHash, fmt.Errorf("%w: %q has no name before %q", ErrBadRevision, rev, suffix)
+		return objects.ZeroHash, fmt.Errorf("%w: %q has no name before %q", ErrBadRevision, rev, rev[:len(rev)-len(suffix)]+suffix)
 	}
-	h, err := resolveBase(ctx, objs, repo, base, names)
+	var h objects.Hash
+	if hasAt {
+		if logs == nil {
+			return objects.ZeroHash, fmt.Errorf("%w: %q: the reflog forms (name@{N}) are not taken here", ErrBadRevision, clip(rev))
+		}
+		h, err = resolveAt(ctx, base, at, logs, time.Now())
+	} else {
+		h, err = resolveBase(ctx, objs, repo, base, names)
+	}
 	if err != nil {
 		return objects.ZeroHash, err
 	}
@@ -119,6 +144,102 @@ func ResolveRevision(ctx context.Context, objs *objects.Store, repo objects.Repo
 		}
 	}
 	return h, nil
+}
+
+// splitRevision cuts rev into its base, its "@{...}" part (at, without
+// the braces) and its suffix ("^", "~" and what follows).
+func splitRevision(rev string) (base, suffix, at string, hasAt bool, err error) {
+	i := strings.Index(rev, "@{")
+	if i < 0 {
+		cut := strings.IndexAny(rev, "^~")
+		if cut < 0 {
+			return rev, "", "", false, nil
+		}
+		return rev[:cut], rev[cut:], "", false, nil
+	}
+	base = rev[:i]
+	end := strings.IndexByte(rev[i:], '}')
+	if end < 0 {
+		return "", "", "", false, fmt.Errorf("%w: %q: no '}' after '@{'", ErrBadRevision, clip(rev))
+	}
+	at, suffix = rev[i+2:i+end], rev[i+end+1:]
+	if strings.ContainsAny(base, "^~") {
+		return "", "", "", false, fmt.Errorf("%w: %q: '@{' must follow a name", ErrBadRevision, clip(rev))
+	}
+	if suffix != "" && suffix[0] != '^' && suffix[0] != '~' {
+		return "", "", "", false, fmt.Errorf("%w: %q: unexpected %q", ErrBadRevision, clip(rev), clip(suffix))
+	}
+	return base, suffix, at, true, nil
+}
+
+// resolveAt is name@{at}: the value name's ref had N updates ago, or at
+// a date, from its reflog.
+func resolveAt(ctx context.Context, name, at string, logs LogFunc, now time.Time) (objects.Hash, error) {
+	log, err := logs(ctx, name)
+	if err != nil {
+		return objects.ZeroHash, err
+	}
+	if len(log) == 0 {
+		return objects.ZeroHash, fmt.Errorf("%w: %s has no reflog", ErrNotFound, name)
+	}
+	var e LogEntry
+	if n, err := strconv.Atoi(at); err == nil && len(at) <= 6 && at[0] != '-' && at[0] != '+' {
+		if n >= len(log) {
+			return objects.ZeroHash, fmt.Errorf("%w: the log of %s has only %d entries", ErrNotFound, name, len(log))
+		}
+		e = log[len(log)-1-n]
+	} else {
+		t, err := parseAtDate(at, now)
+		if err != nil {
+			return objects.ZeroHash, fmt.Errorf("%w: %s@{%s}: %v", ErrBadRevision, name, clip(at), err)
+		}
+		i := len(log) - 1
+		for i >= 0 && log[i].UnixNano > t.UnixNano() {
+			i--
+		}
+		if i < 0 {
+			first := time.Unix(0, log[0].UnixNano).UTC()
+			return objects.ZeroHash, fmt.Errorf("%w: the log of %s goes back only to %s", ErrNotFound, name, first.Format(time.RFC3339))
+		}
+		e = log[i]
+	}
+	if e.New.IsZero() {
+		return objects.ZeroHash, fmt.Errorf("%w: %s was deleted then", ErrNotFound, name)
+	}
+	return e.New, nil
+}
+
+// atUnits are the units "N <unit>s ago" takes.
+var atUnits = map[string]time.Duration{
+	"second": time.Second, "minute": time.Minute, "hour": time.Hour,
+	"day": 24 * time.Hour, "week": 7 * 24 * time.Hour,
+}
+
+// parseAtDate reads the dates "@{...}" takes: "now", "yesterday",
+// "N units ago" (dots as spaces, as git writes "2.days.ago"),
+// "YYYY-MM-DD" (midnight UTC) and RFC 3339.
+func parseAtDate(s string, now time.Time) (time.Time, error) {
+	f := strings.Fields(strings.ReplaceAll(s, ".", " "))
+	switch {
+	case s == "now":
+		return now, nil
+	case s == "yesterday":
+		return now.Add(-24 * time.Hour), nil
+	case len(f) == 3 && f[2] == "ago":
+		n, err := strconv.Atoi(f[0])
+		unit, ok := atUnits[strings.TrimSuffix(f[1], "s")]
+		if err != nil || n < 0 || n > 100000 || !ok {
+			break
+		}
+		return now.Add(-time.Duration(n) * unit), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errors.New(`want N (updates ago), "yesterday", "N days ago" (seconds, minutes, hours, weeks), YYYY-MM-DD or an RFC 3339 time`)
 }
 
 // number reads an optional decimal at the start of s.

@@ -141,3 +141,90 @@ func FuzzResolveRevision(f *testing.F) {
 		}
 	})
 }
+
+// TestResolveRevisionReflog: name@{N} is the ref's value N updates ago
+// (git's reading), @{date} its value then; suffixes follow; a deleted
+// ref's entry, a log too short, a date before the log and a malformed
+// form are refused; ResolveRevision without a LogFunc refuses the form.
+func TestResolveRevisionReflog(t *testing.T) {
+	ctx := context.Background()
+	rs, o := newMemStore(t)
+	put := func(typ objects.Type, s string) objects.Hash {
+		h, err := o.Put(ctx, "r", typ, []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	tree := put(plumbing.TreeObject, "")
+	h := map[string]objects.Hash{}
+	prev := objects.ZeroHash
+	for i, n := range []string{"c0", "c1", "c2", "c3"} {
+		s := "tree " + tree.String() + "\n"
+		if i > 0 {
+			s += "parent " + prev.String() + "\n"
+		}
+		h[n] = put(plumbing.CommitObject, s+"author a <a@b> 1 +0000\ncommitter a <a@b> 1 +0000\n\n"+n+"\n")
+		// main moves c0, c1, c2, then back to c1 (a rewind), then c3
+		if err := rs.Update(ctx, "r", []refs.Update{{Name: "refs/heads/main", Old: prev, New: h[n]}}, nil, "move"); err != nil {
+			t.Fatal(err)
+		}
+		prev = h[n]
+		if n == "c2" {
+			if err := rs.Update(ctx, "r", []refs.Update{{Name: "refs/heads/main", Old: prev, New: h["c1"]}}, nil, "rewind"); err != nil {
+				t.Fatal(err)
+			}
+			prev = h["c1"]
+		}
+	}
+	// Reflog of main, oldest first: c0 c1 c2 c1 c3 (c3's parent is c1).
+	names := func(ctx context.Context, name string) (objects.Hash, error) {
+		return rs.Resolve(ctx, "r", refs.Name("refs/heads/"+name))
+	}
+	logs := func(ctx context.Context, name string) ([]refs.LogEntry, error) {
+		if _, err := names(ctx, name); err != nil {
+			return nil, err
+		}
+		return rs.Reflog(ctx, "r", refs.Name("refs/heads/"+name))
+	}
+	for _, tc := range []struct{ rev, want string }{
+		{"main@{0}", "c3"}, {"main@{1}", "c1"}, {"main@{2}", "c2"}, {"main@{3}", "c1"}, {"main@{4}", "c0"},
+		{"main@{2}~1", "c1"}, {"main@{1}^", "c0"}, {"main@{now}", "c3"}, {"main@{0 seconds ago}", "c3"},
+		{"main@{2099-01-01}", "c3"},
+	} {
+		got, err := refs.ResolveRevisionLog(ctx, o, "r", tc.rev, names, logs)
+		if err != nil || got != h[tc.want] {
+			t.Errorf("%s: got %v, %v; want %s", tc.rev, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ rev, err string }{
+		{"main@{5}", "only 5 entries"}, {"main@{yesterday}", "goes back only to"}, {"main@{2.days.ago}", "goes back only to"},
+		{"main@{2000-01-01T00:00:00Z}", "goes back only to"}, {"main@{tomorrow}", `want N (updates ago)`},
+		{"main@{-1}", "want N"}, {"main@{1", "no '}'"}, {"main~1@{1}", "must follow a name"}, {"main@{1}x", "unexpected"},
+		{"@{1}", "no name before"}, {"nope@{1}", "not found"}, {"main@{9999999}", "want N"},
+	} {
+		_, err := refs.ResolveRevisionLog(ctx, o, "r", tc.rev, names, logs)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%q: err %v, want %q", tc.rev, err, tc.err)
+		}
+	}
+	if _, err := refs.ResolveRevision(ctx, o, "r", "main@{1}", names); err == nil || !strings.Contains(err.Error(), "reflog forms") {
+		t.Errorf("ResolveRevision without a LogFunc: %v", err)
+	}
+	// A deletion's entry names no commit.
+	if err := rs.Update(ctx, "r", []refs.Update{{Name: "refs/heads/gone", New: h["c0"]}}, nil, "create"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Update(ctx, "r", []refs.Update{{Name: "refs/heads/gone", Old: h["c0"], New: objects.ZeroHash}}, nil, "delete"); err != nil {
+		t.Fatal(err)
+	}
+	goneLog := func(ctx context.Context, name string) ([]refs.LogEntry, error) {
+		return rs.Reflog(ctx, "r", refs.Name("refs/heads/"+name))
+	}
+	if _, err := refs.ResolveRevisionLog(ctx, o, "r", "gone@{0}", names, goneLog); err == nil || !strings.Contains(err.Error(), "deleted") {
+		t.Errorf("gone@{0}: %v", err)
+	}
+	if got, err := refs.ResolveRevisionLog(ctx, o, "r", "gone@{1}", names, goneLog); err != nil || got != h["c0"] {
+		t.Errorf("gone@{1}: %v %v", got, err)
+	}
+}

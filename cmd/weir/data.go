@@ -48,7 +48,7 @@ func (a *serveApp) mountIceberg() error {
 	if a.s3 != nil {
 		opts = append(opts, rest.WithTableCredentials(a.s3.tableCredentials))
 	}
-	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", rest.NewRESTHandler(cat, opts...)))
+	a.Mux.Handle("/iceberg/", http.StripPrefix("/iceberg", meteredREST(a.Metrics, rest.NewRESTHandler(cat, opts...))))
 	a.Logger.Info("iceberg rest catalog mounted", "path", "/iceberg/", "warehouse", cat.Warehouse().Root(), "vend_credentials", vend)
 	if vend && len(cat.Warehouse().Props()) > len(cat.Warehouse().ReaderProps()) {
 		a.Logger.Warn("iceberg rest: --iceberg-vend-credentials is on: every reader allowed to load a table receives the server's own S3 keys")
@@ -132,19 +132,20 @@ func openWarehouse(dataDir string, w warehouseFlags, local ...catalog.LocalOptio
 	return catalog.NewLocalWarehouse(dir, local...)
 }
 
-// offline is a catalog over the server's database opened directly, with
-// the branch rules of users.json. Pebble locks the database, so this fails
-// while weir serve runs.
-type offline struct {
+// dataStores is the catalog and the branch rules an admin command acts
+// on: the server's own (online), or the database opened directly with the
+// rules of users.json (offline: Pebble locks the database, so opening it
+// fails while weir serve runs).
+type dataStores struct {
 	cat   *catalog.Catalog
 	rules *access.Access
 	close func() error
 }
 
-// checkDataWrite refuses an offline write of branch b's data that the
-// server would refuse too: a branch without its code ref (a data ref only
-// sits beside its code ref), or a require-run branch.
-func (o *offline) checkDataWrite(ctx context.Context, repo objects.RepoName, b, what string) error {
+// checkDataWrite refuses a write of branch b's data by an admin command
+// that the server would refuse too: a branch without its code ref (a data
+// ref only sits beside its code ref), or a require-run branch.
+func (o *dataStores) checkDataWrite(ctx context.Context, repo objects.RepoName, b, what string) error {
 	if _, err := o.cat.Refs().Resolve(ctx, repo, refs.Name(refs.HeadsPrefix+b)); err != nil {
 		return fmt.Errorf("branch %s of %s has no code ref (%v): a data ref only sits beside its code ref; push the branch first (git push origin %s)", b, repo, err, b)
 	}
@@ -154,13 +155,13 @@ func (o *offline) checkDataWrite(ctx context.Context, repo objects.RepoName, b, 
 	return nil
 }
 
-func openOffline(dataDir string, w warehouseFlags) (*offline, error) {
+func openOffline(dataDir string, w warehouseFlags) (*dataStores, error) {
 	if _, err := os.Stat(filepath.Join(dataDir, "pebble")); err != nil {
 		return nil, fmt.Errorf("no Weir database in %s (is --data right?): %w", dataDir, err)
 	}
 	db, err := pebblekv.Open(filepath.Join(dataDir, "pebble"), offlineLogger())
 	if err != nil {
-		return nil, fmt.Errorf("%w (offline commands open the database directly: stop weir serve first, or use the Iceberg REST catalog at /iceberg/)", err)
+		return nil, err
 	}
 	wh, err := openWarehouse(dataDir, w)
 	if err != nil {
@@ -177,7 +178,7 @@ func openOffline(dataDir string, w warehouseFlags) (*offline, error) {
 		db.Close()
 		return nil, err
 	}
-	return &offline{cat: catalog.New(objs, refs.NewDB(objs), wh, catalog.WithLogger(offlineLogger())), rules: rules, close: db.Close}, nil
+	return &dataStores{cat: catalog.New(objs, refs.NewDB(objs), wh, catalog.WithLogger(offlineLogger())), rules: rules, close: db.Close}, nil
 }
 
 const dataUsage = `usage: weir data <subcommand> --repo REPO [--data DIR] ...
@@ -191,77 +192,69 @@ const dataUsage = `usage: weir data <subcommand> --repo REPO [--data DIR] ...
   weir data delete NAME           delete data branch NAME
   weir data tables [REV]          list the tables at REV (default main)
 
-These commands open the database directly: stop weir serve first (Pebble
-allows one process), or use the Iceberg REST catalog at /iceberg/ while it
-runs.
+Offline (--data) these commands open the database directly: stop weir
+serve first (Pebble allows one process). While it runs, an admin runs the
+same commands over SSH: ssh -p 7422 HOST weir data ... (no --data).
 
 flags:
 `
 
-func runData(args []string) error {
-	fs := flag.NewFlagSet("data", flag.ContinueOnError)
-	data := fs.String("data", "./weir-data", "data directory (as given to weir serve)")
+// runData is "weir data" offline.
+func runData(args []string) error { return runOfflineAdmin(dataAdmin, args) }
+
+// dataAdmin is "weir data", offline and over SSH.
+var dataAdmin = adminCommand{name: "data", usage: dataUsage, db: true, define: defineData}
+
+func defineData(fs *flag.FlagSet) func(context.Context, *adminEnv, []string) error {
 	repoFlag := fs.String("repo", "", "repo name, e.g. team/demo")
-	var wf warehouseFlags
-	wf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), dataUsage)
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	return func(ctx context.Context, env *adminEnv, pos []string) error {
+		if len(pos) == 0 {
+			env.usage()
+			return errors.New("missing subcommand")
+		}
+		repo, err := objects.ParseRepoName(*repoFlag)
+		if err != nil {
+			return fmt.Errorf("--repo: %w", err)
+		}
+		arg := func(i int, def string) string {
+			if i < len(pos) {
+				return pos[i]
+			}
+			return def
+		}
+		need := func(min, max int, form string) error {
+			if len(pos)-1 < min || len(pos)-1 > max {
+				return fmt.Errorf("usage: weir data %s", form)
+			}
 			return nil
 		}
-		return err
-	}
-	if len(pos) == 0 {
-		fs.Usage()
-		return errors.New("missing subcommand")
-	}
-	repo, err := objects.ParseRepoName(*repoFlag)
-	if err != nil {
-		return fmt.Errorf("--repo: %w", err)
-	}
-	arg := func(i int, def string) string {
-		if i < len(pos) {
-			return pos[i]
+		var check error
+		switch pos[0] {
+		case "branch":
+			check = need(1, 2, "branch NAME [FROM]")
+		case "tag":
+			check = need(1, 2, "tag NAME [FROM]")
+		case "merge":
+			check = need(2, 2, "merge FROM INTO")
+		case "delete":
+			check = need(1, 1, "delete NAME")
+		case "tables":
+			check = need(0, 1, "tables [REV]")
+		default:
+			return fmt.Errorf("unknown subcommand %q (see weir data --help)", pos[0])
 		}
-		return def
-	}
-	need := func(min, max int, form string) error {
-		if len(pos)-1 < min || len(pos)-1 > max {
-			return fmt.Errorf("usage: weir data %s", form)
+		if check != nil {
+			return check
 		}
-		return nil
+		st, err := env.stores()
+		if err != nil {
+			return err
+		}
+		return dataCommand(ctx, env.Out, st, repo, pos[0], arg(1, ""), arg(2, ""))
 	}
-	var check error
-	switch pos[0] {
-	case "branch":
-		check = need(1, 2, "branch NAME [FROM]")
-	case "tag":
-		check = need(1, 2, "tag NAME [FROM]")
-	case "merge":
-		check = need(2, 2, "merge FROM INTO")
-	case "delete":
-		check = need(1, 1, "delete NAME")
-	case "tables":
-		check = need(0, 1, "tables [REV]")
-	default:
-		return fmt.Errorf("unknown subcommand %q (see weir data --help)", pos[0])
-	}
-	if check != nil {
-		return check
-	}
-	off, err := openOffline(*data, wf)
-	if err != nil {
-		return err
-	}
-	defer off.close()
-	return dataCommand(context.Background(), os.Stdout, off, repo, pos[0], arg(1, ""), arg(2, ""))
 }
 
-func dataCommand(ctx context.Context, out io.Writer, off *offline, repo objects.RepoName, sub, a1, a2 string) error {
+func dataCommand(ctx context.Context, out io.Writer, off *dataStores, repo objects.RepoName, sub, a1, a2 string) error {
 	cat := off.cat
 	switch sub {
 	case "branch":

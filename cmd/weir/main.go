@@ -26,9 +26,9 @@ var commands = []command{
 	{name: "user", summary: "manage users, SSH keys, HTTP tokens and grants", run: runUser},
 	{name: "rule", summary: "branch rules: protection, require-run, who may write", run: runRule},
 	{name: "query", summary: "run a read-only SQL query over a repo's tables at a branch, tag or data commit", run: runQuery},
-	{name: "data", summary: "data branches, tags, merges and tables (offline)", run: runData},
+	{name: "data", summary: "data branches, tags, merges and tables (offline; over SSH for admins while the server runs)", run: runData},
 	{name: "runtime", summary: "build, list and remove runtimes (root filesystems with Python packages) for pipeline nodes", run: runRuntime},
-	{name: "import", summary: "import a Parquet or CSV file (local or s3://) as one data commit (offline)", run: runImport},
+	{name: "import", summary: "import a Parquet or CSV file (local, s3:// or stdin) as one data commit (offline; over SSH for admins)", run: runImport},
 	{name: "sandbox-run", summary: "run one command in a node sandbox (debugging)", hidden: true, run: sandboxRun},
 }
 

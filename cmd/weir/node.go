@@ -111,6 +111,7 @@ func (a *serveApp) buildPipelines() error {
 		Runtimes:   runtimes,
 		Defaults:   nodes.limits,
 		Logger:     a.Logger,
+		Metrics:    a.Metrics,
 	}); err != nil {
 		// Plain Git still works; pipelines are refused with the
 		// reason; weir query runs weir-node as a plain process.
@@ -120,7 +121,7 @@ func (a *serveApp) buildPipelines() error {
 		a.closers = append(a.closers, sb.Close)
 		runner = sb
 	}
-	if a.Runs, err = newScheduler(a.Config.runs, a.Logger); err != nil {
+	if a.Runs, err = newScheduler(a.Config.runs, a.Logger, schedObserver{a.Metrics}); err != nil {
 		return err
 	}
 	work := filepath.Join(a.DataDir, "runs")
@@ -149,10 +150,10 @@ func (a *serveApp) buildPipelines() error {
 		a.SSH.Commands["query"] = func(ctx context.Context, req *gitserver.SSHRequest) int {
 			return sshQuery(ctx, a.Catalog, qr, req)
 		}
-		a.SSH.Commands["runs"] = runsCommand(a.Runs)
 	}
 	rs := &runsAPI{src: runs.NewSource(a.Runs, a.Catalog, a.Objects), cat: a.Catalog}
 	if a.SSH != nil {
+		a.SSH.Commands["runs"] = rs.sshRuns
 		a.SSH.Commands["run"] = rs.sshRun
 	}
 	if a.HTTPAccess != nil {

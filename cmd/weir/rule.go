@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/weir-dev/weir/access"
@@ -28,33 +28,35 @@ A rule covers a branch's code ref and its data ref together:
   --writers      only these users (or "anonymous", or key:SHA256:...) may push
 
 Rules are stored in <data>/users.json; a running server applies changes at
-once. weir serve --protected adds protection by ref pattern on top.
+once; an admin runs the same commands on a running server from anywhere:
+ssh -p 7422 HOST weir rule ... (no --data). weir serve --protected adds
+protection by ref pattern on top.
 
 flags:
 `
 
-func runRule(args []string) error {
-	fs := flag.NewFlagSet("rule", flag.ContinueOnError)
-	data := fs.String("data", "./weir-data", "data directory (as given to weir serve)")
+// runRule is "weir rule" offline.
+func runRule(args []string) error { return runOfflineAdmin(ruleAdmin, args) }
+
+// ruleAdmin is "weir rule", offline and over SSH.
+var ruleAdmin = adminCommand{name: "rule", usage: ruleUsage, define: defineRule}
+
+func defineRule(fs *flag.FlagSet) func(context.Context, *adminEnv, []string) error {
 	protect := fs.Bool("protect", false, "rule set: refuse force push, rewind and deletion")
 	requireRun := fs.Bool("require-run", false, "rule set: data moves only through a run or a merge that passes the expectations")
 	writers := fs.String("writers", "", "rule set: comma-separated identities that may push (empty: anyone with write access)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), ruleUsage)
-		fs.PrintDefaults()
+	return func(_ context.Context, env *adminEnv, pos []string) error {
+		return ruleCommand(env, pos, *protect, *requireRun, *writers)
 	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
+}
+
+// ruleCommand runs one "weir rule" subcommand on env.Users.
+func ruleCommand(env *adminEnv, pos []string, protect, requireRun bool, writers string) error {
 	if len(pos) == 0 {
-		fs.Usage()
+		env.usage()
 		return errors.New("missing subcommand")
 	}
-	users := access.OpenUsers(filepath.Join(*data, "users.json"))
+	users, out := env.Users, env.Out
 	want := func(n int, form string) error {
 		if len(pos) != n+1 {
 			return fmt.Errorf("usage: weir rule %s", form)
@@ -66,8 +68,8 @@ func runRule(args []string) error {
 		if err := want(2, "set REPO BRANCH [--protect] [--require-run] [--writers a,b]"); err != nil {
 			return err
 		}
-		r := access.Rule{Repo: pos[1], Branch: pos[2], Protect: *protect, RequireRun: *requireRun}
-		for _, w := range strings.Split(*writers, ",") {
+		r := access.Rule{Repo: pos[1], Branch: pos[2], Protect: protect, RequireRun: requireRun}
+		for _, w := range strings.Split(writers, ",") {
 			if w = strings.TrimSpace(w); w != "" {
 				r.Writers = append(r.Writers, w)
 			}
@@ -75,7 +77,7 @@ func runRule(args []string) error {
 		if err := users.SetRule(r); err != nil {
 			return err
 		}
-		fmt.Printf("rule %s\n", r)
+		fmt.Fprintf(out, "rule %s\n", r)
 	case "list":
 		if err := want(0, "list"); err != nil {
 			return err
@@ -85,7 +87,7 @@ func runRule(args []string) error {
 			return err
 		}
 		for _, r := range rules {
-			fmt.Println(r)
+			fmt.Fprintln(out, r)
 		}
 	case "remove":
 		if err := want(2, "remove REPO BRANCH"); err != nil {
@@ -94,9 +96,9 @@ func runRule(args []string) error {
 		if err := users.RemoveRule(pos[1], pos[2]); err != nil {
 			return err
 		}
-		fmt.Printf("rule for %s %s removed\n", pos[1], pos[2])
+		fmt.Fprintf(out, "rule for %s %s removed\n", pos[1], pos[2])
 	default:
-		fs.Usage()
+		env.usage()
 		return fmt.Errorf("unknown subcommand %q", pos[0])
 	}
 	return nil

@@ -77,11 +77,12 @@ func (r *runFlags) config() (sched.Config, error) {
 
 // newScheduler builds the server's one run queue and logs its sizes
 // (those taken from the machine included).
-func newScheduler(rf runFlags, log *slog.Logger) (*sched.Scheduler, error) {
+func newScheduler(rf runFlags, log *slog.Logger, obs sched.Observer) (*sched.Scheduler, error) {
 	cfg, err := rf.config()
 	if err != nil {
 		return nil, err
 	}
+	cfg.Observer = obs
 	s, err := sched.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("run queue: %w", err)
@@ -128,10 +129,10 @@ func parseRunsArgs(args []string, out io.Writer) (string, runs.Filter, error) {
 	return repo, f, f.Check()
 }
 
-// sshRuns is "weir runs REPO [flags]" over SSH: the repo's runs the
-// scheduler holds (queued, running) and the last that ended, newest
-// first, as selected.
-func sshRuns(s *sched.Scheduler, req *gitserver.SSHRequest) int {
+// sshRuns is "weir runs REPO [flags]" over SSH: the repo's runs, newest
+// first, as selected: the scheduler's, then the kept runs it forgot
+// (runs.Source.ListInfo).
+func (rs *runsAPI) sshRuns(ctx context.Context, req *gitserver.SSHRequest) int {
 	name, f, err := parseRunsArgs(req.Args[1:], req.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -145,7 +146,12 @@ func sshRuns(s *sched.Scheduler, req *gitserver.SSHRequest) int {
 		fmt.Fprintf(req.Stderr, "weir runs: repo %q not found or not readable\n", name)
 		return 1
 	}
-	if err := sched.WriteRuns(req.Stdout, f.Apply(s.Runs(sched.Repo(repo)))); err != nil {
+	list, err := rs.src.ListInfo(ctx, repo, f)
+	if err != nil {
+		fmt.Fprintf(req.Stderr, "weir runs: %s\n", rs.cat.Redact(err.Error()))
+		return 1
+	}
+	if err := sched.WriteRuns(req.Stdout, list); err != nil {
 		return 1
 	}
 	return 0
@@ -156,11 +162,6 @@ func sshRuns(s *sched.Scheduler, req *gitserver.SSHRequest) int {
 func readableRepo(name string, can func(objects.RepoName, access.Permission) bool) (objects.RepoName, bool) {
 	repo, err := objects.ParseRepoName(strings.TrimSuffix(name, ".git"))
 	return repo, err == nil && can(repo, access.PermRead)
-}
-
-// runsCommand is sshRuns as an SSH command.
-func runsCommand(s *sched.Scheduler) gitserver.SSHCommand {
-	return func(_ context.Context, req *gitserver.SSHRequest) int { return sshRuns(s, req) }
 }
 
 // writeRun prints v for "weir run": one "key: value" line each, the
@@ -326,7 +327,11 @@ func (rs *runsAPI) handler(acc *access.Access) http.Handler {
 			apiError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "--"))
 			return
 		}
-		list := rs.src.Queued(repo, f)
+		list, err := rs.src.List(r.Context(), repo, f)
+		if err != nil {
+			apiError(w, http.StatusInternalServerError, rs.cat.Redact(err.Error()))
+			return
+		}
 		for i := range list {
 			list[i].Nodes, list[i].Tables = nil, nil // the list has neither: null, as always
 		}

@@ -48,7 +48,7 @@ func TestRunFlags(t *testing.T) {
 		}
 	}
 	cfg, _ = parseServe(t, "--run-policy", "lottery")
-	if _, err := newScheduler(cfg.runs, nil); err == nil || !strings.Contains(err.Error(), `unknown policy "lottery"`) {
+	if _, err := newScheduler(cfg.runs, nil, nil); err == nil || !strings.Contains(err.Error(), `unknown policy "lottery"`) {
 		t.Errorf("--run-policy lottery: err %v", err)
 	}
 }

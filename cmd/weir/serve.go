@@ -21,6 +21,7 @@ import (
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks/sched"
 	"github.com/weir-dev/weir/kv/pebblekv"
+	"github.com/weir-dev/weir/metrics"
 	"github.com/weir-dev/weir/objects"
 	"github.com/weir-dev/weir/refs"
 )
@@ -56,6 +57,10 @@ type serveConfig struct {
 	nodes nodeFlags
 	// The run queue: runs at once, queue length, policy, node pool.
 	runs runFlags
+	// Online admin (admin.go): where an import over SSH may read files.
+	importDir string
+	// Health and metrics (ops.go): /metrics open to anyone.
+	metricsOpen bool
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -83,6 +88,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	c.s3.register(fs)
 	c.nodes.register(fs)
 	c.runs.register(fs)
+	fs.BoolVar(&c.metricsOpen, "metrics-open", false, "serve /metrics to anyone who reaches the HTTP listener (default: open on loopback, admins only elsewhere)")
+	fs.StringVar(&c.importDir, "import-dir", "", "online admin: the only folder whose files 'ssh ... weir import' may read by path (default <data>/imports); stdin and s3:// work too")
 }
 
 // serveApp is everything weir serve builds. newServeApp builds it in one
@@ -91,6 +98,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 //	logger, data dir
 //	storage     Pebble: objects, refs
 //	access      users, keys, tokens, rules; --protected
+//	metrics     the server's own Prometheus registry (ops.go)
 //	git         the Git protocol server
 //	catalog     the one catalog of every repo (--warehouse, --s3-*)
 //	listeners   HTTP (Git smart HTTP at /) and SSH, each with its own
@@ -99,6 +107,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 //	            the pipeline hook on git, the SSH query and runs commands
 //	iceberg     the Iceberg REST catalog at /iceberg/ on HTTP
 //	web         the read-only web view at / and /ui/ on HTTP (web)
+//	admin       weir data|import|user|rule over SSH, admins only (admin.go)
+//	ops         /healthz and /metrics on HTTP (ops.go)
 //
 // Nothing is served until run; close releases everything in reverse
 // order of acquisition.
@@ -124,6 +134,8 @@ type serveApp struct {
 	// Runs is the one run queue: the pipeline hook admits every run
 	// through it; "weir runs" lists it.
 	Runs *sched.Scheduler
+	// Metrics is the server's Prometheus registry and what records on it.
+	Metrics *metrics.Metrics
 
 	httpLn, sshLn net.Listener
 	s3            *s3Endpoint    // nil without --s3 or with an S3 warehouse
@@ -179,7 +191,7 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	if err := os.MkdirAll(a.Warehouse, 0o700); err != nil {
 		return nil, err
 	}
-	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.listenS3, a.mountIceberg, a.mountWeb} {
+	for _, step := range []func() error{a.openStorage, a.openAccess, a.openMetrics, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.listenS3, a.mountIceberg, a.mountWeb, a.mountAdmin, a.mountOps} {
 		if err := step(); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,9 +22,12 @@ const userUsage = `usage: weir user <subcommand> [--data DIR] ...
                                     OpenSSH public keys, one a line ("-" = stdin)
   weir user token NAME [--name L]   make a new HTTP token for NAME and print it
                                     (only its SHA-256 is kept); L says what it is for
-  weir user tokens NAME             list NAME's tokens: id, created, name
-  weir user revoke NAME ID          revoke one token (a running server refuses
-                                    it at once)
+  weir user token ls NAME           list NAME's tokens: id, created, name
+                                    (also: weir user tokens NAME)
+  weir user token revoke NAME ID    revoke one token: a running server refuses
+                                    it from the next request on (also: weir
+                                    user revoke NAME ID)
+  weir user admin NAME on|off       let NAME run these admin commands over SSH
   weir user grant NAME REPO PERM    PERM is read, write or none; REPO may be '*'
   weir user priority NAME N         the highest run priority NAME may ask for
                                     with git push -o priority=N (0-9; default 0)
@@ -34,49 +38,73 @@ const userUsage = `usage: weir user <subcommand> [--data DIR] ...
 Users are stored in <data>/users.json (mode 0600); a running server picks up
 changes at once. They matter only on non-loopback listeners: on loopback
 everyone may read and write (branch rules, 'weir rule', apply everywhere).
+An admin runs the same commands on a running server from anywhere:
+ssh -p 7422 HOST weir user ... (no --data; --key - reads stdin).
 
 flags:
 `
 
-func runUser(args []string) error {
-	fs := flag.NewFlagSet("user", flag.ContinueOnError)
-	data := fs.String("data", "./weir-data", "data directory (as given to weir serve)")
-	key := fs.String("key", "", "user add: file with the user's OpenSSH public key(s)")
-	label := fs.String("name", "", "user token: what the token is for (shown by 'weir user tokens')")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), userUsage)
-		fs.PrintDefaults()
+// runUser is "weir user" offline.
+func runUser(args []string) error { return runOfflineAdmin(userAdmin, args) }
+
+// userAdmin is "weir user", offline and over SSH.
+var userAdmin = adminCommand{name: "user", usage: userUsage, define: defineUser}
+
+func defineUser(fs *flag.FlagSet) func(context.Context, *adminEnv, []string) error {
+	key := fs.String("key", "", `user add: file with the user's OpenSSH public key(s); "-" = stdin (over SSH, only "-")`)
+	label := fs.String("name", "", "user token: what the token is for (shown by 'weir user token ls')")
+	return func(_ context.Context, env *adminEnv, pos []string) error {
+		return userCommand(env, pos, *key, *label)
 	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
+}
+
+// userCommand runs one "weir user" subcommand on env.Users.
+func userCommand(env *adminEnv, pos []string, key, label string) error {
 	if len(pos) == 0 {
-		fs.Usage()
+		env.usage()
 		return errors.New("missing subcommand")
 	}
-	users := access.OpenUsers(filepath.Join(*data, "users.json"))
+	users := env.Users
+	out := env.Out
 	want := func(n int, form string) error {
 		if len(pos) != n+1 {
 			return fmt.Errorf("usage: weir user %s", form)
 		}
 		return nil
 	}
+	listTokens := func(name string) error {
+		list, err := users.Tokens(name)
+		if err != nil {
+			return err
+		}
+		for _, t := range list {
+			fmt.Fprintf(out, "%s\t%s\t%s\n", t.ID, t.Created.Format(time.RFC3339), t.Name)
+		}
+		return nil
+	}
+	revoke := func(name, id string) error {
+		if err := users.RevokeToken(name, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "user %s: token %s revoked\n", name, id)
+		return nil
+	}
+	var err error
 	switch pos[0] {
 	case "add":
 		if err := want(1, "add NAME --key FILE"); err != nil {
 			return err
 		}
 		var keys []string
-		if *key != "" {
+		if key != "" {
 			var b []byte
-			if *key == "-" {
-				b, err = io.ReadAll(os.Stdin)
-			} else {
-				b, err = os.ReadFile(*key)
+			switch {
+			case key == "-":
+				b, err = io.ReadAll(io.LimitReader(env.Stdin, 1<<20))
+			case env.Online:
+				return fmt.Errorf("--key %s: over SSH the keys come on stdin: --key - < %s", key, filepath.Base(key))
+			default:
+				b, err = os.ReadFile(key)
 			}
 			if err != nil {
 				return err
@@ -87,42 +115,50 @@ func runUser(args []string) error {
 				}
 			}
 			if len(keys) == 0 {
-				return fmt.Errorf("%s holds no public key", *key)
+				return fmt.Errorf("%s holds no public key", key)
 			}
 		}
 		if err := users.AddUser(pos[1], keys...); err != nil {
 			return err
 		}
-		fmt.Printf("user %s: %d key(s) added\n", pos[1], len(keys))
+		fmt.Fprintf(out, "user %s: %d key(s) added\n", pos[1], len(keys))
 	case "token":
-		if err := want(1, "token NAME [--name LABEL]"); err != nil {
+		switch {
+		case len(pos) == 3 && pos[1] == "ls":
+			return listTokens(pos[2])
+		case len(pos) == 4 && pos[1] == "revoke":
+			return revoke(pos[2], pos[3])
+		}
+		if err := want(1, "token NAME [--name LABEL] | token ls NAME | token revoke NAME ID"); err != nil {
 			return err
 		}
-		tok, id, err := users.NewToken(pos[1], *label)
+		tok, id, err := users.NewToken(pos[1], label)
 		if err != nil {
 			return err
 		}
-		fmt.Println(tok)
-		fmt.Fprintf(os.Stderr, "token %s for %s: shown once; revoke it with 'weir user revoke %s %s'\n", id, pos[1], pos[1], id)
+		fmt.Fprintln(out, tok)
+		fmt.Fprintf(env.Err, "token %s for %s: shown once; revoke it with 'weir user token revoke %s %s'\n", id, pos[1], pos[1], id)
 	case "tokens":
 		if err := want(1, "tokens NAME"); err != nil {
 			return err
 		}
-		list, err := users.Tokens(pos[1])
-		if err != nil {
-			return err
-		}
-		for _, t := range list {
-			fmt.Printf("%s\t%s\t%s\n", t.ID, t.Created.Format(time.RFC3339), t.Name)
-		}
+		return listTokens(pos[1])
 	case "revoke":
 		if err := want(2, "revoke NAME TOKEN-ID"); err != nil {
 			return err
 		}
-		if err := users.RevokeToken(pos[1], pos[2]); err != nil {
+		return revoke(pos[1], pos[2])
+	case "admin":
+		if err := want(2, "admin NAME on|off"); err != nil {
 			return err
 		}
-		fmt.Printf("user %s: token %s revoked\n", pos[1], pos[2])
+		if pos[2] != "on" && pos[2] != "off" {
+			return fmt.Errorf("admin %s: want on or off", pos[2])
+		}
+		if err := users.SetAdmin(pos[1], pos[2] == "on"); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "user %s: admin %s\n", pos[1], pos[2])
 	case "grant":
 		if err := want(3, "grant NAME REPO read|write|none"); err != nil {
 			return err
@@ -134,7 +170,7 @@ func runUser(args []string) error {
 		if err := users.Grant(pos[1], pos[2], p); err != nil {
 			return err
 		}
-		fmt.Printf("user %s: %s on %s\n", pos[1], p, pos[2])
+		fmt.Fprintf(out, "user %s: %s on %s\n", pos[1], p, pos[2])
 	case "priority":
 		if err := want(2, "priority NAME N"); err != nil {
 			return err
@@ -146,7 +182,7 @@ func runUser(args []string) error {
 		if err := users.SetMaxPriority(pos[1], n); err != nil {
 			return err
 		}
-		fmt.Printf("user %s: may ask for run priority up to %d\n", pos[1], n)
+		fmt.Fprintf(out, "user %s: may ask for run priority up to %d\n", pos[1], n)
 	case "list":
 		if err := want(0, "list"); err != nil {
 			return err
@@ -161,7 +197,11 @@ func runUser(args []string) error {
 				grants = append(grants, r+"="+p.String())
 			}
 			sort.Strings(grants)
-			fmt.Printf("%s\tkeys=%s\ttokens=%d\tgrants=%s\tmax-priority=%d\n", u.Name, strings.Join(u.Keys, ","), u.Tokens, strings.Join(grants, ","), u.MaxPriority)
+			admin := ""
+			if u.Admin {
+				admin = "\tadmin"
+			}
+			fmt.Fprintf(out, "%s\tkeys=%s\ttokens=%d\tgrants=%s\tmax-priority=%d%s\n", u.Name, strings.Join(u.Keys, ","), u.Tokens, strings.Join(grants, ","), u.MaxPriority, admin)
 		}
 	case "remove":
 		if err := want(1, "remove NAME"); err != nil {
@@ -170,9 +210,9 @@ func runUser(args []string) error {
 		if err := users.RemoveUser(pos[1]); err != nil {
 			return err
 		}
-		fmt.Printf("user %s removed\n", pos[1])
+		fmt.Fprintf(out, "user %s removed\n", pos[1])
 	default:
-		fs.Usage()
+		env.usage()
 		return fmt.Errorf("unknown subcommand %q", pos[0])
 	}
 	return nil

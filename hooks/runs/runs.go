@@ -144,47 +144,139 @@ func summary(repo objects.RepoName, ri sched.RunInfo) View {
 	return v
 }
 
-// List lists the runs of repo f selects, newest first: those the
-// scheduler holds and those refs/runs/ keeps (one is listed once, with
-// what both know), with their nodes' times but no tables or log. It reads
-// one commit per kept run.
-func (s *Source) List(ctx context.Context, repo objects.RepoName, f Filter) ([]View, error) {
-	all := f
-	all.Limit = 0
-	out := []View{}
-	at := map[string]int{}
-	for _, ri := range all.Apply(s.queued(repo)) {
-		at[string(ri.ID)] = len(out)
-		out = append(out, summary(repo, ri))
+// entry is one listed run: what the scheduler holds of it (info, unless
+// forgotten) and its kept record (rec, nil when it has none yet).
+type entry struct {
+	info      sched.RunInfo
+	rec       *hooks.RunRecord
+	forgotten bool
+}
+
+// entries lists the runs of repo f selects, newest first: first what the
+// scheduler holds (queued, running, the last --runs-history that ended),
+// then the runs kept under refs/runs/ it no longer holds, which are older.
+// The kept runs are ordered by their ids alone (hooks.RunID.Time), and
+// only the logs of the runs it walks through are read: with a Limit and
+// no filter, Limit commits at most (ids of the older, random-only form
+// are read to be placed).
+func (s *Source) entries(ctx context.Context, repo objects.RepoName, f Filter) ([]entry, error) {
+	mem := s.queued(repo)
+	var out []entry
+	for _, ri := range f.Apply(mem) {
+		e := entry{info: ri}
+		if ri.State.Final() {
+			if rec, _, err := hooks.ReadRun(ctx, s.cat.Refs(), s.objs, repo, hooks.RunID(ri.ID), false); err == nil {
+				e.rec = &rec
+			}
+		}
+		out = append(out, e)
 	}
-	kept, err := hooks.KeptRuns(ctx, s.cat.Refs(), s.objs, repo)
+	if f.Limit > 0 && len(out) >= f.Limit {
+		return out, nil
+	}
+	seen := make(map[string]bool, len(mem))
+	for _, ri := range mem {
+		seen[string(ri.ID)] = true
+	}
+	kept, err := hooks.ListKeptRuns(ctx, s.cat.Refs(), repo)
 	if err != nil {
 		return nil, err
 	}
-	var fromRefs []View
-	for _, rec := range kept {
-		if i, ok := at[string(rec.ID)]; ok {
-			v := &out[i]
+	kept = slices.DeleteFunc(kept, func(k hooks.KeptRun) bool { return seen[string(k.ID)] })
+	records := map[hooks.RunID]hooks.RunRecord{}
+	var dated, undated []hooks.KeptRun
+	for _, k := range kept {
+		if !k.Made.IsZero() {
+			dated = append(dated, k)
+			continue
+		}
+		rec, err := hooks.ReadKeptRun(ctx, s.cat.Refs(), s.objs, repo, k)
+		if err != nil {
+			continue // not a log weir wrote; listing skips it
+		}
+		records[k.ID], k.Made = rec, rec.Ended
+		undated = append(undated, k)
+	}
+	if len(undated) > 0 {
+		dated = append(dated, undated...)
+		slices.SortStableFunc(dated, func(a, b hooks.KeptRun) int { return b.Made.Compare(a.Made) })
+	}
+	for _, k := range dated {
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
+		rec, ok := records[k.ID]
+		if !ok {
+			if rec, err = hooks.ReadKeptRun(ctx, s.cat.Refs(), s.objs, repo, k); err != nil {
+				continue
+			}
+		}
+		ri := keptInfo(repo, rec, k)
+		if len(f.Apply([]sched.RunInfo{ri})) == 1 {
+			out = append(out, entry{info: ri, rec: &rec, forgotten: true})
+		}
+	}
+	return out, nil
+}
+
+// keptInfo is a kept run the scheduler forgot, as the listing shows it.
+func keptInfo(repo objects.RepoName, rec hooks.RunRecord, k hooks.KeptRun) sched.RunInfo {
+	ri := sched.RunInfo{ID: sched.RunID(rec.ID), Repo: sched.Repo(repo), Pusher: sched.Identity(rec.Pusher),
+		State: sched.Failed, Arrived: k.Made, Forgotten: true}
+	if strings.HasPrefix(rec.Status, "ok") {
+		ri.State = sched.Succeeded
+	}
+	if rec.Status != "ok" && rec.Status != "failed" {
+		ri.Note = rec.Status
+	}
+	if rec.Branch != "" {
+		ri.Targets = []sched.Target{{Branch: rec.Branch, Code: sched.Commit(rec.Code)}}
+	}
+	return ri
+}
+
+// ListInfo lists the runs of repo f selects, newest first, as the table
+// of "weir runs" shows them (sched.WriteRuns): kept runs the scheduler
+// forgot are marked Forgotten.
+func (s *Source) ListInfo(ctx context.Context, repo objects.RepoName, f Filter) ([]sched.RunInfo, error) {
+	es, err := s.entries(ctx, repo, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sched.RunInfo, len(es))
+	for i, e := range es {
+		out[i] = e.info
+	}
+	return out, nil
+}
+
+// List lists the runs of repo f selects, newest first: those the
+// scheduler holds and those refs/runs/ keeps (one is listed once, with
+// what both know), with their nodes' times but no tables or log. It
+// reads the logs of the runs it lists only (entries).
+func (s *Source) List(ctx context.Context, repo objects.RepoName, f Filter) ([]View, error) {
+	es, err := s.entries(ctx, repo, f)
+	if err != nil {
+		return nil, err
+	}
+	out := []View{}
+	for _, e := range es {
+		if e.forgotten {
+			v := View{ID: string(e.rec.ID), Repo: string(repo), Nodes: []Node{}, Tables: []Table{}}
+			fill(&v, *e.rec)
+			out = append(out, v)
+			continue
+		}
+		v := summary(repo, e.info)
+		if rec := e.rec; rec != nil {
 			v.Status, v.Kept = rec.Status, "refs/runs/"+string(rec.ID)+"/"
 			ended := rec.Ended
-			v.Ended, v.Nodes = &ended, nodes(rec)
+			v.Ended, v.Nodes = &ended, nodes(*rec)
 			if v.Pusher == "" {
 				v.Pusher = rec.Pusher
 			}
-			continue
 		}
-		v := View{ID: string(rec.ID), Repo: string(repo), Nodes: []Node{}, Tables: []Table{}}
-		fill(&v, rec)
-		if f.Branch != "" && v.Branch != f.Branch || f.State != "" && v.State != f.State {
-			continue
-		}
-		fromRefs = append(fromRefs, v)
-	}
-	// The scheduler's are the newest (it holds what runs now and what
-	// ended last); kept runs it forgot ended before them.
-	out = append(out, fromRefs...)
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -222,20 +314,18 @@ func (s *Source) Run(ctx context.Context, repo objects.RepoName, id, branch stri
 	var info *sched.RunInfo
 	infos := s.queued(repo)
 	if id == "latest" {
-		f := Filter{Branch: branch, Limit: 1}
-		if got := f.Apply(infos); len(got) > 0 {
-			info = &got[0]
-			id = string(info.ID)
-		} else {
-			kept, err := hooks.KeptRuns(ctx, s.cat.Refs(), s.objs, repo)
-			if err != nil {
-				return View{}, err
-			}
-			kept = slices.DeleteFunc(kept, func(r hooks.RunRecord) bool { return branch != "" && r.Branch != branch })
-			if len(kept) == 0 {
-				return View{}, fmt.Errorf("%w: %s has no runs%s yet", ErrNoRun, repo, onBranch(branch))
-			}
-			id = string(kept[0].ID)
+		// The newest of the scheduler's, else of the kept runs: one log
+		// read (more only with a branch, or for ids of the older form).
+		got, err := s.ListInfo(ctx, repo, Filter{Branch: branch, Limit: 1})
+		if err != nil {
+			return View{}, err
+		}
+		if len(got) == 0 {
+			return View{}, fmt.Errorf("%w: %s has no runs%s yet", ErrNoRun, repo, onBranch(branch))
+		}
+		id = string(got[0].ID)
+		if i := slices.IndexFunc(infos, func(r sched.RunInfo) bool { return string(r.ID) == id }); i >= 0 {
+			info = &infos[i]
 		}
 	} else if !hooks.ValidRunID(id) {
 		return View{}, fmt.Errorf("%w: %q is not a run id (r-<hex>, as weir runs lists, or latest)", ErrNoRun, id)

@@ -61,6 +61,11 @@ type RunInfo struct {
 	Duration time.Duration
 	// Nodes is how many node slots it was granted.
 	Nodes int
+	// Forgotten marks a run this scheduler does not hold (read back from
+	// where the server keeps ended runs, after a restart or past
+	// Config.History): Wait and Duration are unknown, and WriteRuns shows
+	// them as "-".
+	Forgotten bool
 }
 
 // history keeps the last max ended entries.
@@ -142,9 +147,12 @@ func WriteRuns(w io.Writer, runs []RunInfo) error {
 		if branch == "" {
 			branch = "-"
 		}
-		dur := "-"
-		if r.State != Queued {
+		wait, dur := roundDur(r.Wait), "-"
+		if r.State != Queued && !r.Forgotten {
 			dur = roundDur(r.Duration)
+		}
+		if r.Forgotten {
+			wait = "-"
 		}
 		note := r.Note
 		if r.State == Queued {
@@ -154,7 +162,7 @@ func WriteRuns(w io.Writer, runs []RunInfo) error {
 		if id == "" {
 			id = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(id), r.State, branch, clean(string(r.Pusher)), roundDur(r.Wait), dur, clean(note))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(id), r.State, branch, clean(string(r.Pusher)), wait, dur, clean(note))
 	}
 	return tw.Flush()
 }

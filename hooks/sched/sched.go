@@ -19,7 +19,7 @@ import (
 // sched.Identity(p.Pusher), sched.Commit(c.New)).
 
 // RunID names a run in the scheduler's listing: the pipeline hook's run
-// id ("r-" and 8 hex digits).
+// id ("r-" and hex digits: hooks.RunID).
 type RunID string
 
 // Repo names a repo (objects.RepoName).
@@ -189,6 +189,20 @@ type Config struct {
 	KeepAlive time.Duration
 	// History is how many ended requests Runs remembers (default 1000).
 	History int
+	// Observer, if not nil, is told when a request starts and ends (for
+	// metrics).
+	Observer Observer
+}
+
+// Observer is told of each request's start and end. Its methods are
+// called with the scheduler's lock held: they must be quick and must not
+// call the Scheduler.
+type Observer interface {
+	// Started: a request was admitted to a run slot after waiting wait.
+	Started(wait time.Duration)
+	// Ended: a request ended in st (a final state); ran is how long it
+	// held a run slot, zero if it never did.
+	Ended(st State, ran time.Duration)
 }
 
 // Default sizes.
@@ -455,6 +469,9 @@ func (s *Scheduler) start(e *entry) {
 	e.started = time.Now()
 	s.running++
 	s.dirty = true
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Started(e.started.Sub(e.arrived))
+	}
 }
 
 // dispatch starts queued requests while run slots are free.
@@ -559,6 +576,13 @@ func (s *Scheduler) end(e *entry, st State, note string) {
 	e.state = st
 	e.note = clip(note, maxNote)
 	e.ended = time.Now()
+	if s.cfg.Observer != nil {
+		var ran time.Duration
+		if !e.started.IsZero() {
+			ran = e.ended.Sub(e.started)
+		}
+		s.cfg.Observer.Ended(st, ran)
+	}
 	// The history keeps e: not what its callbacks hold (a push's output).
 	e.req.Progress, e.req.Recheck = nil, nil
 	delete(s.active, e)

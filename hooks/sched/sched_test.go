@@ -639,3 +639,45 @@ func TestWaitedBehindGoesFirst(t *testing.T) {
 		})
 	}
 }
+
+// countObserver counts what an Observer is told.
+type countObserver struct {
+	started int
+	ended   map[State]int
+	ran     []time.Duration
+}
+
+func (o *countObserver) Started(time.Duration) { o.started++ }
+func (o *countObserver) Ended(st State, ran time.Duration) {
+	o.ended[st]++
+	o.ran = append(o.ran, ran)
+}
+
+// TestObserver: the observer hears of every start and every end, with
+// the end's state; a request that never ran ended with no run time.
+func TestObserver(t *testing.T) {
+	o := &countObserver{ended: map[State]int{}}
+	s := newSched(t, Config{MaxRuns: 1, Observer: o})
+	a := mustAdmit(t, s, req("r-1", "alice", "x", "main"))
+	ctx, cancel := context.WithCancel(context.Background())
+	w := make(chan error, 1)
+	go func() {
+		_, err := s.Admit(ctx, req("r-2", "bob", "x", "dev"))
+		w <- err
+	}()
+	waiting(t, s, 1)
+	cancel()
+	if err := <-w; err == nil {
+		t.Fatal("cancelled request admitted")
+	}
+	a.Done(Failed, "boom")
+	mustAdmit(t, s, req("r-3", "alice", "x", "main")).Done(Succeeded, "")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o.started != 2 || o.ended[Failed] != 1 || o.ended[Succeeded] != 1 || o.ended[Cancelled] != 1 {
+		t.Fatalf("observer: started %d, ended %v", o.started, o.ended)
+	}
+	if o.ran[0] != 0 {
+		t.Errorf("the cancelled request that never ran: ran %v", o.ran[0])
+	}
+}
