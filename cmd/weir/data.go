@@ -135,6 +135,8 @@ func openWarehouse(dataDir string, w warehouseFlags) (catalog.Warehouse, error) 
 type offline struct {
 	cat   *catalog.Catalog
 	rules *access.Access
+	objs  *objects.Store
+	refs  *refs.DB
 	close func() error
 }
 
@@ -174,7 +176,8 @@ func openOffline(dataDir string, w warehouseFlags) (*offline, error) {
 		db.Close()
 		return nil, err
 	}
-	return &offline{cat: catalog.New(objs, refs.NewDB(objs), wh, catalog.WithLogger(offlineLogger())), rules: rules, close: db.Close}, nil
+	rs := refs.NewDB(objs)
+	return &offline{cat: catalog.New(objs, rs, wh, catalog.WithLogger(offlineLogger())), rules: rules, objs: objs, refs: rs, close: db.Close}, nil
 }
 
 const dataUsage = `usage: weir data <subcommand> --repo REPO [--data DIR] ...

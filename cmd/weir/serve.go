@@ -18,6 +18,7 @@ import (
 
 	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
+	"github.com/weir-dev/weir/gc"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks/sched"
 	"github.com/weir-dev/weir/kv/pebblekv"
@@ -54,6 +55,9 @@ type serveConfig struct {
 	nodes nodeFlags
 	// The run queue: runs at once, queue length, policy, node pool.
 	runs runFlags
+	// Garbage collection: how often, and what it keeps (cmd/weir/gc.go).
+	gcEvery time.Duration
+	gc      gcFlags
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -80,6 +84,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 		"Iceberg REST: hand the server's own S3 keys to every reader allowed to load a table (in LoadTable's config). Off: readers get endpoint, region and addressing only, and use their own credentials")
 	c.nodes.register(fs)
 	c.runs.register(fs)
+	fs.DurationVar(&c.gcEvery, "gc-every", time.Hour, "garbage collection: collect every this often while serving (0: never; weir gc collects offline)")
+	c.gc.register(fs)
 }
 
 // serveApp is everything weir serve builds. newServeApp builds it in one
@@ -119,6 +125,9 @@ type serveApp struct {
 	// Runs is the one run queue: the pipeline hook admits every run
 	// through it; "weir runs" lists it.
 	Runs *sched.Scheduler
+	// GC is the periodic garbage collection (--gc-every); its Last result
+	// is what a metrics exporter reports.
+	GC *gc.Periodic
 
 	httpLn, sshLn net.Listener
 	closers       []func() error // run in reverse order on shutdown
@@ -173,7 +182,7 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	if err := os.MkdirAll(a.Warehouse, 0o700); err != nil {
 		return nil, err
 	}
-	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg} {
+	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg, a.newGC} {
 		if err := step(); err != nil {
 			return nil, err
 		}
@@ -318,6 +327,17 @@ func (a *serveApp) run(ctx context.Context, out io.Writer) error {
 		stopWorker()
 		<-workerDone
 	}()
+	// The periodic collection stops, like the delta worker, before the
+	// stores close.
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		a.GC.Run(wctx)
+	}()
+	defer func() {
+		stopWorker()
+		<-gcDone
+	}()
 	a.Logger.Info("weir serve started", "data", a.DataDir)
 	var err error
 	select {
@@ -340,6 +360,23 @@ func (a *serveApp) run(ctx context.Context, out io.Writer) error {
 	}
 	a.Logger.Info("stopped")
 	return err
+}
+
+// newGC builds the periodic garbage collection (--gc-every, --gc-grace,
+// --keep-failed-runs, --keep-runs, --reflog-expiry): the store remembers
+// its Puts for the grace period, the in-flight data a collection keeps.
+func (a *serveApp) newGC() error {
+	opts := a.Config.gc.opts
+	if opts.Grace != gc.Forever && opts.Grace < a.Config.nodes.limits.Wall {
+		a.Logger.Warn("--gc-grace is shorter than --node-timeout: a run longer than the grace period may lose the files it wrote before it ends", "gc_grace", opts.Grace, "node_timeout", a.Config.nodes.limits.Wall)
+	}
+	a.Objects.KeepRecent(max(opts.Grace, gc.DefaultGrace))
+	a.GC = &gc.Periodic{
+		Collector: &gc.Collector{Objects: a.Objects, Refs: a.Refs, Catalog: a.Catalog, Logger: a.Logger},
+		Options:   opts,
+		Every:     a.Config.gcEvery,
+	}
+	return nil
 }
 
 // close releases everything in reverse order of acquisition.
