@@ -342,7 +342,9 @@ func (c *Collector) countExpired(ctx context.Context, repo objects.RepoName, n r
 		return 0, err
 	}
 	if all {
-		return len(log), nil
+		// The run ref's deletion appends one more entry, expired with
+		// the rest.
+		return len(log) + 1, nil
 	}
 	k := 0
 	for _, e := range log {
@@ -382,9 +384,14 @@ func (c *Collector) markRoots(ctx context.Context, m *marker, repo objects.RepoN
 		if err != nil {
 			return err
 		}
+		exists := false
+		if opts.DryRun {
+			_, err := c.Refs.Get(ctx, repo, n)
+			exists = err == nil
+		}
 		for i, e := range log {
-			if opts.DryRun && e.UnixNano < cutoff && i < len(log)-1 {
-				continue // would expire
+			if opts.DryRun && e.UnixNano < cutoff && !(exists && i == len(log)-1) {
+				continue // would expire (a ref's newest entry stays)
 			}
 			roots = append(roots, e.Old, e.New)
 		}
