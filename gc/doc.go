@@ -51,7 +51,7 @@
 //     the same content), is touched and kept with what it names;
 //   - a run's or a REST commit's objects written before the collection
 //     began but not yet reachable are younger than --gc-grace (runs must
-//     end within it: weir serve refuses a --gc-grace shorter than
+//     end within it: weir serve warns when --gc-grace is shorter than
 //     --node-timeout) and kept as recent;
 //   - a ref that moved during marking is marked again at the sweep, and
 //     no ref moves during the sweep;

@@ -45,12 +45,18 @@ type fixture struct {
 
 func newFixture(t *testing.T, db kv.DB, dir string) *fixture {
 	t.Helper()
-	objs := objects.New(db, objects.Limits{})
-	rs := refs.NewDB(objs)
 	wh, err := catalog.NewLocalWarehouse(filepath.Join(dir, "warehouse"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newFixtureOn(t, db, dir, wh)
+}
+
+// newFixtureOn is newFixture on the warehouse wh.
+func newFixtureOn(t *testing.T, db kv.DB, dir string, wh catalog.Warehouse) *fixture {
+	t.Helper()
+	objs := objects.New(db, objects.Limits{})
+	rs := refs.NewDB(objs)
 	return &fixture{db: db, objs: objs, refs: rs, cat: catalog.New(objs, rs, wh), wh: filepath.Join(dir, "warehouse", "team@demo"), dir: dir}
 }
 
