@@ -72,6 +72,9 @@ type Result struct {
 	Files         int // warehouse files deleted
 	FileBytes     int64
 	KeptFiles     int // warehouse files that remain
+	// LongestSweep is the longest time one repo's sweep held the write
+	// barrier: how long pushes and commits waited for the collection.
+	LongestSweep time.Duration
 	// Errors says which repos were left alone, in part or whole, and why.
 	Errors []string
 }
@@ -85,7 +88,7 @@ func (r Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "gc: %s %d objects (%s), %d warehouse files (%s); expired %d runs (%d refs), %d reflog entries; %d repos in %s\n",
 		verb, r.Objects, bytesText(r.ObjectBytes), r.Files, bytesText(r.FileBytes), r.RunsExpired, r.RefsExpired, r.ReflogEntries, r.Repos, r.Duration.Round(time.Millisecond))
-	fmt.Fprintf(&b, "gc: kept %d objects, %d warehouse files; %d delta records dropped\n", r.KeptObjects, r.KeptFiles, r.DeltaRecords)
+	fmt.Fprintf(&b, "gc: kept %d objects, %d warehouse files; %d delta records dropped; writers waited at most %s\n", r.KeptObjects, r.KeptFiles, r.DeltaRecords, r.LongestSweep.Round(time.Microsecond))
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "gc: not collected: %s\n", e)
 	}
@@ -145,7 +148,15 @@ func (c *Collector) Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Grace < 0 {
 		return res, fmt.Errorf("gc: the grace period must be a duration of 0 or more, not %v", opts.Grace)
 	}
-	defer func() { res.Duration = c.now().Sub(res.Started) }()
+	res, err := c.run(ctx, opts, res)
+	res.Duration = c.now().Sub(res.Started)
+	c.log().Info("gc done", "dry_run", opts.DryRun, "objects", res.Objects, "object_bytes", res.ObjectBytes,
+		"files", res.Files, "file_bytes", res.FileBytes, "runs", res.RunsExpired, "reflog_entries", res.ReflogEntries,
+		"errors", len(res.Errors), "ms", res.Duration.Milliseconds(), "longest_sweep_ms", res.LongestSweep.Milliseconds())
+	return res, err
+}
+
+func (c *Collector) run(ctx context.Context, opts Options, res Result) (Result, error) {
 	repos := opts.Repos
 	if repos == nil {
 		var err error
@@ -171,8 +182,6 @@ func (c *Collector) Run(ctx context.Context, opts Options) (Result, error) {
 			c.log().Warn("gc: repo not collected", "repo", repo, "err", err)
 		}
 	}
-	c.log().Info("gc done", "dry_run", opts.DryRun, "objects", res.Objects, "object_bytes", res.ObjectBytes,
-		"files", res.Files, "file_bytes", res.FileBytes, "runs", res.RunsExpired, "reflog_entries", res.ReflogEntries, "errors", len(res.Errors))
 	return res, nil
 }
 
@@ -268,6 +277,8 @@ func (c *Collector) repo(ctx context.Context, col *objects.Collection, repo obje
 	// 4. Sweep.
 	doomed := map[objects.Hash]struct{}{}
 	err = col.Sweep(func(sw *objects.Sweeper) error {
+		held := time.Now()
+		defer func() { res.LongestSweep = max(res.LongestSweep, time.Since(held)) }()
 		if err := c.markRoots(ctx, m, repo, opts, gone, cutoff); err != nil {
 			return err
 		}

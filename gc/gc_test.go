@@ -43,7 +43,7 @@ type fixture struct {
 	dir  string
 }
 
-func newFixture(t *testing.T, db kv.DB, dir string) *fixture {
+func newFixture(t testing.TB, db kv.DB, dir string) *fixture {
 	t.Helper()
 	wh, err := catalog.NewLocalWarehouse(filepath.Join(dir, "warehouse"))
 	if err != nil {
@@ -53,7 +53,7 @@ func newFixture(t *testing.T, db kv.DB, dir string) *fixture {
 }
 
 // newFixtureOn is newFixture on the warehouse wh.
-func newFixtureOn(t *testing.T, db kv.DB, dir string, wh catalog.Warehouse) *fixture {
+func newFixtureOn(t testing.TB, db kv.DB, dir string, wh catalog.Warehouse) *fixture {
 	t.Helper()
 	objs := objects.New(db, objects.Limits{})
 	rs := refs.NewDB(objs)

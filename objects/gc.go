@@ -278,7 +278,7 @@ type Freed struct {
 }
 
 // Delete deletes the objects of repo in doomed, every delta record whose
-// object or base is gone with them (or was gone already), and every spill
+// object or base is gone with them, and every spill
 // of repo that no remaining object points into and no open quarantine is
 // writing, in one synced batch; extra may add writes of its own to the
 // batch (the catalog drops its records of deleted blobs there). Hashes
@@ -290,46 +290,51 @@ func (sw *Sweeper) Delete(ctx context.Context, repo RepoName, doomed map[Hash]st
 	db := sw.s.db
 	b := db.NewBatch()
 	defer b.Close()
-	// Objects: delete the doomed, and note which spills the rest use.
-	liveSpills := map[uint64]bool{}
-	lo, hi := repoBounds(repo)
-	it, err := db.NewIter(lo, hi)
+	// Objects: the doomed go. Only a repo with spills needs every other
+	// object read, to know which spills they still use.
+	slo := append(append([]byte{'s'}, repo...), 0)
+	shi := append(append([]byte{'s'}, repo...), 1)
+	hasSpills, err := anyKey(db, slo, shi)
 	if err != nil {
 		return f, err
 	}
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		if len(k) < 20 {
-			continue
-		}
-		var h Hash
-		copy(h[:], k[len(k)-20:])
-		v, err := it.Value()
-		if err != nil {
-			it.Close()
-			return f, err
-		}
-		_, gone := doomed[h]
-		if !gone {
+	liveSpills := map[uint64]bool{}
+	if hasSpills {
+		err = iterRepo(db, repo, func(k, v []byte) error {
+			var h Hash
+			copy(h[:], k[len(k)-20:])
+			if _, gone := doomed[h]; gone {
+				return nil
+			}
 			if sv, err := parseValue(v); err == nil && sv.spilled {
 				liveSpills[sv.spill] = true
 			}
+			return nil
+		})
+		if err != nil {
+			return f, err
+		}
+	}
+	for h := range doomed {
+		k := ObjectKey(repo, h)
+		v, closer, err := db.Get(k)
+		if errors.Is(err, kv.ErrNotFound) {
 			continue
 		}
-		if err := b.Delete(bytes.Clone(k)); err != nil {
-			it.Close()
+		if err != nil {
+			return f, err
+		}
+		f.ObjectBytes += int64(len(k) + len(v))
+		closer.Close()
+		if err := b.Delete(k); err != nil {
 			return f, err
 		}
 		f.Objects++
-		f.ObjectBytes += int64(len(k) + len(v))
 	}
-	if err := it.Close(); err != nil {
-		return f, err
-	}
-	// Delta records whose object or base is gone.
+	// Delta records whose object or base is gone with them.
 	dlo := append(append([]byte{'d'}, repo...), 0)
 	dhi := append(append([]byte{'d'}, repo...), 1)
-	it, err = db.NewIter(dlo, dhi)
+	it, err := db.NewIter(dlo, dhi)
 	if err != nil {
 		return f, err
 	}
@@ -345,24 +350,12 @@ func (sw *Sweeper) Delete(ctx context.Context, repo RepoName, doomed map[Hash]st
 			it.Close()
 			return f, err
 		}
-		drop := false
-		if _, gone := doomed[h]; gone {
-			drop = true
-		} else if ok, err := hasObject(db, repo, h); err != nil {
-			it.Close()
-			return f, err
-		} else if !ok {
-			drop = true // a record of an object the repo never kept
-		} else if d, err := parseDelta(v); err != nil {
-			drop = true
-		} else if !d.Base.IsZero() {
-			if _, gone := doomed[d.Base]; gone {
+		_, drop := doomed[h]
+		if !drop {
+			if d, err := parseDelta(v); err != nil {
 				drop = true
-			} else if ok, err := hasObject(db, repo, d.Base); err != nil {
-				it.Close()
-				return f, err
-			} else if !ok {
-				drop = true
+			} else if !d.Base.IsZero() {
+				_, drop = doomed[d.Base]
 			}
 		}
 		if drop {
@@ -378,55 +371,10 @@ func (sw *Sweeper) Delete(ctx context.Context, repo RepoName, doomed map[Hash]st
 	}
 	// Spills no surviving object points into. One with its 'S' marker
 	// belongs to a quarantine that has not committed: left alone.
-	slo := append(append([]byte{'s'}, repo...), 0)
-	shi := append(append([]byte{'s'}, repo...), 1)
-	it, err = db.NewIter(slo, shi)
-	if err != nil {
-		return f, err
-	}
-	type spillSize struct {
-		id    uint64
-		bytes int64
-	}
-	var dead []spillSize
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		if len(k) < len(slo)+12 {
-			continue
-		}
-		id := binary.BigEndian.Uint64(k[len(slo) : len(slo)+8])
-		if liveSpills[id] {
-			continue
-		}
-		v, err := it.Value()
-		if err != nil {
-			it.Close()
+	if hasSpills {
+		if err := sw.deadSpills(repo, slo, shi, liveSpills, b, &f); err != nil {
 			return f, err
 		}
-		if n := len(dead); n > 0 && dead[n-1].id == id {
-			dead[n-1].bytes += int64(len(k) + len(v))
-			continue
-		}
-		dead = append(dead, spillSize{id, int64(len(k) + len(v))})
-	}
-	if err := it.Close(); err != nil {
-		return f, err
-	}
-	for _, sp := range dead {
-		_, closer, err := db.Get(spillMarkerKey(sp.id))
-		if err == nil {
-			closer.Close()
-			continue // still being written
-		}
-		if !errors.Is(err, kv.ErrNotFound) {
-			return f, err
-		}
-		lo, hi := spillBounds(repo, sp.id)
-		if err := b.DeleteRange(lo, hi); err != nil {
-			return f, err
-		}
-		f.Spills++
-		f.ObjectBytes += sp.bytes
 	}
 	if extra != nil {
 		if err := extra(b); err != nil {
@@ -447,6 +395,71 @@ func (sw *Sweeper) Delete(ctx context.Context, repo RepoName, doomed map[Hash]st
 		sw.s.gc.sweeps.Add(1)
 	}
 	return f, nil
+}
+
+// anyKey reports whether [lo, hi) holds a key.
+func anyKey(db kv.Reader, lo, hi []byte) (bool, error) {
+	it, err := db.NewIter(lo, hi)
+	if err != nil {
+		return false, err
+	}
+	ok := it.First()
+	return ok, it.Close()
+}
+
+// deadSpills adds to b the deletion of every spill of repo that is not
+// live and has no marker.
+func (sw *Sweeper) deadSpills(repo RepoName, slo, shi []byte, live map[uint64]bool, b kv.Batch, f *Freed) error {
+	db := sw.s.db
+	it, err := db.NewIter(slo, shi)
+	if err != nil {
+		return err
+	}
+	type spillSize struct {
+		id    uint64
+		bytes int64
+	}
+	var dead []spillSize
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) < len(slo)+12 {
+			continue
+		}
+		id := binary.BigEndian.Uint64(k[len(slo) : len(slo)+8])
+		if live[id] {
+			continue
+		}
+		v, err := it.Value()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if n := len(dead); n > 0 && dead[n-1].id == id {
+			dead[n-1].bytes += int64(len(k) + len(v))
+			continue
+		}
+		dead = append(dead, spillSize{id, int64(len(k) + len(v))})
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, sp := range dead {
+		_, closer, err := db.Get(spillMarkerKey(sp.id))
+		if err == nil {
+			closer.Close()
+			continue // still being written
+		}
+		if !errors.Is(err, kv.ErrNotFound) {
+			return err
+		}
+		lo, hi := spillBounds(repo, sp.id)
+		if err := b.DeleteRange(lo, hi); err != nil {
+			return err
+		}
+		f.Spills++
+		f.ObjectBytes += sp.bytes
+	}
+	return nil
 }
 
 // StoredObject is one object as ForEachObject lists it.
