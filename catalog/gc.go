@@ -319,7 +319,7 @@ func (c *Catalog) PointerBlobs(ctx context.Context, repo objects.RepoName) ([]ob
 // blobs in doomed (a collection deletes the blobs in the same batch): a
 // pointer collected is no longer published, so a client that pushes it
 // back later is refused like any unknown pointer (its files may be gone).
-func (c *Catalog) ForgetBlobs(w kv.Writer, repo objects.RepoName, doomed map[objects.Hash]struct{}) (int, error) {
+func (c *Catalog) ForgetBlobs(w kv.Writer, repo objects.RepoName, doomed map[objects.Hash]int64) (int, error) {
 	lo := append(append([]byte{'w'}, repo...), 0)
 	it, err := c.objs.DB().NewIter(lo, kv.PrefixEnd(lo))
 	if err != nil {

@@ -275,7 +275,7 @@ func (c *Collector) repo(ctx context.Context, col *objects.Collection, repo obje
 		return err
 	}
 	// 4. Sweep.
-	doomed := map[objects.Hash]struct{}{}
+	doomed := map[objects.Hash]int64{}
 	err = col.Sweep(func(sw *objects.Sweeper) error {
 		held := time.Now()
 		defer func() { res.LongestSweep = max(res.LongestSweep, time.Since(held)) }()
@@ -288,9 +288,9 @@ func (c *Collector) repo(ctx context.Context, col *objects.Collection, repo obje
 		if err := m.mark(ctx, sw.Recent(repo, now.Add(-opts.Grace))...); err != nil {
 			return err
 		}
-		for h := range candidates {
+		for h, n := range candidates {
 			if !m.marked[h] {
-				doomed[h] = struct{}{}
+				doomed[h] = n
 			}
 		}
 		if opts.DryRun {
@@ -465,7 +465,7 @@ func (m *marker) mark(ctx context.Context, roots ...objects.Hash) error {
 
 // files deletes the warehouse files of repo that no surviving pointer
 // names and that are older than the grace period.
-func (c *Collector) files(ctx context.Context, repo objects.RepoName, m *marker, doomed map[objects.Hash]struct{}, opts Options, now time.Time, res *Result) error {
+func (c *Collector) files(ctx context.Context, repo objects.RepoName, m *marker, doomed map[objects.Hash]int64, opts Options, now time.Time, res *Result) error {
 	set, err := c.Catalog.NewFileSet(ctx, repo)
 	if err != nil {
 		return err

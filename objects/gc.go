@@ -277,15 +277,16 @@ type Freed struct {
 	Spills       int   // spills deleted whole
 }
 
-// Delete deletes the objects of repo in doomed, every delta record whose
+// Delete deletes the objects of repo in doomed (with their stored sizes,
+// as ForEachObject listed them), every delta record whose
 // object or base is gone with them, and every spill
 // of repo that no remaining object points into and no open quarantine is
 // writing, in one synced batch; extra may add writes of its own to the
-// batch (the catalog drops its records of deleted blobs there). Hashes
-// not in the repo are skipped. The caller must have marked every object
+// batch (the catalog drops its records of deleted blobs there). The
+// caller must have marked every object
 // it keeps, with everything those name: doomed must hold nothing a
 // surviving object names.
-func (sw *Sweeper) Delete(ctx context.Context, repo RepoName, doomed map[Hash]struct{}, extra func(w kv.Writer) error) (Freed, error) {
+func (sw *Sweeper) Delete(ctx context.Context, repo RepoName, doomed map[Hash]int64, extra func(w kv.Writer) error) (Freed, error) {
 	var f Freed
 	db := sw.s.db
 	b := db.NewBatch()
@@ -315,21 +316,14 @@ func (sw *Sweeper) Delete(ctx context.Context, repo RepoName, doomed map[Hash]st
 			return f, err
 		}
 	}
-	for h := range doomed {
-		k := ObjectKey(repo, h)
-		v, closer, err := db.Get(k)
-		if errors.Is(err, kv.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return f, err
-		}
-		f.ObjectBytes += int64(len(k) + len(v))
-		closer.Close()
-		if err := b.Delete(k); err != nil {
+	for h, n := range doomed {
+		// Only a sweep deletes objects and one collection runs at a
+		// time: every candidate listed is still there.
+		if err := b.Delete(ObjectKey(repo, h)); err != nil {
 			return f, err
 		}
 		f.Objects++
+		f.ObjectBytes += n
 	}
 	// Delta records whose object or base is gone with them.
 	dlo := append(append([]byte{'d'}, repo...), 0)
