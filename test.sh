@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Weir's whole check: install what the tests need (on a fresh Debian), then
 # go vet, gofmt, go build, and the tests: -race on the concurrent packages
-# (refs, gitserver, catalog, hooks), plain go test on everything else, end-to-end included.
+# (refs, gitserver, catalog, hooks, gc), plain go test on everything else, end-to-end included.
 #
 #   ./test.sh              everything (well under 20 minutes on 2 cores)
 #   SKIP_APT=1 ./test.sh   never touch apt
@@ -127,8 +127,8 @@ fi
 # -race where goroutines share state; everything else without it (the
 # race build of the container and e2e packages costs minutes and finds
 # nothing the plain run does not).
-race_pkgs=(./refs/... ./gitserver/... ./catalog/... ./hooks/...)
-mapfile -t rest < <(go list ./... | grep -v -E '^github.com/weir-dev/weir/(refs|gitserver|catalog|hooks)(/|$)')
+race_pkgs=(./refs/... ./gitserver/... ./catalog/... ./hooks/... ./gc/...)
+mapfile -t rest < <(go list ./... | grep -v -E '^github.com/weir-dev/weir/(refs|gitserver|catalog|hooks|gc)(/|$)')
 flags=(${GO_TEST_FLAGS:-})
 step "go test -race ${race_pkgs[*]}" go test -race -count=1 -timeout 10m "${flags[@]}" "${race_pkgs[@]}"
 step "go test (everything else, e2e included)" go test -count=1 -timeout 15m "${flags[@]}" "${rest[@]}"

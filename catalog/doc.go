@@ -114,6 +114,16 @@
 // (A LoadTableResult does carry absolute locations: Iceberg readers open
 // files by them.)
 //
+// # Garbage collection
+//
+// gc.go gives package gc what it needs, all through each repo's Area:
+// the files a table pointer names (FileSet: metadata, metadata log,
+// statistics, every snapshot's manifest list, manifests, data and delete
+// files), the files an area holds with their age (the later of mtime and
+// ctime locally, LastModified on S3), removal, and ForgetBlobs, which
+// drops the 'w' records of collected blobs in the collection's own batch,
+// so a collected pointer is no longer published.
+//
 // # Concurrency
 //
 // Every write is a compare-and-swap of refs/data/<branch> through

@@ -119,16 +119,48 @@ func (s *Store) PutDelta(ctx context.Context, repo RepoName, h, base Hash, size 
 	if len(zdata) > maxDeltaRecord {
 		return nil
 	}
+	// Under the write barrier, and only while both objects are there: a
+	// record never outlives its object or its base (gc.go).
+	release := s.HoldWrites()
+	defer release()
+	if ok, err := s.bothHeld(repo, h, base); err != nil || !ok {
+		return err
+	}
 	if err := s.db.Set(DeltaKey(repo, h), encodeDelta(base, size, zdata), kv.NoSync); err != nil {
 		return fmt.Errorf("objects: put delta of %s: %w", h, err)
 	}
+	s.gc.note(repo, false, h, base)
 	return nil
+}
+
+// bothHeld reports whether repo holds a and b (b zero: a alone), once a
+// collection has deleted objects in this process; before that it need
+// not look.
+func (s *Store) bothHeld(repo RepoName, a, b Hash) (bool, error) {
+	if s.Sweeps() == 0 {
+		return true, nil
+	}
+	for _, h := range []Hash{a, b} {
+		if h.IsZero() {
+			continue
+		}
+		if ok, err := hasObject(s.db, repo, h); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // PutNoDelta records that no delta worth sending was found for h.
 func (s *Store) PutNoDelta(ctx context.Context, repo RepoName, h Hash) error {
+	release := s.HoldWrites()
+	defer release()
+	if ok, err := s.bothHeld(repo, h, ZeroHash); err != nil || !ok {
+		return err
+	}
 	if err := s.db.Set(DeltaKey(repo, h), nil, kv.NoSync); err != nil {
 		return fmt.Errorf("objects: put delta of %s: %w", h, err)
 	}
+	s.gc.note(repo, false, h)
 	return nil
 }

@@ -72,6 +72,16 @@
 // syntax (gitconfig.go), both as git fsck reads a blob and as a checkout
 // reads the file, since the two disagree (a byte order mark, a 0xff byte).
 //
+// Garbage collection (gc.go; package gc drives it) deletes unreachable
+// objects while pushes and the catalog write: every write that makes
+// objects visible holds the store's write barrier shared and, while a
+// collection is open, records what it wrote; Put remembers when; a sweep
+// holds the barrier exclusively and deletes in one synced batch, so every
+// surviving object keeps everything it names. Once a sweep has deleted
+// objects, a quarantine's commit checks that its tips, and what its
+// objects name, are still there (ErrCollected), and refs checks that every
+// new ref value exists.
+//
 // MergeTrees (merge.go) is the merge queue's three-way merge of trees: it
 // reads trees from a quarantine and writes the merged ones into it, entry
 // by entry (a path changed on both sides differently is a conflict; file

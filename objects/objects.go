@@ -81,6 +81,8 @@ type Store struct {
 	// bases is the MaxBaseMemory budget shared by every IngestPack.
 	bases *semaphore.Weighted
 	mem   memBudget
+	// gc is what garbage collection needs of every write (gc.go).
+	gc gcState
 }
 
 // Default limits, used where Limits holds 0.
@@ -152,6 +154,10 @@ type Quarantine struct {
 	spills    []*spill      // spills its batch points into; dropped unless committed
 	committed bool
 	closed    bool
+	// sweeps is Store.Sweeps when the quarantine was made: a commit after
+	// a later sweep checks that nothing its objects name was collected
+	// (gc.go).
+	sweeps uint64
 }
 
 // CheckError is a rejected object: which object, which check, and why.

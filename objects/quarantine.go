@@ -258,6 +258,18 @@ func (q *Quarantine) dropSpills() error {
 // must still be called. If write fails nothing is committed and the
 // quarantine stays usable only for Close.
 func (q *Quarantine) CommitWith(write func(w kv.Writer) error) error {
+	return q.CommitWithTips(nil, write)
+}
+
+// CommitWithTips is CommitWith for a commit that makes refs point at
+// tips: under the store's write barrier, once a garbage collection has
+// deleted objects in this process, it checks that every tip is in the
+// quarantine or the repo and, if a sweep ran since the quarantine was
+// made, that every object its objects name still is; else it commits
+// nothing and returns an error wrapping ErrCollected (gc.go).
+func (q *Quarantine) CommitWithTips(tips []Hash, write func(w kv.Writer) error) error {
+	release := q.store.HoldWrites()
+	defer release()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -265,6 +277,11 @@ func (q *Quarantine) CommitWith(write func(w kv.Writer) error) error {
 	}
 	if q.committed {
 		return fmt.Errorf("objects: quarantine already committed")
+	}
+	if q.store.Sweeps() > 0 {
+		if err := q.verifyAfterSweep(tips); err != nil {
+			return err
+		}
 	}
 	// The spills' markers go with the commit: from then on the spills
 	// belong to the stored values that point into them.
@@ -286,5 +303,6 @@ func (q *Quarantine) CommitWith(write func(w kv.Writer) error) error {
 		return fmt.Errorf("objects: commit quarantine: %w", err)
 	}
 	q.committed = true
+	q.store.gc.noteCommitted(q.repo, q.ingested)
 	return nil
 }

@@ -378,7 +378,8 @@ func (s *Store) Stat(ctx context.Context, repo RepoName, h Hash) (Type, int64, e
 
 // Put stores an object and returns its hash. The write is not synced: it
 // becomes durable with the next synced write (any ref update). An object
-// that no ref reaches is harmless.
+// that no ref reaches is harmless, and a garbage collection leaves it
+// alone for its grace period (gc.go).
 func (s *Store) Put(ctx context.Context, repo RepoName, typ Type, data []byte) (Hash, error) {
 	if !validType(typ) {
 		return ZeroHash, fmt.Errorf("objects: put: invalid type %v", typ)
@@ -387,9 +388,16 @@ func (s *Store) Put(ctx context.Context, repo RepoName, typ Type, data []byte) (
 		return ZeroHash, fmt.Errorf("%w: object of %d bytes exceeds MaxObjectBytes (%d)", ErrTooLarge, len(data), s.limits.MaxObjectBytes)
 	}
 	h := plumbing.ComputeHash(typ, data)
-	if err := s.db.Set(ObjectKey(repo, h), encodeValue(typ, int64(len(data)), deflate(data)), kv.NoSync); err != nil {
+	v := encodeValue(typ, int64(len(data)), deflate(data))
+	// Under the write barrier, and noted with its time: a collection
+	// keeps an object Put within its grace period, and what it names,
+	// until a ref reaches it (gc.go).
+	release := s.HoldWrites()
+	defer release()
+	if err := s.db.Set(ObjectKey(repo, h), v, kv.NoSync); err != nil {
 		return ZeroHash, fmt.Errorf("objects: put %s: %w", h, err)
 	}
+	s.gc.note(repo, true, h)
 	return h, nil
 }
 
@@ -426,6 +434,7 @@ func (s *Store) NewQuarantine(repo RepoName) *Quarantine {
 		repo:     repo,
 		batch:    s.db.NewBatch(),
 		ingested: make(map[Hash]Type),
+		sweeps:   s.gc.sweeps.Load(),
 	}
 }
 

@@ -336,6 +336,37 @@ func (d *DB) Update(ctx context.Context, repo objects.RepoName, updates []Update
 
 	unlock := d.lock(repo, names)
 	defer unlock()
+	// The objects' write barrier: no ref moves in the middle of a garbage
+	// collection's sweep, and once a sweep has deleted objects in this
+	// process, every new value must still exist (objects/gc.go).
+	var tips []objects.Hash
+	for _, u := range updates {
+		if !u.New.IsZero() {
+			tips = append(tips, u.New)
+		}
+	}
+	var commitQ func(write func(kv.Writer) error) error
+	if q != nil {
+		if tq, ok := q.(tipsQuarantine); ok {
+			commitQ = func(write func(kv.Writer) error) error { return tq.CommitWithTips(tips, write) }
+		} else {
+			commitQ = q.CommitWith
+		}
+	} else {
+		release := d.objects.HoldWrites()
+		defer release()
+		if d.objects.Sweeps() > 0 {
+			for _, t := range tips {
+				ok, err := d.objects.Has(ctx, repo, t)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("refs: update: %w: %s (collected, or never written)", objects.ErrNotFound, t)
+				}
+			}
+		}
+	}
 
 	seqs := make([]uint64, len(updates))
 	for i, u := range updates {
@@ -375,7 +406,7 @@ func (d *DB) Update(ctx context.Context, repo objects.RepoName, updates []Update
 		return nil
 	}
 	if q != nil {
-		if err := q.CommitWith(write); err != nil {
+		if err := commitQ(write); err != nil {
 			return fmt.Errorf("refs: update: %w", err)
 		}
 	} else {
@@ -394,6 +425,13 @@ func (d *DB) Update(ctx context.Context, repo objects.RepoName, updates []Update
 		d.setSeq(repo, u.Name, seqs[i]+1)
 	}
 	return nil
+}
+
+// tipsQuarantine is a Quarantine that checks, when it commits, that the
+// refs' new values survived any garbage collection since the push began
+// (*objects.Quarantine).
+type tipsQuarantine interface {
+	CommitWithTips(tips []objects.Hash, write func(kv.Writer) error) error
 }
 
 // SetSymbolic points name (usually HEAD) at target, durably. The target

@@ -28,6 +28,13 @@
 // share fsyncs through its commit pipeline (group commit). Reads take no
 // locks.
 //
+// Garbage collection: Update holds the objects store's write barrier
+// (objects.Store.HoldWrites, or the quarantine's commit) while it commits,
+// so no ref moves in the middle of a sweep, and once a sweep has deleted
+// objects in this process it refuses a new value that no longer exists.
+// Reflog entries expire only through ExpireReflog (expire.go), under the
+// ref's stripe; the newest entry of an existing ref stays.
+//
 // Durability: Update returns nil only after its batch is synced to the WAL;
 // a crash at any instant leaves each batch either fully applied or absent,
 // so a code ref and a data ref moved together are always seen together.

@@ -139,6 +139,8 @@ func openWarehouse(dataDir string, w warehouseFlags, local ...catalog.LocalOptio
 type dataStores struct {
 	cat   *catalog.Catalog
 	rules *access.Access
+	objs  *objects.Store
+	refs  *refs.DB
 	close func() error
 }
 
@@ -178,7 +180,8 @@ func openOffline(dataDir string, w warehouseFlags) (*dataStores, error) {
 		db.Close()
 		return nil, err
 	}
-	return &dataStores{cat: catalog.New(objs, refs.NewDB(objs), wh, catalog.WithLogger(offlineLogger())), rules: rules, close: db.Close}, nil
+	rs := refs.NewDB(objs)
+	return &dataStores{cat: catalog.New(objs, rs, wh, catalog.WithLogger(offlineLogger())), rules: rules, objs: objs, refs: rs, close: db.Close}, nil
 }
 
 const dataUsage = `usage: weir data <subcommand> --repo REPO [--data DIR] ...

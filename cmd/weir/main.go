@@ -28,6 +28,7 @@ var commands = []command{
 	{name: "query", summary: "run a read-only SQL query over a repo's tables at a branch, tag or data commit", run: runQuery},
 	{name: "data", summary: "data branches, tags, merges and tables (offline; over SSH for admins while the server runs)", run: runData},
 	{name: "runtime", summary: "build, list and remove runtimes (root filesystems with Python packages) for pipeline nodes", run: runRuntime},
+	{name: "gc", summary: "garbage collection: expire old runs and reflog entries, delete unreachable objects and unreferenced warehouse files (offline)", run: runGC},
 	{name: "import", summary: "import a Parquet or CSV file (local, s3:// or stdin) as one data commit (offline; over SSH for admins)", run: runImport},
 	{name: "sandbox-run", summary: "run one command in a node sandbox (debugging)", hidden: true, run: sandboxRun},
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/weir-dev/weir/access"
 	"github.com/weir-dev/weir/catalog"
+	"github.com/weir-dev/weir/gc"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks/sched"
 	"github.com/weir-dev/weir/kv/pebblekv"
@@ -61,6 +62,9 @@ type serveConfig struct {
 	importDir string
 	// Health and metrics (ops.go): /metrics open to anyone.
 	metricsOpen bool
+	// Garbage collection: how often, and what it keeps (cmd/weir/gc.go).
+	gcEvery time.Duration
+	gc      gcFlags
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -90,6 +94,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	c.runs.register(fs)
 	fs.BoolVar(&c.metricsOpen, "metrics-open", false, "serve /metrics to anyone who reaches the HTTP listener (default: open on loopback, admins only elsewhere)")
 	fs.StringVar(&c.importDir, "import-dir", "", "online admin: the only folder whose files 'ssh ... weir import' may read by path (default <data>/imports); stdin and s3:// work too")
+	fs.DurationVar(&c.gcEvery, "gc-every", time.Hour, "garbage collection: collect every this often while serving (0: never; weir gc collects offline)")
+	c.gc.register(fs)
 }
 
 // serveApp is everything weir serve builds. newServeApp builds it in one
@@ -136,6 +142,9 @@ type serveApp struct {
 	Runs *sched.Scheduler
 	// Metrics is the server's Prometheus registry and what records on it.
 	Metrics *metrics.Metrics
+	// GC is the periodic garbage collection (--gc-every); its Last result
+	// is what a metrics exporter reports.
+	GC *gc.Periodic
 
 	httpLn, sshLn net.Listener
 	s3            *s3Endpoint    // nil without --s3 or with an S3 warehouse
@@ -191,7 +200,7 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	if err := os.MkdirAll(a.Warehouse, 0o700); err != nil {
 		return nil, err
 	}
-	for _, step := range []func() error{a.openStorage, a.openAccess, a.openMetrics, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.listenS3, a.mountIceberg, a.mountWeb, a.mountAdmin, a.mountOps} {
+	for _, step := range []func() error{a.openStorage, a.openAccess, a.openMetrics, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.listenS3, a.mountIceberg, a.mountWeb, a.mountAdmin, a.mountOps, a.newGC} {
 		if err := step(); err != nil {
 			return nil, err
 		}
@@ -340,6 +349,17 @@ func (a *serveApp) run(ctx context.Context, out io.Writer) error {
 		stopWorker()
 		<-workerDone
 	}()
+	// The periodic collection stops, like the delta worker, before the
+	// stores close.
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		a.GC.Run(wctx)
+	}()
+	defer func() {
+		stopWorker()
+		<-gcDone
+	}()
 	a.Logger.Info("weir serve started", "data", a.DataDir)
 	var err error
 	select {
@@ -365,6 +385,26 @@ func (a *serveApp) run(ctx context.Context, out io.Writer) error {
 	}
 	a.Logger.Info("stopped")
 	return err
+}
+
+// newGC builds the periodic garbage collection (--gc-every, --gc-grace,
+// --keep-failed-runs, --keep-runs, --reflog-expiry): the store remembers
+// its Puts for the grace period, the in-flight data a collection keeps.
+func (a *serveApp) newGC() error {
+	opts := a.Config.gc.opts
+	if opts.Grace != gc.Forever && opts.Grace < a.Config.nodes.limits.Wall {
+		a.Logger.Warn("--gc-grace is shorter than --node-timeout: a run longer than the grace period may lose the files it wrote before it ends", "gc_grace", opts.Grace, "node_timeout", a.Config.nodes.limits.Wall)
+	}
+	a.Objects.KeepRecent(max(opts.Grace, gc.DefaultGrace))
+	a.GC = &gc.Periodic{
+		Collector: &gc.Collector{Objects: a.Objects, Refs: a.Refs, Catalog: a.Catalog, Logger: a.Logger},
+		Options:   opts,
+		Every:     a.Config.gcEvery,
+		OnResult: func(r gc.Result, err error) {
+			a.Metrics.GC(metrics.GCResult{Objects: int64(r.Objects), Bytes: r.ObjectBytes + r.FileBytes}, err)
+		},
+	}
+	return nil
 }
 
 // close releases everything in reverse order of acquisition.
