@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Garbage collection (issue 14): after branches, a tag, a revert, a merge
@@ -266,6 +268,31 @@ func TestGCOfflineAndPeriodic(t *testing.T) {
 	}
 	if m := regexp.MustCompile(`msg="gc done" dry_run=false objects=(\d+) object_bytes=\d+ files=(\d+)`).FindStringSubmatch(s.Log.String()); m == nil || m[1] == "0" || m[2] != strconv.Itoa(len(before2)-len(warehouseFiles(t, data, "orders2"))) {
 		t.Errorf("periodic collection: %v; %d files disappeared\n%s", m, len(before2)-len(warehouseFiles(t, data, "orders2")), s.Log.String())
+	}
+	// What the collections freed is in /metrics too: at least what the
+	// first one logged, at most the sum of every "gc done" line logged
+	// once the scrape is taken (a collection logs, then records).
+	var fams map[string]*dto.MetricFamily
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		fams = scrape(t, s, "")
+		if n, _ := metricValue(fams, "weir_gc_runs_total", map[string]string{"result": "ok"}); n >= 1 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("weir_gc_runs_total{result=\"ok\"} stayed 0 after a logged collection")
+		}
+	}
+	var freed []int
+	for _, m := range regexp.MustCompile(`msg="gc done" dry_run=false objects=(\d+)`).FindAllStringSubmatch(s.Log.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		freed = append(freed, n)
+	}
+	sum := 0
+	for _, n := range freed {
+		sum += n
+	}
+	if n, _ := metricValue(fams, "weir_gc_freed_objects_total", nil); int(n) < freed[0] || int(n) > sum {
+		t.Errorf("weir_gc_freed_objects_total = %v; the log says %v", n, freed)
 	}
 	after2 := warehouseFiles(t, data, "orders2")
 	for _, p := range partial2 {
