@@ -652,6 +652,8 @@ func (s *Server) sendPack(ctx context.Context, pw *pktWriter, sess *Session, w *
 		bw.max = band
 		prog = func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
 	}
+	s.serving.Add(1)
+	defer s.serving.Add(-1)
 	start := time.Now()
 	pl, cached, err := s.planFetch(ctx, sess.Repo, w, fp, prog)
 	if err != nil {
