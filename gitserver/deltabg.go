@@ -17,14 +17,18 @@ import (
 //
 // A push that lands queues its repo for the one background worker
 // (Server.RunDeltaWorker, started by whoever runs the server and stopped
-// by cancelling its context). For each queued repo, the worker plans a
-// pack of what the repo's refs reach, with the tips it searched before
-// (since the process started) as the client's haves of a thin plan, and
-// runs the delta search (delta.go) on the objects of that pack that have
-// no delta record yet (the searched tips are kept in the database, so a
-// restart does not make the next search walk the whole repo): one goroutine, recording each result (a delta or
-// "none") and keeping nothing, so that the next clone or fetch finds
-// records instead of searching on its own path.
+// by cancelling its context). For each queued repo, the worker first makes
+// the plan of a clone of the repo's branches and tags (warmPlan,
+// plancache.go: an extension of the last plan, or a walk after a
+// restart), so that the first clone after the push does not walk. Then it
+// plans a pack of what the repo's refs reach, with the tips it searched
+// before as the client's haves of a thin plan, and runs the delta search
+// (delta.go) on the objects of that pack that have no delta record yet:
+// one goroutine, recording each result (a delta or "none") and keeping
+// nothing, so that the next clone or fetch finds records instead of
+// searching on its own path. The searched tips are kept in the database
+// too, so the first search after a restart plans what the push brought,
+// not the whole repo.
 //
 // Bounds: one worker per process, one core (the search's single
 // goroutine), backgroundSearchTime per repo, and the search slot shared
@@ -202,6 +206,9 @@ func (s *Server) RunDeltaWorker(ctx context.Context) {
 func (s *Server) searchRepoDeltas(ctx context.Context, repo objects.RepoName, haves []objects.Hash) (searched, planned int, tips []objects.Hash, err error) {
 	rs, err := s.loadRefs(ctx, repo)
 	if err != nil {
+		return 0, 0, nil, err
+	}
+	if err := s.warmPlan(ctx, repo, rs); err != nil {
 		return 0, 0, nil, err
 	}
 	var wants []objects.Hash

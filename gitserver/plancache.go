@@ -8,7 +8,9 @@ import (
 	"crypto/sha1"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -53,6 +55,50 @@ type planCache struct {
 	// bases are, per repo, the most recent entries that may be extended
 	// (newest first, at most maxPlanBases).
 	bases map[objects.RepoName][]*planEntry
+	// building holds, per repo, a channel closed when the plan the
+	// background worker makes after a push is in the cache (warmPlan).
+	building map[objects.RepoName]chan struct{}
+}
+
+// maxBuildWait bounds how long a clone waits for the background worker's
+// plan of its repo before it walks on its own.
+const maxBuildWait = 30 * time.Second
+
+// startBuild marks a plan of repo as being made; done unmarks it.
+func (c *planCache) startBuild(repo objects.RepoName) (done func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.building == nil {
+		c.building = map[objects.RepoName]chan struct{}{}
+	}
+	if _, ok := c.building[repo]; ok {
+		return func() {}
+	}
+	ch := make(chan struct{})
+	c.building[repo] = ch
+	return func() {
+		c.mu.Lock()
+		delete(c.building, repo)
+		c.mu.Unlock()
+		close(ch)
+	}
+}
+
+// awaitBuild waits, up to maxBuildWait, for a plan of repo being made.
+func (c *planCache) awaitBuild(ctx context.Context, repo objects.RepoName) {
+	c.mu.Lock()
+	ch := c.building[repo]
+	c.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	t := time.NewTimer(maxBuildWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 type planEntry struct {
@@ -181,6 +227,14 @@ func (c *planCache) base(repo objects.RepoName, newRoots map[objects.Hash]bool) 
 // planCache), and whether it came from there without a whole walk. w, when
 // not nil, is the fetch's walker, for a plan that is walked.
 func (s *Server) planFetch(ctx context.Context, repo objects.RepoName, w *walker, fp *fetchPlan, progress progressFunc) (*packList, bool, error) {
+	return s.planFetchWait(ctx, repo, w, fp, progress, true)
+}
+
+// planFetchWait is planFetch; with wait, an unfiltered plan that is not in
+// the cache first waits for the background worker's plan of the repo
+// (warmPlan), to extend it instead of walking the same history at the
+// same time.
+func (s *Server) planFetchWait(ctx context.Context, repo objects.RepoName, w *walker, fp *fetchPlan, progress progressFunc, wait bool) (*packList, bool, error) {
 	if w == nil {
 		w = newWalker(ctx, s.Objects, repo)
 	}
@@ -214,7 +268,7 @@ func (s *Server) planFetch(ctx context.Context, repo objects.RepoName, w *walker
 				return pl, false, err
 			}
 		}
-		fullPl, cached, err := s.planFetch(ctx, repo, nil, &full, progress)
+		fullPl, cached, err := s.planFetchWait(ctx, repo, nil, &full, progress, wait)
 		if err != nil {
 			return nil, false, err
 		}
@@ -224,6 +278,12 @@ func (s *Server) planFetch(ctx context.Context, repo objects.RepoName, w *walker
 		}
 		s.plans.put(key, repo, pl, nil)
 		return pl, cached, nil
+	}
+	if wait {
+		s.plans.awaitBuild(ctx, repo)
+		if pl := s.plans.get(key); pl != nil {
+			return pl, true, nil
+		}
 	}
 	newRoots := rootSet(fp)
 	if b := s.plans.base(repo, newRoots); b != nil {
@@ -433,4 +493,30 @@ func deriveFiltered(ctx context.Context, store *objects.Store, repo objects.Repo
 		}
 	}
 	return pl, nil
+}
+
+// warmPlan makes, after a push landed, the plan of the clone git makes by
+// default (every branch and tag, with include-tag) and keeps it, so that
+// the first clone after the push extends it instead of walking the
+// history on its own path (a clone that comes while it is made waits for
+// it: awaitBuild).
+func (s *Server) warmPlan(ctx context.Context, repo objects.RepoName, rs *repoRefs) error {
+	done := s.plans.startBuild(repo)
+	defer done()
+	seen := map[objects.Hash]bool{}
+	var wants []objects.Hash
+	for _, r := range rs.list {
+		if !strings.HasPrefix(string(r.name), "refs/heads/") && !strings.HasPrefix(string(r.name), "refs/tags/") {
+			continue
+		}
+		if !seen[r.hash] {
+			seen[r.hash] = true
+			wants = append(wants, r.hash)
+		}
+	}
+	if len(wants) == 0 {
+		return nil
+	}
+	_, _, err := s.planFetchWait(ctx, repo, nil, &fetchPlan{wants: wants, tags: rs.list}, nil, false)
+	return err
 }
