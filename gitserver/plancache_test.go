@@ -109,12 +109,25 @@ func TestPlanCacheClones(t *testing.T) {
 	}
 	same("full clone after a force push back")
 
+	// A lazy fetch of a blob only side reaches is served while side is
+	// there (and primes the reachable set of these refs) ...
+	sideBlob := g.revParse(src, "side:side") // "side line 2", only on side
+	lazy := filepath.Join(g.home, "lazy")
+	g.run(g.home, "clone", "-q", "--bare", blobless, ts.url("demo"), lazy)
+	g.run(lazy, "cat-file", "-p", sideBlob)
+
 	// side and s1 deleted: what only they reached goes.
 	g.run(src, "branch", "-q", "-D", "side")
 	g.run(src, "tag", "-d", "s1")
 	g.run(src, "push", "-q", "origin", ":side", ":s1")
 	same("clone after a deletion")
 	same("blobless clone after a deletion", blobless)
+	// ... and refused once no ref reaches it.
+	lazy2 := filepath.Join(g.home, "lazy2")
+	g.run(g.home, "clone", "-q", "--bare", blobless, ts.url("demo"), lazy2)
+	if errs := g.fail(lazy2, "cat-file", "-p", sideBlob); !strings.Contains(errs, "not our ref") {
+		t.Errorf("lazy fetch of a blob of the deleted branch: %s, want not our ref", errs)
+	}
 
 	// A push the server refuses (main is protected from force pushes):
 	// its objects never leave quarantine.
