@@ -155,9 +155,11 @@ func TestSessionThinFetchGrowingFiles(t *testing.T) {
 }
 
 // TestSessionDeltaBackgroundRestart: the tips a background search covered
-// are kept in the database, so after a restart (the worker's memory gone)
-// the search after the next push plans only what that push brought, not
-// the whole repo again.
+// and the clone plan the worker made are kept in the database, so after a
+// restart (the worker's memory and the plan cache gone) the first clone
+// does not walk the history (and gets what C git sends), and the search
+// after the next push plans only what that push brought, not the whole
+// repo again.
 func TestSessionDeltaBackgroundRestart(t *testing.T) {
 	ts := newSessServer(t)
 	g := newSessGit(t, ts)
@@ -208,6 +210,19 @@ func TestSessionDeltaBackgroundRestart(t *testing.T) {
 	ts.srv.deltas.mu.Lock()
 	ts.srv.deltas.tips = map[objects.RepoName][]objects.Hash{}
 	ts.srv.deltas.mu.Unlock()
+	ts.srv.plans.reset()
+
+	// The first clone after it extends the plan the worker kept, and
+	// holds what C git's does.
+	w, c := filepath.Join(g.home, "w.git"), filepath.Join(g.home, "c.git")
+	g.run(g.home, "clone", "-q", "--bare", ts.url("demo"), w)
+	if !lastUploadCached(t, ts) {
+		t.Errorf("the first clone after a restart walked the history: no kept plan")
+	}
+	g.run(g.home, "clone", "-q", "--bare", "file://"+src, c)
+	if ws, cs := g.objectSet(w), g.objectSet(c); strings.Join(ws, "\n") != strings.Join(cs, "\n") {
+		t.Errorf("clone after a restart: weir sent %d objects, C git %d:\n%s", len(ws), len(cs), setDiff(ws, cs))
+	}
 	stop = run()
 	defer stop()
 	g.runIn(src, revisionsStream(6, 40, 5), "fast-import", "--quiet")

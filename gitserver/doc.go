@@ -40,7 +40,8 @@
 // In the database it owns the keys that start with 'g' (packages objects,
 // refs and catalog own theirs):
 //
-//	'g' <repo> 0x00 "searched"    <commit hash:20>*   tips the background delta search covered (deltabg.go)
+//	'g' <repo> 0x00 "searched"                <commit hash:20>*   tips the background delta search covered (deltabg.go)
+//	'g' <repo> 0x00 "plan" 0x00 <chunk:4 BE>  the last default clone's plan, for after a restart (plankeep.go)
 //
 // It must never move a ref except through that one refs.Store.Update per
 // push, never make a quarantined object readable, and never send an object

@@ -45,8 +45,9 @@ import (
 //     walked.
 //
 // Bounded by the number of hashes held; least recently used entries go
-// first. The cache lives in memory: after a restart the first clone of a
-// repo walks once.
+// first. The plan the background worker makes after a push (warmPlan) is
+// also kept in the database (plankeep.go), and read back as a base after
+// a restart.
 type planCache struct {
 	mu      sync.Mutex
 	entries map[[sha1.Size]byte]*list.Element
@@ -58,6 +59,59 @@ type planCache struct {
 	// building holds, per repo, a channel closed when the plan the
 	// background worker makes after a push is in the cache (warmPlan).
 	building map[objects.RepoName]chan struct{}
+	// kept is, per repo, the key of the plan the database holds
+	// (plankeep.go), once read or written by this process.
+	kept map[objects.RepoName][sha1.Size]byte
+}
+
+// firstRead reports whether repo's kept plan is yet to be read, and
+// marks it read.
+func (c *planCache) firstRead(repo objects.RepoName) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kept == nil {
+		c.kept = map[objects.RepoName][sha1.Size]byte{}
+	}
+	if _, ok := c.kept[repo]; ok {
+		return false
+	}
+	c.kept[repo] = [sha1.Size]byte{}
+	return true
+}
+
+// setKept records key as repo's kept plan; it reports whether it was
+// another one.
+func (c *planCache) setKept(repo objects.RepoName, key [sha1.Size]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kept == nil {
+		c.kept = map[objects.RepoName][sha1.Size]byte{}
+	}
+	changed := c.kept[repo] != key
+	c.kept[repo] = key
+	return changed
+}
+
+// entry returns the entry of key, or nil.
+func (c *planCache) entry(key [sha1.Size]byte) *planEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok {
+		return e.Value.(*planEntry)
+	}
+	return nil
+}
+
+// readKeptPlan makes repo's kept plan, the first time this process needs
+// a base of repo, a base of the cache.
+func (s *Server) readKeptPlan(repo objects.RepoName) {
+	if !s.plans.firstRead(repo) {
+		return
+	}
+	if pe := loadPlan(s.Objects.DB(), repo); pe != nil {
+		s.plans.put(pe.key, repo, pe.pl, pe.roots)
+		s.plans.setKept(repo, pe.key)
+	}
 }
 
 // maxBuildWait bounds how long a clone waits for the background worker's
@@ -260,6 +314,7 @@ func (s *Server) planFetchWait(ctx context.Context, repo objects.RepoName, w *wa
 		if f.kind == filterTreeDepth {
 			// tree:0 reads no tree when walked: derive it only from a
 			// plan that costs no tree walk either.
+			s.readKeptPlan(repo)
 			if k, _ := planKey(repo, &full); s.plans.get(k) == nil && s.plans.base(repo, rootSet(&full)) == nil {
 				pl, err := newWalker(ctx, s.Objects, repo).plan(fp, progress)
 				if err == nil {
@@ -285,6 +340,7 @@ func (s *Server) planFetchWait(ctx context.Context, repo objects.RepoName, w *wa
 			return pl, true, nil
 		}
 	}
+	s.readKeptPlan(repo)
 	newRoots := rootSet(fp)
 	if b := s.plans.base(repo, newRoots); b != nil {
 		pl, roots, ok, err := extendPlan(ctx, s.Objects, repo, b, fp, newRoots)
@@ -517,6 +573,14 @@ func (s *Server) warmPlan(ctx context.Context, repo objects.RepoName, rs *repoRe
 	if len(wants) == 0 {
 		return nil
 	}
-	_, _, err := s.planFetchWait(ctx, repo, nil, &fetchPlan{wants: wants, tags: rs.list}, nil, false)
-	return err
+	fp := &fetchPlan{wants: wants, tags: rs.list}
+	if _, _, err := s.planFetchWait(ctx, repo, nil, fp, nil, false); err != nil {
+		return err
+	}
+	// Kept in the database for the first clone after a restart.
+	key, _ := planKey(repo, fp)
+	if pe := s.plans.entry(key); pe != nil && pe.roots != nil && s.plans.setKept(repo, key) {
+		return keepPlan(s.Objects.DB(), repo, pe)
+	}
+	return nil
 }

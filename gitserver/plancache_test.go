@@ -150,7 +150,7 @@ func TestPlanCacheClones(t *testing.T) {
 func (c *planCache) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries, c.bases, c.hashes = nil, nil, 0
+	c.entries, c.bases, c.kept, c.hashes = nil, nil, nil, 0
 	c.order.Init()
 }
 
