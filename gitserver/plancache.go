@@ -344,10 +344,13 @@ func (s *Server) planFetchWait(ctx context.Context, repo objects.RepoName, w *wa
 	newRoots := rootSet(fp)
 	if b := s.plans.base(repo, newRoots); b != nil {
 		pl, roots, ok, err := extendPlan(ctx, s.Objects, repo, b, fp, newRoots)
-		if err != nil {
+		if err != nil && ctx.Err() != nil {
 			return nil, false, err
 		}
-		if ok {
+		if err != nil {
+			// The walk below says what is wrong, if anything is.
+			s.logger().Warn("extend clone plan", "repo", repo, "err", err)
+		} else if ok {
 			s.plans.put(key, repo, pl, roots)
 			return pl, true, nil
 		}

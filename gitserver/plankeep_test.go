@@ -61,12 +61,15 @@ func TestKeepPlan(t *testing.T) {
 	}
 
 	for name, damage := range map[string]func(){
-		"chunk cut":      func() { db.Set(planKeepKey(repo, 1), make([]byte, 24), false) },
-		"chunk missing":  func() { db.Delete(planKeepKey(repo, 1), false) },
-		"bad kind":       func() { v := make([]byte, 250); db.Set(planKeepKey(repo, 1), v, false) },
-		"other version":  func() { db.Set(planKeepKey(repo, 0), []byte{9}, false) },
-		"header cut":     func() { db.Set(planKeepKey(repo, 0), []byte{planKeepVersion, 1, 2}, false) },
-		"too many roots": func() { v := append([]byte{planKeepVersion}, make([]byte, 20)...); db.Set(planKeepKey(repo, 0), append(v, 0, 200), false) },
+		"chunk cut":     func() { db.Set(planKeepKey(repo, 1), make([]byte, 24), false) },
+		"chunk missing": func() { db.Delete(planKeepKey(repo, 1), false) },
+		"bad kind":      func() { v := make([]byte, 250); db.Set(planKeepKey(repo, 1), v, false) },
+		"other version": func() { db.Set(planKeepKey(repo, 0), []byte{9}, false) },
+		"header cut":    func() { db.Set(planKeepKey(repo, 0), []byte{planKeepVersion, 1, 2}, false) },
+		"too many roots": func() {
+			v := append([]byte{planKeepVersion}, make([]byte, 20)...)
+			db.Set(planKeepKey(repo, 0), append(v, 0, 200), false)
+		},
 	} {
 		if err := keepPlan(db, repo, small); err != nil {
 			t.Fatal(err)
