@@ -43,6 +43,7 @@ probe procps command -v ps
 probe mmdebstrap command -v mmdebstrap
 probe libjgit-java test -f /usr/share/java/org.eclipse.jgit.jar
 probe default-jdk-headless command -v javac
+probe chromium command -v chromium
 
 if ((${#need[@]})) && [[ -z ${SKIP_APT:-} ]]; then
 	echo "== apt-get install ${need[*]}"

@@ -61,6 +61,15 @@ func gitPath(p string) (repo, endpoint string) {
 	return "", ""
 }
 
+// IsGitPath reports whether request path p is one this handler owns: a
+// smart HTTP endpoint or a dumb HTTP path (refused with a message). A mux
+// that mounts other handlers beside it under prefixes a repo name can
+// start with (the web view's /ui/) hands such paths back to it.
+func IsGitPath(p string) bool {
+	_, endpoint := gitPath(p)
+	return endpoint != "" || dumbPath(p)
+}
+
 // dumbPath reports whether p looks like a dumb HTTP request.
 func dumbPath(p string) bool {
 	return strings.HasSuffix(p, "/HEAD") || strings.Contains(p, "/objects/") || strings.HasSuffix(p, "/info/packs")

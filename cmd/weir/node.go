@@ -23,6 +23,7 @@ import (
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks"
 	"github.com/weir-dev/weir/hooks/contract"
+	"github.com/weir-dev/weir/hooks/runs"
 )
 
 // nodeFlags are weir serve's configuration of pipeline nodes: the limits
@@ -150,7 +151,7 @@ func (a *serveApp) buildPipelines() error {
 		}
 		a.SSH.Commands["runs"] = runsCommand(a.Runs)
 	}
-	rs := &runsSource{sched: a.Runs, cat: a.Catalog, objs: a.Objects}
+	rs := &runsAPI{src: runs.NewSource(a.Runs, a.Catalog, a.Objects), cat: a.Catalog}
 	if a.SSH != nil {
 		a.SSH.Commands["run"] = rs.sshRun
 	}

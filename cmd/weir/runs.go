@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/weir-dev/weir/catalog"
 	"github.com/weir-dev/weir/gitserver"
 	"github.com/weir-dev/weir/hooks"
+	"github.com/weir-dev/weir/hooks/runs"
 	"github.com/weir-dev/weir/hooks/sched"
 	"github.com/weir-dev/weir/objects"
 )
@@ -94,33 +94,23 @@ func newScheduler(rf runFlags, log *slog.Logger) (*sched.Scheduler, error) {
 	return s, nil
 }
 
-// runsSource is where runs are read from: the scheduler (queued, running
-// and the last --runs-history that ended, lost at restart) and the refs
-// each ended run keeps (refs/runs/<id>/{code,data,log}, kept until
-// deleted).
-type runsSource struct {
-	sched *sched.Scheduler
-	cat   *catalog.Catalog
-	objs  *objects.Store
-}
-
-// runsFilter is what "weir runs" and GET /api/repos/<repo>/runs select.
-type runsFilter struct {
-	branch string
-	state  string
-	limit  int
+// runsAPI is "weir run" over SSH and the runs JSON API over HTTP, on
+// the one runs.Source.
+type runsAPI struct {
+	src *runs.Source
+	cat *catalog.Catalog // for Redact
 }
 
 const runsUsage = "usage: weir runs REPO [--branch B] [--state queued|running|succeeded|failed|cancelled|refused] [--limit N]"
 
 // parseRunsArgs reads "REPO [flags]" (flags before or after REPO).
-func parseRunsArgs(args []string, out io.Writer) (string, runsFilter, error) {
-	var f runsFilter
+func parseRunsArgs(args []string, out io.Writer) (string, runs.Filter, error) {
+	var f runs.Filter
 	fs := flag.NewFlagSet("runs", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&f.branch, "branch", "", "only runs of this branch")
-	fs.StringVar(&f.state, "state", "", "only runs in this state: queued, running, succeeded, failed, cancelled, refused")
-	fs.IntVar(&f.limit, "limit", 0, "at most N runs, newest first (0: all)")
+	fs.StringVar(&f.Branch, "branch", "", "only runs of this branch")
+	fs.StringVar(&f.State, "state", "", "only runs in this state: queued, running, succeeded, failed, cancelled, refused")
+	fs.IntVar(&f.Limit, "limit", 0, "at most N runs, newest first (0: all)")
 	fs.Usage = func() { fmt.Fprintln(out, runsUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return "", f, err
@@ -135,40 +125,7 @@ func parseRunsArgs(args []string, out io.Writer) (string, runsFilter, error) {
 	if fs.NArg() != 0 {
 		return "", f, fmt.Errorf("unexpected %q; %s", fs.Arg(0), runsUsage)
 	}
-	return repo, f, f.check()
-}
-
-func (f runsFilter) check() error {
-	if f.limit < 0 {
-		return fmt.Errorf("--limit %d: want 0 (all) or more", f.limit)
-	}
-	if f.state != "" && !slices.Contains(stateNames(), f.state) {
-		return fmt.Errorf("--state %q: want one of %s", f.state, strings.Join(stateNames(), ", "))
-	}
-	return nil
-}
-
-func stateNames() []string {
-	var ns []string
-	for st := sched.Queued; st.Final() || st <= sched.Running; st++ {
-		ns = append(ns, st.String())
-	}
-	return ns
-}
-
-// apply returns the runs f selects, newest first as given (runs is not
-// changed).
-func (f runsFilter) apply(runs []sched.RunInfo) []sched.RunInfo {
-	runs = slices.DeleteFunc(slices.Clone(runs), func(r sched.RunInfo) bool {
-		if f.state != "" && r.State.String() != f.state {
-			return true
-		}
-		return f.branch != "" && !slices.ContainsFunc(r.Targets, func(t sched.Target) bool { return t.Branch == f.branch })
-	})
-	if f.limit > 0 && len(runs) > f.limit {
-		runs = runs[:f.limit]
-	}
-	return runs
+	return repo, f, f.Check()
 }
 
 // sshRuns is "weir runs REPO [flags]" over SSH: the repo's runs the
@@ -188,7 +145,7 @@ func sshRuns(s *sched.Scheduler, req *gitserver.SSHRequest) int {
 		fmt.Fprintf(req.Stderr, "weir runs: repo %q not found or not readable\n", name)
 		return 1
 	}
-	if err := sched.WriteRuns(req.Stdout, f.apply(s.Runs(sched.Repo(repo)))); err != nil {
+	if err := sched.WriteRuns(req.Stdout, f.Apply(s.Runs(sched.Repo(repo)))); err != nil {
 		return 1
 	}
 	return 0
@@ -206,143 +163,10 @@ func runsCommand(s *sched.Scheduler) gitserver.SSHCommand {
 	return func(_ context.Context, req *gitserver.SSHRequest) int { return sshRuns(s, req) }
 }
 
-// runView is one run as "weir run" prints it and the JSON API returns it.
-type runView struct {
-	ID     string `json:"id"`
-	Repo   string `json:"repo"`
-	State  string `json:"state"` // the scheduler's, else "succeeded" or "failed" from the log
-	Status string `json:"status,omitempty"`
-	Branch string `json:"branch,omitempty"`
-	Pusher string `json:"pusher,omitempty"`
-	Code   string `json:"code_commit,omitempty"`
-	Data   string `json:"data_commit,omitempty"`
-	Note   string `json:"note,omitempty"`
-	// Arrived, QueueWaitMS and DurationMS come from the scheduler: absent
-	// for a run it no longer remembers (after a restart, or past --runs-history).
-	Arrived     *time.Time `json:"arrived,omitempty"`
-	QueueWaitMS *int64     `json:"queue_wait_ms,omitempty"`
-	DurationMS  *int64     `json:"duration_ms,omitempty"`
-	Ended       *time.Time `json:"ended,omitempty"`
-	// Kept is where the run is kept: "refs/runs/<id>/", or "" while it
-	// runs or when it kept nothing.
-	Kept   string      `json:"kept,omitempty"`
-	Nodes  []nodeView  `json:"nodes"`
-	Tables []tableView `json:"tables"`
-	Log    *string     `json:"log,omitempty"`
-}
-
-type nodeView struct {
-	Node   string `json:"node"`
-	Result string `json:"result"`
-	WallMS int64  `json:"wall_ms"`
-}
-
-type tableView struct {
-	Table string `json:"table"`
-	Rows  int64  `json:"rows"`
-}
-
-// errNoRun is a run the repo neither runs nor keeps.
-var errNoRun = errors.New("no such run")
-
-// run finds run id ("latest": the newest, of branch when given) of repo
-// in the scheduler and the refs; withLog adds its log.
-func (rs *runsSource) run(ctx context.Context, repo objects.RepoName, id, branch string, withLog bool) (runView, error) {
-	var info *sched.RunInfo
-	infos := rs.sched.Runs(sched.Repo(repo))
-	if id == "latest" {
-		f := runsFilter{branch: branch, limit: 1}
-		if got := f.apply(infos); len(got) > 0 {
-			info = &got[0]
-			id = string(info.ID)
-		} else {
-			kept, err := hooks.KeptRuns(ctx, rs.cat.Refs(), rs.objs, repo)
-			if err != nil {
-				return runView{}, err
-			}
-			kept = slices.DeleteFunc(kept, func(r hooks.RunRecord) bool { return branch != "" && r.Branch != branch })
-			if len(kept) == 0 {
-				return runView{}, fmt.Errorf("%w: %s has no runs%s yet", errNoRun, repo, onBranch(branch))
-			}
-			id = string(kept[0].ID)
-		}
-	} else if !hooks.ValidRunID(id) {
-		return runView{}, fmt.Errorf("%w: %q is not a run id (r-<hex>, as weir runs lists, or latest)", errNoRun, id)
-	} else if i := slices.IndexFunc(infos, func(r sched.RunInfo) bool { return string(r.ID) == id }); i >= 0 {
-		info = &infos[i]
-	}
-	v := runView{ID: id, Repo: string(repo), Nodes: []nodeView{}, Tables: []tableView{}}
-	rec, text, err := hooks.ReadRun(ctx, rs.cat.Refs(), rs.objs, repo, hooks.RunID(id), withLog)
-	switch {
-	case err == nil:
-		v.Kept = "refs/runs/" + id + "/"
-		v.Status, v.Branch, v.Pusher = rec.Status, rec.Branch, rec.Pusher
-		v.State = "failed"
-		if strings.HasPrefix(rec.Status, "ok") {
-			v.State = "succeeded"
-		}
-		if !rec.Code.IsZero() {
-			v.Code = rec.Code.String()
-		}
-		if !rec.Data.IsZero() {
-			v.Data = rec.Data.String()
-			v.Tables = rs.tables(ctx, repo, rec.Data, id)
-		}
-		ended := rec.Ended
-		v.Ended = &ended
-		for _, n := range rec.Nodes {
-			v.Nodes = append(v.Nodes, nodeView{Node: n.Node, Result: n.Result, WallMS: n.Wall.Milliseconds()})
-		}
-		if withLog {
-			v.Log = &text
-		}
-	case errors.Is(err, hooks.ErrNoRun) && info != nil:
-	case errors.Is(err, hooks.ErrNoRun):
-		return runView{}, fmt.Errorf("%w: %s has no run %s (weir runs %s lists them)", errNoRun, repo, id, repo)
-	default:
-		return runView{}, err
-	}
-	if info != nil {
-		v.State, v.Note = info.State.String(), info.Note
-		if v.Branch == "" && len(info.Targets) > 0 {
-			v.Branch, v.Code = info.Targets[0].Branch, info.Targets[0].Code.String()
-		}
-		if v.Pusher == "" {
-			v.Pusher = string(info.Pusher)
-		}
-		arrived, wait, dur := info.Arrived.UTC(), info.Wait.Milliseconds(), info.Duration.Milliseconds()
-		v.Arrived, v.QueueWaitMS, v.DurationMS = &arrived, &wait, &dur
-	}
-	return v, nil
-}
-
-func onBranch(b string) string {
-	if b == "" {
-		return ""
-	}
-	return " on " + b
-}
-
-// tables are the tables of data commit h that run id wrote, with rows.
-func (rs *runsSource) tables(ctx context.Context, repo objects.RepoName, h objects.Hash, id string) []tableView {
-	tabs, err := rs.cat.Tables(ctx, repo, h)
-	out := []tableView{}
-	if err != nil {
-		return out
-	}
-	for t, p := range tabs {
-		if p.Run == id {
-			out = append(out, tableView{Table: t.String(), Rows: p.Rows})
-		}
-	}
-	slices.SortFunc(out, func(a, b tableView) int { return strings.Compare(a.Table, b.Table) })
-	return out
-}
-
 // writeRun prints v for "weir run": one "key: value" line each, the
 // nodes and tables as indented lines, then the log. Client-given text
 // (branch, pusher, node names, the log) has control characters escaped.
-func writeRun(w io.Writer, v runView) {
+func writeRun(w io.Writer, v runs.View) {
 	line := func(k, val string) {
 		if val != "" {
 			fmt.Fprintf(w, "%-11s %s\n", k+":", hooks.Neutralise(strings.ReplaceAll(val, "\n", " ")))
@@ -393,7 +217,7 @@ func writeRun(w io.Writer, v runView) {
 const runUsage = "usage: weir run REPO ID|latest [--branch B] [--json]"
 
 // sshRun is "weir run REPO ID|latest [--branch B] [--json]" over SSH.
-func (rs *runsSource) sshRun(ctx context.Context, req *gitserver.SSHRequest) int {
+func (rs *runsAPI) sshRun(ctx context.Context, req *gitserver.SSHRequest) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(req.Stderr)
 	branch := fs.String("branch", "", "with latest: the newest run of this branch")
@@ -423,7 +247,7 @@ func (rs *runsSource) sshRun(ctx context.Context, req *gitserver.SSHRequest) int
 		fmt.Fprintf(req.Stderr, "weir run: repo %q not found or not readable\n", pos[0])
 		return 1
 	}
-	v, err := rs.run(ctx, repo, pos[1], *branch, true)
+	v, err := rs.src.Run(ctx, repo, pos[1], *branch, true)
 	if err != nil {
 		fmt.Fprintf(req.Stderr, "weir run: %s\n", rs.cat.Redact(err.Error()))
 		return 1
@@ -447,7 +271,7 @@ func (rs *runsSource) sshRun(ctx context.Context, req *gitserver.SSHRequest) int
 //	GET /api/repos/<repo>/runs/<id|latest>[?branch=B]      run, with nodes, tables and log
 //
 // A repo the caller may not read is 404, as one that does not exist.
-func (rs *runsSource) handler(acc *access.Access) http.Handler {
+func (rs *runsAPI) handler(acc *access.Access) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -477,8 +301,8 @@ func (rs *runsSource) handler(acc *access.Access) http.Handler {
 		}
 		q := r.URL.Query()
 		if one {
-			v, err := rs.run(r.Context(), repo, runID, q.Get("branch"), true)
-			if errors.Is(err, errNoRun) {
+			v, err := rs.src.Run(r.Context(), repo, runID, q.Get("branch"), true)
+			if errors.Is(err, runs.ErrNoRun) {
 				apiError(w, http.StatusNotFound, err.Error())
 				return
 			}
@@ -489,28 +313,22 @@ func (rs *runsSource) handler(acc *access.Access) http.Handler {
 			writeJSON(w, v)
 			return
 		}
-		f := runsFilter{branch: q.Get("branch"), state: q.Get("state")}
+		f := runs.Filter{Branch: q.Get("branch"), State: q.Get("state")}
 		if l := q.Get("limit"); l != "" {
 			n, err := strconv.Atoi(l)
 			if err != nil {
 				apiError(w, http.StatusBadRequest, "limit: want a number")
 				return
 			}
-			f.limit = n
+			f.Limit = n
 		}
-		if err := f.check(); err != nil {
+		if err := f.Check(); err != nil {
 			apiError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "--"))
 			return
 		}
-		list := []runView{}
-		for _, ri := range f.apply(rs.sched.Runs(sched.Repo(repo))) {
-			v := runView{ID: string(ri.ID), Repo: string(repo), State: ri.State.String(), Pusher: string(ri.Pusher), Note: ri.Note}
-			if len(ri.Targets) > 0 {
-				v.Branch, v.Code = ri.Targets[0].Branch, ri.Targets[0].Code.String()
-			}
-			arrived, wait, dur := ri.Arrived.UTC(), ri.Wait.Milliseconds(), ri.Duration.Milliseconds()
-			v.Arrived, v.QueueWaitMS, v.DurationMS = &arrived, &wait, &dur
-			list = append(list, v)
+		list := rs.src.Queued(repo, f)
+		for i := range list {
+			list[i].Nodes, list[i].Tables = nil, nil // the list has neither: null, as always
 		}
 		writeJSON(w, map[string]any{"runs": list})
 	})

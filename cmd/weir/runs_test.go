@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weir-dev/weir/hooks/runs"
 	"github.com/weir-dev/weir/hooks/sched"
 )
 
@@ -58,7 +59,7 @@ func TestRunFlags(t *testing.T) {
 func TestRunsArgs(t *testing.T) {
 	var out strings.Builder
 	repo, f, err := parseRunsArgs([]string{"--state", "failed", "team/demo.git", "--branch", "dev", "--limit", "1"}, &out)
-	if err != nil || repo != "team/demo.git" || f != (runsFilter{branch: "dev", state: "failed", limit: 1}) {
+	if err != nil || repo != "team/demo.git" || f != (runs.Filter{Branch: "dev", State: "failed", Limit: 1}) {
 		t.Fatalf("parse: %q %+v %v", repo, f, err)
 	}
 	for _, bad := range [][]string{{}, {"r", "--state", "exploded"}, {"r", "--limit", "-1"}, {"r", "extra"}, {"r", "--nope"}} {
@@ -66,7 +67,7 @@ func TestRunsArgs(t *testing.T) {
 			t.Errorf("%v accepted", bad)
 		}
 	}
-	runs := []sched.RunInfo{
+	infos := []sched.RunInfo{
 		{ID: "r-3", State: sched.Failed, Targets: []sched.Target{{Branch: "dev"}}},
 		{ID: "r-2", State: sched.Succeeded, Targets: []sched.Target{{Branch: "dev"}}},
 		{ID: "r-1", State: sched.Failed, Targets: []sched.Target{{Branch: "main"}}},
@@ -79,13 +80,13 @@ func TestRunsArgs(t *testing.T) {
 		return strings.Join(s, ",")
 	}
 	for _, tc := range []struct {
-		f    runsFilter
+		f    runs.Filter
 		want string
 	}{
-		{runsFilter{}, "r-3,r-2,r-1"}, {runsFilter{state: "failed"}, "r-3,r-1"}, {runsFilter{branch: "dev"}, "r-3,r-2"},
-		{runsFilter{branch: "main", state: "succeeded"}, ""}, {runsFilter{state: "failed", limit: 1}, "r-3"},
+		{runs.Filter{}, "r-3,r-2,r-1"}, {runs.Filter{State: "failed"}, "r-3,r-1"}, {runs.Filter{Branch: "dev"}, "r-3,r-2"},
+		{runs.Filter{Branch: "main", State: "succeeded"}, ""}, {runs.Filter{State: "failed", Limit: 1}, "r-3"},
 	} {
-		if got := ids(tc.f.apply(append([]sched.RunInfo(nil), runs...))); got != tc.want {
+		if got := ids(tc.f.Apply(append([]sched.RunInfo(nil), infos...))); got != tc.want {
 			t.Errorf("%+v: %s, want %s", tc.f, got, tc.want)
 		}
 	}

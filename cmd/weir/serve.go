@@ -95,6 +95,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 //	pipelines   weir-node, the sandboxes, the run queue (--runs, ...),
 //	            the pipeline hook on git, the SSH query and runs commands
 //	iceberg     the Iceberg REST catalog at /iceberg/ on HTTP
+//	web         the read-only web view at / and /ui/ on HTTP (web)
 //
 // Nothing is served until run; close releases everything in reverse
 // order of acquisition.
@@ -113,7 +114,8 @@ type serveApp struct {
 	// authenticates requests for handlers mounted on Mux.
 	HTTPAccess *access.Access
 	SSHAccess  *access.Access
-	// Mux serves HTTP: "/" is Git smart HTTP, "/iceberg/" the REST catalog.
+	// Mux serves HTTP: "/" is Git smart HTTP, "/iceberg/" the REST catalog,
+	// exactly "/" and "/ui/" the web view.
 	Mux *http.ServeMux
 	SSH *gitserver.SSHServer // nil without --ssh
 	// Runs is the one run queue: the pipeline hook admits every run
@@ -173,7 +175,7 @@ func newServeApp(cfg serveConfig, logOut io.Writer) (_ *serveApp, err error) {
 	if err := os.MkdirAll(a.Warehouse, 0o700); err != nil {
 		return nil, err
 	}
-	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg} {
+	for _, step := range []func() error{a.openStorage, a.openAccess, a.newGit, a.openCatalog, a.listenHTTP, a.listenSSH, a.buildPipelines, a.mountIceberg, a.mountWeb} {
 		if err := step(); err != nil {
 			return nil, err
 		}
