@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -68,6 +70,9 @@ type Catalog struct {
 	rebases    atomic.Int64 // appends rebased onto a newer snapshot (rebase.go)
 	metas      metaCache
 	lists      fileCache[[]iceberg.ManifestFile] // manifest lists (rebase.go)
+	manifests  fileCache[fileCounts]             // what each manifest's live entries hold (counts.go)
+	snapTotals fileCache[fileCounts]             // what each manifest list's manifests hold (counts.go)
+	avroLens   avroLengths                       // manifests avro.go rewrote: their lengths before and after
 	raw        rawCache                          // JSON of metadata written lately
 	committers sync.Map                          // repo NUL data ref -> *committer (committer.go)
 	indexed    sync.Map                          // repo -> struct{}: its published index is complete (publish.go)
@@ -212,10 +217,6 @@ func (c *Catalog) tablesFrom(ctx context.Context, r objectReader, repo objects.R
 	return out, nil
 }
 
-// fsFunc is the iceberg-go FileIO factory of a table of the repo whose
-// area is a: a FileIO confined to that area.
-func fsFunc(a Area) table.FSysF { return a.IO }
-
 // loadTable opens the Iceberg table a pointer blob names.
 func (c *Catalog) loadTable(ctx context.Context, repo objects.RepoName, t TableName, h objects.Hash, cat table.CatalogIO) (*table.Table, Pointer, error) {
 	return c.loadTableFrom(ctx, repoObjects{c.objs, repo}, repo, t, h, cat)
@@ -236,7 +237,7 @@ func (c *Catalog) loadTableFrom(ctx context.Context, r objectReader, repo object
 	if err != nil {
 		return nil, Pointer{}, fmt.Errorf("table %s: read metadata: %w", t, err)
 	}
-	return table.New(table.Identifier{t.Namespace, t.Name}, meta, p.MetadataLocation, fsFunc(a), cat), p, nil
+	return table.New(table.Identifier{t.Namespace, t.Name}, meta, p.MetadataLocation, c.fsFunc(a), cat), p, nil
 }
 
 // ReadTableFiles returns local paths of the Parquet data files of table t's
@@ -432,11 +433,15 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		oldRows int64
 	)
 	if h, ok := st.tables[w.Table]; ok {
-		tbl, p, err := c.loadTable(ctx, repo, w.Table, h, sc)
+		tbl, _, err := c.loadTable(ctx, repo, w.Table, h, sc)
 		if err != nil {
 			return "", err
 		}
-		cur, oldRows = tbl, p.Rows
+		n, err := c.currentCounts(ctx, a, tbl.Metadata())
+		if err != nil {
+			return "", fmt.Errorf("table %s: count rows: %w", w.Table, err)
+		}
+		cur, oldRows = tbl, n.rows
 	}
 	if cur != nil && fileSchema != nil && schemaString(fileSchema) != schemaString(cur.Schema()) {
 		if mode == ModeAppend {
@@ -448,7 +453,7 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		if err != nil {
 			return "", err
 		}
-		cur = table.New(ident, meta, cur.MetadataLocation(), fsFunc(a), sc)
+		cur = table.New(ident, meta, cur.MetadataLocation(), c.fsFunc(a), sc)
 	}
 	if cur == nil {
 		if fileSchema == nil {
@@ -458,13 +463,22 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		if err != nil {
 			return "", err
 		}
-		cur = table.New(ident, meta, "", fsFunc(a), sc)
+		cur = table.New(ident, meta, "", c.fsFunc(a), sc)
 	}
 	sc.current = cur
 	locs := make([]string, 0, len(w.Files))
 	for _, f := range w.Files {
 		loc := cur.Location() + "/data/" + uuid.NewString() + ".parquet"
-		if err := a.Upload(ctx, f, loc); err != nil {
+		// The file in the table carries the table's field ids (parquetids.go).
+		src, err := c.withTableIDs(ctx, f, cur.Schema())
+		if err != nil {
+			return "", fmt.Errorf("%w: %s: %v", ErrBadWrite, filepath.Base(f), err)
+		}
+		err = a.Upload(ctx, src, loc)
+		if src != f {
+			os.Remove(src)
+		}
+		if err != nil {
 			return "", err
 		}
 		locs = append(locs, loc)
@@ -502,9 +516,12 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 		if err != nil {
 			return "", err
 		}
-		next = table.New(ident, meta, loc, fsFunc(a), nil)
+		next = table.New(ident, meta, loc, c.fsFunc(a), nil)
 	}
-	p := pointerFor(w.Table, next.Metadata(), next.MetadataLocation(), info.RunID, info.CodeCommit)
+	p, err := c.pointer(ctx, a, w.Table, next.Metadata(), next.MetadataLocation(), info.RunID, info.CodeCommit)
+	if err != nil {
+		return "", err
+	}
 	h, err := c.putPointer(ctx, repo, p)
 	if err != nil {
 		return "", err
@@ -572,11 +589,15 @@ func (s *stagingCatalog) CommitTable(ctx context.Context, _ table.Identifier, re
 			return nil, "", fmt.Errorf("%w: %v", table.ErrCommitFailed, err)
 		}
 	}
+	updates, err := s.c.trueSummaries(ctx, s.area, s.t, s.current.Metadata(), updates)
+	if err != nil {
+		return nil, "", err
+	}
 	meta, loc, err := s.c.stageMetadata(ctx, s.area, s.t, s.current.Metadata(), s.current.MetadataLocation(), updates)
 	if err != nil {
 		return nil, "", err
 	}
-	s.current = table.New(s.current.Identifier(), meta, loc, fsFunc(s.area), s)
+	s.current = table.New(s.current.Identifier(), meta, loc, s.c.fsFunc(s.area), s)
 	return meta, loc, nil
 }
 

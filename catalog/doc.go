@@ -27,6 +27,14 @@
 // carries trailers (Run:, Code-Commit:, Table-Changes:) so that `git log`
 // shows lineage (invariant 7). Author and committer are Weir <weir@localhost>.
 //
+// The rows, files and bytes of a pointer, and the row counts in a message,
+// are counted from the manifests of the table's current snapshot (live
+// entries' record_count and file_size_in_bytes), never taken from the
+// snapshot summary a client wrote; every snapshot a commit adds gets its
+// summary's totals and added/deleted figures set to those counts, so a
+// summary that omits them gets them and one that lies is corrected, not
+// refused (counts.go).
+//
 // A branch b owns refs/data/b; a data tag t is refs/tags/data/t and points at
 // a data commit. Branch creation copies one ref: O(1), nothing is copied.
 //
@@ -61,6 +69,14 @@
 // which repo names cannot otherwise contain. <root> is file:///... for the
 // local warehouse or s3://bucket/prefix for S3.
 //
+// Data files the server puts in a table carry the table schema's field
+// ids in their Parquet schema (a node's or an import's file without them
+// is written again with them, parquetids.go), so readers need no name
+// mapping. Manifests and manifest lists the server writes are Avro files whose
+// deflate blocks each end with a final block that holds data (avro.go):
+// Go's compress/flate ends every stream with an empty final stored
+// block, which some readers' inflaters refuse.
+//
 // Iceberg metadata files are immutable (every version has a new name), so
 // the catalog caches parsed metadata by location.
 //
@@ -83,7 +99,9 @@
 // statistics files, the manifest list of every new snapshot, the
 // manifests that list names and the data files the new snapshot's own
 // manifests add are all checked before the commit is published (REST
-// commits read the new manifest lists and manifests to do so). Files read
+// commits read the new manifest lists and manifests to do so; a table
+// registered from a metadata file, RegisterTable, is checked the same way,
+// every snapshot of it being new). Files read
 // later (ReadTableFiles, scans) go through the Area again.
 //
 // Text shown to a client never carries the server's paths: errors name

@@ -72,7 +72,7 @@ func testRecord(from, n int) arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
-func writeParquet(t *testing.T, dir string, from, n int) string {
+func writeParquet(t testing.TB, dir string, from, n int) string {
 	t.Helper()
 	p := filepath.Join(dir, fmt.Sprintf("out-%d-%d.parquet", from, n))
 	out, err := os.Create(p)

@@ -213,7 +213,7 @@ func (ic *IcebergCatalog) CreateTable(ctx context.Context, ident table.Identifie
 	if err != nil {
 		return nil, err
 	}
-	return table.New(ident, meta, mloc, fsFunc(ic.area), ic), nil
+	return table.New(ident, meta, mloc, ic.c.fsFunc(ic.area), ic), nil
 }
 
 // stagedTable is one table's change inside a commit: validated and written
@@ -240,13 +240,13 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 	)
 	if sm, ok := st.stagedFor(t); ok {
 		// An earlier write of this batch: its metadata is not written yet.
-		s.orig, base, baseLoc, oldRows = sm.ptr, sm.meta, sm.loc, pointerFor(t, sm.meta, sm.loc, "", objects.ZeroHash).Rows
+		s.orig, base, baseLoc = sm.ptr, sm.meta, sm.loc
 	} else if h, ok := st.tables[t]; ok {
-		tbl, p, err := ic.c.loadTable(ctx, ic.repo, t, h, ic)
+		tbl, _, err := ic.c.loadTable(ctx, ic.repo, t, h, ic)
 		if err != nil {
 			return nil, err
 		}
-		s.orig, base, baseLoc, oldRows = h, tbl.Metadata(), tbl.MetadataLocation(), p.Rows
+		s.orig, base, baseLoc = h, tbl.Metadata(), tbl.MetadataLocation()
 	} else {
 		create := slices.ContainsFunc(reqs, func(r table.Requirement) bool { return r.GetType() == "assert-create" })
 		if !create {
@@ -272,6 +272,20 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 			break
 		}
 	}
+	if base != nil {
+		// Counted from the manifests, not from the pointer: a pointer
+		// written before counts came from manifests may hold a summary's.
+		n, err := ic.c.currentCounts(ctx, ic.area, base)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: count rows: %w", t, err)
+		}
+		oldRows = n.rows
+	}
+	// Every new snapshot's summary says what its manifests hold (counts.go).
+	updates, err := ic.c.trueSummaries(ctx, ic.area, t, base, updates)
+	if err != nil {
+		return nil, err
+	}
 	meta, loc, err := ic.c.prepareMetadata(ic.area, t, base, baseLoc, updates)
 	if err != nil {
 		return nil, err
@@ -279,7 +293,10 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 	if err := ic.c.checkNewSnapshots(ctx, ic.area, t, base, meta); err != nil {
 		return nil, err
 	}
-	p := pointerFor(t, meta, loc, "", objects.ZeroHash)
+	p, err := ic.c.pointer(ctx, ic.area, t, meta, loc, "", objects.ZeroHash)
+	if err != nil {
+		return nil, err
+	}
 	ptr, err := ic.c.putPointer(ctx, ic.repo, p)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,10 @@ var ErrBadPointer = errors.New("catalog: malformed table pointer")
 //	bytes 8821
 //	run r-7f3a               (omitted when empty)
 //	code-commit 1a2b3c...    (omitted when unknown)
+//
+// rows, files and bytes are what the snapshot's manifests hold: the
+// records and number of its live data files, and the size of every live
+// file, data and delete (counts.go), whatever its summary says.
 type Pointer struct {
 	Table            TableName
 	MetadataLocation string
@@ -140,16 +144,13 @@ func schemaString(s *iceberg.Schema) string {
 	return strings.Join(parts, ",")
 }
 
-// pointerFor builds the pointer for table t at metadata meta stored at loc.
+// pointerFor builds the pointer for table t at metadata meta stored at loc,
+// without its counts: Catalog.pointer counts rows, files and bytes from
+// the current snapshot's manifests (counts.go).
 func pointerFor(t TableName, meta table.Metadata, loc, run string, code objects.Hash) Pointer {
 	p := Pointer{Table: t, MetadataLocation: loc, Schema: schemaString(meta.CurrentSchema()), Run: run, CodeCommit: code}
 	if s := meta.CurrentSnapshot(); s != nil {
 		p.SnapshotID = s.SnapshotID
-		if s.Summary != nil {
-			p.Rows, _ = strconv.ParseInt(s.Summary.Properties["total-records"], 10, 64)
-			p.Files, _ = strconv.ParseInt(s.Summary.Properties["total-data-files"], 10, 64)
-			p.Bytes, _ = strconv.ParseInt(s.Summary.Properties["total-files-size"], 10, 64)
-		}
 	}
 	return p
 }

@@ -118,7 +118,9 @@ func (c *Catalog) rebaseAppend(ctx context.Context, a Area, base table.Metadata,
 		}
 	}
 
-	fs, err := a.IO(ctx)
+	// The area's FileIO with avro.go's rewrite: the manifest list written
+	// below is one strict Avro readers decode.
+	fs, err := c.fsFunc(a)(ctx)
 	if err != nil {
 		return nil, nil, false, err
 	}

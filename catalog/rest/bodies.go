@@ -128,6 +128,13 @@ func (req *createTableRequest) options() []icebergcat.CreateTableOpt {
 	return opts
 }
 
+// registerTableRequest is the spec's RegisterTableRequest.
+type registerTableRequest struct {
+	Name             string `json:"name"`
+	MetadataLocation string `json:"metadata-location"`
+	Overwrite        bool   `json:"overwrite"`
+}
+
 // commitTableRequest is the spec's CommitTableRequest: the body of a
 // table commit, and each of a transaction's table-changes.
 type commitTableRequest struct {

@@ -26,7 +26,10 @@
 //
 //	GET  /iceberg/v1/config?warehouse=<repo>@<branch>
 //	     -> {"overrides": {"prefix": "<repo>/<branch>"}, "endpoints": [...]}
-//	     /iceberg/v1/<repo>/<branch>/namespaces[/<ns>[/properties|/tables[/<table>]]]
+//	     -> 404 NotFoundException naming the branch when the repo has no
+//	        such branch, data tag or commit (a code branch without data is
+//	        found: its first write creates the data branch)
+//	     /iceberg/v1/<repo>/<branch>/namespaces[/<ns>[/properties|/register|/tables[/<table>]]]
 //	     /iceberg/v1/<repo>/<branch>/tables/rename
 //	     /iceberg/v1/<repo>/<branch>/transactions/commit
 //
@@ -46,6 +49,45 @@
 // requirements include assert-create and whose updates set the table up
 // (assign-uuid, add-schema, ...); that commit is one data commit. A staged
 // create that is never committed leaves no trace.
+//
+// # Register
+//
+// POST .../namespaces/<ns>/register {"name", "metadata-location",
+// "overwrite"} makes a table of a metadata file already in the repo's own
+// part of the warehouse (catalog.IcebergCatalog.RegisterTable): the file
+// and everything it names (manifest lists, manifests, the data files they
+// add) must resolve in the repo's Area, exactly as for a commit; anything
+// else is a 400 that changes nothing. It is a write like a commit: the same
+// Authorizer and RepoAccess (403 on a tag, or where the branch's rules
+// refuse REST writes), and one data commit "register table ..." whose
+// pointer counts the rows from the manifests.
+//
+// # ETag
+//
+// A LoadTableResult of a written table (load, create, register) carries
+// an ETag: a hash of the metadata location (which names one immutable
+// metadata version), the config and the snapshots parameter. A GET whose
+// If-None-Match names it ("*", a list, W/ ignored) is answered 304 Not
+// Modified with no body. A commit, or a config that changes (vended
+// credentials), gives a new tag.
+//
+// # Namespaces and views
+//
+// Namespaces have one level. The pointer tree has no clean place for a
+// nested one: namespaces/<ns> is a blob, so namespaces/a/b would need a
+// blob and a tree of one name, and tables/<ns>/<table> would become
+// ambiguous; table names are <ns>.<table> in pipelines, weir query and
+// commit messages too. So a namespace path segment that is nested
+// ("a\x1fb", %1F in the URL, as the spec encodes it) or a nested
+// identifier in a body is a 400 "nested namespaces are not supported",
+// and list namespaces with parent=<ns> answers no children.
+//
+// Views are not served and not advertised: a view's metadata would need
+// its own pointers, published index kind and merge rules in the data
+// tree, which holds tables and namespaces only. The view endpoints answer
+// 404 NotFoundException ("no such endpoint ...: this catalog serves no
+// views"), as the spec has it for an endpoint a server does not list in
+// /v1/config.
 //
 // # Pagination
 //

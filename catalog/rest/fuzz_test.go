@@ -25,6 +25,7 @@ var fuzzEndpoints = []struct{ method, path string }{
 	{"POST", "/v1/team%2Fdemo/main/tables/rename"},                   // rename table
 	{"POST", "/v1/team%2Fdemo/main/namespaces/sales/properties"},     // update namespace properties
 	{"POST", "/v1/team%2Fdemo/main/namespaces/sales/tables/missing"}, // commit (or assert-create) a table that does not exist
+	{"POST", "/v1/team%2Fdemo/main/namespaces/sales/register"},       // register table
 }
 
 // FuzzRESTBodies sends arbitrary bytes as the body of every write
@@ -60,6 +61,11 @@ func FuzzRESTBodies(f *testing.F) {
 		{4, `{"source":{"namespace":["sales"],"name":"orders"},"destination":{"namespace":["sales"],"name":"orders2"}}`},
 		{5, `{"removals":["x"],"updates":{"y":"z"}}`},
 		{6, `{"requirements":[{"type":"assert-create"}],"updates":[{"action":"assign-uuid","uuid":"` + uuid + `"},{"action":"upgrade-format-version","format-version":2},{"action":"add-schema","schema":` + longSchema + `},{"action":"set-current-schema","schema-id":-1},{"action":"set-location","location":"` + tbl.Location() + `x"}]}`},
+		{7, `{"name":"reg","metadata-location":"` + tbl.MetadataLocation() + `"}`},
+		{7, `{"name":"orders","metadata-location":"` + tbl.MetadataLocation() + `","overwrite":true}`},
+		{7, `{"name":"reg","metadata-location":"` + tbl.Location() + `/../../other/x.metadata.json"}`},
+		{7, `{"name":"reg","metadata-location":"file:///etc/passwd"}`},
+		{7, `{"name":"reg","metadata-location":"` + tbl.Location() + `/metadata/00001-missing.metadata.json"}`},
 	} {
 		f.Add(seed.endpoint, []byte(seed.body))
 	}

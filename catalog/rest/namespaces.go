@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -31,6 +32,14 @@ func (h *handler) config(w http.ResponseWriter, r *http.Request, _ *catalog.Iceb
 			return err
 		}
 		if err := h.repoExists(r.Context(), rn, branch); err != nil {
+			return err
+		}
+		// The branch (or tag, or commit) must be one the catalog opens: a
+		// branch with data, or one a first write creates (a code branch of
+		// that name, or a repo with no data yet).
+		if _, err := h.c.Iceberg(r.Context(), rn, branch, ""); errors.Is(err, catalog.ErrNoSuchBranch) {
+			return notFound("NotFoundException", "warehouse %q: repo %s has no branch, data tag or commit %q (push the branch first, or name one that exists)", wh, rn, branch)
+		} else if err != nil {
 			return err
 		}
 		overrides["prefix"] = url.PathEscape(string(rn)) + "/" + url.PathEscape(branch)

@@ -3,6 +3,7 @@ package rest
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/weir-dev/weir/catalog"
@@ -41,6 +42,7 @@ var routes = []route{
 	{http.MethodPost, "/v1/{prefix}/namespaces/{namespace}/properties", (*handler).updateNamespace},
 	{http.MethodGet, "/v1/{prefix}/namespaces/{namespace}/tables", (*handler).listTables},
 	{http.MethodPost, "/v1/{prefix}/namespaces/{namespace}/tables", (*handler).createTable},
+	{http.MethodPost, "/v1/{prefix}/namespaces/{namespace}/register", (*handler).registerTable},
 	{http.MethodGet, "/v1/{prefix}/namespaces/{namespace}/tables/{table}", (*handler).loadTable},
 	{http.MethodHead, "/v1/{prefix}/namespaces/{namespace}/tables/{table}", (*handler).tableExists},
 	{http.MethodPost, "/v1/{prefix}/namespaces/{namespace}/tables/{table}", (*handler).commitTable},
@@ -135,6 +137,9 @@ func (rt *router) match(r *http.Request, segs []string) (*route, error) {
 	switch {
 	case !ok && len(segs) <= prefixLen:
 		return nil, notFound("NotFoundException", "no such endpoint %s: want /v1/<repo>/<branch>/... (get the prefix from /v1/config?warehouse=<repo>@<branch>)", r.URL.Path)
+	case !ok && slices.Contains(segs[min(prefixLen, len(segs)):], "views"):
+		// The spec's view endpoints: see "Views" in the package comment.
+		return nil, notFound("NotFoundException", "no such endpoint %s: this catalog serves no views (a data commit holds tables and namespaces only; create a table instead)", r.URL.Path)
 	case !ok:
 		return nil, notFound("NotFoundException", "no such endpoint %s", r.URL.Path)
 	case m.route == nil || m.route.method != r.Method:

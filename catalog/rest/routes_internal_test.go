@@ -74,6 +74,7 @@ func TestRouteTable(t *testing.T) {
 		"POST /v1/{prefix}/namespaces/{namespace}/properties",
 		"GET /v1/{prefix}/namespaces/{namespace}/tables",
 		"POST /v1/{prefix}/namespaces/{namespace}/tables",
+		"POST /v1/{prefix}/namespaces/{namespace}/register",
 		"GET /v1/{prefix}/namespaces/{namespace}/tables/{table}",
 		"HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}",
 		"POST /v1/{prefix}/namespaces/{namespace}/tables/{table}",

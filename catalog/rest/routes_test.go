@@ -79,9 +79,9 @@ func TestRouting(t *testing.T) {
 		{"patch table", "PATCH", p + "/namespaces/sales/tables/orders", 405, "BadRequestException", "method PATCH not allowed on /v1/team/demo/main/namespaces/sales/tables/orders"},
 		{"get rename", "GET", p + "/tables/rename", 405, "BadRequestException", "method GET not allowed on /v1/team/demo/main/tables/rename"},
 		{"get metrics", "GET", p + "/namespaces/sales/tables/orders/metrics", 405, "BadRequestException", "method GET not allowed on /v1/team/demo/main/namespaces/sales/tables/orders/metrics"},
-		{"unknown endpoint", "GET", p + "/views", 404, "NotFoundException", "no such endpoint /v1/team/demo/main/views"},
-		{"unknown deeper endpoint", "POST", p + "/namespaces/sales/register", 404, "NotFoundException", "no such endpoint /v1/team/demo/main/namespaces/sales/register"},
-		{"unknown endpoint under /iceberg", "GET", "/iceberg" + p + "/views", 404, "NotFoundException", "no such endpoint /iceberg/v1/team/demo/main/views"},
+		{"unknown endpoint", "GET", p + "/views", 404, "NotFoundException", "no such endpoint /v1/team/demo/main/views: this catalog serves no views (a data commit holds tables and namespaces only; create a table instead)"},
+		{"unknown deeper endpoint", "POST", p + "/namespaces/sales/tables/orders/plan", 404, "NotFoundException", "no such endpoint /v1/team/demo/main/namespaces/sales/tables/orders/plan"},
+		{"unknown endpoint under /iceberg", "GET", "/iceberg" + p + "/views", 404, "NotFoundException", "no such endpoint /iceberg/v1/team/demo/main/views: this catalog serves no views (a data commit holds tables and namespaces only; create a table instead)"},
 		{"too deep", "GET", p + "/namespaces/sales/tables/orders/metrics/x", 404, "NotFoundException", "no such endpoint /v1/team/demo/main/namespaces/sales/tables/orders/metrics/x"},
 		{"escaped slash is not a separator", "GET", p + "/namespaces%2Fsales", 404, "NotFoundException", "no such endpoint /v1/team/demo/main/namespaces/sales"},
 		{"not under v1", "GET", "/v2/config", 404, "NotFoundException", "no such endpoint /v2/config (the Iceberg REST API is under /iceberg/v1/)"},
@@ -181,7 +181,6 @@ func TestEndpointsAreTheRoutes(t *testing.T) {
 	advertised := advertisedEndpoints(t, h)
 	paths := map[string]bool{
 		// Spec paths Weir does not serve.
-		"/v1/{prefix}/namespaces/{namespace}/register":                      true,
 		"/v1/{prefix}/namespaces/{namespace}/views":                         true,
 		"/v1/{prefix}/namespaces/{namespace}/views/{view}":                  true,
 		"/v1/{prefix}/views/rename":                                         true,

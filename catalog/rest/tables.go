@@ -1,11 +1,17 @@
 package rest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
+	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/weir-dev/weir/catalog"
@@ -60,14 +66,36 @@ func (h *handler) createTable(w http.ResponseWriter, r *http.Request, ic *catalo
 		if err != nil {
 			return err
 		}
-		h.writeTable(w, "", meta)
+		h.writeTable(w, r, "", meta)
 		return nil
 	}
 	tbl, err := ic.CreateTable(r.Context(), ident, req.Schema, req.options()...)
 	if err != nil {
 		return err
 	}
-	h.writeTable(w, tbl.MetadataLocation(), tbl.Metadata())
+	h.writeTable(w, r, tbl.MetadataLocation(), tbl.Metadata())
+	return nil
+}
+
+// registerTable answers POST .../namespaces/{namespace}/register: the
+// table is the metadata file named, which must be in the repo's part of
+// the warehouse (catalog.RegisterTable); one data commit.
+func (h *handler) registerTable(w http.ResponseWriter, r *http.Request, ic *catalog.IcebergCatalog) error {
+	var req registerTableRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return badRequest("missing table name")
+	}
+	if req.MetadataLocation == "" {
+		return badRequest("missing metadata-location")
+	}
+	tbl, err := ic.RegisterTable(r.Context(), append(namespace(r), req.Name), req.MetadataLocation, req.Overwrite)
+	if err != nil {
+		return err
+	}
+	h.writeTable(w, r, tbl.MetadataLocation(), tbl.Metadata())
 	return nil
 }
 
@@ -76,7 +104,7 @@ func (h *handler) loadTable(w http.ResponseWriter, r *http.Request, ic *catalog.
 	if err != nil {
 		return err
 	}
-	h.writeTable(w, tbl.MetadataLocation(), tbl.Metadata())
+	h.writeTable(w, r, tbl.MetadataLocation(), tbl.Metadata())
 	return nil
 }
 
@@ -84,10 +112,21 @@ func (h *handler) loadTable(w http.ResponseWriter, r *http.Request, ic *catalog.
 // whose metadata is not written anywhere yet (the spec's field is then
 // absent). The config tells the reader where the files are; it holds the
 // server's keys only under WithVendedCredentials.
-func (h *handler) writeTable(w http.ResponseWriter, loc string, meta table.Metadata) {
+//
+// A written table's answer has an ETag (etag): a GET whose If-None-Match
+// names it is answered 304 Not Modified with no body.
+func (h *handler) writeTable(w http.ResponseWriter, r *http.Request, loc string, meta table.Metadata) {
 	out := loadTableResult{MetadataLocation: loc, Config: h.c.Warehouse().ReaderProps()}
 	if h.vend {
 		out.Config = h.c.Warehouse().Props()
+	}
+	if loc != "" {
+		tag := etag(loc, out.Config, r.URL.Query().Get("snapshots"))
+		w.Header().Set("ETag", tag)
+		if r.Method == http.MethodGet && ifNoneMatch(r.Header.Get("If-None-Match"), tag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
 	}
 	if raw, ok := h.c.MetadataJSON(loc); ok && loc != "" {
 		// The file's own bytes, spliced in as they are: encoding/json would
@@ -187,4 +226,30 @@ func (h *handler) commitTransaction(w http.ResponseWriter, r *http.Request, ic *
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// etag is the entity tag of a LoadTableResult: a hash of what the answer
+// is made of. Metadata files are immutable and every version has a new
+// name, so the metadata location names the metadata; the config and the
+// snapshots parameter are the rest of the answer.
+func etag(loc string, config iceberg.Properties, snapshots string) string {
+	hs := sha256.New()
+	fmt.Fprintf(hs, "%s\x00%s\x00", loc, snapshots)
+	for _, k := range slices.Sorted(maps.Keys(config)) {
+		fmt.Fprintf(hs, "%s=%s\x00", k, config[k])
+	}
+	return `"` + hex.EncodeToString(hs.Sum(nil)[:16]) + `"`
+}
+
+// ifNoneMatch reports whether an If-None-Match header names tag: "*", or
+// a comma-separated list of entity tags compared weakly (RFC 9110: a
+// W/ prefix is ignored).
+func ifNoneMatch(header, tag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == tag {
+			return true
+		}
+	}
+	return false
 }
