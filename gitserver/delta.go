@@ -225,7 +225,15 @@ func orderDeltas(dp *deltaPlan) []int32 {
 type searchBounds struct {
 	workers int           // goroutines comparing objects
 	time    time.Duration // after this, the rest is left unsearched
+	// yield, when not nil, reports whether clients are being served: the
+	// search then waits, up to yieldWait before each step of 64 objects,
+	// so that the cores go to them first (the background search).
+	yield func() bool
 }
+
+// yieldWait bounds each wait of a yielding search: it goes on, slowly,
+// under a stream of fetches that never pauses.
+const yieldWait = time.Second
 
 // fetchSearch bounds the search on a fetch's path: up to four cores, for
 // deltaSearchTime.
@@ -328,7 +336,7 @@ func searchDeltas(ctx context.Context, store *objects.Store, repo objects.RepoNa
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := deltaSearcher{ctx: ctx, store: store, repo: repo}
+			s := deltaSearcher{ctx: ctx, store: store, repo: repo, yield: bounds.yield}
 			err := s.run(part, deadline, func(c searchCand, d objects.Delta, found bool) {
 				h := c.h
 				old, had := recorded[c.idx]
@@ -397,6 +405,7 @@ type deltaSearcher struct {
 	ctx   context.Context
 	store *objects.Store
 	repo  objects.RepoName
+	yield func() bool // see searchBounds
 	zbuf  bytes.Buffer
 	zw    *zlib.Writer
 }
@@ -417,6 +426,13 @@ func (s *deltaSearcher) run(part []searchCand, deadline time.Time, report func(s
 			}
 			if time.Now().After(deadline) {
 				return nil // the rest is sent whole, and searched next time
+			}
+			for waited := time.Duration(0); s.yield != nil && s.yield() && waited < yieldWait; waited += 10 * time.Millisecond {
+				select {
+				case <-s.ctx.Done():
+					return s.ctx.Err()
+				case <-time.After(10 * time.Millisecond):
+				}
 			}
 		}
 		h := c.h

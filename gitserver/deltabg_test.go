@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weir-dev/weir/objects"
 )
 
 // startDeltaWorker runs ts's background delta worker until the test ends,
@@ -149,5 +151,88 @@ func TestSessionThinFetchGrowingFiles(t *testing.T) {
 	// find a better base among this fetch's own versions).
 	if n := packRefDeltaOutside(t, fpack); n < 10 {
 		t.Errorf("fetch pack has %d deltas against the client's objects, want >= 10", n)
+	}
+}
+
+// TestSessionDeltaBackgroundRestart: the tips a background search covered
+// and the clone plan the worker made are kept in the database, so after a
+// restart (the worker's memory and the plan cache gone) the first clone
+// does not walk the history (and gets what C git sends), and the search
+// after the next push plans only what that push brought, not the whole
+// repo again.
+func TestSessionDeltaBackgroundRestart(t *testing.T) {
+	ts := newSessServer(t)
+	g := newSessGit(t, ts)
+	src := filepath.Join(g.home, "src")
+	g.run(g.home, "init", "-q", src)
+	g.run(src, "remote", "add", "origin", ts.url("demo"))
+	g.runIn(src, revisionsStream(6, 0, 40), "fast-import", "--quiet")
+
+	run := func() (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ts.srv.RunDeltaWorker(ctx)
+		}()
+		for !ts.srv.deltas.running.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		return func() { cancel(); <-done }
+	}
+	searches := func(n int) string {
+		t.Helper()
+		const msg = `msg="background delta search" repo=demo searched=`
+		for range 6000 {
+			log := ts.logBuf.String()
+			if strings.Count(log, msg) >= n {
+				i := strings.LastIndex(log, msg)
+				line, _, _ := strings.Cut(log[i:], "\n")
+				return line
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("no background delta search %d; log:\n%s", n, ts.logBuf.String())
+		return ""
+	}
+
+	stop := run()
+	g.run(src, "-c", "pack.window=0", "push", "-q", "origin", "main")
+	first := searches(1)
+	stop()
+	tip := g.revParse(src, "main")
+	kept := loadSearchedTips(ts.store.DB(), "demo")
+	if len(kept) != 1 || kept[0].String() != tip {
+		t.Fatalf("kept searched tips %v, want [%s]", kept, tip)
+	}
+
+	// A restart: the worker's memory is gone, the database stays.
+	ts.srv.deltas.mu.Lock()
+	ts.srv.deltas.tips = map[objects.RepoName][]objects.Hash{}
+	ts.srv.deltas.mu.Unlock()
+	ts.srv.plans.reset()
+
+	// The first clone after it extends the plan the worker kept, and
+	// holds what C git's does.
+	w, c := filepath.Join(g.home, "w.git"), filepath.Join(g.home, "c.git")
+	g.run(g.home, "clone", "-q", "--bare", ts.url("demo"), w)
+	if !lastUploadCached(t, ts) {
+		t.Errorf("the first clone after a restart walked the history: no kept plan")
+	}
+	g.run(g.home, "clone", "-q", "--bare", "file://"+src, c)
+	if ws, cs := g.objectSet(w), g.objectSet(c); strings.Join(ws, "\n") != strings.Join(cs, "\n") {
+		t.Errorf("clone after a restart: weir sent %d objects, C git %d:\n%s", len(ws), len(cs), setDiff(ws, cs))
+	}
+	stop = run()
+	defer stop()
+	g.runIn(src, revisionsStream(6, 40, 5), "fast-import", "--quiet")
+	g.run(src, "-c", "pack.window=0", "push", "-q", "origin", "main")
+	second := searches(2)
+	newObjects := strings.Count(g.run(src, "rev-list", "--objects", "main", "^"+tip), "\n")
+	if !strings.Contains(second, fmt.Sprintf("objects=%d ", newObjects)) || !strings.Contains(second, " haves=1 ") {
+		t.Errorf("search after the restart: %s\nwant objects=%d (what the push brought) and haves=1; the first search: %s", second, newObjects, first)
+	}
+	if kept := loadSearchedTips(ts.store.DB(), "demo"); len(kept) != 1 || kept[0].String() != g.revParse(src, "main") {
+		t.Errorf("kept searched tips %v after the second search, want main", kept)
 	}
 }

@@ -5,7 +5,10 @@
 // filter.go), side-band progress, and deltas: those kept from pushed packs
 // and those it computes, recorded so a repeated clone reuses them:
 // delta.go; after a push lands, Server.RunDeltaWorker computes them in
-// the background, so the first clone does not: deltabg.go), receive-pack (push, with
+// the background, so the first clone does not: deltabg.go), clone plans
+// kept per set of wants, extended after a push by the new commits only and
+// filtered for partial clones instead of walking every tree again (git's
+// bitmaps' part: plancache.go), receive-pack (push, with
 // report-status, side-band-64k, atomic and push options) and, over SSH
 // only, upload-archive (git archive --remote: tar, zip, tgz, with
 // .gitattributes export-ignore: archive.go). It speaks
@@ -33,6 +36,12 @@
 // not well-formed (pkt-lines, protocol) gets an HTTP 400 when nothing was
 // answered yet, and a stateless request is read whole before it is
 // answered.
+//
+// In the database it owns the keys that start with 'g' (packages objects,
+// refs and catalog own theirs):
+//
+//	'g' <repo> 0x00 "searched"                <commit hash:20>*   tips the background delta search covered (deltabg.go)
+//	'g' <repo> 0x00 "plan" 0x00 <chunk:4 BE>  the last default clone's plan, for after a restart (plankeep.go)
 //
 // It must never move a ref except through that one refs.Store.Update per
 // push, never make a quarantined object readable, and never send an object

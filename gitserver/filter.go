@@ -122,7 +122,7 @@ func parseSizeSuffix(s string) (int64, bool) {
 // sendTree adds tree h and what it holds that is not yet in seen to out,
 // leaving out what f filters (f nil: everything). A tree the client named
 // in a want (wanted) is sent whatever the filter.
-func (w *walker) sendTree(f *objectFilter, h objects.Hash, seen map[objects.Hash]struct{}, out *[]objects.Hash, wanted bool) error {
+func (w *walker) sendTree(f *objectFilter, h objects.Hash, seen map[objects.Hash]struct{}, out *packList, wanted bool) error {
 	if f == nil {
 		return w.walkTree(h, seen, out)
 	}
@@ -171,12 +171,12 @@ func (w *walker) treeEntries(h objects.Hash, fn func(mode string, id objects.Has
 }
 
 // walkTreeBlobs is walkTree for blob:none and blob:limit.
-func (w *walker) walkTreeBlobs(f *objectFilter, h objects.Hash, seen map[objects.Hash]struct{}, out *[]objects.Hash) error {
+func (w *walker) walkTreeBlobs(f *objectFilter, h objects.Hash, seen map[objects.Hash]struct{}, out *packList) error {
 	if _, ok := seen[h]; ok {
 		return nil
 	}
 	seen[h] = struct{}{}
-	*out = append(*out, h)
+	out.push(h, plumbing.TreeObject)
 	var subs, blobs []objects.Hash
 	if err := w.treeEntries(h, func(mode string, id objects.Hash, _ string) {
 		switch mode {
@@ -200,7 +200,7 @@ func (w *walker) walkTreeBlobs(f *objectFilter, h objects.Hash, seen map[objects
 			}
 			if size < f.limit {
 				seen[id] = struct{}{}
-				*out = append(*out, id)
+				out.push(id, plumbing.BlobObject)
 			}
 		}
 		// blob:none, or too large: left out. Not marked seen, so a
@@ -215,7 +215,7 @@ func (w *walker) walkTreeBlobs(f *objectFilter, h objects.Hash, seen map[objects
 }
 
 // walkTreeDepth is walkTree for tree:<depth>: tree h is at depth d.
-func (w *walker) walkTreeDepth(f *objectFilter, h objects.Hash, d int64, seen map[objects.Hash]struct{}, out *[]objects.Hash, wanted bool) error {
+func (w *walker) walkTreeDepth(f *objectFilter, h objects.Hash, d int64, seen map[objects.Hash]struct{}, out *packList, wanted bool) error {
 	if d >= f.limit && !wanted {
 		return nil
 	}
@@ -228,7 +228,7 @@ func (w *walker) walkTreeDepth(f *objectFilter, h objects.Hash, d int64, seen ma
 		}
 	} else {
 		seen[h] = struct{}{}
-		*out = append(*out, h)
+		out.push(h, plumbing.TreeObject)
 	}
 	f.treeDepth[h] = d
 	if err := w.ctx.Err(); err != nil {
@@ -244,7 +244,7 @@ func (w *walker) walkTreeDepth(f *objectFilter, h objects.Hash, d int64, seen ma
 			if d+1 < f.limit {
 				if _, ok := seen[id]; !ok {
 					seen[id] = struct{}{}
-					*out = append(*out, id)
+					out.push(id, plumbing.BlobObject)
 				}
 			}
 		}

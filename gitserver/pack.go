@@ -5,16 +5,13 @@ import (
 	"bytes"
 	"compress/zlib"
 	"container/heap"
-	"container/list"
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -266,6 +263,24 @@ type packList struct {
 	// has is every object walked: those of objs and those the client
 	// has (the edges' trees), the bases a thin pack may leave out.
 	has map[objects.Hash]struct{}
+	// kinds, beside objs, is each object's type (a plumbing.ObjectType),
+	// with kindWanted set on an object a want names (or a wanted tag
+	// peels to). A filtered plan is derived from an unfiltered one by it
+	// (plancache.go).
+	kinds []uint8
+	// objWants is true when a want names a tree or a blob (directly or
+	// through tags): such a plan is never the base of another
+	// (plancache.go).
+	objWants bool
+}
+
+// kindWanted marks, in packList.kinds, an object named by a want.
+const kindWanted uint8 = 0x80
+
+// push appends h, of type typ, to the list.
+func (pl *packList) push(h objects.Hash, typ plumbing.ObjectType) {
+	pl.objs = append(pl.objs, h)
+	pl.kinds = append(pl.kinds, uint8(typ))
 }
 
 // rawObject is a stored object value: type, inflated size, zlib stream.
@@ -289,14 +304,16 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 	defer func() { w.kept, w.names = nil, nil }()
 	seen := make(map[objects.Hash]struct{}, 1024)
 	pl.has = seen
-	add := func(h objects.Hash) bool {
+	add := func(h objects.Hash, typ plumbing.ObjectType) bool {
 		if _, ok := seen[h]; ok {
 			return false
 		}
 		seen[h] = struct{}{}
-		pl.objs = append(pl.objs, h)
+		pl.push(h, typ)
 		return true
 	}
+	// wanted: trees and blobs a want names, directly or through tags.
+	var wanted []objects.Hash
 
 	// Resolve the wants: tags are sent and peeled, trees and blobs sent
 	// as they are, commits walked.
@@ -308,7 +325,7 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 				return nil, fmt.Errorf("read wanted object %s: %w", h, err)
 			}
 			if typ == plumbing.TagObject {
-				add(h)
+				add(h, typ)
 				o, err := w.get(h)
 				if err != nil {
 					return nil, fmt.Errorf("read tag %s: %w", h, err)
@@ -325,8 +342,10 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 				wantCommits = append(wantCommits, h)
 			case plumbing.TreeObject:
 				wantTrees = append(wantTrees, h)
+				wanted = append(wanted, h)
 			default:
-				add(h)
+				add(h, typ)
+				wanted = append(wanted, h)
 			}
 			break
 		}
@@ -337,7 +356,7 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 		return nil, err
 	}
 	for _, c := range send {
-		add(c.hash)
+		add(c.hash, plumbing.CommitObject)
 		c.flags |= flagSent
 	}
 	pl.commits = len(send)
@@ -350,7 +369,7 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 	}
 	last := time.Now()
 	for i, c := range send {
-		if err := w.sendTree(fp.filter, c.tree, seen, &pl.objs, false); err != nil {
+		if err := w.sendTree(fp.filter, c.tree, seen, pl, false); err != nil {
 			return nil, err
 		}
 		if progress != nil && i%256 == 0 && time.Since(last) > 500*time.Millisecond {
@@ -359,31 +378,66 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 		}
 	}
 	for _, t := range wantTrees {
-		if err := w.sendTree(fp.filter, t, seen, &pl.objs, true); err != nil {
+		if err := w.sendTree(fp.filter, t, seen, pl, true); err != nil {
 			return nil, err
 		}
 	}
 
+	markWanted(pl, wanted)
+	pl.objWants = len(wanted) > 0
+
 	// include-tag: annotated tags whose target is being sent.
-	for _, t := range fp.tags {
+	sent := func(h objects.Hash) bool {
+		c, ok := w.commits[h]
+		return ok && c.flags&flagSent != 0
+	}
+	if err := w.includeTags(fp.tags, seen, sent, pl); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+// markWanted sets kindWanted on the objects of pl that wanted names.
+func markWanted(pl *packList, wanted []objects.Hash) {
+	if len(wanted) == 0 {
+		return
+	}
+	set := make(map[objects.Hash]bool, len(wanted))
+	for _, h := range wanted {
+		set[h] = true
+	}
+	for i, h := range pl.objs {
+		if set[h] {
+			pl.kinds[i] |= kindWanted
+		}
+	}
+}
+
+// includeTags adds to pl the annotated tags of tags (include-tag) whose
+// target commit sent reports as sent, and the tags between each and its
+// target, unless seen has them.
+func (w *walker) includeTags(tags []advRef, seen map[objects.Hash]struct{}, sent func(objects.Hash) bool, pl *packList) error {
+	for _, t := range tags {
 		if t.peeled.IsZero() {
 			continue
 		}
-		if _, sent := seen[t.hash]; sent {
+		if _, ok := seen[t.hash]; ok {
 			continue
 		}
-		if c, ok := w.commits[t.peeled]; !ok || c.flags&flagSent == 0 {
+		if !sent(t.peeled) {
 			continue
 		}
 		// The tag and any tags between it and its target.
 		h := t.hash
 		for depth := 0; depth < 16 && h != t.peeled; depth++ {
-			if !add(h) {
+			if _, ok := seen[h]; ok {
 				break
 			}
+			seen[h] = struct{}{}
+			pl.push(h, plumbing.TagObject)
 			o, err := w.get(h)
 			if err != nil {
-				return nil, fmt.Errorf("read tag %s: %w", h, err)
+				return fmt.Errorf("read tag %s: %w", h, err)
 			}
 			next, ok := tagTarget(o.Data)
 			if !ok {
@@ -392,7 +446,7 @@ func (w *walker) plan(fp *fetchPlan, progress progressFunc) (*packList, error) {
 			h = next
 		}
 	}
-	return pl, nil
+	return nil
 }
 
 // walkCommits returns the commits reachable from wants and not from haves,
@@ -482,13 +536,13 @@ func (w *walker) walkCommits(wants, haves []objects.Hash, graftsWant, graftsHave
 
 // walkTree adds tree h and everything under it that is not yet in seen.
 // With out nil it only marks (the client has them).
-func (w *walker) walkTree(h objects.Hash, seen map[objects.Hash]struct{}, out *[]objects.Hash) error {
+func (w *walker) walkTree(h objects.Hash, seen map[objects.Hash]struct{}, out *packList) error {
 	if _, ok := seen[h]; ok {
 		return nil
 	}
 	seen[h] = struct{}{}
 	if out != nil {
-		*out = append(*out, h)
+		out.push(h, plumbing.TreeObject)
 	}
 	o, err := w.get(h)
 	if err != nil {
@@ -524,7 +578,7 @@ func (w *walker) walkTree(h objects.Hash, seen map[objects.Hash]struct{}, out *[
 			if _, ok := seen[id]; !ok {
 				seen[id] = struct{}{}
 				if out != nil {
-					*out = append(*out, id)
+					out.push(id, plumbing.BlobObject)
 				}
 			}
 		}
@@ -659,83 +713,4 @@ func appendOfsDelta(dst []byte, rel int64) []byte {
 		buf[i] = 0x80 | byte(rel&0x7f)
 	}
 	return append(dst, buf[i:]...)
-}
-
-// planCache remembers the object lists of full clones (no haves, no
-// shallow), keyed by repo, wants and the include-tag list: objects are
-// immutable and named by content, so an entry never goes stale. It plays
-// the part of git's reachability bitmaps: a repeated clone of the same tips
-// skips the walk. Bounded by the number of hashes held; least recently used
-// entries go first.
-type planCache struct {
-	mu      sync.Mutex
-	entries map[[sha1.Size]byte]*list.Element
-	order   list.List // front: most recently used
-	hashes  int
-}
-
-type planEntry struct {
-	key [sha1.Size]byte
-	pl  *packList
-}
-
-// planCacheMaxHashes bounds the cache: 2M hashes is about 40 MiB.
-const planCacheMaxHashes = 2 << 20
-
-// planKey names a clone plan; ok is false when the plan is not cacheable.
-func planKey(repo objects.RepoName, fp *fetchPlan) (key [sha1.Size]byte, ok bool) {
-	if len(fp.haves) > 0 || len(fp.graftsWant) > 0 || len(fp.graftsHave) > 0 {
-		return key, false
-	}
-	h := sha1.New()
-	h.Write([]byte(repo))
-	h.Write([]byte{0})
-	wants := append([]objects.Hash(nil), fp.wants...)
-	sort.Slice(wants, func(i, j int) bool { return bytes.Compare(wants[i][:], wants[j][:]) < 0 })
-	for _, w := range wants {
-		h.Write(w[:])
-	}
-	h.Write([]byte("\x00tags"))
-	for _, t := range fp.tags {
-		h.Write(t.hash[:])
-		h.Write(t.peeled[:])
-	}
-	if fp.filter != nil {
-		h.Write([]byte("\x00filter " + fp.filter.spec()))
-	}
-	copy(key[:], h.Sum(nil))
-	return key, true
-}
-
-func (c *planCache) get(key [sha1.Size]byte) *packList {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.entries[key]; ok {
-		c.order.MoveToFront(e)
-		return e.Value.(*planEntry).pl
-	}
-	return nil
-}
-
-func (c *planCache) put(key [sha1.Size]byte, pl *packList) {
-	if 2*len(pl.objs) > planCacheMaxHashes/4 {
-		return // one huge clone must not flush everything else
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries = map[[sha1.Size]byte]*list.Element{}
-	}
-	if _, ok := c.entries[key]; ok {
-		return
-	}
-	c.entries[key] = c.order.PushFront(&planEntry{key: key, pl: &packList{objs: pl.objs, commits: pl.commits, names: pl.names}})
-	c.hashes += 2 * len(pl.objs)
-	for c.hashes > planCacheMaxHashes {
-		e := c.order.Back()
-		pe := e.Value.(*planEntry)
-		c.order.Remove(e)
-		delete(c.entries, pe.key)
-		c.hashes -= 2 * len(pe.pl.objs)
-	}
 }

@@ -104,8 +104,7 @@ func (s *Server) reachableSet(ctx context.Context, repo objects.RepoName, rs *re
 	if set := s.reach.get(key); set != nil {
 		return set, nil
 	}
-	w := newWalker(ctx, s.Objects, repo)
-	pl, err := w.plan(&fetchPlan{wants: tips}, nil)
+	pl, _, err := s.planFetch(ctx, repo, nil, &fetchPlan{wants: tips}, nil)
 	if err != nil {
 		return nil, err
 	}

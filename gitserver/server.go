@@ -62,6 +62,9 @@ type Server struct {
 	reach  reachCache // objects the refs reach, per set of tips; ready
 	slots  pushSlots  // admission of pushes; the zero value is ready
 	deltas deltaQueue // repos for the background delta search; ready
+	// serving counts the upload-packs planning or writing a pack: the
+	// background delta search yields to them.
+	serving atomic.Int64
 }
 
 // ReceiveLimits bound what a push may send before its pack, and how many

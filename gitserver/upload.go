@@ -652,21 +652,10 @@ func (s *Server) sendPack(ctx context.Context, pw *pktWriter, sess *Session, w *
 		bw.max = band
 		prog = func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
 	}
+	s.serving.Add(1)
+	defer s.serving.Add(-1)
 	start := time.Now()
-	key, cacheable := planKey(sess.Repo, fp)
-	var pl *packList
-	var err error
-	cached := false
-	if cacheable {
-		pl = s.plans.get(key)
-		cached = pl != nil
-	}
-	if pl == nil {
-		pl, err = w.plan(fp, prog)
-		if err == nil && cacheable {
-			s.plans.put(key, pl)
-		}
-	}
+	pl, cached, err := s.planFetch(ctx, sess.Repo, w, fp, prog)
 	if err != nil {
 		if band > 0 {
 			ew := newBandWriter(&mu, pw, bandError, true)

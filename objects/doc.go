@@ -8,7 +8,7 @@
 // One kv database (kv/pebblekv in the server, kv/memkv in tests) holds
 // every repo's objects and refs; this package names no driver. It owns the
 // keys that start with 'o', 'd', 's' and 'S'; package refs owns 'r' and 'l',
-// package catalog 'w'.
+// package catalog 'w', package gitserver 'g'.
 //
 //	key                                   value
 //	'o' <repo> 0x00 <hash:20>             <type:1> <size:uvarint> <zlib deflate of the content>

@@ -3,7 +3,10 @@
 #
 #   bench/gitproto/run.sh                 2,000 commits editing 300 text files (a few minutes)
 #   COMMITS=500 FILES=100 bench/gitproto/run.sh
-#   bench/gitproto/run.sh -repo ~/src/go-git   a real repository (its HEAD branch)
+#   bench/gitproto/run.sh -repo ~/src/go-git   a real repository (its branches
+#                                         and tags; HEAD's branch is pushed as main)
+#   WEIR_LOG=/tmp/weir.log bench/gitproto/run.sh   keep weir's log (plan and
+#                                         pack times of every upload-pack)
 #
 # The generated history is what deltas are for: every commit edits a few
 # lines of a few of the same files. It is made with git fast-import (a real
@@ -41,6 +44,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	if [[ -n ${WEIR_LOG:-} ]]; then cp "$W/weir.log" "$WEIR_LOG" || true; fi
 	rm -rf "$W"
 }
 trap cleanup EXIT INT TERM
@@ -60,10 +64,15 @@ git config --global http.postBuffer 2000000000
 
 if [[ -n $REPO ]]; then
 	echo "== mirror $REPO"
-	git clone -q --mirror "$REPO" "$W/src.git"
-	BRANCH=$(git -C "$W/src.git" symbolic-ref --short HEAD)
-	COMMITS=$(git -C "$W/src.git" rev-list --count "$BRANCH")
-	TITLE="$(basename "$REPO"): $COMMITS commits"
+	# Branches and tags only: a hosting mirror's refs/pull/* and the like
+	# are not what a user pushes or clones.
+	git init -q --bare "$W/src.git"
+	git -C "$W/src.git" fetch -q "$REPO" '+refs/heads/*:refs/heads/*' '+refs/tags/*:refs/tags/*'
+	BRANCH=$(git -C "$REPO" symbolic-ref --short HEAD)
+	git -C "$W/src.git" symbolic-ref HEAD "refs/heads/$BRANCH"
+	COMMITS=$(git -C "$W/src.git" rev-list --count --all)
+	REFS=$(git -C "$W/src.git" for-each-ref | wc -l)
+	TITLE="${NAME:-$(basename "$REPO" .git)}: $COMMITS commits, $REFS refs"
 else
 	echo "== generate $COMMITS commits over $FILES files (fast-import)"
 	git init -q --bare "$W/src.git"
@@ -109,7 +118,7 @@ PY
 	BRANCH=main
 	TITLE="$COMMITS commits, $FILES files"
 fi
-objects=$(git -C "$W/src.git" rev-list --objects "$BRANCH" | wc -l)
+objects=$(git -C "$W/src.git" rev-list --objects --all | wc -l)
 TITLE="$TITLE ($objects objects)"
 echo "   $objects objects"
 BASE=$(git -C "$W/src.git" rev-parse "$BRANCH~$INCR")
@@ -131,14 +140,31 @@ CGIT=$(sed -n 's#^listening ##p' "$W/cgi.out")
 now() { date +%s.%N; }
 elapsed() { echo "$(now) - $1" | bc -l; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio() { printf "%.2f" "$(echo "$1 / $2" | bc -l)"; }
+ratio() { if [[ $(echo "$2 == 0" | bc) == 1 ]]; then echo -; else printf "%.2f" "$(echo "$1 / $2" | bc -l)"; fi; }
 mib() { printf "%.2f MiB" "$(echo "$1 / 1048576" | bc -l)"; }
 
 echo "== initial push ($BRANCH~$INCR)"
 git init -q --bare "$W/cgit/bench.git"
 git -C "$W/cgit/bench.git" config http.receivepack true
-t=$(now); git -C "$W/src.git" push -q "$WEIR/bench.git" "$BASE:refs/heads/main"; push_all_weir=$(elapsed "$t")
-t=$(now); git -C "$W/src.git" push -q "$CGIT/bench.git" "$BASE:refs/heads/main"; push_all_cgit=$(elapsed "$t")
+# $BRANCH as main, INCR commits back; with -repo, every other branch and
+# tag too, but those that hold the first of those INCR commits: they come
+# with the last push, so the fetch has commits to fetch.
+specs=("$BASE:refs/heads/main")
+later=("$BRANCH:refs/heads/main")
+if [[ -n $REPO ]]; then
+	next=$(git -C "$W/src.git" rev-list --first-parent --reverse "$BASE..$BRANCH" | head -1)
+	while read -r ref; do
+		[[ $ref == "refs/heads/$BRANCH" ]] && continue
+		if git -C "$W/src.git" merge-base --is-ancestor "$next" "$ref^{commit}" 2>/dev/null; then
+			later+=("$ref:$ref")
+		else
+			specs+=("$ref:$ref")
+		fi
+	done < <(git -C "$W/src.git" for-each-ref --format='%(refname)')
+	echo "   ${#specs[@]} refs pushed first, ${#later[@]} with the last $INCR commits"
+fi
+t=$(now); git -C "$W/src.git" push -q "$WEIR/bench.git" "${specs[@]}"; push_all_weir=$(elapsed "$t")
+t=$(now); git -C "$W/src.git" push -q "$CGIT/bench.git" "${specs[@]}"; push_all_cgit=$(elapsed "$t")
 git -C "$W/cgit/bench.git" gc -q
 
 # clone URL DEST [ARGS...] -> "seconds bytes"; the clone is fsck-ed.
@@ -179,8 +205,8 @@ for r in $(seq "$ROUNDS"); do
 	git clone -q "$WEIR/bench.git" "$W/fw$r"
 	git clone -q "$CGIT/bench.git" "$W/fc$r"
 done
-git -C "$W/src.git" push -q "$WEIR/bench.git" "$BRANCH:refs/heads/main"
-git -C "$W/src.git" push -q "$CGIT/bench.git" "$BRANCH:refs/heads/main"
+git -C "$W/src.git" push -q "$WEIR/bench.git" "${later[@]}"
+git -C "$W/src.git" push -q "$CGIT/bench.git" "${later[@]}"
 for r in $(seq "$ROUNDS"); do fetch "$W/fw$r"; done >"$W/fw.txt"
 for r in $(seq "$ROUNDS"); do fetch "$W/fc$r"; done >"$W/fc.txt"
 fetch_weir=$(med 1 <"$W/fw.txt") fetch_weir_b=$(med 2 <"$W/fw.txt")
