@@ -3,13 +3,9 @@ package catalog
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/weir-dev/weir/objects"
 )
@@ -65,63 +61,7 @@ func (l *LocalArea) Stat(rel string) (fs.FileInfo, error) {
 // endpoint, outside the warehouse) the file rel: a hard link, else a
 // copy into the folder that is then linked; either way the name appears
 // only with its whole content, and never replaces a file (ErrExists).
-func (l *LocalArea) AddNew(src, rel string) error {
-	r, err := l.a.open(true)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	dir := path.Dir(rel)
-	if err := r.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	d, err := r.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = unix.Linkat(unix.AT_FDCWD, src, int(d.Fd()), path.Base(rel), 0)
-	if err == nil {
-		err = d.Sync()
-	}
-	d.Close()
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, unix.EEXIST):
-		return fmt.Errorf("%w: %s", ErrExists, rel)
-	case !errors.Is(err, unix.EXDEV):
-		return err
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp := fmt.Sprintf("%s.%d.weir-tmp", rel, os.Getpid())
-	out, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	defer r.Remove(tmp)
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	if err := r.Link(tmp, rel); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%w: %s", ErrExists, rel)
-		}
-		return err
-	}
-	return nil
-}
+func (l *LocalArea) AddNew(src, rel string) error { return l.a.place(src, rel, false) }
 
 // Remove removes the file rel.
 func (l *LocalArea) Remove(rel string) error {

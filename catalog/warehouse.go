@@ -240,13 +240,24 @@ func (a *localArea) open(create bool) (*os.Root, error) {
 // IO implements Area.
 func (a *localArea) IO(context.Context) (icebergio.IO, error) { return localIO{a}, nil }
 
-// Upload implements Area: a hard link made relative to the destination
-// folder's descriptor (opened through the root), else a copy.
+// Upload implements Area: the file src becomes location, replacing what
+// was there (place).
 func (a *localArea) Upload(_ context.Context, src, location string) error {
 	rel, err := a.Resolve(location)
 	if err != nil {
 		return err
 	}
+	return a.place(src, rel, true)
+}
+
+// place makes the complete local file src the file rel of the area: a
+// hard link made relative to the destination folder's descriptor (opened
+// through the root), else (src on another file system, or any refusal when replacing) a
+// synced copy
+// beside rel, renamed over it when replace, else linked to it so that an
+// existing rel is never replaced (ErrExists). Either way the name appears
+// only with its whole content.
+func (a *localArea) place(src, rel string, replace bool) error {
 	r, err := a.open(true)
 	if err != nil {
 		return err
@@ -261,30 +272,53 @@ func (a *localArea) Upload(_ context.Context, src, location string) error {
 		return err
 	}
 	err = unix.Linkat(unix.AT_FDCWD, src, int(d.Fd()), path.Base(rel), 0)
-	d.Close()
 	if err == nil {
+		err = d.Sync()
+	}
+	d.Close()
+	switch {
+	case err == nil:
 		return nil
+	case replace:
+		// Any refusal (EEXIST, EXDEV, EPERM under protected_hardlinks
+		// for a file another user owns): copy.
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("%w: %s", ErrExists, rel)
+	case !errors.Is(err, unix.EXDEV):
+		return err
 	}
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp := rel + ".tmp"
+	tmp := fmt.Sprintf("%s.%d.weir-tmp", rel, os.Getpid())
 	out, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
+	defer r.Remove(tmp)
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
-		r.Remove(tmp)
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
 		return err
 	}
 	if err := out.Close(); err != nil {
-		r.Remove(tmp)
 		return err
 	}
-	return r.Rename(tmp, rel)
+	if replace {
+		return r.Rename(tmp, rel)
+	}
+	if err := r.Link(tmp, rel); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrExists, rel)
+		}
+		return err
+	}
+	return nil
 }
 
 // Local implements Area. The file is opened through the root, and the
