@@ -259,6 +259,10 @@ func TestGCOfflineAndPeriodic(t *testing.T) {
 	}
 	s = startWeir(t, data, "--gc-every", "1s", "--gc-grace", "0", "--keep-failed-runs", "0", "--reflog-expiry", "0")
 	url, url2 = s.URL("orders"), s.URL("orders2")
+	// weir gc while the server holds the database says so, and what to do.
+	if out, err := exec.Command(weirBin, "gc", "--data", data).CombinedOutput(); err == nil || !strings.Contains(string(out), "the server is running, and it collects by itself every --gc-every") {
+		t.Errorf("weir gc beside a running server: %v\n%s", err, out)
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(s.Log.String(), "msg=\"gc done\"") {
 		if time.Now().After(deadline) {

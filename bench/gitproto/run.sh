@@ -152,7 +152,7 @@ git -C "$W/cgit/bench.git" config http.receivepack true
 specs=("$BASE:refs/heads/main")
 later=("$BRANCH:refs/heads/main")
 if [[ -n $REPO ]]; then
-	next=$(git -C "$W/src.git" rev-list --first-parent --reverse "$BASE..$BRANCH" | head -1)
+	next=$(git -C "$W/src.git" rev-list --first-parent --reverse "$BASE..$BRANCH" | awk "NR == 1")
 	while read -r ref; do
 		[[ $ref == "refs/heads/$BRANCH" ]] && continue
 		if git -C "$W/src.git" merge-base --is-ancestor "$next" "$ref^{commit}" 2>/dev/null; then

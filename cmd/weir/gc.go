@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/weir-dev/weir/gc"
@@ -122,6 +123,9 @@ func runGC(args []string) error {
 	}
 	off, err := openOffline(*data, wf)
 	if err != nil {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("the server is running, and it collects by itself every --gc-every (default 1h; see /metrics for the last one); stop weir serve to collect now (the database is locked: %v)", err)
+		}
 		return err
 	}
 	defer off.close()
