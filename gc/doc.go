@@ -52,7 +52,8 @@
 //   - a run's or a REST commit's objects written before the collection
 //     began but not yet reachable are younger than --gc-grace (runs must
 //     end within it: weir serve warns when --gc-grace is shorter than
-//     --node-timeout) and kept as recent;
+//     --node-timeout, and defers a periodic collection while a run has
+//     been running for more than half of it) and kept as recent;
 //   - a ref that moved during marking is marked again at the sweep, and
 //     no ref moves during the sweep;
 //   - a push whose quarantine was open during a sweep that deleted

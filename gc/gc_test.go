@@ -766,3 +766,53 @@ func TestPushRacesCollection(t *testing.T) {
 		t.Error("no collection deleted anything: the race was not exercised")
 	}
 }
+
+// TestPeriodicDefers: while Defer gives a reason, the periodic collection
+// frees nothing (a long run's files stay); once it does not, the next
+// tick collects.
+func TestPeriodicDefers(t *testing.T) {
+	f := newFixture(t, memkv.New(), t.TempDir())
+	w := f.build(t)
+	var mu sync.Mutex
+	why := "run r-1 of demo has been running for 40m"
+	results := make(chan Result, 16)
+	p := &Periodic{
+		Collector: f.collector(2 * time.Hour),
+		Options:   expiring(),
+		Every:     20 * time.Millisecond,
+		Defer: func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return why
+		},
+		OnResult: func(r Result, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			results <- r
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond) // some ten ticks, all deferred
+	if _, _, n := p.Last(); n != 0 || !has(t, f.objs, w.garbage) || len(f.files(t)) != len(w.filesBefore) {
+		t.Fatalf("a deferred collection ran (%d) or freed something", n)
+	}
+	mu.Lock()
+	why = ""
+	mu.Unlock()
+	select {
+	case r := <-results:
+		if r.Objects == 0 || r.Files == 0 {
+			t.Errorf("the collection after the deferral freed %+v", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no collection once Defer said nothing")
+	}
+	cancel()
+	<-done
+	if has(t, f.objs, w.garbage) {
+		t.Error("garbage survived the collection")
+	}
+}

@@ -16,6 +16,12 @@ type Periodic struct {
 	// OnResult, if set, is called after each collection with its result
 	// (metrics: what it freed, or that it failed).
 	OnResult func(Result, error)
+	// Defer, if set, is asked before each collection: a non-empty answer
+	// (why) skips this one, logged. weir serve defers while a run has
+	// been running for more than half of --gc-grace, whose files and
+	// objects are not yet named by any ref and would soon be older than
+	// the grace period.
+	Defer func() string
 
 	mu   sync.Mutex
 	last Result
@@ -37,6 +43,12 @@ func (p *Periodic) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if p.Defer != nil {
+			if why := p.Defer(); why != "" {
+				p.Collector.log().Info("gc deferred", "why", why)
+				continue
+			}
 		}
 		res, err := p.Collector.Run(ctx, p.Options)
 		if err != nil && ctx.Err() == nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/gc"
+	"github.com/weir-dev/weir/hooks/sched"
 )
 
 func TestRetentionFlags(t *testing.T) {
@@ -51,5 +52,25 @@ func TestServeGCFlags(t *testing.T) {
 		if !strings.Contains(help, f) {
 			t.Errorf("weir serve --help lacks %q", f)
 		}
+	}
+}
+
+// TestLongRun: the periodic collection waits while a run has been running
+// for more than half of --gc-grace (its files are named by no ref yet).
+func TestLongRun(t *testing.T) {
+	runs := []sched.RunInfo{
+		{ID: "r-1", Repo: "demo", State: sched.Succeeded, Duration: 3 * time.Hour},
+		{ID: "r-2", Repo: "demo", State: sched.Running, Duration: 20 * time.Minute},
+		{ID: "r-3", Repo: "team/x", State: sched.Queued, Duration: 0},
+	}
+	if why := longRun(runs, time.Hour); why != "" {
+		t.Errorf("a 20 min run against a 1h grace deferred the collection: %s", why)
+	}
+	runs[1].Duration = 31 * time.Minute
+	if why := longRun(runs, time.Hour); !strings.Contains(why, "run r-2 of demo has been running for 31m0s") {
+		t.Errorf("a 31 min run against a 1h grace: %q", why)
+	}
+	if why := longRun(runs, gc.Forever); why != "" {
+		t.Errorf("grace forever: %q", why)
 	}
 }

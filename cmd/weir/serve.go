@@ -403,8 +403,25 @@ func (a *serveApp) newGC() error {
 		OnResult: func(r gc.Result, err error) {
 			a.Metrics.GC(metrics.GCResult{Objects: int64(r.Objects), Bytes: r.ObjectBytes + r.FileBytes}, err)
 		},
+		Defer: func() string { return longRun(a.Runs.Runs(""), opts.Grace) },
 	}
 	return nil
+}
+
+// longRun names a run that has been running for more than half of grace
+// ("" if none): a collection now could find its files, which no ref names
+// until it lands, older than grace (runs longer than --node-timeout are
+// possible: a run is many nodes).
+func longRun(runs []sched.RunInfo, grace time.Duration) string {
+	if grace == gc.Forever {
+		return ""
+	}
+	for _, r := range runs {
+		if r.State == sched.Running && r.Duration > grace/2 {
+			return fmt.Sprintf("run %s of %s has been running for %s (--gc-grace %s)", r.ID, r.Repo, r.Duration.Round(time.Second), grace)
+		}
+	}
+	return ""
 }
 
 // close releases everything in reverse order of acquisition.
