@@ -148,7 +148,7 @@ func (s *SandboxSQL) parseIn(ctx context.Context, p *parserSandbox, queries []st
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v; weir-node must come from the same build as weir", ErrSQLParser, err)
 	}
-	return fromSQLAnswer(ans), nil
+	return FromSQLAnswer(ans), nil
 }
 
 // take returns the parser started ahead, if there is one.
@@ -292,8 +292,9 @@ func (s *SandboxSQL) Close() error {
 	return nil
 }
 
-// fromSQLAnswer is the planner's view of a runner's answer.
-func fromSQLAnswer(a contract.SQLAnswer) []pipeline.SQLParse {
+// FromSQLAnswer is the planner's view of a runner's answer (also what
+// bench/pipeline's in-process parser hands the planner).
+func FromSQLAnswer(a contract.SQLAnswer) []pipeline.SQLParse {
 	out := make([]pipeline.SQLParse, len(a.Queries))
 	for i, q := range a.Queries {
 		if q.Error != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/weir-dev/weir/hooks"
 	"github.com/weir-dev/weir/hooks/node"
 	"github.com/weir-dev/weir/hooks/pipeline"
 )
@@ -36,15 +37,5 @@ func (s *inProcessSQL) ParseSQL(ctx context.Context, queries []string) ([]pipeli
 	if err != nil {
 		return nil, err
 	}
-	out := make([]pipeline.SQLParse, len(ans.Queries))
-	for i, q := range ans.Queries {
-		if q.Error != nil {
-			out[i].Err = &pipeline.SQLError{Offset: q.Error.Offset, Msg: q.Error.Message}
-			continue
-		}
-		for _, r := range q.Refs {
-			out[i].Refs = append(out[i].Refs, pipeline.SQLRef{Catalog: r.Catalog, Schema: r.Schema, Table: r.Table, Function: r.Function, Offset: r.Offset})
-		}
-	}
-	return out, nil
+	return hooks.FromSQLAnswer(ans), nil
 }
