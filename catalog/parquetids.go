@@ -127,26 +127,19 @@ func typeWithIDs(t arrow.DataType, typ iceberg.Type, changed *bool) (arrow.DataT
 		out.KeysSorted = at.KeysSorted
 		out.SetItemNullable(v.Nullable)
 		return out, nil
-	case *arrow.ListType:
+	case *arrow.ListType, *arrow.LargeListType:
 		lt, ok := typ.(*iceberg.ListType)
 		if !ok {
 			return nil, fmt.Errorf("a list where the table has %s", typ)
 		}
-		e, err := fieldWithID(at.ElemField(), lt.ElementID, lt.Element, changed)
+		e, err := fieldWithID(at.(arrow.ListLikeType).ElemField(), lt.ElementID, lt.Element, changed)
 		if err != nil {
 			return nil, err
+		}
+		if _, large := at.(*arrow.LargeListType); large {
+			return arrow.LargeListOfField(e), nil
 		}
 		return arrow.ListOfField(e), nil
-	case *arrow.LargeListType:
-		lt, ok := typ.(*iceberg.ListType)
-		if !ok {
-			return nil, fmt.Errorf("a list where the table has %s", typ)
-		}
-		e, err := fieldWithID(at.ElemField(), lt.ElementID, lt.Element, changed)
-		if err != nil {
-			return nil, err
-		}
-		return arrow.LargeListOfField(e), nil
 	case arrow.NestedType:
 		return nil, fmt.Errorf("unsupported nested type %s", t)
 	}
