@@ -16,6 +16,16 @@ import (
 	"github.com/weir-dev/weir/objects"
 )
 
+// revisionsRepo makes g.home/src, a repo whose origin is ts's repo, with
+// the history of revisionsStream(files, 0, commits), and returns its path.
+func (g *sessGit) revisionsRepo(ts *sessServer, repo string, files, commits int) string {
+	src := filepath.Join(g.home, "src")
+	g.run(g.home, "init", "-q", src)
+	g.run(src, "remote", "add", "origin", ts.url(repo))
+	g.runIn(src, revisionsStream(files, 0, commits), "fast-import", "--quiet")
+	return src
+}
+
 // revisionsStream is a git fast-import stream of commits commits on
 // branch, each editing a few lines of a few of files text files: the
 // history deltas are for. Commit i of a stream continues commit i-1, so a
@@ -111,10 +121,7 @@ func TestSessionDeltaClone(t *testing.T) {
 			ts := newSessServer(t)
 			g := newSessGit(t, ts)
 			g.protocol(proto)
-			src := filepath.Join(g.home, "src")
-			g.run(g.home, "init", "-q", src)
-			g.run(src, "remote", "add", "origin", ts.url("demo"))
-			g.runIn(src, revisionsStream(8, 0, 60), "fast-import", "--quiet")
+			src := g.revisionsRepo(ts, "demo", 8, 60)
 			// fast-import deltas each blob against the one written before
 			// it, whatever its path: find real ones, as a user's repo has.
 			g.run(src, "repack", "-q", "-a", "-d", "-f")
@@ -165,10 +172,7 @@ func TestSessionDeltaClone(t *testing.T) {
 func TestSessionDeltaComputed(t *testing.T) {
 	ts := newSessServer(t)
 	g := newSessGit(t, ts)
-	src := filepath.Join(g.home, "src")
-	g.run(g.home, "init", "-q", src)
-	g.run(src, "remote", "add", "origin", ts.url("demo"))
-	g.runIn(src, revisionsStream(6, 0, 40), "fast-import", "--quiet")
+	src := g.revisionsRepo(ts, "demo", 6, 40)
 	g.run(src, "-c", "pack.window=0", "repack", "-q", "-a", "-d", "-F")
 	g.run(src, "-c", "pack.window=0", "push", "-q", "origin", "main")
 	if n := countRecords(t, ts.store, "demo", true); n != 0 {
@@ -282,10 +286,7 @@ func packRefDeltaOutside(t *testing.T, pack []byte) int {
 func TestWritePackRefDeltas(t *testing.T) {
 	ts := newSessServer(t)
 	g := newSessGit(t, ts)
-	src := filepath.Join(g.home, "src")
-	g.run(g.home, "init", "-q", src)
-	g.run(src, "remote", "add", "origin", ts.url("demo"))
-	g.runIn(src, revisionsStream(4, 0, 30), "fast-import", "--quiet")
+	src := g.revisionsRepo(ts, "demo", 4, 30)
 	g.run(src, "push", "-q", "origin", "main")
 	ctx := context.Background()
 	tip := ts.ref("demo", "refs/heads/main")

@@ -51,10 +51,7 @@ func TestSessionDeltaBackground(t *testing.T) {
 	ts := newSessServer(t)
 	wait := startDeltaWorker(t, ts)
 	g := newSessGit(t, ts)
-	src := filepath.Join(g.home, "src")
-	g.run(g.home, "init", "-q", src)
-	g.run(src, "remote", "add", "origin", ts.url("demo"))
-	g.runIn(src, revisionsStream(6, 0, 40), "fast-import", "--quiet")
+	src := g.revisionsRepo(ts, "demo", 6, 40)
 	g.run(src, "-c", "pack.window=0", "repack", "-q", "-a", "-d", "-F")
 	g.run(src, "-c", "pack.window=0", "push", "-q", "origin", "main")
 	wait(1)
@@ -163,10 +160,7 @@ func TestSessionThinFetchGrowingFiles(t *testing.T) {
 func TestSessionDeltaBackgroundRestart(t *testing.T) {
 	ts := newSessServer(t)
 	g := newSessGit(t, ts)
-	src := filepath.Join(g.home, "src")
-	g.run(g.home, "init", "-q", src)
-	g.run(src, "remote", "add", "origin", ts.url("demo"))
-	g.runIn(src, revisionsStream(6, 0, 40), "fast-import", "--quiet")
+	src := g.revisionsRepo(ts, "demo", 6, 40)
 
 	run := func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
