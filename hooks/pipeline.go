@@ -59,10 +59,11 @@ type DataVerifier interface {
 }
 
 // RunID names one run: "r-" and 16 hex digits, the first 8 the Unix
-// second the id was made (big-endian), the last 8 random:
+// second the id was made (big-endian), the next 4 the fraction of that
+// second (in 2^-16 steps), the last 4 random:
 //
-//	r-6575a3c1 9f03b2aa
-//	   seconds random
+//	r-6575a3c1 9f03 b2aa
+//	   seconds frac random
 //
 // so that listing kept runs (refs/runs/<id>/) newest first needs their
 // names only, not their commits (RunID.Time). Servers before this made
@@ -70,9 +71,13 @@ type DataVerifier interface {
 type RunID string
 
 func newRunID() RunID {
+	// The second, then the fraction of it in 2^-16 steps, then random:
+	// the names of runs made in one second sort as the runs were made.
 	var b [8]byte
-	binary.BigEndian.PutUint32(b[:4], uint32(time.Now().Unix()))
-	_, _ = rand.Read(b[4:])
+	now := time.Now()
+	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
+	binary.BigEndian.PutUint16(b[4:6], uint16(uint64(now.Nanosecond())<<16/1e9))
+	_, _ = rand.Read(b[6:])
 	return RunID("r-" + hex.EncodeToString(b[:]))
 }
 

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -22,5 +23,19 @@ func TestRunIDTime(t *testing.T) {
 		if tm, ok := old.Time(); ok {
 			t.Errorf("%q.Time() = %v, want none", old, tm)
 		}
+	}
+}
+
+// TestRunIDsSortAsMade: ids made one after another, many within one
+// second, sort by name in the order they were made (weir runs lists kept
+// runs by name after a restart).
+func TestRunIDsSortAsMade(t *testing.T) {
+	var ids []string
+	for range 50 {
+		ids = append(ids, string(newRunID()))
+		time.Sleep(time.Millisecond)
+	}
+	if !slices.IsSorted(ids) {
+		t.Fatalf("run ids made in order do not sort in order: %v", ids)
 	}
 }
