@@ -228,6 +228,7 @@ type stagedTable struct {
 	meta    table.Metadata
 	loc     string
 	summary string
+	syncs   []*fileSync // as stagedMeta.syncs
 }
 
 // stage validates reqs against the table in st and prepares the updated
@@ -244,6 +245,7 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 	if sm, ok := st.stagedFor(t); ok {
 		// An earlier write of this batch: its metadata is not written yet.
 		s.orig, base, baseLoc = sm.ptr, sm.meta, sm.loc
+		s.syncs = slices.Clip(sm.syncs)
 	} else if h, ok := st.tables[t]; ok {
 		tbl, _, err := ic.c.loadTable(ctx, ic.repo, t, h, ic)
 		if err != nil {
@@ -263,7 +265,7 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 		if err := r.Validate(base); err != nil {
 			// A fast append whose branch moved is applied on top of the
 			// new snapshot, as the client's own retry would (rebase.go).
-			nreqs, nupdates, ok, rerr := ic.c.rebaseAppend(ctx, ic.area, base, reqs, updates)
+			nreqs, nupdates, listSync, ok, rerr := ic.c.rebaseAppend(ctx, ic.area, base, reqs, updates)
 			if rerr != nil {
 				return nil, rerr
 			}
@@ -272,6 +274,7 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 			}
 			ic.c.rebases.Add(1)
 			reqs, updates = nreqs, nupdates
+			s.syncs = append(s.syncs, listSync)
 			break
 		}
 	}
@@ -396,7 +399,7 @@ func (ic *IcebergCatalog) CommitTable(ctx context.Context, ident table.Identifie
 		if s.orig == s.ptr {
 			return "", nil, nil
 		}
-		st.setTable(t, stagedMeta{s.ptr, s.loc, s.meta})
+		st.setTable(t, stagedMeta{s.ptr, s.loc, s.meta, s.syncs})
 		return "weir: " + s.summary, []string{s.summary}, nil
 	})
 	if err != nil {
@@ -444,7 +447,7 @@ func (ic *IcebergCatalog) CommitTransaction(ctx context.Context, commits []table
 		}
 		var changes []string
 		for _, s := range staged {
-			st.setTable(s.t, stagedMeta{s.ptr, s.loc, s.meta})
+			st.setTable(s.t, stagedMeta{s.ptr, s.loc, s.meta, s.syncs})
 			changes = append(changes, s.summary)
 		}
 		return fmt.Sprintf("weir: transaction on %d tables", len(staged)), changes, nil
