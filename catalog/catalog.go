@@ -589,7 +589,7 @@ func (s *stagingCatalog) CommitTable(ctx context.Context, _ table.Identifier, re
 			return nil, "", fmt.Errorf("%w: %v", table.ErrCommitFailed, err)
 		}
 	}
-	updates, err := s.c.trueSummaries(ctx, s.area, s.t, s.current.Metadata(), updates)
+	updates, err := s.c.trueSummaries(ctx, s.area, s.t, s.current.Metadata(), updates, nil)
 	if err != nil {
 		return nil, "", err
 	}

@@ -288,7 +288,8 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 		oldRows = n.rows
 	}
 	// Every new snapshot's summary says what its manifests hold (counts.go).
-	updates, err := ic.c.trueSummaries(ctx, ic.area, t, base, updates)
+	seen := manifestFiles{}
+	updates, err := ic.c.trueSummaries(ctx, ic.area, t, base, updates, seen)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +297,7 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 	if err != nil {
 		return nil, err
 	}
-	if err := ic.c.checkNewSnapshots(ctx, ic.area, t, base, meta); err != nil {
+	if err := ic.c.checkNewSnapshots(ctx, ic.area, t, base, meta, seen); err != nil {
 		return nil, err
 	}
 	p, err := ic.c.pointer(ctx, ic.area, t, meta, loc, "", objects.ZeroHash)
@@ -317,8 +318,9 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 // commit if the list, a manifest it names, or a file named by a manifest
 // that snapshot added, is outside the area a: a commit names no file
 // outside its repo's part of the warehouse. A list or manifest that cannot
-// be read is the client's error too (ErrBadUpdate).
-func (c *Catalog) checkNewSnapshots(ctx context.Context, a Area, t TableName, base, meta table.Metadata) error {
+// be read is the client's error too (ErrBadUpdate). A manifest in seen
+// (read by countSnapshot for the same write) is not read again.
+func (c *Catalog) checkNewSnapshots(ctx context.Context, a Area, t TableName, base, meta table.Metadata, seen manifestFiles) error {
 	known := map[int64]bool{}
 	if base != nil {
 		for _, s := range base.Snapshots() {
@@ -350,12 +352,18 @@ func (c *Catalog) checkNewSnapshots(ctx context.Context, a Area, t TableName, ba
 			if m.SnapshotID() != snap.SnapshotID {
 				continue // added by an earlier snapshot, checked then
 			}
-			entries, err := m.FetchEntries(fs, false)
-			if err != nil {
-				return bad("manifest", err)
+			files, ok := seen[m.FilePath()]
+			if !ok {
+				entries, err := m.FetchEntries(fs, false)
+				if err != nil {
+					return bad("manifest", err)
+				}
+				for _, e := range entries {
+					files = append(files, e.DataFile().FilePath())
+				}
 			}
-			for _, e := range entries {
-				if _, err := a.Resolve(e.DataFile().FilePath()); err != nil {
+			for _, f := range files {
+				if _, err := a.Resolve(f); err != nil {
 					return bad("data file", err)
 				}
 			}
