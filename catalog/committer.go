@@ -23,7 +23,8 @@ import (
 // (each sees the ones before it; one that fails is refused alone and
 // changes nothing) and publishes them all as one data commit with one
 // synced ref update. So concurrent writers never lose the CAS to each
-// other, and one fsync serves the whole batch. The CAS still guards
+// other, and one WAL fsync serves the whole batch; the warehouse files
+// the batch wrote are synced concurrently before it (durable.go). The CAS still guards
 // against writers outside this process and against pushes, which move
 // data refs without the committer: on a stale ref the batch is applied
 // again on the new head.
