@@ -72,8 +72,10 @@ type fileSync struct {
 var syncSlots = make(chan struct{}, 64)
 
 // startSync starts syncing the file at loc in a (a.SyncFile) and returns
-// at once.
+// at once. The sync is not cancelled with ctx: a writer that goes away
+// must not fail the batch its write rides in.
 func startSync(ctx context.Context, a Area, loc string) *fileSync {
+	ctx = context.WithoutCancel(ctx)
 	s := &fileSync{done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
