@@ -55,7 +55,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds (best of each side is reported)")
 	keep := flag.String("dir", "", "work folder (default: a temporary one, removed)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
-	sides := flag.String("sides", "disk,http,endpoint", "what to read through, in this order each round: disk (ReadAt), http (the peer: a plain HTTP server that only calls http.ServeContent on the file, read with net/http), endpoint (the S3 endpoint, read with aws-sdk-go-v2)")
+	sides := flag.String("sides", "disk,http,endpoint", "what to read through, in this order each round: disk (ReadAt), http (the peer: a plain HTTP server that only calls http.ServeContent on the file, read with net/http), endpoint (the S3 endpoint, read with aws-sdk-go-v2); also http-sdk (the peer read with aws-sdk-go-v2)")
 	sndbuf := flag.Int("sndbuf", 0, "experiment: SO_SNDBUF of the servers' sockets (0: the kernel's autotuning)")
 	rcvbuf := flag.Int("rcvbuf", 0, "experiment: SO_RCVBUF of the clients' sockets (0: the kernel's autotuning)")
 	cases := flag.String("cases", "warm,cold", "warm (page cache), cold (pages dropped before each pass), or both")
@@ -160,7 +160,7 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 	}
 	whDir := filepath.Join(dir, "warehouse")
 	go http.Serve(pln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := os.Open(filepath.Join(whDir, filepath.FromSlash(strings.TrimPrefix(r.URL.Path, "/"))))
+		f, err := os.Open(filepath.Join(whDir, filepath.FromSlash(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/"), catalog.LocalBucket+"/"))))
 		if err != nil {
 			http.NotFound(w, r)
 			return
@@ -212,10 +212,29 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 		defer out.Body.Close()
 		return full(out.Body, buf, j.n)
 	}
-	readers := map[string]func([]byte, job) error{"disk": disk, "http": httpPeer, "endpoint": endpoint}
+	// http-sdk: the peer read with the endpoint's client (the SDK signs,
+	// the peer ignores it), which splits the endpoint's cost into the
+	// client's and the server's.
+	peerSDK := awss3.New(awss3.Options{
+		Region:       s3ep.Region,
+		BaseEndpoint: aws.String("http://" + pln.Addr().String()),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
+		HTTPClient:   &http.Client{Transport: newTransport(par, rcvbuf)},
+	})
+	httpSDK := func(buf []byte, j job) error {
+		out, err := peerSDK.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(catalog.LocalBucket), Key: aws.String(keys[j.file]),
+			Range: aws.String(fmt.Sprintf("bytes=%d-%d", j.off, j.off+j.n-1))})
+		if err != nil {
+			return err
+		}
+		defer out.Body.Close()
+		return full(out.Body, buf, j.n)
+	}
+	readers := map[string]func([]byte, job) error{"disk": disk, "http": httpPeer, "http-sdk": httpSDK, "endpoint": endpoint}
 	for _, side := range sides {
 		if readers[side] == nil {
-			return fmt.Errorf("-sides: no side %q (disk, http, endpoint)", side)
+			return fmt.Errorf("-sides: no side %q (disk, http, http-sdk, endpoint)", side)
 		}
 	}
 	for _, c := range cases {
