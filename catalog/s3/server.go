@@ -293,16 +293,6 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, g *grant, key strin
 	w.Header().Set("ETag", fileETag(fi))
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Accept-Ranges", "bytes")
-	if r.Method == http.MethodGet {
-		if off, n, ok := hintRange(r.Header.Get("Range"), fi.Size()); ok {
-			// Beside the sending, so the first bytes go out as soon as
-			// they are read; done before f is closed (defers run last
-			// first), so the hint never reaches a reused descriptor.
-			done := make(chan struct{})
-			go func() { defer close(done); willNeed(f, off, n) }()
-			defer func() { <-done }()
-		}
-	}
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 	return nil
 }
