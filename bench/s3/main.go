@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,6 +55,7 @@ func main() {
 	par := flag.Int("par", 8, "parallel readers")
 	rounds := flag.Int("rounds", 3, "rounds (best of each side is reported)")
 	keep := flag.String("dir", "", "work folder (default: a temporary one, removed)")
+	nginx := flag.String("nginx", "", "path of an nginx binary (Debian's: apt-get download nginx; dpkg -x): adds the side nginx, the same ranged reads from nginx (sendfile on) on loopback, read with net/http")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	sides := flag.String("sides", "disk,http,endpoint", "what to read through, in this order each round: disk (ReadAt), http (the peer: a plain HTTP server that only calls http.ServeContent on the file, read with net/http), endpoint (the S3 endpoint, read with aws-sdk-go-v2); also http-sdk (the peer read with aws-sdk-go-v2)")
 	sndbuf := flag.Int("sndbuf", 0, "experiment: SO_SNDBUF of the servers' sockets (0: the kernel's autotuning)")
@@ -66,7 +68,7 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(*size, *files, *rng, *par, *rounds, *keep, *sndbuf, *rcvbuf, strings.Split(*sides, ","), strings.Split(*cases, ",")); err != nil {
+	if err := run(*size, *files, *rng, *par, *rounds, *keep, *sndbuf, *rcvbuf, *nginx, strings.Split(*sides, ","), strings.Split(*cases, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/s3:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -79,7 +81,7 @@ type job struct {
 	n    int64
 }
 
-func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf, rcvbuf int, sides, cases []string) error {
+func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf, rcvbuf int, nginx string, sides, cases []string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "weir-bench-s3-")
 		if err != nil {
@@ -187,8 +189,8 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 		}
 		return err
 	}
-	httpPeer := func(buf []byte, j job) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerURL+keys[j.file], nil)
+	httpGet := func(base string, buf []byte, j job) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+keys[j.file], nil)
 		if err != nil {
 			return err
 		}
@@ -202,6 +204,20 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 			return fmt.Errorf("peer: %s", resp.Status)
 		}
 		return full(resp.Body, buf, j.n)
+	}
+	httpPeer := func(buf []byte, j job) error { return httpGet(peerURL, buf, j) }
+	// extraCPU is CPU spent outside this process by a side's server
+	// (nginx), counted into its CPU s/GiB.
+	extraCPU := map[string]func() time.Duration{}
+	var nginxRead func([]byte, job) error
+	if nginx != "" {
+		base, cpu, stop, err := startNginx(nginx, dir, whDir)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		nginxRead = func(buf []byte, j job) error { return httpGet(base, buf, j) }
+		extraCPU["nginx"] = cpu
 	}
 	endpoint := func(buf []byte, j job) error {
 		out, err := client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(catalog.LocalBucket), Key: aws.String(keys[j.file]),
@@ -232,9 +248,12 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 		return full(out.Body, buf, j.n)
 	}
 	readers := map[string]func([]byte, job) error{"disk": disk, "http": httpPeer, "http-sdk": httpSDK, "endpoint": endpoint}
+	if nginxRead != nil {
+		readers["nginx"] = nginxRead
+	}
 	for _, side := range sides {
 		if readers[side] == nil {
-			return fmt.Errorf("-sides: no side %q (disk, http, http-sdk, endpoint)", side)
+			return fmt.Errorf("-sides: no side %q (disk, http, http-sdk, endpoint; nginx with -nginx)", side)
 		}
 	}
 	for _, c := range cases {
@@ -253,7 +272,10 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 	}
 	// measure reads every job once and returns MB/s and the process's CPU
 	// seconds (user+system, server and client together) per GiB read.
-	measure := func(read func([]byte, job) error) (float64, float64, error) {
+	measure := func(read func([]byte, job) error, extra func() time.Duration) (float64, float64, error) {
+		if extra == nil {
+			extra = func() time.Duration { return 0 }
+		}
 		q := make(chan job, len(jobs))
 		for _, j := range jobs {
 			q <- j
@@ -261,7 +283,7 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 		close(q)
 		var wg sync.WaitGroup
 		errs := make(chan error, par)
-		cpu0 := cpuTime()
+		cpu0 := cpuTime() + extra()
 		start := time.Now()
 		for i := range par {
 			wg.Add(1)
@@ -282,7 +304,7 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 			return 0, 0, err
 		}
 		total := float64(per * int64(nfiles))
-		return total / time.Since(start).Seconds() / 1e6, (cpuTime() - cpu0).Seconds() / (total / (1 << 30)), nil
+		return total / time.Since(start).Seconds() / 1e6, (cpuTime() + extra() - cpu0).Seconds() / (total / (1 << 30)), nil
 	}
 	drop := func() error {
 		for _, p := range paths {
@@ -309,7 +331,7 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 						return err
 					}
 				}
-				v, perGiB, err := measure(readers[side])
+				v, perGiB, err := measure(readers[side], extraCPU[side])
 				if err != nil {
 					return fmt.Errorf("%s: %w", side, err)
 				}
@@ -366,4 +388,73 @@ func sockopt(opt, v int) func(string, string, syscall.RawConn) error {
 func newTransport(par, rcvbuf int) *http.Transport {
 	d := &net.Dialer{Control: sockopt(unix.SO_RCVBUF, rcvbuf)}
 	return &http.Transport{MaxIdleConnsPerHost: par, DialContext: d.DialContext}
+}
+
+// startNginx runs nginx (one process, sendfile on, no logs) on a free
+// loopback port serving root, and returns its base URL, a reader of its
+// CPU time, and a stop function.
+func startNginx(bin, dir, root string) (string, func() time.Duration, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	nd := filepath.Join(dir, "nginx")
+	if err := os.MkdirAll(nd, 0o700); err != nil {
+		return "", nil, nil, err
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  server { listen %[2]s; root %[3]s; }
+}
+`, nd, addr, root)
+	if err := os.WriteFile(filepath.Join(nd, "nginx.conf"), []byte(conf), 0o600); err != nil {
+		return "", nil, nil, err
+	}
+	cmd := exec.Command(bin, "-p", nd, "-c", filepath.Join(nd, "nginx.conf"), "-e", filepath.Join(nd, "error.log"))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, nil, fmt.Errorf("-nginx: %w", err)
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			stop()
+			return "", nil, nil, fmt.Errorf("-nginx: not listening on %s after 10 s (see %s/error.log)", addr, nd)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cpu := func() time.Duration {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		if err != nil {
+			return 0
+		}
+		// Fields after the command's closing parenthesis: utime and
+		// stime are the 12th and 13th, in clock ticks (100 a second).
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			return 0
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		return time.Duration(u+st) * 10 * time.Millisecond
+	}
+	return "http://" + addr + "/", cpu, stop, nil
 }
