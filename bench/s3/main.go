@@ -344,7 +344,7 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 		}
 	}
 	up, _ := exec.Command("uptime").Output()
-	fmt.Printf("table: %d files, %d MiB; %d parallel readers of %d MiB ranges; best of %d rounds; GOMAXPROCS %d\n", nfiles, per*int64(nfiles)>>20, par, rng>>20, rounds, runtime.GOMAXPROCS(0))
+	fmt.Printf("table: %d files, %d MiB; %d parallel readers of %d KiB ranges; best of %d rounds; GOMAXPROCS %d\n", nfiles, per*int64(nfiles)>>20, par, rng>>10, rounds, runtime.GOMAXPROCS(0))
 	for _, c := range cases {
 		d := best["disk "+c]
 		fmt.Printf("%s:\n", map[string]string{"warm": "warm (page cache)", "cold": "cold (pages dropped)"}[c])
