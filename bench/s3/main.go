@@ -337,14 +337,15 @@ func run(size int64, nfiles int, rng int64, par, rounds int, dir string, sndbuf,
 				}
 				k := side + " " + c
 				fmt.Printf("round %d: %-14s %6.0f MB/s  %5.2f CPU s/GiB\n", r+1, k, v, perGiB)
-				if v > best[k] {
-					best[k], cpu[k] = v, perGiB
+				best[k] = max(best[k], v)
+				if c, ok := cpu[k]; !ok || perGiB < c {
+					cpu[k] = perGiB
 				}
 			}
 		}
 	}
 	up, _ := exec.Command("uptime").Output()
-	fmt.Printf("table: %d files, %d MiB; %d parallel readers of %d KiB ranges; best of %d rounds; GOMAXPROCS %d\n", nfiles, per*int64(nfiles)>>20, par, rng>>10, rounds, runtime.GOMAXPROCS(0))
+	fmt.Printf("table: %d files, %d MiB; %d parallel readers of %d KiB ranges; best of %d rounds (MB/s and CPU s/GiB each); GOMAXPROCS %d\n", nfiles, per*int64(nfiles)>>20, par, rng>>10, rounds, runtime.GOMAXPROCS(0))
 	for _, c := range cases {
 		d := best["disk "+c]
 		fmt.Printf("%s:\n", map[string]string{"warm": "warm (page cache)", "cold": "cold (pages dropped)"}[c])
