@@ -1,0 +1,110 @@
+package catalog
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+
+	"github.com/weir-dev/weir/objects"
+)
+
+// TestNestedNames: a nested table name splits at its last dot, and the
+// levels of a namespace are checked one by one.
+func TestNestedNames(t *testing.T) {
+	tn, err := ParseTableName("sales.eu.de.orders")
+	if err != nil || tn != (TableName{"sales.eu.de", "orders"}) || !slices.Equal(tn.Identifier(), []string{"sales", "eu", "de", "orders"}) {
+		t.Fatalf("ParseTableName = %+v %v", tn, err)
+	}
+	if p, ok := NamespaceParent("sales.eu.de"); !ok || p != "sales.eu" {
+		t.Fatalf("parent of sales.eu.de = %q %v", p, ok)
+	}
+	if _, ok := NamespaceParent("sales"); ok {
+		t.Fatal("sales has a parent")
+	}
+	for _, bad := range []string{"sales..orders", ".sales.orders", "sales.EU.orders", "sales/eu.orders", "sales.eu.", strings.Repeat("a.", MaxNamespaceDepth) + "a.t"} {
+		if _, err := ParseTableName(bad); err == nil {
+			t.Errorf("ParseTableName(%q) accepted", bad)
+		}
+	}
+	deepest := strings.Repeat("a.", MaxNamespaceDepth-1) + "a"
+	if err := ValidateNamespace(deepest); err != nil {
+		t.Errorf("%d levels refused: %v", MaxNamespaceDepth, err)
+	}
+	if err := ValidateNamespace(strings.Repeat("a", 127) + "." + strings.Repeat("b", 127)); err != nil {
+		t.Errorf("255 bytes refused: %v", err)
+	}
+	if err := ValidateNamespace(strings.Repeat("a", 128) + "." + strings.Repeat("b", 127)); err == nil {
+		t.Error("256 bytes accepted")
+	}
+}
+
+// TestNestedTreeLayout: nested namespaces are one entry each, their
+// levels joined by '.', beside single-level ones, in a tree that reads
+// back to the same state; a table and a namespace of one dotted name
+// (table eu in sales, namespace sales.eu) are distinct entries.
+func TestNestedTreeLayout(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	w := repoObjects{f.objs, f.repo}
+	blob := func(s string) objects.Hash {
+		h, err := w.Put(ctx, plumbing.BlobObject, []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	st := newDataState()
+	st.tables[TableName{"sales", "eu"}] = blob("p1")
+	st.tables[TableName{"sales", "orders"}] = blob("p2")
+	st.tables[TableName{"sales.eu", "orders"}] = blob("p3")
+	st.tables[TableName{"sales.eu.de", "orders"}] = blob("p4")
+	for _, ns := range []string{"sales", "sales.eu", "sales.eu.de"} {
+		st.namespaces[ns] = blob(ns)
+	}
+	tree, err := writeTree(ctx, w, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(h objects.Hash, mode filemode.FileMode) []string {
+		t.Helper()
+		es, err := readTree(ctx, w, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			if e.Mode != mode {
+				t.Fatalf("entry %s has mode %o", e.Name, uint32(e.Mode))
+			}
+			out = append(out, e.Name)
+		}
+		return out
+	}
+	root, _ := readTree(ctx, w, tree)
+	byName := map[string]objects.Hash{}
+	for _, e := range root {
+		byName[e.Name] = e.Hash
+	}
+	// Git's order: a folder sorts as its name and '/', after '.'.
+	if got := names(byName["tables"], filemode.Dir); !slices.Equal(got, []string{"sales.eu.de", "sales.eu", "sales"}) {
+		t.Fatalf("tables/ holds %v", got)
+	}
+	if got := names(byName["namespaces"], filemode.Regular); !slices.Equal(got, []string{"sales", "sales.eu", "sales.eu.de"}) {
+		t.Fatalf("namespaces/ holds %v", got)
+	}
+	c, err := writeCommit(ctx, w, tree, nil, "nested")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := readState(ctx, w, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.tables) != 4 || back.tables[TableName{"sales.eu", "orders"}] != st.tables[TableName{"sales.eu", "orders"}] || back.tables[TableName{"sales", "eu"}] != st.tables[TableName{"sales", "eu"}] {
+		t.Fatalf("read back %v", back.tables)
+	}
+}
