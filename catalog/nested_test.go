@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -106,5 +107,27 @@ func TestNestedTreeLayout(t *testing.T) {
 	}
 	if len(back.tables) != 4 || back.tables[TableName{"sales.eu", "orders"}] != st.tables[TableName{"sales.eu", "orders"}] || back.tables[TableName{"sales", "eu"}] != st.tables[TableName{"sales", "eu"}] {
 		t.Fatalf("read back %v", back.tables)
+	}
+}
+
+// TestMergeKeepsParents: a merge of one side that dropped namespace
+// sales with another that created sales.eu in it keeps sales (as it keeps
+// a namespace the other side added a table to).
+func TestMergeKeepsParents(t *testing.T) {
+	h := func(b byte) objects.Hash { var x objects.Hash; x[0] = b; return x }
+	base := newDataState()
+	base.namespaces["sales"] = h(1)
+	from := base.clone()
+	from.namespaces["sales.eu"] = h(2)
+	from.namespaces["sales.eu.de"] = h(3)
+	into := base.clone()
+	delete(into.namespaces, "sales")
+	out, _, conflicts := mergeStates(base, from, into, "feature")
+	if len(conflicts) > 0 {
+		t.Fatalf("conflicts %v", conflicts)
+	}
+	got := slices.Sorted(maps.Keys(out.namespaces))
+	if !slices.Equal(got, []string{"sales", "sales.eu", "sales.eu.de"}) || out.namespaces["sales"] != h(1) {
+		t.Fatalf("merged namespaces %v", out.namespaces)
 	}
 }
