@@ -126,7 +126,7 @@ func TestNestedNamespacesEndToEnd(t *testing.T) {
 		t.Errorf("git show of the pointer:\n%s", ptr)
 	}
 	log := git(t, clone, "log", "--format=%s", "refs/data/main", "--", "tables/sales.eu/orders")
-	if log != "weir: append 3 rows to sales.eu.orders\nweir: create table sales.eu.orders" {
+	if l := strings.Split(strings.TrimSpace(log), "\n"); len(l) != 2 || !strings.HasPrefix(l[0], "weir: append 3 rows to sales.eu.orders") || !strings.HasPrefix(l[1], "weir: create table sales.eu.orders") {
 		t.Errorf("git log of tables/sales.eu/orders:\n%s", log)
 	}
 	git(t, clone, "fsck", "--strict", "--no-dangling", "refs/data/main")
