@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -20,7 +22,7 @@ import (
 // sales.eu.de, a table sales.eu.orders appended to and scanned, listed
 // under its parent; hostile levels refused with nothing moved; C git
 // shows the table at tables/sales.eu/orders of the data ref with its
-// history; weir query reads it; and after an offline `weir gc` with no
+// history; weir query and the web view read it; and after an offline `weir gc` with no
 // grace the table still scans the same rows.
 func TestNestedNamespacesEndToEnd(t *testing.T) {
 	ctx := context.Background()
@@ -135,6 +137,17 @@ func TestNestedNamespacesEndToEnd(t *testing.T) {
 	out, err := sshWeir(t, s, "query", "lake", "main", `'SELECT sum(id) AS s FROM "sales.eu".orders'`)
 	if err != nil || !strings.Contains(out, "s\n24\n") {
 		t.Errorf("weir query of sales.eu.orders: %v\n%s", err, out)
+	}
+
+	// The web view's page of the table.
+	rsp, err := http.Get(s.HTTP + "/ui/lake/-/table/sales.eu.orders/main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(rsp.Body)
+	rsp.Body.Close()
+	if rsp.StatusCode != 200 || !strings.Contains(string(page), "sales.eu.orders") {
+		t.Errorf("web page of sales.eu.orders = %d:\n%.2000s", rsp.StatusCode, page)
 	}
 
 	// An offline collection with no grace keeps every file of the table.
