@@ -131,3 +131,30 @@ func TestMergeKeepsParents(t *testing.T) {
 		t.Fatalf("merged namespaces %v", out.namespaces)
 	}
 }
+
+// TestWriteNestedTable: a write to a table in a nested namespace (an
+// import's or weir import's) creates the namespace and each namespace it
+// is in, and the data commit says the table's dotted name.
+func TestWriteNestedTable(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	tn := TableName{"sales.eu.de", "orders"}
+	c, err := f.cat.WriteDataCommit(ctx, f.repo, objects.ZeroHash, []TableWrite{{Table: tn, Files: []string{f.parquetFile(t, 0, 3)}}}, CommitInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := readState(ctx, repoObjects{f.objs, f.repo}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(st.namespaces)); !slices.Equal(got, []string{"sales", "sales.eu", "sales.eu.de"}) {
+		t.Fatalf("namespaces %v", got)
+	}
+	tabs, err := f.cat.Tables(ctx, f.repo, c)
+	if err != nil || tabs[tn].Rows != 3 {
+		t.Fatalf("tables %v %v", tabs, err)
+	}
+	if msg := f.commitMessage(t, c); !strings.Contains(msg, "sales.eu.de.orders") {
+		t.Fatalf("message %q", msg)
+	}
+}
