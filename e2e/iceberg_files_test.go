@@ -24,7 +24,7 @@ import (
 // warehouse and commits with a summary holding only "operation" gets a
 // data commit saying "append 3 rows" and a pointer saying "rows 3";
 // registering the same metadata file as a second table counts 3 rows
-// too; an ETag'd load answers 304 (with the S3 endpoint off); /v1/config of a missing branch is a
+// too; an ETag'd load answers 304 (the S3 endpoint on); /v1/config of a missing branch is a
 // 404 naming it.
 func TestRESTMinimalClientCounts(t *testing.T) {
 	data := t.TempDir()
@@ -117,13 +117,9 @@ func TestRESTMinimalClientCounts(t *testing.T) {
 		}
 	}
 
-	// The load's ETag, and a 304 for it. With the S3 endpoint on, every
-	// load vends fresh credentials, so its tag is new each time and no
-	// load is a 304: the check runs on the same data with the endpoint
-	// off.
-	s.Stop()
-	s = startWeir(t, data, "--s3", "")
-	p = s.HTTP + "/iceberg/v1/sales/main"
+	// The load's ETag, and a 304 for it, with the S3 endpoint on: the
+	// tag covers the vended credentials, which stay the same within an
+	// expiry window (a quarter of their TTL).
 	req := func(inm string) (int, string) {
 		t.Helper()
 		r, err := http.NewRequest("GET", p+"/namespaces/ns/tables/t", nil)
@@ -144,8 +140,12 @@ func TestRESTMinimalClientCounts(t *testing.T) {
 	if code != 200 || tag == "" {
 		t.Fatalf("load: %d, ETag %q", code, tag)
 	}
-	if code, _ := req(tag); code != 304 {
-		t.Fatalf("load with If-None-Match of its ETag: %d", code)
+	if code, again := req(tag); code != 304 {
+		// Once, the two loads may fall on both sides of a window's end;
+		// never twice in a row.
+		if code, _ = req(again); code != 304 {
+			t.Fatalf("load with If-None-Match of its ETag: %d (credentials vended anew on every load?)", code)
+		}
 	}
 	code, body = restCall(t, "GET", s.HTTP+"/iceberg/v1/config?warehouse=sales@nope", "")
 	if typ, msg := restError(body); code != 404 || typ != "NotFoundException" || !strings.Contains(msg, `"nope"`) {

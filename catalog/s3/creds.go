@@ -48,7 +48,7 @@ type grant struct {
 	Scope Scope  `json:"s"`           // read or write
 	Write string `json:"w,omitempty"` // key prefix of new keys, ending in '/'; only with ScopeWrite
 	Exp   int64  `json:"e"`           // unix seconds
-	N     string `json:"n"`           // random: two grants never share keys
+	N     string `json:"n,omitempty"` // a random nonce, in tokens vended before expiry windows
 }
 
 // readPrefix is the key prefix the grant reads.
@@ -159,11 +159,8 @@ func (v *Vendor) Vend(seg string, scope Scope, writePrefix string, ttl time.Dura
 	default:
 		return Credentials{}, fmt.Errorf("s3: unknown scope %q", scope)
 	}
-	exp := v.now().Add(ttl).Truncate(time.Second)
+	exp := expiry(v.now(), ttl)
 	g.Exp = exp.Unix()
-	n := make([]byte, 12)
-	rand.Read(n)
-	g.N = b64.EncodeToString(n)
 	body, err := json.Marshal(g)
 	if err != nil {
 		return Credentials{}, err
@@ -171,6 +168,23 @@ func (v *Vendor) Vend(seg string, scope Scope, writePrefix string, ttl time.Dura
 	tok := b64.EncodeToString(body) + "." + b64.EncodeToString(mac(v.keyToken, body))
 	id, secret := v.keys(tok)
 	return Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: tok, Expires: exp}, nil
+}
+
+// expiry is when credentials vended at now with ttl expire: now+ttl
+// rounded up to the next multiple of ttl/4 (at least a second). Two
+// loads of a table within one such window get the same grant, hence the
+// same token and keys, so the REST catalog's ETag (which covers the
+// config) matches and a client polling a table is answered 304 Not
+// Modified, keeping credentials that still live at least ttl. A grant
+// holds nothing but its scope and expiry, so two clients sharing one
+// hold no more than each was given.
+func expiry(now time.Time, ttl time.Duration) time.Time {
+	win := max(ttl/4, time.Second).Truncate(time.Second)
+	t := now.Add(ttl)
+	if r := t.Truncate(win); !r.Equal(t) {
+		t = r.Add(win)
+	}
+	return t
 }
 
 // keys derives a token's access key id and secret key.

@@ -56,7 +56,7 @@
 // # Credentials
 //
 // A credential is stateless (creds.go): the session token is a grant
-// (repo folder, scope, write prefix, expiry, a nonce) in JSON, base64url,
+// (repo folder, scope, write prefix, expiry) in JSON, base64url,
 // with an HMAC-SHA256 of it under a key derived from the server's secret
 // (<data>/s3-vending.key, 32 random bytes, 0600, made at first start).
 // The access key id and the secret key are two more HMACs of the token, so

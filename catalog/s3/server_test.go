@@ -348,8 +348,8 @@ func TestCredentialChecks(t *testing.T) {
 			t.Errorf("%s: %s, want %s", tc.name, code(err), tc.want)
 		}
 	}
-	// Expiry: the same credentials, an hour and a minute later.
-	f.srv.v.now = func() time.Time { return time.Now().Add(DefaultTTL + time.Minute) }
+	// Expiry: the same credentials, a minute after they expire.
+	f.srv.v.now = func() time.Time { return good.Expires.Add(time.Minute) }
 	cl := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.url), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(good.AccessKeyID, good.SecretAccessKey, good.SessionToken)})
 	if _, err := get(ctx, cl, key, ""); code(err) != "ExpiredToken" {
