@@ -49,7 +49,7 @@ func TestPoolNothingCarriesOver(t *testing.T) {
 	mustWrite(t, filepath.Join(in1, "first.txt"), "first's secret\n")
 	mustWrite(t, filepath.Join(in2, "second.txt"), "second's data\n")
 	first := pooledRun(t, s, exec.Spec{ID: "carry-first", Inputs: map[string]string{"one": in1},
-		Env: []string{"PATH=/usr/bin:/bin", "FIRST_SECRET=s3cr3t"},
+		Env:  []string{"PATH=/usr/bin:/bin", "FIRST_SECRET=s3cr3t"},
 		Args: []string{"/bin/sh", "-c", `echo left > /tmp/first-tmp; echo left > /out/first-out; (sleep 1000 &); cat /in/one/first.txt`}})
 	if first.Reason != exec.ReasonOK || !strings.Contains(string(first.Output), "first's secret") {
 		t.Fatalf("first node: %s", explain(first))
