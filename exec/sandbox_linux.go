@@ -404,12 +404,7 @@ func (p *Prepared) own() {
 		}
 		if setupErr == nil && r.spec.Gate {
 			// Gated: the node starts now and waits for Run's line on stdin.
-			if err := container.Exec(); err != nil {
-				setupErr = err
-			} else {
-				r.execed = true
-				r.phase("exec")
-			}
+			r.sendSpec()
 		}
 		if p.pooled {
 			r.setupTime = time.Since(bindBegan) // the pool's work was off the caller's path
@@ -503,6 +498,7 @@ type run struct {
 	userns  bool          // this sandbox has a user namespace
 	gate    *os.File      // the write end of the node's stdin (Spec.Gate), until Run
 	specW   *os.File      // the write end of the pipe the shim reads the node's argv and env from
+	specMsg []byte        // what sendSpec writes on it
 	reportR *os.File      // the read end of the report pipe, until bound
 	report  *reportReader // Spec.Report: the read end of the node's report pipe
 	execed  bool          // the init was released (it execs the node)
@@ -601,6 +597,13 @@ func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 		return container, nil, err
 	}
 	r.phase("start")
+	// Release the init: it execs the shim, which waits on the spec pipe
+	// for its node (sendSpec) before it does anything else.
+	if err := container.Exec(); err != nil {
+		return container, proc, err
+	}
+	r.execed = true
+	r.phase("exec-shim")
 	return container, proc, nil
 }
 
@@ -657,20 +660,32 @@ func (r *run) bind(container *libcontainer.Container, proc *libcontainer.Process
 	if r.spec.Report {
 		r.report, r.reportR = newReportReader(r.reportR), nil
 	}
-	msg := shimMessage(r.spec.Report, r.spec.Gate, r.nodeArgs(), r.spec.Env)
-	w := r.specW
-	r.specW = nil
-	go func() {
-		// The shim reads it once released; a sandbox torn down unrun
-		// makes this fail (EPIPE), which is fine.
-		_, _ = w.Write(msg)
-		w.Close()
-	}()
+	// Sent at Run (sendSpec), or at once for a gated node.
+	r.specMsg = shimMessage(r.spec.Report, r.spec.Gate, r.nodeArgs(), r.spec.Env)
 	if !r.spec.Gate {
 		r.gate.Close() // the shim gives the node /dev/null
 		r.gate = nil
 	}
 	return nil
+}
+
+// sendSpec hands the node to the shim waiting on the spec pipe: it reads
+// it, seals itself and execs the node.
+func (r *run) sendSpec() {
+	msg, w := r.specMsg, r.specW
+	r.specMsg, r.specW = nil, nil
+	if len(msg) <= 4096 {
+		// An empty pipe takes it at once (PIPE_BUF), and the shim has it
+		// as soon as it is written.
+		_, _ = w.Write(msg)
+		w.Close()
+		return
+	}
+	go func() {
+		// A node that dies first makes this fail (EPIPE), which is fine.
+		_, _ = w.Write(msg)
+		w.Close()
+	}()
 }
 
 // shimMessage is what the shim reads from its spec pipe before it execs
@@ -776,11 +791,8 @@ func (l *lateWriter) set(w io.Writer) {
 // node or its limits, and collects /out.
 func (r *run) execute(ctx context.Context, container *libcontainer.Container, proc *libcontainer.Process) *Result {
 	res := &Result{ExitCode: -1}
-	if !r.execed {
-		if err := container.Exec(); err != nil {
-			return r.setupFailed(err)
-		}
-		r.execed = true
+	if r.specMsg != nil {
+		r.sendSpec()
 		r.phase("exec")
 	}
 	if r.gate != nil {
