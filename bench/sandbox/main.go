@@ -348,10 +348,22 @@ func (p *phaseLog) medians() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var b strings.Builder
-	for _, k := range []string{"out-tmpfs", "create", "start", "node", "collect", "destroy", "cleanup"} {
-		if ds := p.sums[k]; len(ds) > 0 {
-			fmt.Fprintf(&b, "%s %.2f ms, ", k, ms(pct(ds, 50)))
+	for _, group := range []struct {
+		name   string
+		phases []string
+	}{
+		// Built ahead by the pool (on Run's path without one).
+		{"built ahead", []string{"tmpfs", "create", "start", "exec-shim"}},
+		// Bound to the node (Prepare), then Run.
+		{"on Run's path", []string{"limits", "inputs", "exec", "node", "collect", "destroy", "cleanup"}},
+	} {
+		fmt.Fprintf(&b, "\n    %-14s", group.name+":")
+		for _, k := range group.phases {
+			if ds := p.sums[k]; len(ds) > 0 {
+				fmt.Fprintf(&b, " %s %.2f,", k, ms(pct(ds, 50)))
+			}
 		}
+		b.WriteString(" ms")
 	}
-	return strings.TrimSuffix(b.String(), ", ")
+	return b.String()
 }
