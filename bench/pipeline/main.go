@@ -42,6 +42,7 @@ func main() {
 	phases := flag.Bool("phases", false, "also print the median of each phase of a sandbox (exec's debug log)")
 	flag.Float64Var(&nodeCPUs, "node-cpus", 0, "CPU limit of each node (0: the server's default, as weir serve --node-cpus)")
 	flag.StringVar(&baseline, "baseline", "", "folder holding a weir-node built from an earlier tree: alternate pushes with the old path (that runner, each sandbox built when its node starts, every table written at the end)")
+	flag.IntVar(&sandboxPool, "sandbox-pool", 0, "generic sandboxes kept built ahead, as weir serve --sandbox-pool (0: exec's default; -1: none, each sandbox built when its node is prepared)")
 	flag.BoolVar(&rerun, "rerun", false, "push with -o rerun: run the seed too, though its CSV is unchanged (every node runs)")
 	flag.BoolVar(&sqlPeers, "sql", false, "also alternate pushes whose plan parses its SQL with DuckDB in this process (the server before issue 10) and in a sandbox started when the plan needs it (no parser started ahead)")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile of the measured pushes to this file")
@@ -364,14 +365,16 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 		return nil, err
 	}
 	s.sb, err = exec.New(exec.Config{
-		StateDir:   filepath.Join(s.state, "exec"),
-		WeirBinary: filepath.Join(bin, "weir-node"),
-		InitBinary: filepath.Join(bin, "weir-sandbox-init"),
-		Defaults:   exec.Limits{CPU: nodeCPUs},
+		StateDir:    filepath.Join(s.state, "exec"),
+		WeirBinary:  filepath.Join(bin, "weir-node"),
+		InitBinary:  filepath.Join(bin, "weir-sandbox-init"),
+		Defaults:    exec.Limits{CPU: nodeCPUs},
+		SandboxPool: sandboxPool,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}
+	s.sb.Warm(exec.HostRuntime, true) // as weir serve
 	quiet := slog.New(slog.DiscardHandler)
 	h, err := hooks.NewPipeline(hooks.PipelineConfig{
 		Refs: rs.Store, Catalog: cat, Runner: s.sb, WorkDir: filepath.Join(data, "runs"), Logger: quiet,
@@ -456,6 +459,9 @@ func (s *server) close() {
 
 // rerun pushes with -o rerun (-rerun).
 var rerun bool
+
+// sandboxPool is -sandbox-pool (exec.Config.SandboxPool).
+var sandboxPool int
 
 // timingRE matches the hook's -o timing line.
 var timingRE = regexp.MustCompile(`weir: timing: plan (\d+) ms, nodes (\d+) ms \(run (\d+) ms, sandbox (\d+) ms\), commit (\d+) ms`)
