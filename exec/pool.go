@@ -166,8 +166,8 @@ const DefaultSandboxPool = 4
 // sandboxPool keeps, for each class of sandbox asked for (a runtime, with
 // or without the runner mounted), up to size generic sandboxes built
 // ahead by a background goroutine: cgroup, namespaces, mounts (/in
-// empty), seccomp program bound, init parked on its exec fifo, with the
-// server's default limits and no node, no env, no input. Prepare takes one
+// empty), seccomp program bound, the shim waiting on its spec pipe, with
+// the server's default limits and no node, no env, no input. Prepare takes one
 // and binds its spec to it (bind); a sandbox is bound once, runs once and
 // is torn down, and the filler builds another. A class gets its pool the
 // first time it is asked for (or Warm).

@@ -191,12 +191,13 @@ func (s *Sandboxes) Run(ctx context.Context, spec Spec) (*Result, error) {
 	return p.Run(ctx)
 }
 
-// Prepare builds spec's sandbox and starts it up to the exec of its node:
-// output tmpfs, cgroup, namespaces, mounts (the inputs too), seccomp
-// program and the container's init, parked on libcontainer's exec fifo.
-// Prepared.Run then only releases the init, so a caller that prepares the
-// next node's sandbox while the current node runs takes sandbox setup off
-// its critical path.
+// Prepare gets spec's sandbox ready up to the exec of its node: it takes a
+// generic sandbox from the pool (output, /tmp and /in tmpfs, cgroup,
+// namespaces, mounts, seccomp program, the shim waiting for its node), or
+// starts building one, and binds it to spec: limits, inputs, the node's
+// argv and env kept for the shim. Prepared.Run then only hands the node to
+// the shim, so a caller that prepares the next node's sandbox while the
+// current node runs takes sandbox setup off its critical path.
 //
 // The inputs are bound when the sandbox is prepared: an input dir must
 // exist by then (it may be filled later, before Run: a bind mount shows
@@ -530,10 +531,10 @@ func (r *run) setupFailed(err error) *Result {
 		Message: "the sandbox could not be started: " + err.Error(), Output: r.capture.bytes()}
 }
 
-// setup builds the generic sandbox and starts its init, which parks on the
-// exec fifo; its process is the shim, which once released reads the node's
-// argv, env and options from a pipe (bind writes them). A non-nil
-// container must be destroyed whatever the error.
+// setup builds the generic sandbox, starts its init and releases it from
+// libcontainer's exec fifo at once: it execs the shim, which waits on the
+// spec pipe for the node's options, argv and env (sendSpec writes them at
+// Run). A non-nil container must be destroyed whatever the error.
 func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 	if err := r.prepareMounts(); err != nil {
 		return nil, nil, err
