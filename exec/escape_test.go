@@ -381,6 +381,9 @@ func TestBadSpec(t *testing.T) {
 		{ID: "ok", Args: []string{"/bin/true"}, Inputs: map[string]string{"a/b": "/etc"}},
 		{ID: "ok", Args: []string{"/bin/true"}, Inputs: map[string]string{"a": "relative"}},
 		{ID: "ok", Args: []string{"/bin/true"}, Runtime: "nope"},
+		// NUL would split an entry in two on the shim's spec pipe.
+		{ID: "ok", Args: []string{"/bin/sh", "-c", "echo hi\x00INJECTED=1"}},
+		{ID: "ok", Args: []string{"/bin/true"}, Env: []string{"A=1\x00B=2"}},
 	} {
 		if _, err := s.Run(context.Background(), spec); err == nil {
 			t.Errorf("spec %+v accepted", spec)

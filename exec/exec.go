@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/weir-dev/weir/metrics"
@@ -281,6 +282,15 @@ func (s *Spec) validate() error {
 	}
 	if len(s.Args) == 0 || s.Args[0] == "" {
 		return fmt.Errorf("%w: no args", ErrBadSpec)
+	}
+	// The shim gets argv and env as NUL-terminated strings (and execve
+	// could not pass a NUL either).
+	for _, list := range [][]string{s.Args, s.Env} {
+		for _, a := range list {
+			if strings.IndexByte(a, 0) >= 0 {
+				return fmt.Errorf("%w: an argument or environment entry holds a NUL byte: %q", ErrBadSpec, a)
+			}
+		}
 	}
 	for name := range s.Inputs {
 		if name == "" || name == "." || name == ".." || containsSlash(name) {
