@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/exec"
+	"golang.org/x/sys/unix"
 )
 
 // pooledRun runs spec in a sandbox taken from the pool (it waits for one to
@@ -102,11 +103,17 @@ func TestPoolLimitsApply(t *testing.T) {
 		Limits: exec.Limits{OpenFiles: 99, TmpBytes: 3 << 20, OutputBytes: 2 << 20, Memory: 96 << 20, CPU: 0.5},
 		Args: []string{"/bin/sh", "-c", `
 echo "nofile $(ulimit -n)"
+echo "nice $(nice)"
 df -k /tmp /out | tail -n 2 | awk '{print "size " $6 " " $2}'
 head -c 3000000 /dev/zero > /out/big 2>/dev/null || echo "out full"
 true`}})
 	out := string(res.Output)
-	for _, want := range []string{"nofile 99\n", "size /tmp 3072\n", "size /out 2048\n", "out full\n"} {
+	// The pool builds at a lower priority; the node gets the server's.
+	prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"nofile 99\n", "size /tmp 3072\n", "size /out 2048\n", "out full\n", fmt.Sprintf("nice %d\n", 20-prio)} {
 		if !strings.Contains(out, want) {
 			t.Errorf("want %q in:\n%s", want, out)
 		}

@@ -58,6 +58,7 @@ type Sandboxes struct {
 	seq          atomic.Uint64 // numbers container ids: weir-s<N>
 
 	userns    bool // sandboxes of the host runtime get a user namespace
+	nice      int  // the server's nice value, which nodes get
 	mu        sync.Mutex
 	running   map[string]bool
 	teardowns sync.WaitGroup // AsyncTeardown sandboxes still being torn down
@@ -127,6 +128,9 @@ func New(cfg Config) (*Sandboxes, error) {
 		} else {
 			s.userns = true
 		}
+	}
+	if prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0); err == nil {
+		s.nice = 20 - prio // the raw syscall's 40..1 is nice -20..19
 	}
 	s.sweep()
 	if err := buildHostRoot(s.hostRoot); err != nil {
@@ -277,7 +281,7 @@ type class struct {
 // pool built it ahead of any spec.
 func (s *Sandboxes) newGeneric(c class, root *rootfs, lim Limits, pooled bool) *Prepared {
 	cid := fmt.Sprintf("weir-s%d", s.seq.Add(1))
-	r := &run{s: s, lim: lim, built: lim, cid: cid, root: root, weir: c.weir, out: &lateWriter{}, t0: time.Now()}
+	r := &run{s: s, pooled: pooled, lim: lim, built: lim, cid: cid, root: root, weir: c.weir, out: &lateWriter{}, t0: time.Now()}
 	// Every runtime's root is a skeleton under the state dir: a sandbox
 	// has a user namespace wherever its image sits (runc opens a bind
 	// source the mapped root cannot reach from the host side).
@@ -382,7 +386,16 @@ func (p *Prepared) own() {
 	r.outDir = filepath.Join(r.runDir, "out")
 	r.tmpDir = filepath.Join(r.runDir, "tmp")
 	r.inDir = filepath.Join(r.runDir, "in")
+	if r.pooled {
+		// Built ahead, it must not slow the nodes running now: this thread
+		// and what it forks (the sandbox's processes, the shim) run at a
+		// lower priority until the sandbox is bound to a node.
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), min(r.s.nice+10, 19))
+	}
 	container, proc, setupErr := r.setup()
+	if r.pooled {
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), r.s.nice)
+	}
 	r.setupTime = time.Since(r.t0)
 	p.setupErr = setupErr
 	close(p.built)
@@ -492,6 +505,7 @@ type run struct {
 	root       *rootfs
 	cgroupPath string // relative to the server's cgroup
 	weir       bool   // the runner is mounted at RunnerPath
+	pooled     bool   // built by the pool, at a lower priority
 	capture    *tail
 	out        *lateWriter // the sandbox's stdout and stderr, to capture once bound
 	cfg        *configs.Config
@@ -614,6 +628,17 @@ func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 // will read once released. Nothing of the node runs before Run (or, with
 // Spec.Gate, before this returns).
 func (r *run) bind(container *libcontainer.Container, proc *libcontainer.Process) error {
+	if r.pooled {
+		// Back to the server's priority: the node inherits it from the
+		// shim, as in a sandbox built for it.
+		pid, err := proc.Pid()
+		if err != nil {
+			return err
+		}
+		if err := unix.Setpriority(unix.PRIO_PROCESS, pid, r.s.nice); err != nil {
+			return fmt.Errorf("priority: %w", err)
+		}
+	}
 	built := r.built
 	if r.lim.Memory != built.Memory || r.lim.Pids != built.Pids || r.lim.CPU != built.CPU {
 		c := *r.cfg
