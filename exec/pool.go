@@ -249,7 +249,10 @@ func (sp *sandboxPool) fill(cp *classPool) {
 				return
 			}
 		}
-		p := sp.s.newGeneric(cp.c, cp.root, sp.s.cfg.Defaults, true)
+		lim := sp.s.cfg.Defaults
+		// The most open files a node may be given: binding lowers it.
+		lim.OpenFiles = max(lim.OpenFiles, sp.s.nofileMax)
+		p := sp.s.newGeneric(cp.c, cp.root, lim, true)
 		<-p.built
 		if p.setupErr != nil {
 			sp.mu.Lock()

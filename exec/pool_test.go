@@ -118,6 +118,17 @@ true`}})
 			t.Errorf("want %q in:\n%s", want, out)
 		}
 	}
+	// More open files than the pool's default (1024): the pooled sandbox
+	// holds the server's hard limit and is lowered to the node's, so this
+	// needs no CAP_SYS_RESOURCE (weir query asks for more than 1024).
+	var hard unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &hard); err == nil && hard.Max >= 4096 {
+		more := pooledRun(t, s, exec.Spec{ID: "pool-nofile", Env: []string{"PATH=/usr/bin:/bin"},
+			Limits: exec.Limits{OpenFiles: 4096}, Args: []string{"/bin/sh", "-c", "ulimit -n; ulimit -Hn"}})
+		if string(more.Output) != "4096\n4096\n" {
+			t.Errorf("open files raised to 4096: %s", explain(more))
+		}
+	}
 	pids := pooledRun(t, s, exec.Spec{ID: "pool-pids", Env: []string{"PATH=/usr/bin:/bin"},
 		Limits: exec.Limits{Pids: 12},
 		Args: py(`import os, time

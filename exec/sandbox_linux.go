@@ -57,8 +57,10 @@ type Sandboxes struct {
 	sandboxPool  *sandboxPool  // generic sandboxes built ahead
 	seq          atomic.Uint64 // numbers container ids: weir-s<N>
 
-	userns    bool // sandboxes of the host runtime get a user namespace
-	nice      int  // the server's nice value, which nodes get
+	userns    bool   // sandboxes of the host runtime get a user namespace
+	nice      int    // the server's nice value, which nodes get
+	niceBuild bool   // the pool builds at nice+10 (and may give nodes nice back)
+	nofileMax uint64 // the server's hard RLIMIT_NOFILE: what pooled sandboxes are built with
 	mu        sync.Mutex
 	running   map[string]bool
 	teardowns sync.WaitGroup // AsyncTeardown sandboxes still being torn down
@@ -129,8 +131,14 @@ func New(cfg Config) (*Sandboxes, error) {
 			s.userns = true
 		}
 	}
-	if prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0); err == nil {
-		s.nice = 20 - prio // the raw syscall's 40..1 is nice -20..19
+	if prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0); err == nil && hasCap(unix.CAP_SYS_NICE) {
+		// Pooled sandboxes are built at a lower priority, which only a
+		// server that may raise it back (CAP_SYS_NICE) can do.
+		s.nice, s.niceBuild = 20-prio, true // the raw syscall's 40..1 is nice -20..19
+	}
+	var nofile unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err == nil {
+		s.nofileMax = nofile.Max
 	}
 	s.sweep()
 	if err := buildHostRoot(s.hostRoot); err != nil {
@@ -386,14 +394,14 @@ func (p *Prepared) own() {
 	r.outDir = filepath.Join(r.runDir, "out")
 	r.tmpDir = filepath.Join(r.runDir, "tmp")
 	r.inDir = filepath.Join(r.runDir, "in")
-	if r.pooled {
+	if r.pooled && r.s.niceBuild {
 		// Built ahead, it must not slow the nodes running now: this thread
 		// and what it forks (the sandbox's processes, the shim) run at a
 		// lower priority until the sandbox is bound to a node.
 		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), min(r.s.nice+10, 19))
 	}
 	container, proc, setupErr := r.setup()
-	if r.pooled {
+	if r.pooled && r.s.niceBuild {
 		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), r.s.nice)
 	}
 	r.setupTime = time.Since(r.t0)
@@ -628,7 +636,7 @@ func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
 // will read once released. Nothing of the node runs before Run (or, with
 // Spec.Gate, before this returns).
 func (r *run) bind(container *libcontainer.Container, proc *libcontainer.Process) error {
-	if r.pooled {
+	if r.pooled && r.s.niceBuild {
 		// Back to the server's priority: the node inherits it from the
 		// shim, as in a sandbox built for it.
 		pid, err := proc.Pid()
@@ -670,8 +678,9 @@ func (r *run) bind(container *libcontainer.Container, proc *libcontainer.Process
 		if err != nil {
 			return err
 		}
-		// The init (not yet the node) is parked: the shim and the node
-		// inherit it.
+		// The shim (not yet the node) is parked: the node inherits it.
+		// A pooled sandbox is built with the server's own hard limit, so
+		// this only ever lowers it (raising needs CAP_SYS_RESOURCE).
 		lim := unix.Rlimit{Cur: r.lim.OpenFiles, Max: r.lim.OpenFiles}
 		if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
 			return fmt.Errorf("open files limit: %w", err)
@@ -1291,4 +1300,19 @@ func usernsUnusable(dir string) string {
 			return ""
 		}
 	}
+}
+
+// hasCap says whether this process has capability c in its effective set.
+func hasCap(c int) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && n&(1<<uint(c)) != 0
+		}
+	}
+	return false
 }
