@@ -357,13 +357,13 @@ func (p *phaseLog) medians() string {
 		// Bound to the node (Prepare), then Run.
 		{"on Run's path", []string{"limits", "inputs", "exec", "node", "collect", "destroy", "cleanup"}},
 	} {
-		fmt.Fprintf(&b, "\n    %-14s", group.name+":")
+		var parts []string
 		for _, k := range group.phases {
 			if ds := p.sums[k]; len(ds) > 0 {
-				fmt.Fprintf(&b, " %s %.2f,", k, ms(pct(ds, 50)))
+				parts = append(parts, fmt.Sprintf("%s %.2f", k, ms(pct(ds, 50))))
 			}
 		}
-		b.WriteString(" ms")
+		fmt.Fprintf(&b, "\n    %-14s %s ms", group.name+":", strings.Join(parts, ", "))
 	}
 	return b.String()
 }
