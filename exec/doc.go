@@ -80,8 +80,9 @@
 // It holds no node, no env but PATH (the shim's only), no input and no
 // secret. Binding it to a spec (Prepare) then sets what differs from the
 // limits it was built with (memory, pids and CPU with Container.Set, the
-// /out and /tmp sizes by remounting the host tmpfs, open files with
-// prlimit on the parked process), binds each input read-only under the
+// /out and /tmp sizes by remounting the host tmpfs; open files are set by
+// the shim itself, lowering the server's hard limit a pooled sandbox is
+// built with), binds each input read-only under the
 // host side of /in (open_tree(OPEN_TREE_CLONE|AT_RECURSIVE), mount_setattr
 // read-only/nosuid/nodev, move_mount), whence it propagates into the
 // sandbox's slave /in, and keeps the spec for the shim. So a sandbox built

@@ -100,11 +100,20 @@ func shim(args []string) error {
 		return errors.New("no node spec") // the server tore the sandbox down
 	}
 	strs := strings.Split(string(msg[:len(msg)-1]), "\x00")
-	n, err := strconv.Atoi(strs[min(1, len(strs)-1)])
-	if len(strs) < 3 || err != nil || n < 1 || n > len(strs)-2 {
+	if len(strs) < 4 {
 		return errors.New("bad node spec")
 	}
-	opts, argv, env := strs[0], strs[2:2+n], strs[2+n:]
+	nofile, err1 := strconv.ParseUint(strs[1], 10, 64)
+	n, err := strconv.Atoi(strs[2])
+	if err1 != nil || nofile < 1 || err != nil || n < 1 || n > len(strs)-3 {
+		return errors.New("bad node spec")
+	}
+	opts, argv, env := strs[0], strs[3:3+n], strs[3+n:]
+	// Only ever a lowering (the sandbox was built with more), which needs
+	// no privilege.
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: nofile, Max: nofile}); err != nil {
+		return fmt.Errorf("open files limit: %w", err)
+	}
 	keep := uint(3)
 	if strings.Contains(opts, "r") {
 		if rfd := fds[1]; rfd != ReportFD {

@@ -673,18 +673,8 @@ func (r *run) bind(container *libcontainer.Container, proc *libcontainer.Process
 			return fmt.Errorf("/tmp size: %w", err)
 		}
 	}
-	if r.lim.OpenFiles != built.OpenFiles {
-		pid, err := proc.Pid()
-		if err != nil {
-			return err
-		}
-		// The shim (not yet the node) is parked: the node inherits it.
-		// A pooled sandbox is built with the server's own hard limit, so
-		// this only ever lowers it (raising needs CAP_SYS_RESOURCE).
-		lim := unix.Rlimit{Cur: r.lim.OpenFiles, Max: r.lim.OpenFiles}
-		if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
-			return fmt.Errorf("open files limit: %w", err)
-		}
+	if r.lim.OpenFiles > built.OpenFiles {
+		return fmt.Errorf("open files limit %d: above the %d this sandbox was built with (the server's own hard limit)", r.lim.OpenFiles, built.OpenFiles)
 	}
 	for _, name := range sortedKeys(r.spec.Inputs) {
 		if err := bindInput(r.spec.Inputs[name], filepath.Join(r.inDir, name)); err != nil {
@@ -696,7 +686,7 @@ func (r *run) bind(container *libcontainer.Container, proc *libcontainer.Process
 		r.report, r.reportR = newReportReader(r.reportR), nil
 	}
 	// Sent at Run (sendSpec), or at once for a gated node.
-	r.specMsg = shimMessage(r.spec.Report, r.spec.Gate, r.nodeArgs(), r.spec.Env)
+	r.specMsg = shimMessage(r.spec.Report, r.spec.Gate, r.lim.OpenFiles, r.nodeArgs(), r.spec.Env)
 	if !r.spec.Gate {
 		r.gate.Close() // the shim gives the node /dev/null
 		r.gate = nil
@@ -725,8 +715,10 @@ func (r *run) sendSpec() {
 
 // shimMessage is what the shim reads from its spec pipe before it execs
 // the node: NUL-terminated strings: the options ("r" report pipe, "g"
-// gate: keep stdin; "-" neither), argc, argv, then the env.
-func shimMessage(report, gate bool, argv, env []string) []byte {
+// gate: keep stdin; "-" neither), the open files limit (the shim lowers
+// its own: lowering needs no privilege, where setting another process's
+// needs CAP_SYS_RESOURCE), argc, argv, then the env.
+func shimMessage(report, gate bool, nofile uint64, argv, env []string) []byte {
 	opts := ""
 	if report {
 		opts += "r"
@@ -740,6 +732,7 @@ func shimMessage(report, gate bool, argv, env []string) []byte {
 	var b []byte
 	add := func(s string) { b = append(append(b, s...), 0) }
 	add(opts)
+	add(strconv.FormatUint(nofile, 10))
 	add(strconv.Itoa(len(argv)))
 	for _, a := range argv {
 		add(a)

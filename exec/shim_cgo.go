@@ -22,6 +22,7 @@ package exec
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -50,8 +51,8 @@ static int weir_shim_fd(const char *s) {
 // weir_shim: argv is <shim> __weir-sandbox-exec <spec fd> <report fd>. The
 // spec pipe brings, once the server has bound the sandbox to its node,
 // NUL-terminated strings: options ("r": keep the report pipe as
-// WEIR_REPORT_FD; "g": keep stdin, the gate; "-"), argc, argv, then the
-// environment.
+// WEIR_REPORT_FD; "g": keep stdin, the gate; "-"), the open files limit,
+// argc, argv, then the environment.
 __attribute__((constructor)) static void weir_shim(int argc, char **argv, char **envp) {
 	static struct sock_filter insns[WEIR_MAX_INSNS];
 	extern char **environ;
@@ -97,19 +98,26 @@ __attribute__((constructor)) static void weir_shim(int argc, char **argv, char *
 		strs[k] = buf + i;
 		i += strlen(buf + i) + 1;
 	}
-	char *end = NULL;
-	long nargs = nstr >= 3 ? strtol(strs[1], &end, 10) : 0;
-	if (nstr < 3 || end == strs[1] || *end != '\0' || nargs < 1 || (size_t)nargs > nstr - 2) {
+	char *end = NULL, *end2 = NULL;
+	unsigned long long nofile = nstr >= 4 ? strtoull(strs[1], &end2, 10) : 0;
+	long nargs = nstr >= 4 ? strtol(strs[2], &end, 10) : 0;
+	if (nstr < 4 || end == strs[2] || *end != '\0' || nargs < 1 || (size_t)nargs > nstr - 3 ||
+	    end2 == strs[1] || *end2 != '\0' || nofile < 1) {
 		errno = EINVAL;
 		weir_shim_die("bad node spec", NULL);
 	}
 	const char *opts = strs[0];
 	char **nargv = calloc(nargs + 1, sizeof(char *));
-	char **nenv = calloc(nstr - 2 - nargs + 1, sizeof(char *));
+	char **nenv = calloc(nstr - 3 - nargs + 1, sizeof(char *));
 	if (nargv == NULL || nenv == NULL)
 		weir_shim_die("malloc", NULL);
-	memcpy(nargv, strs + 2, nargs * sizeof(char *));
-	memcpy(nenv, strs + 2 + nargs, (nstr - 2 - nargs) * sizeof(char *));
+	memcpy(nargv, strs + 3, nargs * sizeof(char *));
+	memcpy(nenv, strs + 3 + nargs, (nstr - 3 - nargs) * sizeof(char *));
+	// The node's open files (soft and hard): only ever a lowering, which
+	// needs no privilege.
+	struct rlimit rl = { .rlim_cur = nofile, .rlim_max = nofile };
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		weir_shim_die("open files limit", strs[1]);
 	// The report pipe becomes WEIR_REPORT_FD (inheritable) if the node
 	// asked for it; stdin stays the gate if it did, else /dev/null; every
 	// other descriptor above 2 is closed.
