@@ -27,19 +27,21 @@
 //	             start as "<loader> --library-path /weir/lib <binary>", so
 //	             any image (any C library, or none) runs them, and what
 //	             they start uses the image's own loader and libraries
-//	/in/<name>   each input, read-only (under a root-owned tmpfs)
+//	/in/<name>   each input, read-only, recursively (under a root-owned
+//	             host tmpfs, shared on the host, a slave in the sandbox)
 //	/out         host tmpfs of Limits.OutputBytes; checked, then copied to
 //	             Spec.Output: dirs and regular files (one link, no holes)
 //	             only, at most MaxOutputEntries, MaxOutputDepth deep, no
 //	             more than Limits.OutputBytes in all; anything else and
 //	             nothing is copied (ReasonBadOutput)
-//	/tmp         tmpfs of Limits.TmpBytes; the cwd
+//	/tmp         host tmpfs of Limits.TmpBytes; the cwd
 //	/proc        masked: kcore, keys, kallsyms, sysrq-trigger, timer_list...;
 //	             read-only: sys, irq, bus, fs
 //	/dev         null zero full random urandom (+ fd/std* symlinks)
 //	/sys         not mounted
-//	fds          0 (/dev/null), 1 and 2 (one pipe); with Spec.Report, 3
-//	             (the report pipe, read into Result.Report); nothing else
+//	fds          0 (/dev/null; with Spec.Gate the gate pipe), 1 and 2 (one
+//	             pipe); with Spec.Report, 3 (the report pipe, read into
+//	             Result.Report); nothing else
 //	env          exactly Spec.Env
 //
 // # Start-up chain
@@ -53,11 +55,14 @@
 // priority-101 ELF constructor (shim_cgo.go) execs it before the large
 // binary's initialisers run. The container process is then the shim,
 //
-//	/weir/bin/.sandbox-exec __weir-sandbox-exec <home> <report> -- argv...
+//	/weir/bin/.sandbox-exec __weir-sandbox-exec <spec fd> <report fd>
 //
-// whose C constructor loads the seccomp program New compiled once
-// (seccomp.bpf), moves the report pipe (if any) to fd 3, closes every
-// other fd above 2 and execs argv.
+// whose C constructor, before any Go runtime starts, blocks reading the
+// node from the spec pipe (options, argv, the exact env: written by the
+// server at Run, see shimMessage), then loads the seccomp program New
+// compiled once (seccomp.bpf), moves the report pipe to fd 3 if the node
+// asked for it, gives it /dev/null as stdin unless gated, closes every
+// other fd above 2 and execs argv with exactly that env.
 //
 // The container's init has SIGKILL as its parent-death signal, set by Init
 // before it first talks to the server (libcontainer's
@@ -66,29 +71,55 @@
 // So when the server dies, even by SIGKILL, the node's PID 1 is killed and
 // the kernel kills the rest of its PID namespace with it.
 //
+// # Generic sandboxes and the pool
+//
+// Every sandbox is built generic, before (or without) knowing its node:
+// the /out, /tmp and /in tmpfs on the host side, the cgroup, the
+// namespaces, the mounts, the seccomp program bound, and the container's
+// init, which execs the shim at once; the shim waits on its spec pipe.
+// It holds no node, no env but PATH (the shim's only), no input and no
+// secret. Binding it to a spec (Prepare) then sets what differs from the
+// limits it was built with (memory, pids and CPU with Container.Set, the
+// /out and /tmp sizes by remounting the host tmpfs; open files are set by
+// the shim itself, lowering the server's hard limit a pooled sandbox is
+// built with), binds each input read-only under the
+// host side of /in (open_tree(OPEN_TREE_CLONE|AT_RECURSIVE), mount_setattr
+// read-only/nosuid/nodev, move_mount), whence it propagates into the
+// sandbox's slave /in, and keeps the spec for the shim. So a sandbox built
+// ahead is exactly as sealed as one built for its node: it is the same
+// sandbox, built by the same code, earlier.
+//
+// The pool (Config.SandboxPool, default DefaultSandboxPool) keeps that
+// many generic sandboxes of each class (runtime, runner mounted or not)
+// built ahead with Config.Defaults, filled by one background goroutine per
+// class, started by a class's first node or by Warm. Prepare takes one if
+// there is one (Result.Pooled), else builds one for the spec. A sandbox is
+// bound once, runs once, and is torn down; the filler builds another.
+// Close tears down those still parked. The parked ones hold one OS thread
+// each in the server (the parent-death signal) and one process, the shim,
+// blocked on a read.
+//
 // # Prepared sandboxes
 //
-// Run is Prepare then Prepared.Run. Prepare does everything but the node:
-// the /out tmpfs, the cgroup, the namespaces, the mounts (inputs included),
-// and the container's init, which parks on libcontainer's exec fifo;
-// Prepared.Run opens the fifo (the init execs the shim, the shim the node)
-// and waits. A caller that knows its next node (the pipeline hook does)
-// prepares its sandbox while the current node runs, so the ~20 ms of setup
-// leaves the critical path. Nothing of the node runs before Run, and its
-// limits, the wall clock included, start there; an input dir bound at
-// Prepare may be filled up to Run (a bind mount shows files added to its
-// dir later). Isolation is the same either way: it is the same sandbox,
-// built earlier.
+// Run is Prepare then Prepared.Run. Prepare binds a generic sandbox to the
+// spec (taking one from the pool, or building one); Prepared.Run writes
+// the node's argv and env on the spec pipe (the shim execs the node) and
+// waits. A caller that knows its next node (the pipeline hook does)
+// prepares its sandbox while the current node runs, so binding (and,
+// without a pooled sandbox, building) leaves the critical path. Nothing of
+// the node runs before Run, and its limits, the wall clock included,
+// start there; an input dir bound at Prepare may be filled up to Run (a
+// bind mount shows files added to its dir later).
 //
-//	Prepare   validate, reserve the ID; then, on the sandbox's own locked
-//	          goroutine: out tmpfs, Create (cgroup from the pool), Start
-//	          (init parked), Ready closed
-//	Run       exec fifo opened, node runs, wait, stats, collect /out,
-//	          teardown, result
+//	Prepare   validate, reserve the ID; take a pooled sandbox or start
+//	          building one; then, on the sandbox's own locked goroutine:
+//	          limits, inputs, spec kept for the shim; Ready closed
+//	Run       spec written (the shim execs the node), node runs, wait,
+//	          stats, collect /out, teardown, result
 //	Close     (instead of Run) kill and reap the parked init, teardown
 //
-// Two options move more off a caller's critical path. Spec.Gate opens the
-// exec fifo at Prepare, with a pipe as the node's stdin: a runner that
+// Two options move more off a caller's critical path. Spec.Gate writes the
+// spec at Prepare, with a pipe as the node's stdin: a runner that
 // starts up (its process, DuckDB) and then waits for the line "go" that
 // Run writes has its start-up done by Run; its wall clock starts at Run.
 // Spec.AsyncTeardown hands the result over once the node has exited and
@@ -99,8 +130,9 @@
 // Prepare ctx ends first is torn down then: no container state, mount,
 // cgroup or process is left behind after success, failure or timeout, and
 // New sweeps what a crashed server left under its state dir and cgroup
-// prefix (its processes died with the server; the sweep kills any left
-// with cgroup.kill on cgroup v2, by freezing and killing on v1).
+// prefix, pooled sandboxes included (their processes died with the
+// server; the sweep kills any left with cgroup.kill on cgroup v2, by
+// freezing and killing on v1).
 //
 // exec must never import anything above it (hooks, gitserver), never let
 // the server's environment, files or descriptors reach a node, and never
@@ -116,10 +148,13 @@
 //	                         again by New: mount points only, nothing of
 //	                         the image is copied or written)
 //	  seccomp.bpf            the compiled seccomp program, bound at /weir/bin/.seccomp
-//	  containers/<cid>/      libcontainer state of a running sandbox
+//	  containers/<cid>/      libcontainer state of a sandbox (parked or running)
 //	  runs/<cid>/out         tmpfs of size OutputBytes bound at /out
+//	  runs/<cid>/tmp         tmpfs of size TmpBytes bound at /tmp
+//	  runs/<cid>/in          tmpfs (shared) bound at /in (slave); inputs under it
 //
-// Container ids are weir-<Spec.ID>. Cgroups live under the server's own
+// Container ids are weir-s<N> (N counts the sandboxes a Sandboxes built;
+// the debug log names the Spec.ID with it). Cgroups live under the server's own
 // cgroup in every hierarchy, as weir-exec-<hash of StateDir>/c<N>; a pool
 // of empty ones is created ahead of time (see cgroupPool) and each is used
 // by exactly one sandbox. Close removes the pool and the prefix.

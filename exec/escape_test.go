@@ -381,6 +381,9 @@ func TestBadSpec(t *testing.T) {
 		{ID: "ok", Args: []string{"/bin/true"}, Inputs: map[string]string{"a/b": "/etc"}},
 		{ID: "ok", Args: []string{"/bin/true"}, Inputs: map[string]string{"a": "relative"}},
 		{ID: "ok", Args: []string{"/bin/true"}, Runtime: "nope"},
+		// NUL would split an entry in two on the shim's spec pipe.
+		{ID: "ok", Args: []string{"/bin/sh", "-c", "echo hi\x00INJECTED=1"}},
+		{ID: "ok", Args: []string{"/bin/true"}, Env: []string{"A=1\x00B=2"}},
 	} {
 		if _, err := s.Run(context.Background(), spec); err == nil {
 			t.Errorf("spec %+v accepted", spec)
@@ -407,7 +410,10 @@ func TestCancelKillsNode(t *testing.T) {
 // kill the node and leave nothing behind.
 func TestSweepAfterCrash(t *testing.T) {
 	dir := t.TempDir()
-	first, err := exec.New(exec.Config{StateDir: dir})
+	// No sandbox pool: this first server lives on, and its pool would
+	// build again behind the sweep (TestPoolCrash kills a server that
+	// has one).
+	first, err := exec.New(exec.Config{StateDir: dir, SandboxPool: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +448,7 @@ func TestSweepAfterCrash(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("swept node still running")
 	}
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
 	if strings.Contains(string(mi), dir+"/") {
 		t.Errorf("mount left under %s", dir)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/weir-dev/weir/metrics"
@@ -208,9 +209,13 @@ type Result struct {
 	// most MaxReport bytes; ReportTruncated says it wrote more.
 	Report          []byte
 	ReportTruncated bool
-	// Overhead is the time Run spent outside the node: building, starting
-	// and tearing down the sandbox and collecting /out.
+	// Overhead is the time Run spent outside the node: building (for a
+	// pooled sandbox: binding), starting and tearing down the sandbox and
+	// collecting /out.
 	Overhead time.Duration
+	// Pooled says the sandbox was built ahead by the pool (Config.SandboxPool)
+	// and bound to this node, rather than built for it.
+	Pooled bool
 }
 
 // Config configures Sandboxes.
@@ -247,6 +252,13 @@ type Config struct {
 	// ready so a sandbox's start only joins one (default 8; negative: none,
 	// each sandbox creates its own).
 	CgroupPool int
+	// SandboxPool is how many generic sandboxes of each class (runtime,
+	// runner mounted or not) are kept built ahead, so that a node's
+	// sandbox only has to be bound to it (default DefaultSandboxPool;
+	// negative: none, every sandbox is built when its node is prepared).
+	// Each is built with Defaults, holds no node, env or input, is used by
+	// exactly one node and then torn down; Close tears down those left.
+	SandboxPool int
 	// Logger receives sandbox events (default slog.Default()).
 	Logger *slog.Logger
 	// Metrics counts sandbox starts and sandboxes that could not be built
@@ -270,6 +282,15 @@ func (s *Spec) validate() error {
 	}
 	if len(s.Args) == 0 || s.Args[0] == "" {
 		return fmt.Errorf("%w: no args", ErrBadSpec)
+	}
+	// The shim gets argv and env as NUL-terminated strings (and execve
+	// could not pass a NUL either).
+	for _, list := range [][]string{s.Args, s.Env} {
+		for _, a := range list {
+			if strings.IndexByte(a, 0) >= 0 {
+				return fmt.Errorf("%w: an argument or environment entry holds a NUL byte: %q", ErrBadSpec, a)
+			}
+		}
 	}
 	for name := range s.Inputs {
 		if name == "" || name == "." || name == ".." || containsSlash(name) {

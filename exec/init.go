@@ -1,9 +1,11 @@
 package exec
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
-	osexec "os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -37,13 +39,14 @@ const (
 //
 // argv of the two hidden entries:
 //
-//	<bin> init                                            libcontainer's container init
-//	<bin> __weir-sandbox-exec <home> <report> -- argv...  seccomp, then execve(argv)
+//	<bin> init                                             libcontainer's container init
+//	<bin> __weir-sandbox-exec <spec fd> <report fd>        seccomp, then execve(the node)
 //
-// <home> is "1" when the node's Env had HOME (libcontainer adds one
-// otherwise, which the shim removes so the env is exactly Spec.Env).
-// <report> is the descriptor of the report pipe (Spec.Report), which the
-// shim moves to ReportFD, or "-": every other descriptor above 2 is closed.
+// The shim reads the node from the spec pipe once the server has bound the
+// sandbox to it (see shimMessage): options, argv and the exact env. With
+// option "r" it moves the report pipe (Spec.Report) to ReportFD; with "g"
+// it keeps stdin (the gate), else stdin becomes /dev/null; every other
+// descriptor above 2 is closed.
 func Init() {
 	if len(os.Args) < 2 {
 		return
@@ -71,21 +74,49 @@ func Init() {
 }
 
 // shim runs inside the sandbox as the unprivileged node user, with
-// no_new_privs already set: it installs the seccomp filter on every thread
-// and replaces itself with the node's program.
+// no_new_privs already set: it reads the node from the spec pipe, installs
+// the seccomp filter on every thread and replaces itself with the node's
+// program. (The C shim in shim_cgo.go does the same before the Go runtime
+// starts; this is its fallback.)
 func shim(args []string) error {
-	if len(args) < 4 || args[2] != "--" {
+	if len(args) != 2 {
 		return fmt.Errorf("bad shim argv %q", args)
 	}
-	keepHome := args[0] == "1"
-	argv := args[3:]
-	keep := uint(3)
-	if args[1] != "-" {
-		rfd, err := strconv.Atoi(args[1])
-		if err != nil || rfd < ReportFD || rfd > 1023 {
-			return fmt.Errorf("bad report descriptor %q", args[1])
+	var fds [2]int
+	for i, a := range args {
+		fd, err := strconv.Atoi(a)
+		if err != nil || fd < 3 || fd > 1023 {
+			return fmt.Errorf("bad descriptor %q", a)
 		}
-		if rfd != ReportFD {
+		fds[i] = fd
+	}
+	f := os.NewFile(uintptr(fds[0]), "spec")
+	msg, err := io.ReadAll(io.LimitReader(f, 64<<20))
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("read node spec: %w", err)
+	}
+	if len(msg) == 0 || msg[len(msg)-1] != 0 {
+		return errors.New("no node spec") // the server tore the sandbox down
+	}
+	strs := strings.Split(string(msg[:len(msg)-1]), "\x00")
+	if len(strs) < 4 {
+		return errors.New("bad node spec")
+	}
+	nofile, err1 := strconv.ParseUint(strs[1], 10, 64)
+	n, err := strconv.Atoi(strs[2])
+	if err1 != nil || nofile < 1 || err != nil || n < 1 || n > len(strs)-3 {
+		return errors.New("bad node spec")
+	}
+	opts, argv, env := strs[0], strs[3:3+n], strs[3+n:]
+	// Only ever a lowering (the sandbox was built with more), which needs
+	// no privilege.
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: nofile, Max: nofile}); err != nil {
+		return fmt.Errorf("open files limit: %w", err)
+	}
+	keep := uint(3)
+	if strings.Contains(opts, "r") {
+		if rfd := fds[1]; rfd != ReportFD {
 			if err := unix.Dup3(rfd, ReportFD, 0); err != nil {
 				return fmt.Errorf("report descriptor: %w", err)
 			}
@@ -94,19 +125,21 @@ func shim(args []string) error {
 		}
 		keep = ReportFD + 1
 	}
-	env := os.Environ()
-	if !keepHome {
-		kept := env[:0]
-		for _, kv := range env {
-			if !strings.HasPrefix(kv, "HOME=") {
-				kept = append(kept, kv)
-			}
+	if !strings.Contains(opts, "g") {
+		null, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
+		if err != nil {
+			return fmt.Errorf("open /dev/null: %w", err)
 		}
-		env = kept
+		if null != 0 {
+			if err := unix.Dup3(null, 0, 0); err != nil {
+				return fmt.Errorf("stdin: %w", err)
+			}
+			unix.Close(null)
+		}
 	}
 	path := argv[0]
 	if !strings.Contains(path, "/") {
-		p, err := osexec.LookPath(path)
+		p, err := lookPath(path, env)
 		if err != nil {
 			return fmt.Errorf("%s: command not found", path) // same words as the C shim
 		}
@@ -118,6 +151,27 @@ func shim(args []string) error {
 	if err := installSeccomp(); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
-	err := unix.Exec(path, argv, env)
+	err = unix.Exec(path, argv, env)
 	return fmt.Errorf("exec %s: %w", argv[0], err)
+}
+
+// lookPath finds name in the PATH of env (as execvp: /bin:/usr/bin when
+// env has none).
+func lookPath(name string, env []string) (string, error) {
+	dirs := "/bin:/usr/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			dirs = v
+		}
+	}
+	for _, d := range filepath.SplitList(dirs) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", os.ErrNotExist
 }

@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 		probe() // the test binary as a runner inside a sandbox
 		return
 	}
+	if dir := os.Getenv("WEIR_EXEC_TEST_CRASHER"); dir != "" {
+		crasher(dir) // the test binary as a server about to be killed
+		return
+	}
 	code := m.Run()
 	if sb != nil {
 		sb.Close()
@@ -58,6 +62,9 @@ func sandboxes(t *testing.T) *exec.Sandboxes {
 			return
 		}
 		cfg := exec.Config{StateDir: stateDir}
+		if os.Getenv("WEIR_EXEC_TEST_POOL") == "off" {
+			cfg.SandboxPool = -1
+		}
 		if image := os.Getenv("WEIR_TEST_RUNTIME_PANDAS"); image != "" {
 			cfg.Runtimes = map[string]string{"pandas": image}
 		}
@@ -83,6 +90,7 @@ func run(t *testing.T, spec exec.Spec) *exec.Result {
 	if spec.Runtime == "" {
 		spec.Runtime = testRuntime
 	}
+	pooled := usePool() && exec.WaitPool(s, spec.Runtime, spec.Weir)
 	res, err := s.Run(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -90,58 +98,84 @@ func run(t *testing.T, spec exec.Spec) *exec.Result {
 	if res.Reason == exec.ReasonSetup {
 		t.Fatalf("setup failed: %s\n%s", res.Message, res.Output)
 	}
+	if res.Pooled != pooled {
+		t.Errorf("Result.Pooled = %v, want %v (a sandbox was parked in the pool)", res.Pooled, pooled)
+	}
 	assertNoLeftovers(t, "weir-"+spec.ID)
 	return res
 }
+
+// usePool says the tests run in pooled sandboxes (the default; set
+// WEIR_EXEC_TEST_POOL=off to run them all in sandboxes built for them).
+func usePool() bool { return os.Getenv("WEIR_EXEC_TEST_POOL") != "off" }
 
 // py is argv running a Python one-liner with the host's Debian python.
 func py(code string) []string { return []string{"/usr/bin/python3", "-c", code} }
 
 // assertNoLeftovers checks there is no mount under the state dir, no
 // container state or run dir, no process in a sandbox cgroup, and no
-// cgroup beyond the pool of empty ones kept ready.
+// cgroup beyond the pool of empty ones kept ready, but for what the
+// sandbox pool holds (built or being built, bound to no node).
 func assertNoLeftovers(t *testing.T, cid string) {
 	t.Helper()
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	// Everything is listed before the pool is asked what it holds: what
+	// the pool starts building after its answer is not in the lists.
+	var found []leftover
+	mi, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(mi), "\n") {
 		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], stateDir+"/") {
-			t.Errorf("leftover mount %s", f[4])
+			rel := strings.TrimPrefix(f[4], stateDir+"/runs/")
+			found = append(found, leftover{what: "mount " + f[4], cid: strings.Split(rel, "/")[0]})
 		}
 	}
 	for _, d := range []string{"containers", "runs"} {
 		ents, _ := os.ReadDir(filepath.Join(stateDir, d))
 		for _, e := range ents {
-			t.Errorf("leftover %s/%s", d, e.Name())
+			found = append(found, leftover{what: d + "/" + e.Name(), cid: e.Name()})
 		}
 	}
 	prefix := cgroupPrefix(stateDir)
+	cgroupCount := map[string]int{}
 	for _, dir := range cgroupParents(t, prefix) {
 		subs, _ := os.ReadDir(dir)
-		n := 0
 		for _, sub := range subs {
 			if !sub.IsDir() {
 				continue
 			}
-			n++
+			cgroupCount[dir]++
 			if b, _ := os.ReadFile(filepath.Join(dir, sub.Name(), "cgroup.procs")); len(bytes.TrimSpace(b)) > 0 {
-				t.Errorf("leftover processes in cgroup %s/%s: %s", dir, sub.Name(), b)
+				found = append(found, leftover{what: fmt.Sprintf("processes in cgroup %s/%s: %s", dir, sub.Name(), b), cgroup: sub.Name()})
 			}
-		}
-		if n > 9 { // 8 ready in the pool, 1 in the filler's hands
-			t.Errorf("%d cgroups under %s, more than the pool of 8 (+1)", n, dir)
 		}
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err == nil && bytes.Contains(b, []byte("/"+prefix+"/")) {
-			t.Errorf("leftover process %s in a sandbox cgroup (after %s)", filepath.Dir(p), cid)
+		if i := bytes.Index(b, []byte("/"+prefix+"/")); err == nil && i >= 0 {
+			cg := string(b[i+len(prefix)+2:])
+			cg = cg[:strings.IndexAny(cg+"\n", "/\n")]
+			found = append(found, leftover{what: "process " + filepath.Dir(p) + " in a sandbox cgroup", cgroup: cg})
+		}
+	}
+	cids, cgroups := exec.PoolOwned(sandboxes(t))
+	for _, l := range found {
+		if !cids[l.cid] && !cgroups[l.cgroup] {
+			t.Errorf("leftover %s (after %s)", l.what, cid)
+		}
+	}
+	for dir, n := range cgroupCount {
+		if n > 9+len(cgroups) { // 8 ready in the cgroup pool, 1 in the filler's hands, the sandbox pool's
+			t.Errorf("%d cgroups under %s, more than the pool of 8 (+1) and the %d of the sandbox pool", n, dir, len(cgroups))
 		}
 	}
 }
+
+// leftover is something found under the state dir or the cgroup prefix,
+// and the container or cgroup it belongs to.
+type leftover struct{ what, cid, cgroup string }
 
 // cgroupPrefix mirrors how exec names the cgroup parent of a state dir.
 func cgroupPrefix(dir string) string {

@@ -174,9 +174,13 @@ func (t *tail) bytes() []byte {
 	return append([]byte(nil), b...)
 }
 
-// mountsUnder lists mount points at or below dir, deepest first.
+// mountsUnder lists mount points at or below dir, deepest first, as the
+// calling thread sees them: not /proc/self, which is the main thread's
+// view, and the main thread may be one libcontainer's mount-source
+// goroutine left wedged in a (dead) container's mount namespace (Go does
+// not end the main thread when a goroutine locked to it exits).
 func mountsUnder(dir string) ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,9 +53,14 @@ type Sandboxes struct {
 	initFile     *os.File           // sealed memfd copy of InitBinary, or nil
 	cgroupPrefix string             // relative cgroup parent, unique per StateDir
 	log          *slog.Logger
-	pool         *cgroupPool
+	cgroups      *cgroupPool   // empty cgroups made ahead
+	sandboxPool  *sandboxPool  // generic sandboxes built ahead
+	seq          atomic.Uint64 // numbers container ids: weir-s<N>
 
-	userns    bool // sandboxes of the host runtime get a user namespace
+	userns    bool   // sandboxes of the host runtime get a user namespace
+	nice      int    // the server's nice value, which nodes get
+	niceBuild bool   // the pool builds at nice+10 (and may give nodes nice back)
+	nofileMax uint64 // the server's hard RLIMIT_NOFILE: what pooled sandboxes are built with
 	mu        sync.Mutex
 	running   map[string]bool
 	teardowns sync.WaitGroup // AsyncTeardown sandboxes still being torn down
@@ -125,6 +131,15 @@ func New(cfg Config) (*Sandboxes, error) {
 			s.userns = true
 		}
 	}
+	if prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0); err == nil && hasCap(unix.CAP_SYS_NICE) {
+		// Pooled sandboxes are built at a lower priority, which only a
+		// server that may raise it back (CAP_SYS_NICE) can do.
+		s.nice, s.niceBuild = 20-prio, true // the raw syscall's 40..1 is nice -20..19
+	}
+	var nofile unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err == nil {
+		s.nofileMax = nofile.Max
+	}
 	s.sweep()
 	if err := buildHostRoot(s.hostRoot); err != nil {
 		return nil, fmt.Errorf("exec: host runtime skeleton: %w", err)
@@ -139,6 +154,10 @@ func New(cfg Config) (*Sandboxes, error) {
 	pool := cfg.CgroupPool
 	if pool == 0 {
 		pool = defaultPoolSize
+	}
+	sbPool := cfg.SandboxPool
+	if sbPool == 0 {
+		sbPool = DefaultSandboxPool
 	}
 	s.shimBinary = cfg.WeirBinary
 	if cfg.InitBinary == "" {
@@ -159,7 +178,8 @@ func New(cfg Config) (*Sandboxes, error) {
 	if err := s.buildRoots(); err != nil {
 		return nil, err
 	}
-	s.pool = newCgroupPool(s.cgroupPrefix, pool)
+	s.cgroups = newCgroupPool(s.cgroupPrefix, pool)
+	s.sandboxPool = newSandboxPool(s, sbPool)
 	if exe, err := filepath.EvalSymlinks(cfg.WeirBinary); err == nil {
 		if d := filepath.Dir(exe); strings.HasPrefix(cfg.StateDir+"/", d+"/") {
 			s.log.Warn("the state dir is inside the weir binary's dir: libcontainer cannot seal the binary with overlayfs and will copy it for every sandbox (slow); move one of them",
@@ -183,12 +203,13 @@ func (s *Sandboxes) Run(ctx context.Context, spec Spec) (*Result, error) {
 	return p.Run(ctx)
 }
 
-// Prepare builds spec's sandbox and starts it up to the exec of its node:
-// output tmpfs, cgroup, namespaces, mounts (the inputs too), seccomp
-// program and the container's init, parked on libcontainer's exec fifo.
-// Prepared.Run then only releases the init, so a caller that prepares the
-// next node's sandbox while the current node runs takes sandbox setup off
-// its critical path.
+// Prepare gets spec's sandbox ready up to the exec of its node: it takes a
+// generic sandbox from the pool (output, /tmp and /in tmpfs, cgroup,
+// namespaces, mounts, seccomp program, the shim waiting for its node), or
+// starts building one, and binds it to spec: limits, inputs, the node's
+// argv and env kept for the shim. Prepared.Run then only hands the node to
+// the shim, so a caller that prepares the next node's sandbox while the
+// current node runs takes sandbox setup off its critical path.
 //
 // The inputs are bound when the sandbox is prepared: an input dir must
 // exist by then (it may be filled later, before Run: a bind mount shows
@@ -234,38 +255,86 @@ func (s *Sandboxes) Prepare(ctx context.Context, spec Spec) (*Prepared, error) {
 			return nil, fmt.Errorf("%w: output %q is not a directory", ErrBadSpec, spec.Output)
 		}
 	}
-	cid := "weir-" + spec.ID
 	s.mu.Lock()
-	if s.running[cid] {
+	if s.running[spec.ID] {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: id %q is already running", ErrBadSpec, spec.ID)
 	}
-	s.running[cid] = true
+	s.running[spec.ID] = true
 	s.mu.Unlock()
 
 	lim := spec.Limits.orDefault(s.cfg.Defaults)
-	r := &run{s: s, spec: spec, lim: lim, cid: cid, root: root,
-		capture: newTail(OutputTail, spec.Stdout), t0: time.Now()}
+	c := class{runtime: rt, weir: spec.Weir}
+	p := s.sandboxPool.take(c)
+	if p == nil {
+		// None ready: build one for this spec now (the same sandbox the
+		// pool builds, with this spec's limits from the start).
+		p = s.newGeneric(c, root, lim, false)
+	}
+	p.id = spec.ID
+	p.bind <- bindReq{ctx: ctx, spec: spec, lim: lim}
+	return p, nil
+}
+
+// class is what a generic sandbox is built for before any spec is known:
+// its runtime (root) and whether the runner is mounted. A pooled sandbox
+// serves only specs of its class.
+type class struct {
+	runtime string
+	weir    bool
+}
+
+// newGeneric starts building a generic sandbox of class c with limits lim
+// on its own goroutine: everything but the node (see own). pooled says the
+// pool built it ahead of any spec.
+func (s *Sandboxes) newGeneric(c class, root *rootfs, lim Limits, pooled bool) *Prepared {
+	cid := fmt.Sprintf("weir-s%d", s.seq.Add(1))
+	r := &run{s: s, pooled: pooled, lim: lim, built: lim, cid: cid, root: root, weir: c.weir, out: &lateWriter{}, t0: time.Now()}
 	// Every runtime's root is a skeleton under the state dir: a sandbox
 	// has a user namespace wherever its image sits (runc opens a bind
 	// source the mapped root cannot reach from the host side).
 	r.userns = s.userns
-	p := &Prepared{r: r, ready: make(chan struct{}), start: make(chan context.Context, 1), done: make(chan *Result, 1)}
-	go p.own(ctx)
-	return p, nil
+	r.cgroupPath = s.cgroups.take()
+	p := &Prepared{r: r, pooled: pooled, built: make(chan struct{}), bind: make(chan bindReq, 1),
+		ready: make(chan struct{}), start: make(chan context.Context, 1), done: make(chan *Result, 1)}
+	if pooled {
+		// The pool's before it has anything on disk.
+		s.sandboxPool.mu.Lock()
+		s.sandboxPool.owned[p] = true
+		s.sandboxPool.mu.Unlock()
+	}
+	go p.own()
+	return p
 }
 
 // Prepared is a sandbox built and started up to the exec of its node (see
 // Sandboxes.Prepare). One goroutine owns it from setup to teardown, on one
 // locked OS thread: the container's init gets a parent-death signal, which
 // the kernel sends when the forking *thread* exits.
+//
+// It is built generic (no spec: a pool may build it before any node is
+// known), then bound to one spec, then run once (or closed), then torn
+// down. It is never bound twice.
 type Prepared struct {
-	r     *run
-	ready chan struct{}        // closed when setup has finished, well or not
-	start chan context.Context // Run's ctx (buffered); closed by Close
-	done  chan *Result         // one value after teardown: the result, nil after Close
-	mu    sync.Mutex
-	used  bool // Run or Close was called
+	r        *run
+	id       string // Spec.ID, once bound
+	pooled   bool   // built by the pool, before its spec was known
+	built    chan struct{}
+	setupErr error                // set before built is closed
+	bind     chan bindReq         // one spec; closed by the pool to discard an unbound sandbox
+	ready    chan struct{}        // closed when setup and binding have finished, well or not
+	start    chan context.Context // Run's ctx (buffered); closed by Close
+	done     chan *Result         // one value after teardown: the result, nil after Close
+	mu       sync.Mutex
+	used     bool // Run or Close was called
+}
+
+// bindReq is the spec a generic sandbox is bound to, with its limits and
+// the ctx of Prepare.
+type bindReq struct {
+	ctx  context.Context
+	spec Spec
+	lim  Limits
 }
 
 // Ready is closed once the sandbox is set up (or failed to be): from then
@@ -277,7 +346,7 @@ func (p *Prepared) Ready() <-chan struct{} { return p.ready }
 // waits for the setup to finish if it has not. A Prepared runs once.
 func (p *Prepared) Run(ctx context.Context) (*Result, error) {
 	if !p.claim() {
-		return nil, fmt.Errorf("%w: sandbox %q was already run or closed", ErrBadSpec, p.r.spec.ID)
+		return nil, fmt.Errorf("%w: sandbox %q was already run or closed", ErrBadSpec, p.id)
 	}
 	p.start <- ctx
 	res := <-p.done
@@ -305,86 +374,128 @@ func (p *Prepared) claim() bool {
 	return true
 }
 
-// own sets the sandbox up, waits for Run (or Close, or ctx), runs the node
-// and tears everything down, all on one locked OS thread. It sends exactly
-// one value on done, after the teardown: the result, or nil after Close.
-func (p *Prepared) own(ctx context.Context) {
+// discard tears down a generic sandbox that was never bound (the pool's,
+// on Close or after a failed setup) and waits for it.
+func (p *Prepared) discard() {
+	close(p.bind)
+	<-p.done
+}
+
+// own sets the generic sandbox up, waits to be bound to a spec (or
+// discarded), binds it, waits for Run (or Close, or ctx), runs the node and
+// tears everything down, all on one locked OS thread. It sends exactly one
+// value on done, after the teardown: the result, or nil after Close or
+// discard.
+func (p *Prepared) own() {
 	r := p.r
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	r.runDir = filepath.Join(r.s.runs, r.cid)
 	r.outDir = filepath.Join(r.runDir, "out")
+	r.tmpDir = filepath.Join(r.runDir, "tmp")
+	r.inDir = filepath.Join(r.runDir, "in")
+	if r.pooled && r.s.niceBuild {
+		// Built ahead, it must not slow the nodes running now: this thread
+		// and what it forks (the sandbox's processes, the shim) run at a
+		// lower priority until the sandbox is bound to a node.
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), min(r.s.nice+10, 19))
+	}
 	container, proc, setupErr := r.setup()
-	if setupErr == nil && r.gate != nil {
-		// Gated: the node starts now and waits for Run's line on stdin.
-		if err := container.Exec(); err != nil {
-			setupErr = err
-		} else {
-			r.execed = true
-			r.phase("exec")
-		}
+	if r.pooled && r.s.niceBuild {
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), r.s.nice)
 	}
 	r.setupTime = time.Since(r.t0)
-	close(p.ready)
+	p.setupErr = setupErr
+	close(p.built)
 
 	var (
 		res      *Result
 		runBegan time.Time
+		ctx      = context.Background()
 	)
-	select {
-	case runCtx, ok := <-p.start:
-		if !ok {
-			break // closed
+	b, bound := <-p.bind
+	if bound {
+		ctx = b.ctx
+		bindBegan := time.Now()
+		r.last = bindBegan
+		r.spec, r.lim = b.spec, b.lim
+		r.capture = newTail(OutputTail, b.spec.Stdout)
+		r.out.set(r.capture)
+		if setupErr == nil {
+			setupErr = r.bind(container, proc)
 		}
-		runBegan = time.Now()
-		r.last = runBegan
-		switch {
-		case setupErr != nil:
-			res = r.setupFailed(setupErr)
-		case runCtx.Err() != nil:
-			res = &Result{ExitCode: -1, Reason: ReasonAborted, Message: "cancelled: " + runCtx.Err().Error()}
-		default:
-			res = r.execute(runCtx, container, proc)
+		if setupErr == nil && r.spec.Gate {
+			// Gated: the node starts now and waits for Run's line on stdin.
+			r.sendSpec()
 		}
-	case <-ctx.Done():
-		// Given up before Run: tear down now; a later Run reports why.
-		runBegan = time.Now()
-		res = &Result{ExitCode: -1, Reason: ReasonAborted, Message: "cancelled before the node started: " + ctx.Err().Error()}
-	}
-	if res != nil {
-		res.Overhead = r.setupTime + time.Since(runBegan) - res.Wall
-	}
-	if res != nil && r.spec.AsyncTeardown {
-		// The result is final: hand it over, then tear down.
-		r.s.teardowns.Add(1)
-		defer r.s.teardowns.Done()
-		p.done <- res
+		if p.pooled {
+			r.setupTime = time.Since(bindBegan) // the pool's work was off the caller's path
+		} else {
+			r.setupTime = time.Since(r.t0)
+		}
+		close(p.ready)
+
+		select {
+		case runCtx, ok := <-p.start:
+			if !ok {
+				break // closed
+			}
+			runBegan = time.Now()
+			r.last = runBegan
+			switch {
+			case setupErr != nil:
+				res = r.setupFailed(setupErr)
+			case runCtx.Err() != nil:
+				res = &Result{ExitCode: -1, Reason: ReasonAborted, Message: "cancelled: " + runCtx.Err().Error()}
+			default:
+				res = r.execute(runCtx, container, proc)
+			}
+		case <-ctx.Done():
+			// Given up before Run: tear down now; a later Run reports why.
+			runBegan = time.Now()
+			res = &Result{ExitCode: -1, Reason: ReasonAborted, Message: "cancelled before the node started: " + ctx.Err().Error()}
+		}
+		if res != nil {
+			res.Overhead = r.setupTime + time.Since(runBegan) - res.Wall
+			res.Pooled = p.pooled
+		}
+		if res != nil && r.spec.AsyncTeardown {
+			// The result is final: hand it over, then tear down.
+			r.s.teardowns.Add(1)
+			defer r.s.teardowns.Done()
+			p.done <- res
+		}
 	}
 	if container != nil {
 		if proc != nil && !r.waited {
-			// The init never ran the node (closed, given up, exec failed):
-			// kill and reap it, so Destroy finds its cgroup empty.
+			// The init never ran the node (closed, given up, discarded,
+			// exec failed): kill and reap it, so Destroy finds its cgroup
+			// empty.
 			_ = container.Signal(unix.SIGKILL)
 			_, _ = proc.Wait()
 		}
 		if err := container.Destroy(); err != nil {
-			r.s.log.Warn("destroy sandbox", "id", r.spec.ID, "err", err)
+			r.s.log.Warn("destroy sandbox", "id", p.id, "container", r.cid, "err", err)
 		}
 		r.phase("destroy")
 	}
-	if r.gate != nil {
-		r.gate.Close()
+	for _, f := range []*os.File{r.gate, r.specW, r.reportR} {
+		if f != nil {
+			f.Close()
+		}
 	}
 	if r.report != nil {
 		r.report.close()
 	}
 	r.cleanupRunDir()
 	r.phase("cleanup")
-	r.s.mu.Lock()
-	delete(r.s.running, r.cid)
-	r.s.mu.Unlock()
+	if bound {
+		r.s.mu.Lock()
+		delete(r.s.running, r.spec.ID)
+		r.s.mu.Unlock()
+	}
 	if res != nil && r.s.log.Enabled(ctx, slog.LevelDebug) {
-		r.s.log.Debug("node finished", "id", r.spec.ID, "reason", res.Reason, "exit", res.ExitCode,
+		r.s.log.Debug("node finished", "id", r.spec.ID, "container", r.cid, "pooled", p.pooled, "reason", res.Reason, "exit", res.ExitCode,
 			"wall", res.Wall, "overhead", res.Overhead, "phases", r.phases.String())
 	}
 	if res == nil || !r.spec.AsyncTeardown {
@@ -394,23 +505,34 @@ func (p *Prepared) own(ctx context.Context) {
 
 // run is one sandbox in flight.
 type run struct {
-	s       *Sandboxes
-	spec    Spec
-	lim     Limits
-	cid     string
-	root    *rootfs
-	capture *tail
+	s          *Sandboxes
+	spec       Spec   // set when bound
+	lim        Limits // the generic sandbox's limits, then the spec's
+	built      Limits // the limits the generic sandbox was built with
+	cid        string
+	root       *rootfs
+	cgroupPath string // relative to the server's cgroup
+	weir       bool   // the runner is mounted at RunnerPath
+	pooled     bool   // built by the pool, at a lower priority
+	capture    *tail
+	out        *lateWriter // the sandbox's stdout and stderr, to capture once bound
+	cfg        *configs.Config
 
-	userns bool          // this sandbox has a user namespace
-	gate   *os.File      // Spec.Gate: the write end of the node's stdin
-	report *reportReader // Spec.Report: the read end of the node's report pipe
-	execed bool          // the init was released (it execs the node)
-	waited bool          // the init (the node) was waited for
-	runDir string        // <runs>/<cid>
-	outDir string        // tmpfs of lim.OutputBytes, bound at /out
+	userns  bool          // this sandbox has a user namespace
+	gate    *os.File      // the write end of the node's stdin (Spec.Gate), until Run
+	specW   *os.File      // the write end of the pipe the shim reads the node's argv and env from
+	specMsg []byte        // what sendSpec writes on it
+	reportR *os.File      // the read end of the report pipe, until bound
+	report  *reportReader // Spec.Report: the read end of the node's report pipe
+	execed  bool          // the init was released (it execs the node)
+	waited  bool          // the init (the node) was waited for
+	runDir  string        // <runs>/<cid>
+	outDir  string        // tmpfs of lim.OutputBytes, bound at /out
+	tmpDir  string        // tmpfs of lim.TmpBytes, bound at /tmp
+	inDir   string        // tmpfs (shared) bound at /in (slave): inputs are bound under it
 
-	t0        time.Time       // Prepare entered
-	setupTime time.Duration   // Prepare's work: t0 to the init parked
+	t0        time.Time       // the generic sandbox's setup began
+	setupTime time.Duration   // setup and binding on the caller's path
 	last      time.Time       // end of the previous phase
 	phases    strings.Builder // "name=duration " per phase, for the debug log
 }
@@ -431,92 +553,274 @@ func (r *run) setupFailed(err error) *Result {
 		Message: "the sandbox could not be started: " + err.Error(), Output: r.capture.bytes()}
 }
 
-// setup builds the sandbox and starts its init, which parks on the exec
-// fifo. A non-nil container must be destroyed whatever the error.
+// setup builds the generic sandbox, starts its init and releases it from
+// libcontainer's exec fifo at once: it execs the shim, which waits on the
+// spec pipe for the node's options, argv and env (sendSpec writes them at
+// Run). A non-nil container must be destroyed whatever the error.
 func (r *run) setup() (*libcontainer.Container, *libcontainer.Process, error) {
-	if err := r.prepareOut(); err != nil {
+	if err := r.prepareMounts(); err != nil {
 		return nil, nil, err
 	}
-	r.phase("out-tmpfs")
-	config := r.config()
-	container, err := libcontainer.Create(r.s.containers, r.cid, config)
+	r.phase("tmpfs")
+	r.cfg = r.config()
+	container, err := libcontainer.Create(r.s.containers, r.cid, r.cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	r.phase("create")
 	noNewPrivs := true
-	home := "0"
-	for _, kv := range r.spec.Env {
-		if strings.HasPrefix(kv, "HOME=") {
-			home = "1"
-		}
-	}
-	var (
-		extra   []*os.File
-		reportW *os.File
-	)
+	var extra, theirs []*os.File
 	defer func() {
-		if reportW != nil {
-			// Only the sandbox holds the write end once the init has it:
-			// the read end sees EOF once every process in it has exited.
-			reportW.Close()
+		// The init has its ends now (or never will).
+		for _, f := range theirs {
+			f.Close()
 		}
 	}()
 	if r.s.initFile != nil {
 		// fd 3 of the init: the trampoline in shim_cgo.go execs it.
 		extra = append(extra, r.s.initFile)
 	}
-	reportArg := "-"
-	if r.spec.Report {
-		rd, w, err := os.Pipe()
-		if err != nil {
-			return container, nil, err
-		}
-		r.report, reportW = newReportReader(rd), w
-		extra = append(extra, w)
-		// The init has it as fd 3+index; the shim moves it to ReportFD.
-		reportArg = strconv.Itoa(3 + len(extra) - 1)
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return container, nil, err
 	}
+	r.specW = specW
+	theirs = append(theirs, specR)
+	extra = append(extra, specR)
+	specFD := strconv.Itoa(3 + len(extra) - 1)
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return container, nil, err
+	}
+	r.reportR = reportR
+	theirs = append(theirs, reportW)
+	extra = append(extra, reportW)
+	reportFD := strconv.Itoa(3 + len(extra) - 1)
+	gateR, gateW, err := os.Pipe()
+	if err != nil {
+		return container, nil, err
+	}
+	r.gate = gateW
+	theirs = append(theirs, gateR)
 	proc := &libcontainer.Process{
-		Args:            r.root.throughLoader(append([]string{shimPath, execArg, home, reportArg, "--"}, r.nodeArgs()...)),
-		Env:             r.spec.Env,
+		Args: r.root.throughLoader([]string{shimPath, execArg, specFD, reportFD}),
+		// Only the shim sees this; the node gets exactly Spec.Env.
+		Env:             []string{"PATH=/usr/bin:/bin"},
 		UID:             nodeUID,
 		GID:             nodeGID,
 		Cwd:             TmpDir,
-		Stdout:          r.capture,
-		Stderr:          r.capture,
+		Stdin:           gateR,
+		Stdout:          r.out,
+		Stderr:          r.out,
 		Init:            true,
 		NoNewPrivileges: &noNewPrivs,
 		ExtraFiles:      extra,
 	}
-	var gateR *os.File
-	if r.spec.Gate {
-		var err error
-		if gateR, r.gate, err = os.Pipe(); err != nil {
-			return container, nil, err
-		}
-		proc.Stdin = gateR
-	}
-	err = container.Start(proc)
-	if gateR != nil {
-		gateR.Close() // the init has it as fd 0
-	}
-	if err != nil {
+	if err := container.Start(proc); err != nil {
 		return container, nil, err
 	}
 	r.phase("start")
+	// Release the init: it execs the shim, which waits on the spec pipe
+	// for its node (sendSpec) before it does anything else.
+	if err := container.Exec(); err != nil {
+		return container, proc, err
+	}
+	r.execed = true
+	r.phase("exec-shim")
 	return container, proc, nil
+}
+
+// bind gives the parked generic sandbox its node: the spec's limits where
+// they differ from those it was built with, its inputs (bound read-only
+// under the shared /in), its report pipe and the argv and env the shim
+// will read once released. Nothing of the node runs before Run (or, with
+// Spec.Gate, before this returns).
+func (r *run) bind(container *libcontainer.Container, proc *libcontainer.Process) error {
+	if r.pooled && r.s.niceBuild {
+		// Back to the server's priority: the node inherits it from the
+		// shim, as in a sandbox built for it.
+		pid, err := proc.Pid()
+		if err != nil {
+			return err
+		}
+		if err := unix.Setpriority(unix.PRIO_PROCESS, pid, r.s.nice); err != nil {
+			return fmt.Errorf("priority: %w", err)
+		}
+	}
+	built := r.built
+	if r.lim.Memory != built.Memory || r.lim.Pids != built.Pids || r.lim.CPU != built.CPU {
+		c := *r.cfg
+		cg := *c.Cgroups
+		res := *cg.Resources
+		pids := r.lim.Pids
+		res.Memory, res.MemorySwap = r.lim.Memory, memorySwap(r.lim.Memory)
+		res.PidsLimit = &pids
+		res.CpuQuota = int64(r.lim.CPU * float64(res.CpuPeriod))
+		res.SkipDevices = true // set at creation, unchanged
+		cg.Resources, c.Cgroups = &res, &cg
+		if err := container.Set(c); err != nil {
+			return fmt.Errorf("set limits: %w", err)
+		}
+		r.phase("limits")
+	}
+	if r.lim.OutputBytes != built.OutputBytes {
+		if err := resizeTmpfs(r.outDir, r.lim.OutputBytes); err != nil {
+			return fmt.Errorf("output quota: %w", err)
+		}
+	}
+	if r.lim.TmpBytes != built.TmpBytes {
+		if err := resizeTmpfs(r.tmpDir, r.lim.TmpBytes); err != nil {
+			return fmt.Errorf("/tmp size: %w", err)
+		}
+	}
+	if r.lim.OpenFiles > built.OpenFiles {
+		return fmt.Errorf("open files limit %d: above the %d this sandbox was built with (the server's own hard limit)", r.lim.OpenFiles, built.OpenFiles)
+	}
+	for _, name := range sortedKeys(r.spec.Inputs) {
+		if err := bindInput(r.spec.Inputs[name], filepath.Join(r.inDir, name)); err != nil {
+			return fmt.Errorf("input %s: %w", name, err)
+		}
+	}
+	r.phase("inputs")
+	if r.spec.Report {
+		r.report, r.reportR = newReportReader(r.reportR), nil
+	}
+	// Sent at Run (sendSpec), or at once for a gated node.
+	r.specMsg = shimMessage(r.spec.Report, r.spec.Gate, r.lim.OpenFiles, r.nodeArgs(), r.spec.Env)
+	if !r.spec.Gate {
+		r.gate.Close() // the shim gives the node /dev/null
+		r.gate = nil
+	}
+	return nil
+}
+
+// sendSpec hands the node to the shim waiting on the spec pipe: it reads
+// it, seals itself and execs the node.
+func (r *run) sendSpec() {
+	msg, w := r.specMsg, r.specW
+	r.specMsg, r.specW = nil, nil
+	if len(msg) <= 4096 {
+		// An empty pipe takes it at once (PIPE_BUF), and the shim has it
+		// as soon as it is written.
+		_, _ = w.Write(msg)
+		w.Close()
+		return
+	}
+	go func() {
+		// A node that dies first makes this fail (EPIPE), which is fine.
+		_, _ = w.Write(msg)
+		w.Close()
+	}()
+}
+
+// shimMessage is what the shim reads from its spec pipe before it execs
+// the node: NUL-terminated strings: the options ("r" report pipe, "g"
+// gate: keep stdin; "-" neither), the open files limit (the shim lowers
+// its own: lowering needs no privilege, where setting another process's
+// needs CAP_SYS_RESOURCE), argc, argv, then the env.
+func shimMessage(report, gate bool, nofile uint64, argv, env []string) []byte {
+	opts := ""
+	if report {
+		opts += "r"
+	}
+	if gate {
+		opts += "g"
+	}
+	if opts == "" {
+		opts = "-"
+	}
+	var b []byte
+	add := func(s string) { b = append(append(b, s...), 0) }
+	add(opts)
+	add(strconv.FormatUint(nofile, 10))
+	add(strconv.Itoa(len(argv)))
+	for _, a := range argv {
+		add(a)
+	}
+	for _, e := range env {
+		add(e)
+	}
+	return b
+}
+
+// bindInput binds src read-only (recursively: submounts too, nosuid,
+// nodev) at target, on the host side of the sandbox's shared /in, whence
+// it propagates into the sandbox. target is created (a dir or an empty
+// file, as src).
+func bindInput(src, target string) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("open_tree %s: %w", src, err)
+	}
+	defer unix.Close(fd)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("mount_setattr: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		err = os.Mkdir(target, 0o755)
+	} else {
+		var f *os.File
+		if f, err = os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o444); err == nil {
+			err = f.Close()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
+	}
+	return nil
+}
+
+// resizeTmpfs sets the size of the (empty) tmpfs mounted at dir.
+func resizeTmpfs(dir string, size int64) error {
+	return unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d", size))
+}
+
+// lateWriter is a sandbox's stdout and stderr: what comes before the
+// sandbox is bound to a node (only the init's own complaints) is kept, up
+// to 4 KiB, for whoever it is bound to.
+type lateWriter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	early []byte
+}
+
+func (l *lateWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		if room := 4096 - len(l.early); room > 0 {
+			l.early = append(l.early, b[:min(len(b), room)]...)
+		}
+		return len(b), nil
+	}
+	_, _ = l.w.Write(b)
+	return len(b), nil
+}
+
+func (l *lateWriter) set(w io.Writer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.w = w
+	if len(l.early) > 0 {
+		_, _ = w.Write(l.early)
+		l.early = nil
+	}
 }
 
 // execute releases the parked init (it execs the node), waits for the
 // node or its limits, and collects /out.
 func (r *run) execute(ctx context.Context, container *libcontainer.Container, proc *libcontainer.Process) *Result {
 	res := &Result{ExitCode: -1}
-	if !r.execed {
-		if err := container.Exec(); err != nil {
-			return r.setupFailed(err)
-		}
-		r.execed = true
+	if r.specMsg != nil {
+		r.sendSpec()
 		r.phase("exec")
 	}
 	if r.gate != nil {
@@ -676,20 +980,41 @@ func sealedCopy(path string) (*os.File, error) {
 	return f, nil
 }
 
-// prepareOut mounts a tmpfs of the output quota on the run's staging dir.
-// tmpfs refuses writes past size= with ENOSPC, which is how the quota is
-// enforced; a full tmpfs after the run is how it is reported.
-func (r *run) prepareOut() error {
-	if err := os.MkdirAll(r.outDir, 0o700); err != nil {
+// prepareMounts mounts the sandbox's three host-side tmpfs: /out of the
+// output quota (tmpfs refuses writes past size= with ENOSPC, which is how
+// the quota is enforced; a full tmpfs after the run is how it is
+// reported), /tmp, and /in, a small root-owned tmpfs made shared, so that
+// the inputs bound under it once the sandbox has its node (bind) propagate
+// into the sandbox's slave copy. Being on the host side, all three can be
+// resized or filled after the sandbox was built.
+func (r *run) prepareMounts() error {
+	if err := os.MkdirAll(r.runDir, 0o700); err != nil {
 		return err
 	}
-	uid, gid := nodeUID, nodeGID
-	if r.userns {
-		uid, gid = uid+userBase, gid+userBase
+	for _, d := range []string{r.outDir, r.tmpDir, r.inDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return err
+		}
 	}
-	data := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d,nr_inodes=65536", r.lim.OutputBytes, uid, gid)
-	if err := unix.Mount("weir-out", r.outDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
-		return fmt.Errorf("mount output tmpfs: %w", err)
+	root, uid, gid := 0, nodeUID, nodeGID
+	if r.userns {
+		root, uid, gid = userBase, uid+userBase, gid+userBase
+	}
+	mounts := []struct {
+		what, dir, data string
+		flags           uintptr
+	}{
+		{"weir-out", r.outDir, fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d,nr_inodes=65536", r.lim.OutputBytes, uid, gid), unix.MS_NOSUID | unix.MS_NODEV},
+		{"weir-tmp", r.tmpDir, fmt.Sprintf("size=%d,mode=1777,uid=%d,gid=%d,nr_inodes=65536", r.lim.TmpBytes, root, root), unix.MS_NOSUID | unix.MS_NODEV},
+		{"weir-in", r.inDir, fmt.Sprintf("size=64k,mode=0755,uid=%d,gid=%d,nr_inodes=4096", root, root), unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+	}
+	for _, m := range mounts {
+		if err := unix.Mount(m.what, m.dir, "tmpfs", m.flags, m.data); err != nil {
+			return fmt.Errorf("mount %s tmpfs: %w", m.what, err)
+		}
+	}
+	if err := unix.Mount("", r.inDir, "", unix.MS_SHARED, ""); err != nil {
+		return fmt.Errorf("make /in shared: %w", err)
 	}
 	return nil
 }
@@ -720,11 +1045,14 @@ func (r *run) cleanupRunDir() {
 	if r.runDir == "" {
 		return
 	}
-	if err := unix.Unmount(r.outDir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		r.s.log.Warn("unmount output", "id", r.spec.ID, "err", err)
+	// /in first: the inputs bound under it go with it (MNT_DETACH).
+	for _, d := range []string{r.inDir, r.tmpDir, r.outDir} {
+		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			r.s.log.Warn("unmount", "container", r.cid, "dir", d, "err", err)
+		}
 	}
 	if err := os.RemoveAll(r.runDir); err != nil {
-		r.s.log.Warn("remove run dir", "id", r.spec.ID, "err", err)
+		r.s.log.Warn("remove run dir", "container", r.cid, "err", err)
 	}
 }
 
@@ -813,21 +1141,18 @@ func (r *run) config() *configs.Config {
 	)
 	mounts = append(mounts, r.root.mounts...)
 	mounts = append(mounts,
-		&configs.Mount{Source: "tmpfs", Destination: TmpDir, Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV,
-			Data: fmt.Sprintf("size=%d,mode=1777,nr_inodes=65536", r.lim.TmpBytes)},
-		&configs.Mount{Source: "tmpfs", Destination: InputsDir, Device: "tmpfs", Flags: noX,
-			Data: "size=64k,mode=0755,nr_inodes=4096"},
+		&configs.Mount{Source: r.tmpDir, Destination: TmpDir, Device: "bind", Flags: unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV},
+		// A slave of the host's shared /in: the inputs bound there
+		// later appear here, and nothing mounted here goes back.
+		&configs.Mount{Source: r.inDir, Destination: InputsDir, Device: "bind", Flags: unix.MS_BIND | noX,
+			PropagationFlags: []int{unix.MS_SLAVE}},
 		&configs.Mount{Source: r.outDir, Destination: OutputDir, Device: "bind",
 			Flags: unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV},
 		&configs.Mount{Source: r.s.shimBinary, Destination: shimPath, Device: "bind", Flags: roBind},
 		&configs.Mount{Source: r.s.seccompFile, Destination: seccompPath, Device: "bind", Flags: roBind | unix.MS_NOEXEC},
 	)
-	if r.spec.Weir {
+	if r.weir {
 		mounts = append(mounts, &configs.Mount{Source: r.s.cfg.WeirBinary, Destination: RunnerPath, Device: "bind", Flags: roBind})
-	}
-	for _, name := range sortedKeys(r.spec.Inputs) {
-		mounts = append(mounts, &configs.Mount{Source: r.spec.Inputs[name], Destination: InputsDir + "/" + name,
-			Device: "bind", Flags: roBind})
 	}
 
 	var devs []*devcfg.Device
@@ -860,7 +1185,7 @@ func (r *run) config() *configs.Config {
 		},
 		Networks: []*configs.Network{{Type: "loopback", Address: "127.0.0.1/0", Gateway: "localhost"}},
 		Cgroups: &cgroups.Cgroup{
-			Path: r.s.pool.take(),
+			Path: r.cgroupPath,
 			Resources: &cgroups.Resources{
 				Memory:     r.lim.Memory,
 				MemorySwap: memorySwap(r.lim.Memory),
@@ -968,4 +1293,19 @@ func usernsUnusable(dir string) string {
 			return ""
 		}
 	}
+}
+
+// hasCap says whether this process has capability c in its effective set.
+func hasCap(c int) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && n&(1<<uint(c)) != 0
+		}
+	}
+	return false
 }

@@ -7,7 +7,8 @@ package exec
 // once (mounted read-only at seccompPath), sets no_new_privs, loads the
 // filter, drops every descriptor above 2 (but the report pipe, which it
 // moves to ReportFD) and execs the node's argv with exactly the node's
-// environment. The Go shim in init.go is the fallback for a libc that does
+// environment, both read from the spec pipe the server writes once the
+// (possibly pooled) sandbox is bound to its node. The Go shim in init.go is the fallback for a libc that does
 // not pass argv to constructors.
 
 /*
@@ -21,6 +22,7 @@ package exec
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,26 +38,106 @@ static void weir_shim_die(const char *what, const char *arg) {
 	_exit(127);
 }
 
+static int weir_shim_fd(const char *s) {
+	char *end = NULL;
+	long fd = strtol(s, &end, 10);
+	if (end == s || *end != '\0' || fd < 3 || fd > 1023) {
+		errno = EBADF;
+		weir_shim_die("bad descriptor", s);
+	}
+	return (int)fd;
+}
+
+// weir_shim: argv is <shim> __weir-sandbox-exec <spec fd> <report fd>. The
+// spec pipe brings, once the server has bound the sandbox to its node,
+// NUL-terminated strings: options ("r": keep the report pipe as
+// WEIR_REPORT_FD; "g": keep stdin, the gate; "-"), the open files limit,
+// argc, argv, then the environment.
 __attribute__((constructor)) static void weir_shim(int argc, char **argv, char **envp) {
 	static struct sock_filter insns[WEIR_MAX_INSNS];
+	extern char **environ;
 	(void)envp;
-	if (argc < 6 || argv == NULL || strcmp(argv[1], WEIR_EXEC_ARG) != 0 || strcmp(argv[4], "--") != 0)
+	if (argc != 4 || argv == NULL || strcmp(argv[1], WEIR_EXEC_ARG) != 0)
 		return;
-	// argv[3]: the descriptor of the report pipe, or "-". It becomes
-	// WEIR_REPORT_FD (inheritable); every other one above 2 is closed.
-	unsigned int keep = 3;
-	if (strcmp(argv[3], "-") != 0) {
-		char *end = NULL;
-		long rfd = strtol(argv[3], &end, 10);
-		if (end == argv[3] || *end != '\0' || rfd < WEIR_REPORT_FD || rfd > 1023) {
-			errno = EBADF;
-			weir_shim_die("bad report descriptor", argv[3]);
+	int sfd = weir_shim_fd(argv[2]), rfd = weir_shim_fd(argv[3]);
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	if (buf == NULL)
+		weir_shim_die("malloc", NULL);
+	for (;;) {
+		if (len == cap) {
+			if (cap >= (64u << 20)) {
+				errno = E2BIG;
+				weir_shim_die("node spec", NULL);
+			}
+			cap *= 2;
+			if ((buf = realloc(buf, cap)) == NULL)
+				weir_shim_die("malloc", NULL);
 		}
-		if (rfd != WEIR_REPORT_FD && dup2((int)rfd, WEIR_REPORT_FD) < 0)
+		ssize_t n = read(sfd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			weir_shim_die("read node spec", NULL);
+		if (n == 0)
+			break;
+		len += n;
+	}
+	close(sfd);
+	if (len == 0 || buf[len - 1] != '\0') {
+		errno = EINVAL;
+		weir_shim_die("no node spec", NULL); // the server tore the sandbox down
+	}
+	size_t nstr = 0;
+	for (size_t i = 0; i < len; i++)
+		nstr += buf[i] == '\0';
+	char **strs = calloc(nstr + 2, sizeof(char *));
+	if (strs == NULL)
+		weir_shim_die("malloc", NULL);
+	for (size_t i = 0, k = 0; i < len; k++) {
+		strs[k] = buf + i;
+		i += strlen(buf + i) + 1;
+	}
+	char *end = NULL, *end2 = NULL;
+	unsigned long long nofile = nstr >= 4 ? strtoull(strs[1], &end2, 10) : 0;
+	long nargs = nstr >= 4 ? strtol(strs[2], &end, 10) : 0;
+	if (nstr < 4 || end == strs[2] || *end != '\0' || nargs < 1 || (size_t)nargs > nstr - 3 ||
+	    end2 == strs[1] || *end2 != '\0' || nofile < 1) {
+		errno = EINVAL;
+		weir_shim_die("bad node spec", NULL);
+	}
+	const char *opts = strs[0];
+	char **nargv = calloc(nargs + 1, sizeof(char *));
+	char **nenv = calloc(nstr - 3 - nargs + 1, sizeof(char *));
+	if (nargv == NULL || nenv == NULL)
+		weir_shim_die("malloc", NULL);
+	memcpy(nargv, strs + 3, nargs * sizeof(char *));
+	memcpy(nenv, strs + 3 + nargs, (nstr - 3 - nargs) * sizeof(char *));
+	// The node's open files (soft and hard): only ever a lowering, which
+	// needs no privilege.
+	struct rlimit rl = { .rlim_cur = nofile, .rlim_max = nofile };
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		weir_shim_die("open files limit", strs[1]);
+	// The report pipe becomes WEIR_REPORT_FD (inheritable) if the node
+	// asked for it; stdin stays the gate if it did, else /dev/null; every
+	// other descriptor above 2 is closed.
+	unsigned int keep = 3;
+	if (strchr(opts, 'r') != NULL) {
+		if (rfd != WEIR_REPORT_FD && dup2(rfd, WEIR_REPORT_FD) < 0)
 			weir_shim_die("dup2 report descriptor", argv[3]);
 		if (rfd == WEIR_REPORT_FD && fcntl(WEIR_REPORT_FD, F_SETFD, 0) < 0)
 			weir_shim_die("report descriptor", argv[3]);
 		keep = WEIR_REPORT_FD + 1;
+	}
+	if (strchr(opts, 'g') == NULL) {
+		int nfd = open("/dev/null", O_RDONLY);
+		if (nfd < 0)
+			weir_shim_die("open", "/dev/null");
+		if (nfd != 0) {
+			if (dup2(nfd, 0) < 0)
+				weir_shim_die("dup2", "/dev/null");
+			close(nfd);
+		}
 	}
 #ifdef SYS_close_range
 	syscall(SYS_close_range, keep, ~0U, 0U);
@@ -82,18 +164,18 @@ __attribute__((constructor)) static void weir_shim(int argc, char **argv, char *
 		weir_shim_die("bad seccomp program", WEIR_SECCOMP_PATH);
 	}
 	struct sock_fprog prog = { .len = got / sizeof(struct sock_filter), .filter = insns };
-	if (argv[2][0] != '1')
-		unsetenv("HOME");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		weir_shim_die("no_new_privs", NULL);
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
 		weir_shim_die("seccomp", NULL);
-	execvp(argv[5], &argv[5]);
+	// Exactly the node's environment, PATH lookup included.
+	environ = nenv;
+	execvp(nargv[0], nargv);
 	if (errno == ENOENT) {
-		dprintf(2, "weir sandbox: %s: command not found\n", argv[5]);
+		dprintf(2, "weir sandbox: %s: command not found\n", nargv[0]);
 		_exit(127);
 	}
-	weir_shim_die("exec", argv[5]);
+	weir_shim_die("exec", nargv[0]);
 }
 
 // weir_init_trampoline runs before every other constructor (priority 101;

@@ -63,6 +63,13 @@
 // per push) that weir serve does not pay. Figures of CPU per push taken
 // with the tag are that much higher.
 //
+// With -nopool pushes also alternate with a server whose sandboxes are
+// each built when its node is prepared ("no-sandbox-pool": no pool of
+// sandboxes built ahead, exec.Config.SandboxPool -1; the path before issue
+// 16); -sandbox-pool N sets the size of the measured server's pool (0:
+// exec's default, -1: none). This tree's server warms its pool as weir
+// serve does.
+//
 // -phases adds the median of each phase of a sandbox (exec's debug log),
 // -cpuprofile the server's CPU profile, -node-cpus the nodes' CPU limit.
 //

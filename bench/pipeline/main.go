@@ -42,6 +42,8 @@ func main() {
 	phases := flag.Bool("phases", false, "also print the median of each phase of a sandbox (exec's debug log)")
 	flag.Float64Var(&nodeCPUs, "node-cpus", 0, "CPU limit of each node (0: the server's default, as weir serve --node-cpus)")
 	flag.StringVar(&baseline, "baseline", "", "folder holding a weir-node built from an earlier tree: alternate pushes with the old path (that runner, each sandbox built when its node starts, every table written at the end)")
+	flag.IntVar(&sandboxPool, "sandbox-pool", 0, "generic sandboxes kept built ahead, as weir serve --sandbox-pool (0: exec's default; -1: none, each sandbox built when its node is prepared)")
+	flag.BoolVar(&noPoolPeer, "nopool", false, "also alternate pushes whose sandboxes are each built when its node is prepared (no sandbox pool: exec.Config.SandboxPool -1)")
 	flag.BoolVar(&rerun, "rerun", false, "push with -o rerun: run the seed too, though its CSV is unchanged (every node runs)")
 	flag.BoolVar(&sqlPeers, "sql", false, "also alternate pushes whose plan parses its SQL with DuckDB in this process (the server before issue 10) and in a sandbox started when the plan needs it (no parser started ahead)")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile of the measured pushes to this file")
@@ -78,10 +80,11 @@ func fatal(err error) {
 var newInProcessSQL func() pipeline.SQLParser
 
 var (
-	nodeCPUs  float64
-	baseline  string
-	profileTo string
-	sqlPeers  bool
+	nodeCPUs   float64
+	baseline   string
+	profileTo  string
+	sqlPeers   bool
+	noPoolPeer bool
 )
 
 // Variants of the server's push path a run alternates between.
@@ -93,6 +96,7 @@ const (
 	// plan needs it (hooks.SandboxSQL with no parser started ahead).
 	sqlInProcess = "sql-in-process"
 	sqlCold      = "sql-cold"
+	noPool       = "no-sandbox-pool" // -nopool: every sandbox built when its node is prepared
 )
 
 // sample is one push, split into phases.
@@ -153,6 +157,14 @@ func run(n int, bin, example string) error {
 			return err
 		}
 	}
+	if noPoolPeer {
+		if err := change(-2); err != nil {
+			return err
+		}
+		if _, err := srv.push(work, url, noPool); err != nil { // its warm-up
+			return err
+		}
+	}
 	bare, err := newBare(filepath.Join(tmp, "bare"), filepath.Join(bin, "weir-node"), example)
 	if err != nil {
 		return err
@@ -179,6 +191,9 @@ func run(n int, bin, example string) error {
 	}
 	if sqlPeers {
 		variants = append(variants, sqlInProcess, sqlCold)
+	}
+	if noPoolPeer {
+		variants = append(variants, noPool)
 	}
 	weir := map[string][]sample{}
 	var peer []time.Duration
@@ -329,15 +344,16 @@ func sh(dir string, stdout io.Writer, name string, args ...string) error {
 
 // server is weir serve's push path, in process.
 type server struct {
-	url   string
-	db    interface{ Close() error }
-	sb    *exec.Sandboxes
-	ln    net.Listener
-	hook  *timedHook
-	http  *timedHTTP
-	old   *exec.Sandboxes // -baseline's
-	refs  *timedRefs
-	state string
+	url    string
+	db     interface{ Close() error }
+	sb     *exec.Sandboxes
+	ln     net.Listener
+	hook   *timedHook
+	http   *timedHTTP
+	old    *exec.Sandboxes // -baseline's
+	nopool *exec.Sandboxes // -nopool's
+	refs   *timedRefs
+	state  string
 }
 
 func startServer(ctx context.Context, tmp, bin string) (*server, error) {
@@ -364,14 +380,16 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 		return nil, err
 	}
 	s.sb, err = exec.New(exec.Config{
-		StateDir:   filepath.Join(s.state, "exec"),
-		WeirBinary: filepath.Join(bin, "weir-node"),
-		InitBinary: filepath.Join(bin, "weir-sandbox-init"),
-		Defaults:   exec.Limits{CPU: nodeCPUs},
+		StateDir:    filepath.Join(s.state, "exec"),
+		WeirBinary:  filepath.Join(bin, "weir-node"),
+		InitBinary:  filepath.Join(bin, "weir-sandbox-init"),
+		Defaults:    exec.Limits{CPU: nodeCPUs},
+		SandboxPool: sandboxPool,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}
+	s.sb.Warm(exec.HostRuntime, true) // as weir serve
 	quiet := slog.New(slog.DiscardHandler)
 	h, err := hooks.NewPipeline(hooks.PipelineConfig{
 		Refs: rs.Store, Catalog: cat, Runner: s.sb, WorkDir: filepath.Join(data, "runs"), Logger: quiet,
@@ -423,6 +441,26 @@ func startServer(ctx context.Context, tmp, bin string) (*server, error) {
 			s.hook.hooks[v] = vh
 		}
 	}
+	if noPoolPeer {
+		s.nopool, err = exec.New(exec.Config{
+			StateDir:    filepath.Join(s.state, "exec-nopool"),
+			WeirBinary:  filepath.Join(bin, "weir-node"),
+			InitBinary:  filepath.Join(bin, "weir-sandbox-init"),
+			Defaults:    exec.Limits{CPU: nodeCPUs},
+			SandboxPool: -1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sandboxes: %w", err)
+		}
+		nh, err := hooks.NewPipeline(hooks.PipelineConfig{
+			Refs: rs.Store, Catalog: cat, Runner: s.nopool, WorkDir: filepath.Join(data, "runs-"+noPool), Logger: quiet,
+			MaxLimits: exec.Limits{CPU: nodeCPUs},
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.hook.hooks[noPool] = nh
+	}
 	git := &gitserver.Server{Objects: objs, Refs: rs, Hook: s.hook, Logger: quiet}
 	acc, err := access.New(access.Config{Users: access.OpenUsers(filepath.Join(data, "users.json"))})
 	if err != nil {
@@ -450,12 +488,18 @@ func (s *server) close() {
 	if s.old != nil {
 		s.old.Close()
 	}
+	if s.nopool != nil {
+		s.nopool.Close()
+	}
 	s.db.Close()
 	os.RemoveAll(s.state)
 }
 
 // rerun pushes with -o rerun (-rerun).
 var rerun bool
+
+// sandboxPool is -sandbox-pool (exec.Config.SandboxPool).
+var sandboxPool int
 
 // timingRE matches the hook's -o timing line.
 var timingRE = regexp.MustCompile(`weir: timing: plan (\d+) ms, nodes (\d+) ms \(run (\d+) ms, sandbox (\d+) ms\), commit (\d+) ms`)

@@ -36,6 +36,8 @@ func main() {
 	par := flag.Int("parallel", 8, "sandboxes at once in the concurrent round")
 	rounds := flag.Int("rounds", 25, "concurrent rounds")
 	runcBin := flag.String("runc", "runc", "runc CLI to compare against (\"\" to skip)")
+	pool := flag.Int("pool", 0, "sandbox pool size of the first contender (0: exec's default)")
+	all := flag.Bool("all", false, "also run without either pool and without the user namespace")
 	flag.Parse()
 
 	phases := &phaseLog{sums: map[string][]time.Duration{}}
@@ -49,18 +51,17 @@ func main() {
 	// they get a user namespace, as under /run/weir/exec.
 	check(os.Chmod(dir, 0o711))
 	defer os.RemoveAll(dir)
-	sb, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state")})
+	sb, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state"), SandboxPool: *pool})
 	check(err)
 	defer sb.Close()
-	nopool, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state-nopool"), CgroupPool: -1})
+	sb.Warm(exec.HostRuntime, false)
+	fresh, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state-fresh"), SandboxPool: -1})
 	check(err)
-	defer nopool.Close()
-	nouserns, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state-nouserns"), NoUserNamespace: true})
-	check(err)
-	defer nouserns.Close()
+	defer fresh.Close()
 	ctx := context.Background()
 	env := []string{"PATH=/usr/bin:/bin"}
 	var seq atomic.Int64
+	var pooled, runs atomic.Int64
 	weir := func(s *exec.Sandboxes) func() time.Duration {
 		return func() time.Duration {
 			id := fmt.Sprintf("bench-%d", seq.Add(1))
@@ -71,6 +72,12 @@ func main() {
 			if res.Reason != exec.ReasonOK {
 				check(fmt.Errorf("weir sandbox: %s %s %s", res.Reason, res.Message, res.Output))
 			}
+			if s == sb {
+				runs.Add(1)
+				if res.Pooled {
+					pooled.Add(1)
+				}
+			}
 			return d
 		}
 	}
@@ -80,9 +87,19 @@ func main() {
 		seq  []time.Duration
 	}
 	cs := []*contender{
-		{name: "weir exec", run: weir(sb)},
-		{name: "weir exec, no cgroup pool", run: weir(nopool)},
-		{name: "weir exec, no user ns", run: weir(nouserns)},
+		{name: "weir exec (sandbox pool)", run: weir(sb)},
+		{name: "weir exec, no sandbox pool", run: weir(fresh)},
+	}
+	if *all {
+		nopool, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state-nopool"), CgroupPool: -1, SandboxPool: -1})
+		check(err)
+		defer nopool.Close()
+		nouserns, err := exec.New(exec.Config{StateDir: filepath.Join(dir, "state-nouserns"), NoUserNamespace: true, SandboxPool: -1})
+		check(err)
+		defer nouserns.Close()
+		cs = append(cs,
+			&contender{name: "weir exec, no pools", run: weir(nopool)},
+			&contender{name: "weir exec, no pool, no userns", run: weir(nouserns)})
 	}
 	if *runcBin != "" {
 		if _, err := osexec.LookPath(*runcBin); err != nil {
@@ -128,9 +145,12 @@ func main() {
 	}
 	last := cs[len(cs)-1]
 	if *runcBin != "" {
-		fmt.Printf("  ratio runc/weir: p50 %.2fx, p99 %.2fx (goal: weir p50 <= 10 ms, p99 <= 25 ms)\n",
+		fmt.Printf("  ratio runc/weir: p50 %.2fx, p99 %.2fx (goal: weir p50 <= 10 ms, p99 <= 25 ms, >= 3x faster than runc)\n",
 			float64(pct(last.seq, 50))/float64(pct(cs[0].seq, 50)), float64(pct(last.seq, 99))/float64(pct(cs[0].seq, 99)))
 	}
+	fmt.Printf("  ratio no pool/pool: p50 %.2fx, p99 %.2fx; %d of %d runs took a pooled sandbox\n",
+		float64(pct(cs[1].seq, 50))/float64(pct(cs[0].seq, 50)), float64(pct(cs[1].seq, 99))/float64(pct(cs[0].seq, 99)),
+		pooled.Load(), runs.Load())
 	fmt.Printf("  where weir's time goes (median per phase): %s\n", phases.medians())
 
 	// Concurrent rounds: par sandboxes at once, rounds times.
@@ -328,10 +348,22 @@ func (p *phaseLog) medians() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var b strings.Builder
-	for _, k := range []string{"out-tmpfs", "create", "start", "node", "collect", "destroy", "cleanup"} {
-		if ds := p.sums[k]; len(ds) > 0 {
-			fmt.Fprintf(&b, "%s %.2f ms, ", k, ms(pct(ds, 50)))
+	for _, group := range []struct {
+		name   string
+		phases []string
+	}{
+		// Built ahead by the pool (on Run's path without one).
+		{"built ahead", []string{"tmpfs", "create", "start", "exec-shim"}},
+		// Bound to the node (Prepare), then Run.
+		{"on Run's path", []string{"limits", "inputs", "exec", "node", "collect", "destroy", "cleanup"}},
+	} {
+		var parts []string
+		for _, k := range group.phases {
+			if ds := p.sums[k]; len(ds) > 0 {
+				parts = append(parts, fmt.Sprintf("%s %.2f", k, ms(pct(ds, 50))))
+			}
 		}
+		fmt.Fprintf(&b, "\n    %-14s %s ms", group.name+":", strings.Join(parts, ", "))
 	}
-	return strings.TrimSuffix(b.String(), ", ")
+	return b.String()
 }

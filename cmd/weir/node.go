@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -34,6 +35,7 @@ type nodeFlags struct {
 	limits   exec.Limits
 	runtimes runtimeFlags
 	parallel int
+	pool     int
 }
 
 func (n *nodeFlags) register(fs *flag.FlagSet) {
@@ -47,6 +49,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&l.TmpBytes, "node-tmp-bytes", d.TmpBytes, "pipeline nodes: size of one node's /tmp, in bytes")
 	fs.Uint64Var(&l.OpenFiles, "node-open-files", d.OpenFiles, "pipeline nodes: open files of one node")
 	fs.IntVar(&n.parallel, "node-parallel", runtime.NumCPU(), "pipeline nodes: how many nodes of one run may run at once")
+	fs.IntVar(&n.pool, "sandbox-pool", exec.DefaultSandboxPool, "pipeline nodes: sandboxes of each runtime kept built ahead, holding nothing of any node, so a node's sandbox is only bound to it (0: none, each is built for its node)")
 	fs.Var(&n.runtimes, "runtime", "NAME=ROOTFS: register a runtime nodes may ask for (any unpacked root filesystem folder, read-only, wherever it sits); repeatable. 'host' (the host's /usr, /etc read-only) is built in, and every runtime built with 'weir runtime build' (<data>/runtimes) is registered without a flag")
 }
 
@@ -106,12 +109,13 @@ func (a *serveApp) buildPipelines() error {
 		binErr = errNoRunner
 		runner = noRunner{binErr}
 	} else if sb, err = exec.New(exec.Config{
-		StateDir:   sandboxStateDir(a.DataDir),
-		WeirBinary: bin,
-		Runtimes:   runtimes,
-		Defaults:   nodes.limits,
-		Logger:     a.Logger,
-		Metrics:    a.Metrics,
+		StateDir:    sandboxStateDir(a.DataDir),
+		WeirBinary:  bin,
+		Runtimes:    runtimes,
+		Defaults:    nodes.limits,
+		SandboxPool: cmp.Or(nodes.pool, -1),
+		Logger:      a.Logger,
+		Metrics:     a.Metrics,
 	}); err != nil {
 		// Plain Git still works; pipelines are refused with the
 		// reason; weir query runs weir-node as a plain process.
@@ -120,6 +124,8 @@ func (a *serveApp) buildPipelines() error {
 	} else {
 		a.closers = append(a.closers, sb.Close)
 		runner = sb
+		// Nodes run weir-node: the first push finds sandboxes ready.
+		sb.Warm(exec.HostRuntime, true)
 	}
 	if a.Runs, err = newScheduler(a.Config.runs, a.Logger, schedObserver{a.Metrics}); err != nil {
 		return err
