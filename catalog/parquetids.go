@@ -27,10 +27,13 @@ import (
 //
 // An Iceberg reader matches a data file's columns to the table's by the
 // Parquet schema's field_id; a file without them can only be read through
-// the table's name mapping, which not every reader applies. The Parquet a
-// node or an import writes (DuckDB's COPY, a CSV conversion, a user's own
-// file) carries no ids, so before such a file goes into the warehouse the
-// server gives it the table schema's id on every column (and on every
+// the table's name mapping, which not every reader applies. weir-node
+// writes its outputs with the ids a new table gives their columns
+// (hooks/node/fieldids.go), which go in as they are while the table keeps
+// those ids; a file with other ids or none (an import, a user's own file,
+// a table whose ids came from elsewhere, a type the node does not number),
+// before it goes into the warehouse, gets from the server the table
+// schema's id on every column (and on every
 // nested field, list element, map key and value), matched by name: it
 // copies the file's data pages byte for byte and writes a new footer
 // whose schema elements carry the ids (footerWithFieldIDs: about the cost

@@ -291,9 +291,23 @@ func SQL(ctx context.Context, j *Job) (int64, error) {
 }
 
 // copyTo writes the rows of query q to the Parquet file out and returns
-// how many there were (COPY's own count: the file is not read back).
+// how many there were (COPY's own count: the file is not read back). The
+// file carries the Iceberg field ids a new table would give its columns
+// (fieldids.go), so the server need not write it again.
 func copyTo(ctx context.Context, conn *sql.Conn, q, out string) (int64, error) {
-	res, err := conn.ExecContext(ctx, "COPY ("+q+"\n) TO "+quote(out)+" (FORMAT parquet)")
+	ids, err := outputFieldIDs(ctx, conn, q)
+	if err != nil {
+		return 0, err
+	}
+	opts := "FORMAT parquet"
+	if ids != "" {
+		opts += ", FIELD_IDS " + ids
+	}
+	res, err := conn.ExecContext(ctx, "COPY ("+q+"\n) TO "+quote(out)+" ("+opts+")")
+	if err != nil && ids != "" && strings.Contains(err.Error(), "FIELD_IDS") {
+		// Refused when binding, before any row: the server gives the ids.
+		res, err = conn.ExecContext(ctx, "COPY ("+q+"\n) TO "+quote(out)+" (FORMAT parquet)")
+	}
 	if err != nil {
 		return 0, err
 	}
