@@ -130,7 +130,11 @@ func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"
 // views ns.table over their Parquet files and the params as variables,
 // then locks it to the node's dirs.
 func (j *Job) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
-	db, err := sql.Open("duckdb", "")
+	threads := max(j.Threads, 1)
+	// Started with its threads (not one per core of the machine, stopped
+	// again by SET threads): on a large machine that is dozens of threads
+	// made and ended per node.
+	db, err := sql.Open("duckdb", fmt.Sprintf("?threads=%d", threads))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -150,7 +154,6 @@ func (j *Job) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
 		}
 		return nil
 	}
-	threads := max(j.Threads, 1)
 	pre := []string{
 		"SET autoinstall_known_extensions=false",
 		"SET autoload_known_extensions=false",
