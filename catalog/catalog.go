@@ -589,7 +589,7 @@ func (s *stagingCatalog) CommitTable(ctx context.Context, _ table.Identifier, re
 			return nil, "", fmt.Errorf("%w: %v", table.ErrCommitFailed, err)
 		}
 	}
-	updates, err := s.c.trueSummaries(ctx, s.area, s.t, s.current.Metadata(), updates)
+	updates, err := s.c.trueSummaries(ctx, s.area, s.t, s.current.Metadata(), updates, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -726,8 +726,17 @@ func newMetadataFrom(updates []table.Update) (table.Metadata, error) {
 	return b.Build()
 }
 
-// writeMetadata writes meta to loc in the area a.
+// writeMetadata writes meta to loc in the area a, durably.
 func (c *Catalog) writeMetadata(ctx context.Context, a Area, loc string, meta table.Metadata) error {
+	if err := c.writeMetadataUnsynced(ctx, a, loc, meta); err != nil {
+		return err
+	}
+	return a.SyncFile(ctx, loc)
+}
+
+// writeMetadataUnsynced writes meta to loc in the area a; the caller
+// syncs it (a.SyncFile) before anything that names it is published.
+func (c *Catalog) writeMetadataUnsynced(ctx context.Context, a Area, loc string, meta table.Metadata) error {
 	fs, err := a.IO(ctx)
 	if err != nil {
 		return err
@@ -742,9 +751,6 @@ func (c *Catalog) writeMetadata(ctx context.Context, a Area, loc string, meta ta
 	}
 	if err := wfs.WriteFile(loc, data); err != nil {
 		return fmt.Errorf("catalog: write metadata: %w", err)
-	}
-	if err := a.SyncFile(ctx, loc); err != nil {
-		return err
 	}
 	c.raw.put(loc, data)
 	return nil

@@ -23,7 +23,8 @@ import (
 // (each sees the ones before it; one that fails is refused alone and
 // changes nothing) and publishes them all as one data commit with one
 // synced ref update. So concurrent writers never lose the CAS to each
-// other, and one fsync serves the whole batch. The CAS still guards
+// other, and one WAL fsync serves the whole batch; the warehouse files
+// the batch wrote are synced concurrently before it (durable.go). The CAS still guards
 // against writers outside this process and against pushes, which move
 // data refs without the committer: on a stale ref the batch is applied
 // again on the new head.
@@ -189,12 +190,17 @@ func (ic *IcebergCatalog) publish(ctx context.Context, batch []*pending) {
 // when the ref moved).
 func (ic *IcebergCatalog) commit(ctx context.Context, base, st *dataState, head objects.Hash, subject, run string, changes []string) (objects.Hash, error) {
 	// The last metadata of each table the batch changed; intermediate
-	// versions are never written (nothing refers to them).
+	// versions are never written (nothing refers to them). Their syncs run
+	// beside the object writes below; the ref update waits for them and
+	// for those of the manifest lists the batch rebased (durable.go).
+	var syncs []*fileSync
 	for t := range st.staged {
 		if sm, ok := st.stagedFor(t); ok {
-			if err := ic.c.writeMetadata(ctx, ic.area, sm.loc, sm.meta); err != nil {
+			if err := ic.c.writeMetadataUnsynced(ctx, ic.area, sm.loc, sm.meta); err != nil {
 				return objects.ZeroHash, err
 			}
+			syncs = append(syncs, startSync(ctx, ic.area, sm.loc))
+			syncs = append(syncs, sm.syncs...)
 		}
 	}
 	code, err := ic.c.refs.Resolve(ctx, ic.repo, refs.Name(refs.HeadsPrefix+strings.TrimPrefix(string(ic.ref), refs.DataPrefix)))
@@ -210,6 +216,9 @@ func (ic *IcebergCatalog) commit(ctx context.Context, base, st *dataState, head 
 	}
 	if err := ic.c.publishDiff(ic.repo, base, st); err != nil {
 		return objects.ZeroHash, err
+	}
+	if err := waitAll(syncs); err != nil {
+		return objects.ZeroHash, fmt.Errorf("catalog: sync warehouse files: %w", err)
 	}
 	if err := ic.c.refs.Update(ctx, ic.repo, []refs.Update{{Name: ic.ref, Old: head, New: next}}, nil, subject); err != nil {
 		return objects.ZeroHash, err

@@ -98,7 +98,9 @@ func (c *Catalog) manifestCounts(a Area, fs icebergio.IO, m iceberg.ManifestFile
 
 // countSnapshot reads what snapshot s's manifests hold. The manifest list
 // and every manifest must resolve in the area a.
-func (c *Catalog) countSnapshot(a Area, fs icebergio.IO, s *table.Snapshot) (snapshotCounts, error) {
+// If seen is not nil, countSnapshot adds to it the data files named by
+// each manifest S added, read once here for checkNewSnapshots too.
+func (c *Catalog) countSnapshot(a Area, fs icebergio.IO, s *table.Snapshot, seen manifestFiles) (snapshotCounts, error) {
 	var out snapshotCounts
 	if s.ManifestList == "" {
 		return out, fmt.Errorf("snapshot %d has no manifest list (format v1 embedded manifests are not supported)", s.SnapshotID)
@@ -121,9 +123,13 @@ func (c *Catalog) countSnapshot(a Area, fs icebergio.IO, s *table.Snapshot) (sna
 			return out, fmt.Errorf("manifest: %w", err)
 		}
 		var live fileCounts
+		var files []string
 		for e, err := range m.Entries(fs, false) {
 			if err != nil {
 				return out, fmt.Errorf("manifest: %w", err)
+			}
+			if seen != nil {
+				files = append(files, e.DataFile().FilePath())
 			}
 			if e.Status() != iceberg.EntryStatusDELETED {
 				live.count(e.DataFile())
@@ -139,6 +145,9 @@ func (c *Catalog) countSnapshot(a Area, fs icebergio.IO, s *table.Snapshot) (sna
 			}
 		}
 		c.manifests.put(m.FilePath(), live)
+		if seen != nil {
+			seen[m.FilePath()] = files
+		}
 		out.total.add(live)
 	}
 	return out, nil
@@ -161,7 +170,7 @@ func (c *Catalog) currentCounts(ctx context.Context, a Area, meta table.Metadata
 	if err != nil {
 		return fileCounts{}, err
 	}
-	sc, err := c.countSnapshot(a, fs, s)
+	sc, err := c.countSnapshot(a, fs, s, nil)
 	if err != nil {
 		return fileCounts{}, fmt.Errorf("snapshot %d: %w", s.SnapshotID, err)
 	}
@@ -194,7 +203,7 @@ var perSnapshotKeys = []string{
 // added/deleted figures are what its manifests hold. The manifest list
 // and manifests must resolve in the area a (a list or manifest that does
 // not, or cannot be read, is the client's error: ErrBadUpdate).
-func (c *Catalog) trueSummaries(ctx context.Context, a Area, t TableName, base table.Metadata, updates []table.Update) ([]table.Update, error) {
+func (c *Catalog) trueSummaries(ctx context.Context, a Area, t TableName, base table.Metadata, updates []table.Update, seen manifestFiles) ([]table.Update, error) {
 	var out []table.Update
 	var fs icebergio.IO
 	for i, u := range updates {
@@ -212,7 +221,7 @@ func (c *Catalog) trueSummaries(ctx context.Context, a Area, t TableName, base t
 				return nil, err
 			}
 		}
-		sc, err := c.countSnapshot(a, fs, &s)
+		sc, err := c.countSnapshot(a, fs, &s, seen)
 		if err != nil {
 			return nil, fmt.Errorf("%w: table %s: snapshot %d: %w", ErrBadUpdate, t, s.SnapshotID, err)
 		}
@@ -251,3 +260,9 @@ func (c *Catalog) trueSummaries(ctx context.Context, a Area, t TableName, base t
 	}
 	return out, nil
 }
+
+// manifestFiles holds, for manifests read while one write is staged, the
+// data file locations each names: staging reads a new snapshot's own
+// manifests once, to count them (countSnapshot) and to check where their
+// files are (checkNewSnapshots).
+type manifestFiles map[string][]string

@@ -134,7 +134,10 @@
 // left, and one that fails (a requirement no longer holds) is refused
 // alone. Each table's metadata file is written once per batch, its last
 // version. A batch that loses the CAS to a writer outside the committer
-// (a push) is applied again on the new head.
+// (a push) is applied again on the new head. The files the server writes
+// for a batch (metadata, rebased manifest lists) are synced concurrently
+// and off the leader's serial path, and the ref update waits for every
+// one of them (durable.go): an acknowledged write survives a crash.
 //
 // A fast append whose branch moved since the client loaded the table (the
 // only failing requirement is assert-ref-snapshot-id of the branch it

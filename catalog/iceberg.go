@@ -228,6 +228,7 @@ type stagedTable struct {
 	meta    table.Metadata
 	loc     string
 	summary string
+	syncs   []*fileSync // as stagedMeta.syncs
 }
 
 // stage validates reqs against the table in st and prepares the updated
@@ -244,6 +245,7 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 	if sm, ok := st.stagedFor(t); ok {
 		// An earlier write of this batch: its metadata is not written yet.
 		s.orig, base, baseLoc = sm.ptr, sm.meta, sm.loc
+		s.syncs = slices.Clip(sm.syncs)
 	} else if h, ok := st.tables[t]; ok {
 		tbl, _, err := ic.c.loadTable(ctx, ic.repo, t, h, ic)
 		if err != nil {
@@ -263,7 +265,7 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 		if err := r.Validate(base); err != nil {
 			// A fast append whose branch moved is applied on top of the
 			// new snapshot, as the client's own retry would (rebase.go).
-			nreqs, nupdates, ok, rerr := ic.c.rebaseAppend(ctx, ic.area, base, reqs, updates)
+			nreqs, nupdates, listSync, ok, rerr := ic.c.rebaseAppend(ctx, ic.area, base, reqs, updates)
 			if rerr != nil {
 				return nil, rerr
 			}
@@ -272,6 +274,7 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 			}
 			ic.c.rebases.Add(1)
 			reqs, updates = nreqs, nupdates
+			s.syncs = append(s.syncs, listSync)
 			break
 		}
 	}
@@ -285,7 +288,8 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 		oldRows = n.rows
 	}
 	// Every new snapshot's summary says what its manifests hold (counts.go).
-	updates, err := ic.c.trueSummaries(ctx, ic.area, t, base, updates)
+	seen := manifestFiles{}
+	updates, err := ic.c.trueSummaries(ctx, ic.area, t, base, updates, seen)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +297,7 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 	if err != nil {
 		return nil, err
 	}
-	if err := ic.c.checkNewSnapshots(ctx, ic.area, t, base, meta); err != nil {
+	if err := ic.c.checkNewSnapshots(ctx, ic.area, t, base, meta, seen); err != nil {
 		return nil, err
 	}
 	p, err := ic.c.pointer(ctx, ic.area, t, meta, loc, "", objects.ZeroHash)
@@ -314,8 +318,9 @@ func (ic *IcebergCatalog) stage(ctx context.Context, st *dataState, t TableName,
 // commit if the list, a manifest it names, or a file named by a manifest
 // that snapshot added, is outside the area a: a commit names no file
 // outside its repo's part of the warehouse. A list or manifest that cannot
-// be read is the client's error too (ErrBadUpdate).
-func (c *Catalog) checkNewSnapshots(ctx context.Context, a Area, t TableName, base, meta table.Metadata) error {
+// be read is the client's error too (ErrBadUpdate). A manifest in seen
+// (read by countSnapshot for the same write) is not read again.
+func (c *Catalog) checkNewSnapshots(ctx context.Context, a Area, t TableName, base, meta table.Metadata, seen manifestFiles) error {
 	known := map[int64]bool{}
 	if base != nil {
 		for _, s := range base.Snapshots() {
@@ -347,12 +352,18 @@ func (c *Catalog) checkNewSnapshots(ctx context.Context, a Area, t TableName, ba
 			if m.SnapshotID() != snap.SnapshotID {
 				continue // added by an earlier snapshot, checked then
 			}
-			entries, err := m.FetchEntries(fs, false)
-			if err != nil {
-				return bad("manifest", err)
+			files, ok := seen[m.FilePath()]
+			if !ok {
+				entries, err := m.FetchEntries(fs, false)
+				if err != nil {
+					return bad("manifest", err)
+				}
+				for _, e := range entries {
+					files = append(files, e.DataFile().FilePath())
+				}
 			}
-			for _, e := range entries {
-				if _, err := a.Resolve(e.DataFile().FilePath()); err != nil {
+			for _, f := range files {
+				if _, err := a.Resolve(f); err != nil {
 					return bad("data file", err)
 				}
 			}
@@ -396,7 +407,7 @@ func (ic *IcebergCatalog) CommitTable(ctx context.Context, ident table.Identifie
 		if s.orig == s.ptr {
 			return "", nil, nil
 		}
-		st.setTable(t, stagedMeta{s.ptr, s.loc, s.meta})
+		st.setTable(t, stagedMeta{s.ptr, s.loc, s.meta, s.syncs})
 		return "weir: " + s.summary, []string{s.summary}, nil
 	})
 	if err != nil {
@@ -444,7 +455,7 @@ func (ic *IcebergCatalog) CommitTransaction(ctx context.Context, commits []table
 		}
 		var changes []string
 		for _, s := range staged {
-			st.setTable(s.t, stagedMeta{s.ptr, s.loc, s.meta})
+			st.setTable(s.t, stagedMeta{s.ptr, s.loc, s.meta, s.syncs})
 			changes = append(changes, s.summary)
 		}
 		return fmt.Sprintf("weir: transaction on %d tables", len(staged)), changes, nil

@@ -66,24 +66,26 @@ var totalKeys = []string{
 // top of base, and the requirements that still hold, when reqs fail only
 // because the append's branch moved. ok is false when the commit is not a
 // rebaseable append (the caller reports the original requirement failure).
-func (c *Catalog) rebaseAppend(ctx context.Context, a Area, base table.Metadata, reqs []table.Requirement, updates []table.Update) (_ []table.Requirement, _ []table.Update, ok bool, err error) {
+// The manifest list it writes is being synced when it returns: whoever
+// publishes the updates waits for listSync first.
+func (c *Catalog) rebaseAppend(ctx context.Context, a Area, base table.Metadata, reqs []table.Requirement, updates []table.Update) (_ []table.Requirement, _ []table.Update, listSync *fileSync, ok bool, err error) {
 	if base == nil || base.Version() != 2 || len(updates) != 2 {
-		return nil, nil, false, nil
+		return nil, nil, nil, false, nil
 	}
 	var add, set wireUpdate
 	if !toWire(updates[0], &add) || !toWire(updates[1], &set) {
-		return nil, nil, false, nil
+		return nil, nil, nil, false, nil
 	}
 	if add.Action != "add-snapshot" || set.Action != "set-snapshot-ref" {
-		return nil, nil, false, nil
+		return nil, nil, nil, false, nil
 	}
 	s := add.Snapshot
 	if s == nil || s.Summary == nil || s.Summary.Operation != table.OpAppend ||
 		set.Type != table.BranchRef || set.SnapshotID != s.SnapshotID || s.ManifestList == "" {
-		return nil, nil, false, nil
+		return nil, nil, nil, false, nil
 	}
 	if base.SnapshotByID(s.SnapshotID) != nil {
-		return nil, nil, false, nil
+		return nil, nil, nil, false, nil
 	}
 	// Every requirement but the moved branch's must hold as sent.
 	var keep []table.Requirement
@@ -95,26 +97,26 @@ func (c *Catalog) rebaseAppend(ctx context.Context, a Area, base table.Metadata,
 		}
 		var w wireRequirement
 		if !toWire(r, &w) || w.Type != "assert-ref-snapshot-id" || w.Ref != set.RefName || moved {
-			return nil, nil, false, nil
+			return nil, nil, nil, false, nil
 		}
 		if (w.SnapshotID == nil) != (s.ParentSnapshotID == nil) ||
 			(w.SnapshotID != nil && *w.SnapshotID != *s.ParentSnapshotID) {
-			return nil, nil, false, nil
+			return nil, nil, nil, false, nil
 		}
 		moved = true
 	}
 	if !moved {
-		return nil, nil, false, nil
+		return nil, nil, nil, false, nil
 	}
 	cur := base.SnapshotByName(set.RefName)
 	if cur == nil {
 		// The branch was dropped meanwhile: not an append any more.
-		return nil, nil, false, nil
+		return nil, nil, nil, false, nil
 	}
 	var parent *table.Snapshot
 	if s.ParentSnapshotID != nil {
 		if parent = base.SnapshotByID(*s.ParentSnapshotID); parent == nil || !isAncestor(base, parent.SnapshotID, cur) {
-			return nil, nil, false, nil
+			return nil, nil, nil, false, nil
 		}
 	}
 
@@ -122,22 +124,22 @@ func (c *Catalog) rebaseAppend(ctx context.Context, a Area, base table.Metadata,
 	// below is one strict Avro readers decode.
 	fs, err := c.fsFunc(a)(ctx)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
 	wfs, canWrite := fs.(icebergio.WriteFileIO)
 	if !canWrite {
-		return nil, nil, false, nil
+		return nil, nil, nil, false, nil
 	}
 	sList, err := c.readManifestList(a, fs, s.ManifestList)
 	if err != nil {
 		// The client's own manifest list: a bad one is the client's error.
-		return nil, nil, false, fmt.Errorf("%w: manifest list %s of snapshot %d: %v", ErrBadUpdate, s.ManifestList, s.SnapshotID, err)
+		return nil, nil, nil, false, fmt.Errorf("%w: manifest list %s of snapshot %d: %v", ErrBadUpdate, s.ManifestList, s.SnapshotID, err)
 	}
 	inherited := map[string]bool{}
 	if parent != nil {
 		pList, err := c.readManifestList(a, fs, parent.ManifestList)
 		if err != nil {
-			return nil, nil, false, err
+			return nil, nil, nil, false, err
 		}
 		for _, m := range pList {
 			inherited[m.FilePath()] = true
@@ -152,7 +154,7 @@ func (c *Catalog) rebaseAppend(ctx context.Context, a Area, base table.Metadata,
 		}
 		if m.SnapshotID() != s.SnapshotID || m.ManifestContent() != iceberg.ManifestContentData ||
 			m.ExistingDataFiles() != 0 || m.DeletedDataFiles() != 0 || m.KeyMetadata() != nil {
-			return nil, nil, false, nil // a merged or rewritten manifest
+			return nil, nil, nil, false, nil // a merged or rewritten manifest
 		}
 		own = append(own, iceberg.NewManifestFile(2, m.FilePath(), m.Length(), m.PartitionSpecID(), s.SnapshotID).
 			SequenceNum(seq, seq). // its entries inherit it: they are all added by S
@@ -161,27 +163,27 @@ func (c *Catalog) rebaseAppend(ctx context.Context, a Area, base table.Metadata,
 			Partitions(m.Partitions()).Build())
 	}
 	if len(inherited) != 0 {
-		return nil, nil, false, nil // S dropped some of P's manifests: not a plain append
+		return nil, nil, nil, false, nil // S dropped some of P's manifests: not a plain append
 	}
 	curList, err := c.readManifestList(a, fs, cur.ManifestList)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
 
 	var buf bytes.Buffer
 	parentID := cur.SnapshotID
 	list := append(own, curList...)
 	if err := iceberg.WriteManifestList(2, &buf, s.SnapshotID, &parentID, &seq, 0, list); err != nil {
-		return nil, nil, false, fmt.Errorf("catalog: rebase manifest list: %w", err)
+		return nil, nil, nil, false, fmt.Errorf("catalog: rebase manifest list: %w", err)
 	}
 	dir := s.ManifestList[:strings.LastIndexByte(s.ManifestList, '/')] // not path.Dir: it would fold "file:///" into "file:/"
 	listLoc := fmt.Sprintf("%s/%s", dir, fmt.Sprintf("snap-%d-rebased-%d-%s.avro", s.SnapshotID, seq, uuid.NewString()))
 	if err := wfs.WriteFile(listLoc, buf.Bytes()); err != nil {
-		return nil, nil, false, fmt.Errorf("catalog: write manifest list: %w", err)
+		return nil, nil, nil, false, fmt.Errorf("catalog: write manifest list: %w", err)
 	}
-	if err := a.SyncFile(ctx, listLoc); err != nil {
-		return nil, nil, false, err
-	}
+	// Synced in the background while the batch goes on; the commit that
+	// publishes the list waits for it (durable.go).
+	listSync = startSync(ctx, a, listLoc)
 	c.lists.put(listLoc, list) // the next append's "current" list, as written
 
 	next := *s
@@ -209,7 +211,7 @@ func (c *Catalog) rebaseAppend(ctx context.Context, a Area, base table.Metadata,
 	return keep, []table.Update{
 		table.NewAddSnapshotUpdate(&next),
 		table.NewSetSnapshotRefUpdate(set.RefName, next.SnapshotID, table.BranchRef, 0, 0, 0),
-	}, true, nil
+	}, listSync, true, nil
 }
 
 // isAncestor reports whether id is head or one of head's ancestors in meta.

@@ -45,7 +45,7 @@ func (ic *IcebergCatalog) RegisterTable(ctx context.Context, ident table.Identif
 	if err := checkReferences(ic.area, nil, meta); err != nil {
 		return nil, fmt.Errorf("%w: register table %s: %w", ErrBadUpdate, t, err)
 	}
-	if err := ic.c.checkNewSnapshots(ctx, ic.area, t, nil, meta); err != nil {
+	if err := ic.c.checkNewSnapshots(ctx, ic.area, t, nil, meta, nil); err != nil {
 		return nil, err
 	}
 	loc := metadataLocation

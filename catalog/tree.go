@@ -125,11 +125,15 @@ type dataState struct {
 }
 
 // stagedMeta is a table's next metadata, to be written at loc; ptr is the
-// pointer blob that names it.
+// pointer blob that names it. syncs are the background syncs of files the
+// server wrote that meta names (rebased manifest lists, its own and those
+// of the earlier writes of the batch it builds on): the commit that
+// publishes it waits for them (durable.go).
 type stagedMeta struct {
-	ptr  objects.Hash
-	loc  string
-	meta table.Metadata
+	ptr   objects.Hash
+	loc   string
+	meta  table.Metadata
+	syncs []*fileSync
 }
 
 // setTable points t at a staged pointer whose metadata is written when the
