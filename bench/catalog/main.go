@@ -351,7 +351,7 @@ func benchBulk(e *env, rows int) (weir, duck time.Duration) {
 	must(err)
 	at := arrowRows(0, rows)
 	e.mu.Lock()
-	e.commits = e.commits[:0]
+	e.commits = nil
 	e.mu.Unlock()
 	t0 := time.Now()
 	tbl, err = tbl.AppendTable(ctx, at, 1<<17, nil)
