@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -329,16 +331,30 @@ func mergeStates(bs, fs, is *dataState, fromName string) (out *dataState, change
 		sort.Strings(conflicts)
 		return nil, nil, conflicts
 	}
-	// A namespace dropped on one side while the other added a table to it
-	// would leave a table without its namespace: keep the namespace.
-	for t := range out.tables {
-		if _, ok := out.namespaces[t.Namespace]; !ok {
-			if h, ok := fs.namespaces[t.Namespace]; ok {
-				out.namespaces[t.Namespace] = h
-			} else if h, ok := is.namespaces[t.Namespace]; ok {
-				out.namespaces[t.Namespace] = h
+	// A namespace dropped on one side while the other added a table or a
+	// namespace to it would leave a table without its namespace, or a
+	// namespace without its parent: keep the namespace.
+	keep := func(ns string) {
+		for {
+			if _, ok := out.namespaces[ns]; !ok {
+				if h, ok := fs.namespaces[ns]; ok {
+					out.namespaces[ns] = h
+				} else if h, ok := is.namespaces[ns]; ok {
+					out.namespaces[ns] = h
+				}
 			}
+			p, nested := NamespaceParent(ns)
+			if !nested {
+				return
+			}
+			ns = p
 		}
+	}
+	for t := range out.tables {
+		keep(t.Namespace)
+	}
+	for _, ns := range slices.Collect(maps.Keys(out.namespaces)) {
+		keep(ns)
 	}
 	sort.Strings(changes)
 	return out, changes, nil

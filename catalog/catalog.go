@@ -237,7 +237,7 @@ func (c *Catalog) loadTableFrom(ctx context.Context, r objectReader, repo object
 	if err != nil {
 		return nil, Pointer{}, fmt.Errorf("table %s: read metadata: %w", t, err)
 	}
-	return table.New(table.Identifier{t.Namespace, t.Name}, meta, p.MetadataLocation, c.fsFunc(a), cat), p, nil
+	return table.New(t.Identifier(), meta, p.MetadataLocation, c.fsFunc(a), cat), p, nil
 }
 
 // ReadTableFiles returns local paths of the Parquet data files of table t's
@@ -415,7 +415,7 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 	if len(w.Files) == 0 && mode == ModeAppend {
 		return "", fmt.Errorf("%w: append with no files", ErrBadWrite)
 	}
-	ident := table.Identifier{w.Table.Namespace, w.Table.Name}
+	ident := table.Identifier(w.Table.Identifier())
 	var fileSchema *iceberg.Schema
 	if len(w.Files) > 0 {
 		var err error
@@ -538,9 +538,16 @@ func (c *Catalog) writeTable(ctx context.Context, repo objects.RepoName, st *dat
 	}
 }
 
+// ensureNamespace creates ns, and the namespaces it is in, where they are
+// missing from st.
 func (c *Catalog) ensureNamespace(ctx context.Context, repo objects.RepoName, st *dataState, ns string) error {
 	if _, ok := st.namespaces[ns]; ok {
 		return nil
+	}
+	if p, nested := NamespaceParent(ns); nested {
+		if err := c.ensureNamespace(ctx, repo, st, p); err != nil {
+			return err
+		}
 	}
 	h, err := c.putNamespace(ctx, repo, ns, nil)
 	if err != nil {

@@ -23,6 +23,23 @@
 //	namespaces/<namespace>       namespace properties (blob, JSON, sorted keys)
 //	code                         gitlink (mode 160000) to the code commit, when known
 //
+// A namespace may be nested: <namespace> is then its levels joined by '.'
+// (Iceberg's ["sales", "eu"] is tables/sales.eu/<table> and
+// namespaces/sales.eu), one entry whatever the depth. A level is
+// [a-z0-9_]+ and holds no '.', so the joined form names one list of levels,
+// a table and a child namespace of one name (table eu in sales, namespace
+// sales.eu) are different entries, and a single-level tree is the same as
+// before nesting existed: no migration. A namespace has at most
+// MaxNamespaceDepth (16) levels and MaxNamespaceLen (255) bytes joined,
+// the longest file name common file systems hold, as it is one name in a
+// checkout of the data ref and one folder in the warehouse. A nested
+// namespace is created only in an existing parent, and a namespace with
+// tables or child namespaces is not dropped (a merge keeps the parents of
+// the namespaces it keeps). Pipelines name tables in single-level
+// namespaces (hooks); the REST catalog, weir import, weir query and the web
+// view reach nested ones by their dotted name (ParseTableName splits at
+// the last '.').
+//
 // Its message says what changed ("weir: append 3 rows to sales.orders") and
 // carries trailers (Run:, Code-Commit:, Table-Changes:) so that `git log`
 // shows lineage (invariant 7). Author and committer are Weir <weir@localhost>.
@@ -66,7 +83,9 @@
 //	<root>/<repo>/<namespace>/<table>/data/<uuid>.parquet
 //
 // where <repo> has its '/' replaced by '@' ("team/demo" -> "team@demo"),
-// which repo names cannot otherwise contain. <root> is s3://bucket/prefix
+// which repo names cannot otherwise contain, and a nested <namespace> is
+// one folder, its levels joined by '.' (sales.eu/orders), so no table's
+// folder holds another table's. <root> is s3://bucket/prefix
 // for S3; for the local warehouse it is file:///<dir>, or s3://weir when
 // new tables are named for the S3 endpoint (WithS3Names: weir serve --s3,
 // see catalog/s3): the local warehouse resolves both names of a file to

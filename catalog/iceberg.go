@@ -30,7 +30,9 @@ const CatalogType icebergcat.Type = "weir"
 // commit and one compare-and-swap of refs/data/<branch>; at a data tag or a
 // commit it is read-only and writes fail with ErrReadOnly.
 //
-// Only single-level namespaces are supported ([a-z0-9_]+, see ValidateName).
+// Namespaces may be nested, up to MaxNamespaceDepth levels of [a-z0-9_]+
+// (see JoinNamespace); a namespace's parent must exist before it is
+// created, and a namespace with tables or child namespaces is not dropped.
 type IcebergCatalog struct {
 	c        *Catalog
 	repo     objects.RepoName
@@ -132,18 +134,30 @@ func (ic *IcebergCatalog) current(ctx context.Context) (*dataState, error) {
 func (ic *IcebergCatalog) CatalogType() icebergcat.Type { return CatalogType }
 
 func tableName(ident table.Identifier) (TableName, error) {
-	if len(ident) != 2 {
-		return TableName{}, fmt.Errorf("%w: table identifier %q must be <namespace>.<table> (nested namespaces are not supported)", ErrBadName, strings.Join(ident, "."))
+	if len(ident) < 2 {
+		return TableName{}, fmt.Errorf("%w: table identifier %q must be a namespace and a table name", ErrBadName, strings.Join(ident, "."))
 	}
-	t := TableName{Namespace: ident[0], Name: ident[1]}
-	return t, t.Validate()
+	ns, err := JoinNamespace(ident[:len(ident)-1])
+	if err != nil {
+		return TableName{}, err
+	}
+	t := TableName{Namespace: ns, Name: ident[len(ident)-1]}
+	if err := ValidateName(t.Name); err != nil {
+		return t, fmt.Errorf("table name: %w", err)
+	}
+	return t, nil
 }
 
-func namespaceName(ns table.Identifier) (string, error) {
-	if len(ns) != 1 {
-		return "", fmt.Errorf("%w: namespace %q must have exactly one level (nested namespaces are not supported)", ErrBadName, strings.Join(ns, "."))
+func namespaceName(ns table.Identifier) (string, error) { return JoinNamespace(ns) }
+
+// hasParent reports whether the parent of ns, if it has one, is in st.
+func hasParent(st *dataState, ns string) (string, bool) {
+	p, nested := NamespaceParent(ns)
+	if !nested {
+		return "", true
 	}
-	return ns[0], ValidateName(ns[0])
+	_, ok := st.namespaces[p]
+	return p, ok
 }
 
 func newRunID() string {
@@ -520,7 +534,7 @@ func (ic *IcebergCatalog) ListTables(ctx context.Context, namespace table.Identi
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			if !yield(table.Identifier{ns, n}, nil) {
+			if !yield(TableName{ns, n}.Identifier(), nil) {
 				return
 			}
 		}
@@ -586,26 +600,28 @@ func (ic *IcebergCatalog) RenameTable(ctx context.Context, from, to table.Identi
 	return ic.LoadTable(ctx, to)
 }
 
-// ListNamespaces implements catalog.Catalog. Namespaces have one level, so
-// a non-empty parent has no children.
+// ListNamespaces implements catalog.Catalog: the top-level namespaces, or
+// with a parent the namespaces directly in it, each as its full list of
+// levels.
 func (ic *IcebergCatalog) ListNamespaces(ctx context.Context, parent table.Identifier) ([]table.Identifier, error) {
 	st, err := ic.current(ctx)
 	if err != nil {
 		return nil, err
 	}
+	var pns string
 	if len(parent) > 0 {
-		ns, err := namespaceName(parent)
-		if err != nil {
+		if pns, err = namespaceName(parent); err != nil {
 			return nil, err
 		}
-		if _, ok := st.namespaces[ns]; !ok {
-			return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, ns)
+		if _, ok := st.namespaces[pns]; !ok {
+			return nil, fmt.Errorf("%w: %s", icebergcat.ErrNoSuchNamespace, pns)
 		}
-		return []table.Identifier{}, nil
 	}
-	out := make([]table.Identifier, 0, len(st.namespaces))
+	out := []table.Identifier{}
 	for _, ns := range slices.Sorted(maps.Keys(st.namespaces)) {
-		out = append(out, table.Identifier{ns})
+		if p, _ := NamespaceParent(ns); p == pns {
+			out = append(out, NamespaceLevels(ns))
+		}
 	}
 	return out, nil
 }
@@ -620,6 +636,9 @@ func (ic *IcebergCatalog) CreateNamespace(ctx context.Context, namespace table.I
 		if _, ok := st.namespaces[ns]; ok {
 			return "", nil, fmt.Errorf("%w: %s", icebergcat.ErrNamespaceAlreadyExists, ns)
 		}
+		if p, ok := hasParent(st, ns); !ok {
+			return "", nil, fmt.Errorf("%w: %s, the parent of %s (create it first)", icebergcat.ErrNoSuchNamespace, p, ns)
+		}
 		h, err := ic.c.putNamespace(ctx, ic.repo, ns, props)
 		if err != nil {
 			return "", nil, err
@@ -630,7 +649,8 @@ func (ic *IcebergCatalog) CreateNamespace(ctx context.Context, namespace table.I
 	return err
 }
 
-// DropNamespace implements catalog.Catalog: only an empty namespace.
+// DropNamespace implements catalog.Catalog: only an empty namespace, with
+// no tables and no namespaces in it.
 func (ic *IcebergCatalog) DropNamespace(ctx context.Context, namespace table.Identifier) error {
 	ns, err := namespaceName(namespace)
 	if err != nil {
@@ -643,6 +663,11 @@ func (ic *IcebergCatalog) DropNamespace(ctx context.Context, namespace table.Ide
 		for t := range st.tables {
 			if t.Namespace == ns {
 				return "", nil, fmt.Errorf("%w: %s has table %s", icebergcat.ErrNamespaceNotEmpty, ns, t)
+			}
+		}
+		for child := range st.namespaces {
+			if p, _ := NamespaceParent(child); p == ns {
+				return "", nil, fmt.Errorf("%w: %s has namespace %s", icebergcat.ErrNamespaceNotEmpty, ns, child)
 			}
 		}
 		delete(st.namespaces, ns)

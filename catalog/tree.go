@@ -240,7 +240,7 @@ func readState(ctx context.Context, r objectReader, h objects.Hash) (*dataState,
 				return nil, err
 			}
 			for _, ns := range nss {
-				if ns.Mode != filemode.Dir || ValidateName(ns.Name) != nil {
+				if ns.Mode != filemode.Dir || ValidateNamespace(ns.Name) != nil {
 					return nil, &TreeError{Path: "tables/" + ns.Name, Reason: "not a namespace directory with a valid name"}
 				}
 				ts, err := readTree(ctx, r, ns.Hash)
@@ -260,7 +260,7 @@ func readState(ctx context.Context, r objectReader, h objects.Hash) (*dataState,
 				return nil, err
 			}
 			for _, ns := range nss {
-				if ns.Mode != filemode.Regular || ValidateName(ns.Name) != nil {
+				if ns.Mode != filemode.Regular || ValidateNamespace(ns.Name) != nil {
 					return nil, &TreeError{Path: "namespaces/" + ns.Name, Reason: "not a namespace file with a valid name"}
 				}
 				st.namespaces[ns.Name] = ns.Hash

@@ -60,6 +60,16 @@ func FuzzDataTree(f *testing.F) {
 	f.Add("100644 evil\n")
 	f.Add("40000 namespaces/sales/x\n")
 	f.Add("100644 tables/sales/orders\n100644 tables/sales/orders\n")
+	// Nested namespaces: levels joined by '.' in one entry name.
+	f.Add("100644 tables/sales.eu/orders\n100644 tables/sales/eu\n100644 namespaces/sales\n100644 namespaces/sales.eu\n")
+	f.Add("100644 tables/sales..eu/orders\n")
+	f.Add("100644 tables/.sales/orders\n")
+	f.Add("100644 namespaces/sales.\n")
+	f.Add("100644 tables/sales.eu/x/y\n")
+	f.Add("100644 tables/sales.EU/orders\n")
+	f.Add("100644 namespaces/a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q\n")
+	f.Add("100644 namespaces/" + strings.Repeat("a", 128) + "." + strings.Repeat("b", 127) + "\n")
+	f.Add("100644 tables/sales\x1feu/orders\n")
 	f.Fuzz(func(t *testing.T, desc string) {
 		if len(desc) > 4096 {
 			return
@@ -85,12 +95,12 @@ func FuzzDataTree(f *testing.F) {
 			return
 		}
 		for tn := range st.tables {
-			if ValidateName(tn.Namespace) != nil || ValidateName(tn.Name) != nil {
+			if ValidateNamespace(tn.Namespace) != nil || ValidateName(tn.Name) != nil {
 				t.Fatalf("accepted table %q", tn)
 			}
 		}
 		for ns := range st.namespaces {
-			if ValidateName(ns) != nil {
+			if ValidateNamespace(ns) != nil {
 				t.Fatalf("accepted namespace %q", ns)
 			}
 		}

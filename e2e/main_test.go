@@ -86,7 +86,7 @@ type weirServer struct {
 	Data     string
 	HTTP     string // "http://127.0.0.1:PORT"
 	SSHPort  string
-	S3       string // "http://127.0.0.1:PORT" when a test started it (--s3 127.0.0.1:0)
+	S3       string // "http://127.0.0.1:PORT"; "" when a test turned it off (--s3 "")
 	args     []string
 	cmd      *exec.Cmd
 	Log      *syncBuffer // the server's stderr (slog lines)
@@ -96,9 +96,9 @@ type weirServer struct {
 var listenLine = regexp.MustCompile(`^weir serve: (http|ssh|s3) (\S+)`)
 
 // startWeir starts weir serve on data (created if missing) with extra
-// flags and waits until both listeners are up. The S3 endpoint is off
-// (--s3 "") unless args turn it on, as "--s3", "127.0.0.1:0" does (then
-// S3 is its URL once it is up).
+// flags and waits until its listeners are up. The S3 endpoint is on, as
+// in the product, on a free loopback port (S3 is its URL); "--s3", ""
+// in args turns it off.
 func startWeir(t *testing.T, data string, args ...string) *weirServer {
 	t.Helper()
 	s := &weirServer{t: t, Data: data, args: args}
@@ -110,7 +110,7 @@ func startWeir(t *testing.T, data string, args ...string) *weirServer {
 func (s *weirServer) start() {
 	t := s.t
 	t.Helper()
-	all := append([]string{"serve", "--data", s.Data, "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0", "--s3", ""}, s.args...)
+	all := append([]string{"serve", "--data", s.Data, "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0", "--s3", "127.0.0.1:0"}, s.args...)
 	cmd := exec.Command(weirBin, all...)
 	s.Log = &syncBuffer{}
 	cmd.Stderr = s.Log
@@ -138,10 +138,15 @@ func (s *weirServer) start() {
 		close(s.waitDone)
 	}()
 	s.HTTP, s.SSHPort, s.S3 = "", "", ""
-	wantS3 := false
+	// The endpoint serves a local warehouse only: with an S3 one the
+	// server says it is off and prints no s3 line.
+	wantS3 := true
 	for i, a := range s.args {
 		if a == "--s3" && i+1 < len(s.args) {
 			wantS3 = s.args[i+1] != ""
+		}
+		if a == "--warehouse" && i+1 < len(s.args) && strings.HasPrefix(s.args[i+1], "s3://") {
+			wantS3 = false
 		}
 	}
 	deadline := time.After(60 * time.Second)
@@ -166,6 +171,21 @@ func (s *weirServer) start() {
 			t.Fatalf("weir serve did not start in 60s:\n%s", s.Log.String())
 		}
 	}
+}
+
+// LocalPath returns the file a location of the server's local warehouse
+// (the default, <data>/warehouse) names on this machine: file:///<path>,
+// or s3://weir/<key>, the name the S3 endpoint gives the same file.
+func (s *weirServer) LocalPath(loc string) string {
+	s.t.Helper()
+	if p, ok := strings.CutPrefix(loc, "file://"); ok {
+		return p
+	}
+	if key, ok := strings.CutPrefix(loc, "s3://weir/"); ok {
+		return filepath.Join(s.Data, "warehouse", filepath.FromSlash(key))
+	}
+	s.t.Fatalf("location %q is not in the local warehouse", loc)
+	return ""
 }
 
 // Stop stops the server with SIGTERM (graceful) and waits.

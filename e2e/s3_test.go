@@ -72,7 +72,7 @@ func TestS3EndpointVendedCredentials(t *testing.T) {
 	needAWS(t)
 	ctx := context.Background()
 	data := t.TempDir()
-	s := startWeir(t, data, "--s3", "127.0.0.1:0")
+	s := startWeir(t, data)
 	if s.S3 == "" {
 		t.Fatal("weir serve did not print its S3 endpoint")
 	}
@@ -286,7 +286,7 @@ func npmS3Modules(t *testing.T) string {
 // read another repo's key nor overwrite the file.
 func TestS3IcebergJS(t *testing.T) {
 	mods := npmS3Modules(t)
-	s := startWeir(t, t.TempDir(), "--s3", "127.0.0.1:0")
+	s := startWeir(t, t.TempDir())
 	for _, repo := range []string{"alpha", "beta"} {
 		git(t, newWorkRepo(t, 1), "push", "-q", s.URL(repo), "main")
 		icebergAppend(t, s, repo, "t", 3)
@@ -335,7 +335,7 @@ func node(t *testing.T, mods, script string, args ...string) map[string]any {
 // endpoint returned); two appends of 3 and 2 rows, ids 0-2 and 0-1.
 func TestS3DuckDB(t *testing.T) {
 	mods := npmS3Modules(t)
-	s := startWeir(t, t.TempDir(), "--s3", "127.0.0.1:0")
+	s := startWeir(t, t.TempDir())
 	git(t, newWorkRepo(t, 1), "push", "-q", s.URL("alpha"), "main")
 	icebergAppend(t, s, "alpha", "t", 3)
 	icebergAppend(t, s, "alpha", "u", 1) // another table: not counted

@@ -426,7 +426,7 @@ func TestQueryShowsNoServerPath(t *testing.T) {
 	if err != nil || len(tasks) != 1 {
 		t.Fatalf("ns.bad's files: %v %v", tasks, err)
 	}
-	if err := os.WriteFile(strings.TrimPrefix(tasks[0].File.FilePath(), "file://"), []byte("garbage"), 0o644); err != nil {
+	if err := os.WriteFile(s.LocalPath(tasks[0].File.FilePath()), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ask("SELECT count(*) FROM ns.bad", true, "ns.bad")
@@ -434,7 +434,7 @@ func TestQueryShowsNoServerPath(t *testing.T) {
 	// The offline form, on the stopped server's data directory, once
 	// ns.gone's metadata file is gone too (the server had it cached).
 	s.Stop()
-	if err := os.Remove(strings.TrimPrefix(gone.MetadataLocation(), "file://")); err != nil {
+	if err := os.Remove(s.LocalPath(gone.MetadataLocation())); err != nil {
 		t.Fatal(err)
 	}
 	for _, sql := range []string{"SELECT count(*) FROM ns.gone", "SELECT sql FROM duckdb_views()"} {

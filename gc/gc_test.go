@@ -167,9 +167,15 @@ func (f *fixture) failedRun(t *testing.T, id string, code, data objects.Hash) {
 // ids reads the ids of orders at data commit h, sorted.
 func (f *fixture) ids(t *testing.T, h objects.Hash) []int64 {
 	t.Helper()
-	files, err := f.cat.ReadTableFiles(context.Background(), repo, h, orders)
+	return f.idsOf(t, h, orders)
+}
+
+// idsOf reads the ids of table tn at data commit h, sorted.
+func (f *fixture) idsOf(t *testing.T, h objects.Hash, tn catalog.TableName) []int64 {
+	t.Helper()
+	files, err := f.cat.ReadTableFiles(context.Background(), repo, h, tn)
 	if err != nil {
-		t.Fatalf("read orders at %s: %v", h, err)
+		t.Fatalf("read %s at %s: %v", tn, h, err)
 	}
 	var out []int64
 	for _, p := range files {

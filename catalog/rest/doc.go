@@ -73,14 +73,18 @@
 //
 // # Namespaces and views
 //
-// Namespaces have one level. The pointer tree has no clean place for a
-// nested one: namespaces/<ns> is a blob, so namespaces/a/b would need a
-// blob and a tree of one name, and tables/<ns>/<table> would become
-// ambiguous; table names are <ns>.<table> in pipelines, weir query and
-// commit messages too. So a namespace path segment that is nested
-// ("a\x1fb", %1F in the URL, as the spec encodes it) or a nested
-// identifier in a body is a 400 "nested namespaces are not supported",
-// and list namespaces with parent=<ns> answers no children.
+// Namespaces nest, as the spec has them: a list of levels in a body, the
+// levels joined by the unit separator in a URL ("sales\x1feu", %1F), and
+// list namespaces answers the top-level namespaces, or with
+// parent=<levels> the namespaces directly in that one, each as its full
+// list of levels. Each level is [a-z0-9_]+ (so no '.', '/', NUL, unit
+// separator or empty level), at most 16 levels and 255 bytes joined by
+// '.' (catalog.JoinNamespace); anything else is a 400 BadRequestException
+// saying which level is wrong, and nothing is written. A nested namespace
+// is created only in an existing parent (404 NoSuchNamespaceException
+// otherwise), and one with tables or child namespaces is not dropped (409
+// NamespaceNotEmptyException). The data tree holds a nested namespace as
+// one entry, its levels joined by '.' (catalog/doc.go).
 //
 // Views are not served and not advertised: a view's metadata would need
 // its own pointers, published index kind and merge rules in the data

@@ -26,10 +26,15 @@ var fuzzEndpoints = []struct{ method, path string }{
 	{"POST", "/v1/team%2Fdemo/main/namespaces/sales/properties"},     // update namespace properties
 	{"POST", "/v1/team%2Fdemo/main/namespaces/sales/tables/missing"}, // commit (or assert-create) a table that does not exist
 	{"POST", "/v1/team%2Fdemo/main/namespaces/sales/register"},       // register table
+	// In the nested namespace sales.eu.
+	{"POST", "/v1/team%2Fdemo/main/namespaces/sales%1Feu/tables"},        // create table
+	{"POST", "/v1/team%2Fdemo/main/namespaces/sales%1Feu/tables/orders"}, // commit table
+	{"POST", "/v1/team%2Fdemo/main/namespaces/sales%1Feu/properties"},    // update namespace properties
 }
 
 // FuzzRESTBodies sends arbitrary bytes as the body of every write
-// endpoint, against a repo with namespace sales and table sales.orders.
+// endpoint, against a repo with namespaces sales and sales.eu and tables
+// sales.orders and sales.eu.orders.
 // Invariants: never a panic, never a 5xx (the storage here, in-memory
 // Pebble and a local folder, does not fail), every error is a JSON error
 // body whose code is the status, and a 4xx changes nothing: refs/data/main
@@ -37,8 +42,15 @@ var fuzzEndpoints = []struct{ method, path string }{
 // starts from the same state and a failure replays exactly.
 func FuzzRESTBodies(f *testing.F) {
 	s := newServer(f, nil)
-	setup(f, s.client(f, "main", nil), "sales", "orders")
+	cl := s.client(f, "main", nil)
+	setup(f, cl, "sales", "orders")
 	ctx := context.Background()
+	if err := cl.CreateNamespace(ctx, []string{"sales", "eu"}, nil); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := cl.CreateTable(ctx, []string{"sales", "eu", "orders"}, icebergSchema); err != nil {
+		f.Fatal(err)
+	}
 	start := s.head(f, "main")
 	ic, err := s.cat.Iceberg(ctx, repo, "main", "")
 	if err != nil {
@@ -66,6 +78,19 @@ func FuzzRESTBodies(f *testing.F) {
 		{7, `{"name":"reg","metadata-location":"` + tbl.Location() + `/../../other/x.metadata.json"}`},
 		{7, `{"name":"reg","metadata-location":"file:///etc/passwd"}`},
 		{7, `{"name":"reg","metadata-location":"` + tbl.Location() + `/metadata/00001-missing.metadata.json"}`},
+		// Nested namespaces.
+		{0, `{"namespace":["sales","eu","de"]}`},
+		{0, `{"namespace":["sales","eu.de"]}`},
+		{0, `{"namespace":["nope","x"]}`},
+		{0, `{"namespace":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"]}`},
+		{0, `{"namespace":["sales","\u001f"]}`},
+		{8, `{"name":"t4","schema":` + longSchema + `}`},
+		{8, `{"name":"..","schema":` + longSchema + `}`},
+		{9, `{"requirements":[],"updates":[{"action":"set-properties","updates":{"k":"v"}}]}`},
+		{3, `{"table-changes":[{"identifier":{"namespace":["sales","eu"],"name":"orders"},"requirements":[],"updates":[{"action":"set-properties","updates":{"k":"v"}}]},{"identifier":{"namespace":["sales"],"name":"orders"},"requirements":[],"updates":[{"action":"set-properties","updates":{"k":"v"}}]}]}`},
+		{4, `{"source":{"namespace":["sales"],"name":"orders"},"destination":{"namespace":["sales","eu"],"name":"orders2"}}`},
+		{4, `{"source":{"namespace":["sales"],"name":"orders"},"destination":{"namespace":["sales","eu",""],"name":"orders2"}}`},
+		{10, `{"removals":["x"],"updates":{"y":"z"}}`},
 	} {
 		f.Add(seed.endpoint, []byte(seed.body))
 	}

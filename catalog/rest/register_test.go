@@ -257,30 +257,3 @@ func TestConfigUnknownBranch(t *testing.T) {
 		}
 	}
 }
-
-// TestNestedNamespacesRefused: the pointer tree holds one namespace
-// level; a nested namespace is a 400 that says so, and a namespace has
-// no children.
-func TestNestedNamespacesRefused(t *testing.T) {
-	s := newServer(t, nil)
-	setup(t, s.client(t, "main", nil), "sales")
-	head := s.head(t, "main")
-	for _, tc := range []struct{ method, path, body string }{
-		{"POST", prefix + "/namespaces", `{"namespace":["sales","eu"]}`},
-		{"GET", prefix + "/namespaces/sales%1Feu", ""},
-		{"GET", prefix + "/namespaces/sales%1Feu/tables", ""},
-		{"POST", prefix + "/namespaces/sales%1Feu/tables", `{"name":"t","schema":` + longSchema + `}`},
-	} {
-		code, typ, msg := raw(t, s, tc.method, tc.path, tc.body)
-		if code != 400 || typ != "BadRequestException" || !strings.Contains(msg, "nested namespaces are not supported") {
-			t.Errorf("%s %s = %d %s %q", tc.method, tc.path, code, typ, msg)
-		}
-	}
-	if s.head(t, "main") != head {
-		t.Fatal("a refused request moved refs/data/main")
-	}
-	code, body := do(t, s, "GET", prefix+"/namespaces?parent=sales", "")
-	if code != 200 || len(body["namespaces"].([]any)) != 0 {
-		t.Fatalf("children of sales = %d %v", code, body)
-	}
-}

@@ -129,10 +129,13 @@ func Query(ctx context.Context, tables map[string][]QueryFile, q string, w io.Wr
 	schemas := map[string]bool{}
 	var allowed []string
 	for _, t := range names {
-		ns, name, ok := strings.Cut(t, ".")
-		if !ok {
+		// The namespace may be nested ("sales.eu.orders" is view orders
+		// in schema "sales.eu"): the name is after the last dot.
+		i := strings.LastIndexByte(t, '.')
+		if i < 0 {
 			return fmt.Errorf("table %q is not ns.table", t)
 		}
+		ns, name := t[:i], t[i+1:]
 		if !schemas[ns] {
 			schemas[ns] = true
 			if err := exec("CREATE SCHEMA IF NOT EXISTS " + ident(ns)); err != nil {
