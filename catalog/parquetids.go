@@ -27,10 +27,13 @@ import (
 //
 // An Iceberg reader matches a data file's columns to the table's by the
 // Parquet schema's field_id; a file without them can only be read through
-// the table's name mapping, which not every reader applies. The Parquet a
-// node or an import writes (DuckDB's COPY, a CSV conversion, a user's own
-// file) carries no ids, so before such a file goes into the warehouse the
-// server gives it the table schema's id on every column (and on every
+// the table's name mapping, which not every reader applies. weir-node
+// writes its outputs with the ids a new table gives their columns
+// (hooks/node/fieldids.go), which go in as they are while the table keeps
+// those ids; a file with other ids or none (an import, a user's own file,
+// a table whose ids came from elsewhere, a type the node does not number),
+// before it goes into the warehouse, gets from the server the table
+// schema's id on every column (and on every
 // nested field, list element, map key and value), matched by name: it
 // copies the file's data pages byte for byte and writes a new footer
 // whose schema elements carry the ids (footerWithFieldIDs: about the cost
@@ -283,6 +286,12 @@ func footerWithFieldIDs(p, dst string, rdr *file.Reader, want *arrow.Schema) (bo
 // of the Iceberg schema sc, and else writes it again to dst with them.
 // It returns the file to put in the table: p or dst.
 func parquetWithFieldIDs(ctx context.Context, p, dst string, sc *iceberg.Schema) (string, error) {
+	return parquetWithFieldIDsTo(ctx, p, func() (string, error) { return dst, nil }, sc)
+}
+
+// parquetWithFieldIDsTo is parquetWithFieldIDs with the copy's name asked
+// of newDst only when there is one to write.
+func parquetWithFieldIDsTo(ctx context.Context, p string, newDst func() (string, error), sc *iceberg.Schema) (string, error) {
 	rdr, err := file.OpenParquetFile(p, false)
 	if err != nil {
 		return "", err
@@ -302,6 +311,10 @@ func parquetWithFieldIDs(ctx context.Context, p, dst string, sc *iceberg.Schema)
 	}
 	if !changed {
 		return p, nil
+	}
+	dst, err := newDst()
+	if err != nil {
+		return "", err
 	}
 	if ok, err := footerWithFieldIDs(p, dst, rdr, want); ok || err != nil {
 		return dst, err
@@ -366,23 +379,23 @@ func compressionOf(r *file.Reader) compress.Compression {
 // folder) with the field ids of sc: the file to put in the table. A copy
 // is the caller's to remove.
 func (c *Catalog) withTableIDs(ctx context.Context, f string, sc *iceberg.Schema) (string, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(f), ".weir-ids-*.parquet")
-	if err != nil {
-		if tmp, err = os.CreateTemp("", "weir-ids-*.parquet"); err != nil {
-			return "", err
+	var tmp string
+	out, err := parquetWithFieldIDsTo(ctx, f, func() (string, error) {
+		t, err := os.CreateTemp(filepath.Dir(f), ".weir-ids-*.parquet")
+		if err != nil {
+			if t, err = os.CreateTemp("", "weir-ids-*.parquet"); err != nil {
+				return "", err
+			}
 		}
-	}
-	tmp.Close()
-	// The copy goes into the warehouse (a hard link when it can): with the
-	// mode of the warehouse's files, which readers in sandboxes open as
-	// another user (CreateTemp makes it 0600).
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	out, err := parquetWithFieldIDs(ctx, f, tmp.Name(), sc)
-	if out != tmp.Name() {
-		os.Remove(tmp.Name())
+		t.Close()
+		tmp = t.Name()
+		// The copy goes into the warehouse (a hard link when it can): with
+		// the mode of the warehouse's files, which readers in sandboxes
+		// open as another user (CreateTemp makes it 0600).
+		return tmp, os.Chmod(tmp, 0o644)
+	}, sc)
+	if tmp != "" && (out != tmp || err != nil) {
+		os.Remove(tmp)
 	}
 	return out, err
 }

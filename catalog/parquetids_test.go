@@ -3,7 +3,9 @@ package catalog
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/arrow-go/v18/parquet/schema"
 
+	"github.com/weir-dev/weir/hooks/node"
 	"github.com/weir-dev/weir/objects"
 )
 
@@ -189,9 +192,10 @@ func TestParquetCarriesFieldIDs(t *testing.T) {
 	}
 }
 
-// BenchmarkParquetFieldIDs is the cost of giving a node's file the
-// table's field ids (a new footer, the pages copied) against copying the
-// file, for a file of 1M rows (id, name, amount):
+// BenchmarkParquetFieldIDs is the cost of giving a file the table's
+// field ids (a new footer, the pages copied), of checking a file that has
+// them (a node's output), and of copying the file, for a file of 1M rows
+// (id, name, amount):
 // go test -run X -bench ParquetFieldIDs -benchtime 3x ./catalog/
 func BenchmarkParquetFieldIDs(b *testing.B) {
 	dir := b.TempDir()
@@ -209,6 +213,21 @@ func BenchmarkParquetFieldIDs(b *testing.B) {
 			}
 		}
 	})
+	// A file that already carries the ids (a node's output): only its
+	// footer is read.
+	withIDs, err := parquetWithFieldIDs(context.Background(), src, filepath.Join(dir, "has-ids.parquet"), sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("has_ids", func(b *testing.B) {
+		b.SetBytes(st.Size())
+		for b.Loop() {
+			out, err := parquetWithFieldIDs(context.Background(), withIDs, filepath.Join(dir, "unused.parquet"), sc)
+			if err != nil || out != withIDs {
+				b.Fatalf("%s, %v: want the file as it is", out, err)
+			}
+		}
+	})
 	b.Run("copy", func(b *testing.B) {
 		b.SetBytes(st.Size())
 		for b.Loop() {
@@ -217,4 +236,128 @@ func BenchmarkParquetFieldIDs(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestNodeOutputGoesInAsIs: a SQL model's output (weir-node's COPY, with
+// FIELD_IDS) already carries the ids a new table gives its columns, nested
+// ones too, so it goes into the table as it is (the same file, hard
+// linked: no copy); a file with wrong ids is still given the table's.
+func TestNodeOutputGoesInAsIs(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	cols := `SELECT i::INTEGER AS a, 'n' || i AS "We ird", ` +
+		`{'x': i, 'y': [i, i], 'z': {'q': 'v'}, 'p, "(q)': 1} AS s, ['p', 'q'] AS l, ` +
+		`MAP {'k': {'v': i}} AS m, (i / 3)::DECIMAL(18,2) AS d, ` +
+		`TIMESTAMPTZ '2024-01-02 03:04:05+00' AS ts, i::BIGINT AS "id"` +
+		` FROM range(5) t(i)`
+	want := map[string]string{ // Parquet path -> Iceberg field name
+		"a": "a", "We ird": "We ird", "s": "s", "s.x": "s.x", "s.y": "s.y", "s.y.list.element": "s.y.element",
+		"s.z": "s.z", "s.z.q": "s.z.q", "l": "l", "l.list.element": "l.element",
+		"m": "m", "m.key_value.key": "m.key", "m.key_value.value": "m.value", "m.key_value.value.v": "m.value.v",
+		`s.p, "(q)`: `s.p, "(q)`, "d": "d", "ts": "ts", "id": "id",
+	}
+	prev := objects.ZeroHash
+	for _, tc := range []struct {
+		name  string
+		query string
+		ids   string // FIELD_IDS to write the node's rows again with, by hand
+		asIs  bool
+	}{
+		{"node", cols, "", true},
+		// Wrong ids on the columns, none on nested fields.
+		{"wrong_ids", cols, `{a: 10, "We ird": 9, s: 8, l: 7, m: 6, d: 5, ts: 4, id: 3}`, false},
+		// A fixed-size array: COPY gives its element no id, so the node
+		// gives none, and the server does.
+		{"array", `SELECT *, [a, a]::INTEGER[2] AS arr FROM (` + cols + `)`, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(f.dir, tc.name)
+			d := node.Dirs{In: filepath.Join(root, "in"), Out: filepath.Join(root, "out"), Tmp: filepath.Join(root, "tmp")}
+			for _, p := range []string{d.In, d.Out, d.Tmp} {
+				if err := os.MkdirAll(p, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			src := filepath.Join(d.In, "model.sql")
+			if err := os.WriteFile(src, []byte(tc.query), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := node.SQL(ctx, &node.Job{Dirs: d, Source: src, Namespace: "main", Outputs: []string{"main.t"}}); err != nil || n != 5 {
+				t.Fatalf("node: %d rows, %v", n, err)
+			}
+			out := d.OutputFile("main.t")
+			if ids := parquetFieldIDs(t, out); tc.asIs && (ids["a"] == -1 || ids["s.z.q"] == -1) {
+				t.Fatalf("the node's file has no field ids: %v", ids)
+			}
+			if tc.ids != "" {
+				db, err := sql.Open("duckdb", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				by := filepath.Join(root, "by-hand.parquet")
+				if _, err := db.Exec(fmt.Sprintf("COPY (FROM '%s') TO '%s' (FORMAT parquet, FIELD_IDS %s)", out, by, tc.ids)); err != nil {
+					t.Fatal(err)
+				}
+				if ids := parquetFieldIDs(t, by); ids["a"] != 10 {
+					t.Fatalf("the file by hand has ids %v", ids)
+				}
+				out = by
+			}
+			tn := TableName{Namespace: "main", Name: "node"}
+			if tc.name == "array" {
+				tn.Name = "arr" // a table of its own: another schema
+			}
+			c, err := f.cat.WriteDataCommit(ctx, f.repo, prev, []TableWrite{{Table: tn, Files: []string{out}, Mode: ModeAppend}}, CommitInfo{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev = c
+			st, err := f.cat.state(ctx, f.repo, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tbl, _, err := f.cat.loadTable(ctx, f.repo, tn, st.tables[tn], nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := f.cat.ReadTableFiles(ctx, f.repo, c, tn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			same := false
+			for _, tf := range files {
+				if ti, err := os.Stat(tf); err == nil && os.SameFile(fi, ti) {
+					same = true
+				}
+			}
+			if same != tc.asIs {
+				t.Errorf("the table's file is the node's own (hard link, no copy): %v, want %v (table files %v)", same, tc.asIs, files)
+			}
+			for _, tf := range files {
+				got := parquetFieldIDs(t, tf)
+				for path, name := range want {
+					nf, ok := tbl.Schema().FindFieldByName(name)
+					if !ok {
+						t.Fatalf("table schema has no %s: %s", name, tbl.Schema())
+					}
+					if got[path] != int32(nf.ID) {
+						t.Errorf("%s: Parquet field %s has field_id %d, the table's %s has id %d (all: %v)", filepath.Base(tf), path, got[path], name, nf.ID, got)
+					}
+				}
+			}
+			at, err := tbl.Scan().ToArrowTable(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer at.Release()
+			if at.NumRows() != int64(5*len(files)) {
+				t.Fatalf("scan: %d rows, want %d", at.NumRows(), 5*len(files))
+			}
+		})
+	}
 }

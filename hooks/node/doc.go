@@ -7,7 +7,9 @@
 // started before the inputs are exported, it imports pandas meanwhile and
 // runs the model on the runner's "go"),
 // outputs converted back to Parquet with the types the module wrote) and the seed loader (CSV
-// to Parquet); the planner's SQL parser (SQLRefsMain, ParseSQL: DuckDB's
+// to Parquet). Every output carries the Iceberg field ids a new table
+// gives its columns (fieldids.go), so the server need not write it again.
+// The planner's SQL parser (SQLRefsMain, ParseSQL: DuckDB's
 // json_serialize_sql, nothing executed), which the hook runs in a sandbox
 // once per plan; and weir query's engine (Query, QueryMain). Their command
 // lines and answers are hooks/contract's. The hook runs weir-node mounted

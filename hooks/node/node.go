@@ -130,7 +130,11 @@ func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"
 // views ns.table over their Parquet files and the params as variables,
 // then locks it to the node's dirs.
 func (j *Job) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
-	db, err := sql.Open("duckdb", "")
+	threads := max(j.Threads, 1)
+	// Started with its threads (not one per core of the machine, stopped
+	// again by SET threads): on a large machine that is dozens of threads
+	// made and ended per node.
+	db, err := sql.Open("duckdb", fmt.Sprintf("?threads=%d", threads))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -150,7 +154,6 @@ func (j *Job) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
 		}
 		return nil
 	}
-	threads := max(j.Threads, 1)
 	pre := []string{
 		"SET autoinstall_known_extensions=false",
 		"SET autoload_known_extensions=false",
@@ -291,9 +294,23 @@ func SQL(ctx context.Context, j *Job) (int64, error) {
 }
 
 // copyTo writes the rows of query q to the Parquet file out and returns
-// how many there were (COPY's own count: the file is not read back).
+// how many there were (COPY's own count: the file is not read back). The
+// file carries the Iceberg field ids a new table would give its columns
+// (fieldids.go), so the server need not write it again.
 func copyTo(ctx context.Context, conn *sql.Conn, q, out string) (int64, error) {
-	res, err := conn.ExecContext(ctx, "COPY ("+q+"\n) TO "+quote(out)+" (FORMAT parquet)")
+	ids, err := outputFieldIDs(ctx, conn, q)
+	if err != nil {
+		return 0, err
+	}
+	opts := "FORMAT parquet"
+	if ids != "" {
+		opts += ", FIELD_IDS " + ids
+	}
+	res, err := conn.ExecContext(ctx, "COPY ("+q+"\n) TO "+quote(out)+" ("+opts+")")
+	if err != nil && ids != "" && strings.Contains(err.Error(), "FIELD_IDS") {
+		// Refused when binding, before any row: the server gives the ids.
+		res, err = conn.ExecContext(ctx, "COPY ("+q+"\n) TO "+quote(out)+" (FORMAT parquet)")
+	}
 	if err != nil {
 		return 0, err
 	}

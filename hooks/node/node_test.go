@@ -224,3 +224,27 @@ func TestGate(t *testing.T) {
 		t.Fatal("a node whose gate never opened wrote its output")
 	}
 }
+
+// TestJobSettings: DuckDB runs the job's threads and memory limit, and the
+// node's SQL cannot change them.
+func TestJobSettings(t *testing.T) {
+	ctx := context.Background()
+	d, _ := stage(t, "m.sql", "SELECT 1")
+	j := &Job{Dirs: d, Threads: 3, MemoryLimit: 300 << 20}
+	db, conn, err := j.open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close(db, conn)
+	var threads int
+	var mem string
+	if err := conn.QueryRowContext(ctx, "SELECT current_setting('threads')::INTEGER, current_setting('memory_limit')::VARCHAR").Scan(&threads, &mem); err != nil {
+		t.Fatal(err)
+	}
+	if threads != 3 || !strings.HasPrefix(mem, "300") {
+		t.Errorf("threads %d, memory_limit %s; want 3 and 300 MiB", threads, mem)
+	}
+	if _, err := conn.ExecContext(ctx, "SET threads=8"); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("SET threads in the node's SQL: %v, want refused (configuration locked)", err)
+	}
+}

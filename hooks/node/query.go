@@ -96,7 +96,7 @@ func Query(ctx context.Context, tables map[string][]QueryFile, q string, w io.Wr
 	}()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	db, err := sql.Open("duckdb", "")
+	db, err := sql.Open("duckdb", "?threads=2") // as SET below, from the start
 	if err != nil {
 		return err
 	}

@@ -109,7 +109,9 @@ type Parser struct {
 
 // OpenParser starts DuckDB for parsing.
 func OpenParser(ctx context.Context) (*Parser, error) {
-	db, err := sql.Open("duckdb", "")
+	// One thread: parsing runs nothing in parallel, and DuckDB would
+	// otherwise start one per core of the machine.
+	db, err := sql.Open("duckdb", "?threads=1")
 	if err != nil {
 		return nil, err
 	}
