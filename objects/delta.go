@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/weir-dev/weir/kv"
 )
@@ -94,7 +95,7 @@ func parseDelta(v []byte) (Delta, error) {
 func (s *Store) Delta(ctx context.Context, repo RepoName, h Hash) (d Delta, ok bool, err error) {
 	v, closer, err := s.db.Get(DeltaKey(repo, h))
 	if errors.Is(err, kv.ErrNotFound) {
-		return d, false, nil
+		return s.valueDelta(repo, h)
 	}
 	if err != nil {
 		return d, false, fmt.Errorf("objects: read delta of %s: %w", h, err)
@@ -106,6 +107,26 @@ func (s *Store) Delta(ctx context.Context, repo RepoName, h Hash) (d Delta, ok b
 	}
 	d.ZData = bytes.Clone(d.ZData)
 	return d, true, nil
+}
+
+// valueDelta returns, for an object stored as a delta value (chain.go),
+// that delta as its record; ok is false for any other object.
+func (s *Store) valueDelta(repo RepoName, h Hash) (d Delta, ok bool, err error) {
+	sv, err := getValue(s.db, repo, h)
+	if errors.Is(err, ErrNotFound) {
+		return d, false, nil
+	}
+	if err != nil || !sv.delta {
+		return d, false, err
+	}
+	z := sv.zdata
+	if sv.spilled {
+		z = make([]byte, sv.zlen)
+		if _, err := io.ReadFull(sv.zstream(s.db, repo), z); err != nil {
+			return d, false, fmt.Errorf("objects: read delta of %s: %w", h, err)
+		}
+	}
+	return Delta{Base: sv.base, Size: sv.dsize, ZData: z}, true, nil
 }
 
 // PutDelta records that h is base with the delta whose instructions

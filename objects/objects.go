@@ -81,6 +81,8 @@ type Store struct {
 	// bases is the MaxBaseMemory budget shared by every IngestPack.
 	bases *semaphore.Weighted
 	mem   memBudget
+	// cache holds objects resolved from delta values (chain.go).
+	cache *readCache
 	// gc is what garbage collection needs of every write (gc.go).
 	gc gcState
 }

@@ -137,7 +137,7 @@ func (q *Quarantine) Get(ctx context.Context, h Hash) (*Object, error) {
 	if q.closed {
 		return nil, ErrClosed
 	}
-	return getObject(q.batch, q.repo, h)
+	return getObject(q.batch, q.repo, h, q.store.cache)
 }
 
 // Has reports whether h is in the quarantine or the repo.
@@ -157,7 +157,7 @@ func (q *Quarantine) Raw(ctx context.Context, h Hash) (typ Type, size int64, zda
 	if q.closed {
 		return 0, 0, nil, ErrClosed
 	}
-	return getRaw(q.batch, q.repo, h)
+	return getRaw(q.batch, q.repo, h, q.store.cache)
 }
 
 // Stat is Store.Stat over the quarantine and the repo: type and size,
@@ -171,6 +171,16 @@ func (q *Quarantine) Stat(ctx context.Context, h Hash) (Type, int64, error) {
 	return statObject(q.batch, q.repo, h)
 }
 
+// value reads the stored value of h from the quarantine or the repo.
+func (q *Quarantine) value(h Hash) (storedValue, error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return storedValue{}, ErrClosed
+	}
+	return getValue(q.batch, q.repo, h)
+}
+
 // readInto inflates h, from the quarantine or the repo, into buf.
 func (q *Quarantine) readInto(h Hash, buf []byte) (Type, []byte, error) {
 	q.mu.RLock()
@@ -178,7 +188,7 @@ func (q *Quarantine) readInto(h Hash, buf []byte) (Type, []byte, error) {
 	if q.closed {
 		return 0, nil, ErrClosed
 	}
-	return readObjectInto(q.batch, q.repo, h, buf)
+	return readObjectInto(q.batch, q.repo, h, buf, q.store.cache)
 }
 
 // Ingested returns the hashes of every object written into the quarantine,
