@@ -3,7 +3,6 @@ package objects
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
@@ -415,9 +414,9 @@ func (in *ingest) parse(r io.Reader) error {
 		}
 		pr.zlimit = pr.off + maxZlibLen(e.size)
 		if zr == nil {
-			zr, err = zlib.NewReader(pr)
+			zr, err = kzlib.NewReader(pr)
 		} else {
-			err = zr.(zlib.Resetter).Reset(pr, nil)
+			err = zr.(kzlib.Resetter).Reset(pr, nil)
 		}
 		if err != nil {
 			pr.capture, pr.zlimit = nil, 0
@@ -1067,9 +1066,9 @@ func (in *ingest) applyDelta(r *resolver, c *packEntry, baseHash Hash, typ Type,
 	}
 	var err error
 	if r.zr == nil {
-		r.zr, err = zlib.NewReader(src)
+		r.zr, err = kzlib.NewReader(src)
 	} else {
-		err = r.zr.(zlib.Resetter).Reset(src, nil)
+		err = r.zr.(kzlib.Resetter).Reset(src, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: delta: %v", ErrBadPack, err)
