@@ -22,7 +22,8 @@ import (
 // of an ofs- or ref-delta pack entry), so the record is written into a
 // pack as it is: header, then the zlib stream, never inflated.
 //
-// A record is written in two places, and is only ever a hint:
+// A record is written in two places, and is only ever a hint (an object
+// stored as a delta value, chain.go, needs none: Delta returns its delta):
 //   - IngestPack keeps the delta of each delta entry of a received pack
 //     (it resolved to exactly this object against exactly this base, so it
 //     is valid by construction) when its zlib stream is smaller than the
@@ -89,9 +90,9 @@ func parseDelta(v []byte) (Delta, error) {
 	return d, nil
 }
 
-// Delta returns the delta record of h: ok is false when there is none
-// (nothing was tried), and d.Base is zero when the record says no delta
-// was found.
+// Delta returns the delta record of h or, without one, the delta of its
+// delta value (chain.go): ok is false when there is neither (nothing was
+// tried), and d.Base is zero when the record says no delta was found.
 func (s *Store) Delta(ctx context.Context, repo RepoName, h Hash) (d Delta, ok bool, err error) {
 	v, closer, err := s.db.Get(DeltaKey(repo, h))
 	if errors.Is(err, kv.ErrNotFound) {

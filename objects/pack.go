@@ -54,12 +54,12 @@ const (
 // resolveWorkers goroutines (see resolve): the pack's bases go across the
 // workers, then each level of their children. A base is read whole
 // (copies may come from anywhere in it) under the Store's shared
-// MaxBaseMemory budget; each of its deltas is applied as a stream, its
-// result hashed and deflated (at zlib's fastest level, with
-// klauspost/compress, several times faster than compress/flate on small
-// objects) into its stored value. A result over inlineObject is deflated
-// straight into the spill, never held whole; a smaller one is deflated
-// into the worker's buffer first. A result is kept only if it is itself a
+// MaxBaseMemory budget; each of its deltas is applied as a stream and its
+// result hashed. A result over inlineObject is deflated (at zlib's
+// fastest level, with klauspost/compress) straight into the spill, never
+// held whole; a smaller one is built in the worker's buffer, then stored
+// as the delta it came as (a delta value, chain.go: no deflate at all)
+// when storeDeltaValue allows, else deflated from that buffer. A result is kept only if it is itself a
 // base, small enough for the per-push base cache. A base that was
 // evicted, or did not fit, is read again from the batch or the spill. So
 // a fan of deltas against one base, or a chain of any depth, holds per
