@@ -153,6 +153,7 @@ type Quarantine struct {
 	// batch is not safe for a write concurrent with anything else.
 	mu        sync.RWMutex
 	ingested  map[Hash]Type // every object written into this quarantine
+	checked   map[Hash]checked // checks made at ingest (precheck.go); replaced, never changed
 	spills    []*spill      // spills its batch points into; dropped unless committed
 	committed bool
 	closed    bool

@@ -227,6 +227,12 @@ type ingest struct {
 	deltaUsed  int64 // bytes of delta streams in memory
 	recorded   int64 // bytes of delta records in nb
 
+	// checked holds the checks of commits, trees and tags made as they
+	// were ingested (precheck.go), within checkedBytes.
+	checked      map[Hash]checked
+	checkedBytes int64
+	scratch      []byte // pass 1: the content of the entry being checked
+
 	// qUsed: the quarantine held objects before this pack (earlier
 	// packs, Put), so they are looked up there too.
 	qUsed bool
@@ -404,6 +410,8 @@ func (in *ingest) parse(r io.Reader) error {
 		}
 		var hasher plumbing.Hasher
 		var dh deltaHeader
+		keepContent := e.kind != 3 && e.kind <= 4 && e.size <= maxPrecheckObject && in.checkedBytes < maxKeptLinkBytes
+		in.scratch = in.scratch[:0]
 		if e.kind <= 4 {
 			in.startValue(e.typ, e.size)
 			pr.capture = &in.vs
@@ -432,6 +440,9 @@ func (in *ingest) parse(r io.Reader) error {
 			}
 			if e.kind <= 4 {
 				hasher.Write(buf[:m])
+				if keepContent {
+					in.scratch = append(in.scratch, buf[:m]...)
+				}
 			} else if !dh.done {
 				if err := dh.feed(buf[:m]); err != nil {
 					pr.capture = nil
@@ -470,6 +481,10 @@ func (in *ingest) parse(r io.Reader) error {
 			e.done = true
 			if err := in.finishValue(e.hash); err != nil {
 				return err
+			}
+			if keepContent {
+				c, n := precheck(e.hash, e.typ, in.scratch)
+				in.addChecked(e.hash, c, n) // pass 1 is one goroutine
 			}
 		} else {
 			if !dh.done {
@@ -1129,7 +1144,15 @@ func (in *ingest) applyDelta(r *resolver, c *packEntry, baseHash Hash, typ Type,
 	if keep != nil {
 		keep = append(keep, r.res...)
 	}
+	var pc checked
+	var pcBytes int64
+	if typ != plumbing.BlobObject {
+		pc, pcBytes = precheck(c.hash, typ, r.res)
+	}
 	in.mu.Lock()
+	if typ != plumbing.BlobObject {
+		in.addChecked(c.hash, pc, pcBytes)
+	}
 	stored, err := in.storeDeltaValue(r, c, baseHash, baseDepth)
 	in.mu.Unlock()
 	if err != nil {

@@ -68,6 +68,17 @@ func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error
 		q.spills = append(q.spills, in.objs)
 	}
 	in.objs = nil
+	if len(in.checked) > 0 {
+		// A new map each time: Check reads the one it found without q.mu.
+		m := make(map[Hash]checked, len(q.checked)+len(in.checked))
+		for h, c := range q.checked {
+			m[h] = c
+		}
+		for h, c := range in.checked {
+			m[h] = c
+		}
+		q.checked = m
+	}
 	hashes := make([]Hash, len(in.entries))
 	for i, e := range in.entries {
 		hashes[i] = e.hash
