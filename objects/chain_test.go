@@ -311,3 +311,44 @@ func TestDeltaValueCorruptChain(t *testing.T) {
 		t.Fatal("raw of a cycle read")
 	}
 }
+
+// A tree that arrives as a delta on a good tree, and names .git, is
+// refused by Check with git fsck's id, from the check made at ingest
+// (Check does not read it back); the good tree, whole in the pack, was
+// checked at ingest too, and a blob never is.
+func TestCheckAtIngest(t *testing.T) {
+	ctx := context.Background()
+	s := memStore(t, Limits{})
+	blob := []byte("content\n")
+	hblob := plumbing.ComputeHash(plumbing.BlobObject, blob)
+	good := append([]byte("100644 a\x00"), hblob[:]...)
+	bad := append([]byte("100644 .git\x00"), hblob[:]...)
+	hgood := plumbing.ComputeHash(plumbing.TreeObject, good)
+	hbad := plumbing.ComputeHash(plumbing.TreeObject, bad)
+	var pw packWriter
+	pw.entry(3, len(blob), nil, blob)
+	pw.entry(2, len(good), nil, good)
+	d := insertDelta(len(good), bad)
+	pw.entry(packRefDelta, len(d), hgood[:], d)
+	q := s.NewQuarantine("demo")
+	defer q.Close()
+	if _, err := q.IngestPack(ctx, bytes.NewReader(pw.bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := q.checked[hgood]; !ok {
+		t.Fatal("the whole tree was not checked at ingest")
+	}
+	if c, ok := q.checked[hbad]; !ok || c.err == nil {
+		t.Fatalf("the tree resolved from a delta: checked %v, %v", ok, c.err)
+	}
+	if _, ok := q.checked[hblob]; ok {
+		t.Fatal("a blob was checked at ingest")
+	}
+	var ce *CheckError
+	if err := q.Check(ctx, []Hash{hbad}); !errors.As(err, &ce) || ce.Check != "hasDotgit" || ce.Object != hbad {
+		t.Fatalf("check: %v", err)
+	}
+	if err := q.Check(ctx, []Hash{hgood}); !errors.As(err, &ce) || ce.Check != "hasDotgit" {
+		t.Fatalf("check of every ingested object, tip the good tree: %v", err)
+	}
+}
