@@ -420,13 +420,15 @@ type windowEntry struct {
 func (s *deltaSearcher) run(part []searchCand, deadline time.Time, report func(searchCand, objects.Delta, bool)) error {
 	var window []windowEntry
 	for k, c := range part {
+		// Every object: one may take a window of comparisons of up to
+		// maxDeltaObject each, and a server stopping waits for this.
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return nil // the rest is sent whole, and searched next time
+		}
 		if k%64 == 0 {
-			if err := s.ctx.Err(); err != nil {
-				return err
-			}
-			if time.Now().After(deadline) {
-				return nil // the rest is sent whole, and searched next time
-			}
 			for waited := time.Duration(0); s.yield != nil && s.yield() && waited < yieldWait; waited += 10 * time.Millisecond {
 				select {
 				case <-s.ctx.Done():
@@ -448,6 +450,9 @@ func (s *deltaSearcher) run(part []searchCand, deadline time.Time, report func(s
 		o := &objects.Object{Type: typ, Data: data}
 		var best objects.Delta
 		for j := len(window) - 1; j >= 0 && c.idx >= 0; j-- {
+			if err := s.ctx.Err(); err != nil {
+				return err
+			}
 			b := window[j]
 			if b.typ != typ {
 				continue
