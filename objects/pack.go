@@ -69,6 +69,8 @@ const (
 //	                           + delta records budget (16 MiB: the deltas kept
 //	                             for upload-pack, in the batch; delta.go)
 //	                           + ~120 bytes per entry
+//	                           + the checks of commits, trees and tags made
+//	                             at ingest (up to 32 MiB; precheck.go)
 //	                           + per worker: one base (shared budget),
 //	                             one small result (<= inlineObject) deflated
 //
