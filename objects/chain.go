@@ -12,7 +12,8 @@ import (
 // Delta values: an object stored as the delta it was pushed as.
 //
 // A delta entry of a received pack whose result and base are small
-// (inlineObject or less) and whose base's chain is shallower than
+// (inlineObject or less), whose zlib stream is at most maxDeltaValue, and
+// whose base's chain is shallower than
 // maxStoredDepth is stored as it came, not resolved and deflated again
 // (what C git's index-pack does by keeping the pack):
 //
@@ -43,6 +44,10 @@ const (
 	deltaFlag      = 0x40
 	maxStoredDepth = 50
 	maxReadDepth   = 4 * maxStoredDepth
+	// maxDeltaValue bounds the zlib stream of a delta value, so that
+	// reading a chain holds at most maxStoredDepth of them (3.2 MiB)
+	// besides one base and one result.
+	maxDeltaValue = 64 << 10
 )
 
 // appendDeltaValueHeader appends the header of a delta value, up to and

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -350,5 +351,38 @@ func TestCheckAtIngest(t *testing.T) {
 	}
 	if err := q.Check(ctx, []Hash{hgood}); !errors.As(err, &ce) || ce.Check != "hasDotgit" {
 		t.Fatalf("check of every ingested object, tip the good tree: %v", err)
+	}
+}
+
+// A delta whose zlib stream is over maxDeltaValue (here 100 KiB of random
+// bytes inserted) is resolved and stored whole, so reading a chain never
+// holds more than maxStoredDepth small deltas.
+func TestDeltaValueLargeDeltaStoredWhole(t *testing.T) {
+	ctx := context.Background()
+	s := memStore(t, Limits{})
+	base := []byte(strings.Repeat("base\n", 20))
+	noise := make([]byte, 100<<10)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	d, target := editDelta(base, len(base), noise)
+	hb := plumbing.ComputeHash(plumbing.BlobObject, base)
+	var pw packWriter
+	pw.entry(3, len(base), nil, base)
+	pw.entry(packRefDelta, len(d), hb[:], d)
+	q := s.NewQuarantine("demo")
+	defer q.Close()
+	if _, err := q.IngestPack(ctx, bytes.NewReader(pw.bytes())); err != nil {
+		t.Fatal(err)
+	}
+	commitQuarantine(t, q)
+	h := plumbing.ComputeHash(plumbing.BlobObject, target)
+	if sv := storedAs(t, s.DB(), "demo", h); sv.delta {
+		t.Fatalf("a %d-byte delta stored as a delta value", len(d))
+	}
+	o, err := New(s.DB(), Limits{}).Get(ctx, "demo", h)
+	if err != nil || !bytes.Equal(o.Data, target) {
+		t.Fatalf("read: %v", err)
 	}
 }

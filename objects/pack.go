@@ -1182,12 +1182,16 @@ func (in *ingest) applyDelta(r *resolver, c *packEntry, baseHash Hash, typ Type,
 
 // storeDeltaValue stores the small resolved entry c as the delta it came
 // as, against base (whose chain of delta values is baseDepth deep), and
-// reports whether it did: not when the base is large, the chain would be
+// reports whether it did: not when the base or the delta is large, the chain would be
 // deeper than maxStoredDepth, or the object is already in the pack, the
 // quarantine or the repo (a delta value is never written over an object,
 // so none can point, through others, back at itself). Hold in.mu.
 func (in *ingest) storeDeltaValue(r *resolver, c *packEntry, base Hash, baseDepth uint8) (bool, error) {
-	if c.srcSize > in.mem.inlineObject || baseDepth >= maxStoredDepth || base == c.hash {
+	zlen := int64(len(c.raw))
+	if c.raw == nil {
+		zlen = c.rawLen
+	}
+	if c.srcSize > in.mem.inlineObject || baseDepth >= maxStoredDepth || base == c.hash || zlen > maxDeltaValue {
 		return false, nil
 	}
 	repo := in.q.repo
