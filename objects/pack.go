@@ -235,6 +235,11 @@ type ingest struct {
 	checkedBytes int64
 	scratch      []byte // pass 1: the content of the entry being checked
 
+	// written holds every object this ingest stored, so that a delta
+	// value is never written over one (a map: the batch's own lookups
+	// are slow).
+	written map[Hash]struct{}
+
 	// qUsed: the quarantine held objects before this pack (earlier
 	// packs, Put), so they are looked up there too.
 	qUsed bool
@@ -261,6 +266,7 @@ func newIngest(ctx context.Context, q *Quarantine) *ingest {
 		deltas: newSpill(s.db, q.repo),
 	}
 	in.cache = baseCache{budget: in.mem.cache, items: map[int32][]byte{}}
+	in.written = make(map[Hash]struct{})
 	q.mu.RLock()
 	in.qUsed = len(q.ingested) > 0 || !q.batch.Empty()
 	q.mu.RUnlock()
@@ -589,6 +595,7 @@ func (s *valueSink) Write(p []byte) (int, error) {
 func (in *ingest) finishValue(h Hash) error {
 	s := &in.vs
 	key := ObjectKey(in.q.repo, h)
+	in.written[h] = struct{}{}
 	var err error
 	if !s.spilled {
 		err = in.nb.Set(key, in.value)
@@ -1195,7 +1202,10 @@ func (in *ingest) storeDeltaValue(r *resolver, c *packEntry, base Hash, baseDept
 		return false, nil
 	}
 	repo := in.q.repo
-	if ok, err := hasObject(in.nb, repo, c.hash); err != nil || ok {
+	if _, ok := in.written[c.hash]; ok {
+		return false, nil
+	}
+	if ok, err := hasObject(in.q.store.db, repo, c.hash); err != nil || ok {
 		return false, err
 	}
 	if in.qUsed {
@@ -1227,6 +1237,7 @@ func (in *ingest) storeDeltaValue(r *resolver, c *packEntry, base Hash, baseDept
 	if err != nil {
 		return false, fmt.Errorf("objects: quarantine write: %w", err)
 	}
+	in.written[c.hash] = struct{}{}
 	c.depth = depth
 	return true, nil
 }
@@ -1253,6 +1264,7 @@ func (in *ingest) storeResolved(r *resolver, c *packEntry) error {
 	z := r.z.Bytes()
 	r.val = appendValueHeader(r.val[:0], c.typ, c.dstSize)
 	key := ObjectKey(in.q.repo, c.hash)
+	in.written[c.hash] = struct{}{}
 	var err error
 	if n := int64(len(r.val) + len(z)); n <= in.mem.inlineObject && in.inlineUsed+n <= in.mem.inline {
 		r.val = append(r.val, z...)
