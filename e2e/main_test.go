@@ -177,9 +177,16 @@ func (s *weirServer) Stop() {
 	select {
 	case <-s.waitDone:
 	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.waitDone
-		s.t.Errorf("weir serve did not stop within 30s of SIGTERM")
+		// SIGQUIT makes the Go runtime print every goroutine's stack
+		// into the log below: what the server was still waiting for.
+		s.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-s.waitDone:
+		case <-time.After(5 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.waitDone
+		}
+		s.t.Errorf("weir serve did not stop within 30s of SIGTERM (its goroutines, from SIGQUIT, end the log below)")
 	}
 	s.cmd = nil
 	if s.t.Failed() {

@@ -461,6 +461,12 @@ func (s *deltaSearcher) run(part []searchCand, deadline time.Time, report func(s
 			if len(b.data) < len(o.Data)/4 {
 				continue
 			}
+			// One comparison of two large objects can take a second on
+			// a loaded machine, a window of them many: a server that is
+			// stopping does not wait for the window.
+			if err := s.ctx.Err(); err != nil {
+				return err
+			}
 			delta := packfile.DiffDelta(b.data, o.Data)
 			limit := len(o.Data)/2 - 20
 			if best.ZData != nil {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // MaxClockSkew is how far a request's X-Amz-Date may be from the
@@ -109,9 +108,7 @@ func (s *Server) authenticate(r *http.Request) (*grant, error) {
 		}
 	}
 	creds := aws.Credentials{AccessKeyID: a.accessKeyID, SecretAccessKey: secret, SessionToken: tok}
-	err = v4.NewSigner().SignHTTP(context.Background(), creds, c, payload, "s3", a.region, t, func(o *v4.SignerOptions) {
-		o.DisableURIPathEscaping = true
-	})
+	err = s.signer.SignHTTP(context.Background(), creds, c, payload, "s3", a.region, t)
 	if err != nil {
 		return nil, s3err(http.StatusForbidden, "SignatureDoesNotMatch", "the signature could not be computed: "+err.Error())
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -57,10 +58,29 @@ func (g *grant) readPrefix() string { return g.Repo + "/" }
 // is stateless: a credential is a grant signed with HMAC-SHA256, and its
 // secret key is an HMAC of the grant, so nothing is stored per
 // credential and none can be revoked before it expires (rotate the
-// secret file to revoke them all).
+// secret file to revoke them all). The only memory it keeps is a bounded
+// cache of tokens it has verified, to spare a reader's hundreds of
+// requests the MAC check and decoding of the same token.
 type Vendor struct {
 	keyToken, keyID, keySecret []byte
 	now                        func() time.Time
+
+	// seen holds tokens already verified (their MAC checked and grant
+	// decoded), so that the requests of one reader, hundreds a second
+	// for an engine reading row groups, verify a token once. An entry
+	// is the token's grant and keys, which are fixed by the token's
+	// bytes; expiry and the access key id are still checked on every
+	// request. At most maxSeen entries: when full, it is emptied.
+	mu   sync.Mutex
+	seen map[string]seenToken
+}
+
+// maxSeen bounds Vendor.seen: at most 4096 tokens of at most 4 KiB.
+const maxSeen = 4096
+
+type seenToken struct {
+	g          *grant
+	id, secret string
 }
 
 // SecretFile is the name of the server's vending secret in the data dir.
@@ -106,7 +126,7 @@ func OpenVendor(dataDir string) (*Vendor, error) {
 // NewVendor returns a vendor with the secret key (at least 32 bytes).
 func NewVendor(key []byte) *Vendor {
 	d := func(label string) []byte { return mac(key, []byte(label)) }
-	return &Vendor{keyToken: d("weir-s3 token"), keyID: d("weir-s3 access key id"), keySecret: d("weir-s3 secret key"), now: time.Now}
+	return &Vendor{keyToken: d("weir-s3 token"), keyID: d("weir-s3 access key id"), keySecret: d("weir-s3 secret key"), now: time.Now, seen: map[string]seenToken{}}
 }
 
 func mac(key, msg []byte) []byte {
@@ -173,25 +193,46 @@ func (v *Vendor) check(tok, accessKeyID string) (*grant, string, error) {
 	if len(tok) > 4096 {
 		return nil, "", errBadToken
 	}
+	v.mu.Lock()
+	st, ok := v.seen[tok]
+	v.mu.Unlock()
+	if !ok {
+		g, err := v.verify(tok)
+		if err != nil {
+			return nil, "", err
+		}
+		st.g = g
+		st.id, st.secret = v.keys(tok)
+		v.mu.Lock()
+		if len(v.seen) >= maxSeen {
+			clear(v.seen)
+		}
+		v.seen[tok] = st
+		v.mu.Unlock()
+	}
+	if v.now().Unix() >= st.g.Exp {
+		return nil, "", errExpired
+	}
+	if !hmac.Equal([]byte(st.id), []byte(accessKeyID)) {
+		return nil, "", errKeyID
+	}
+	return st.g, st.secret, nil
+}
+
+// verify checks a token's MAC and decodes its grant.
+func (v *Vendor) verify(tok string) (*grant, error) {
 	body64, sig64, ok := strings.Cut(tok, ".")
 	if !ok {
-		return nil, "", errBadToken
+		return nil, errBadToken
 	}
 	body, err1 := b64.DecodeString(body64)
 	sig, err2 := b64.DecodeString(sig64)
 	if err1 != nil || err2 != nil || !hmac.Equal(sig, mac(v.keyToken, body)) {
-		return nil, "", errBadToken
+		return nil, errBadToken
 	}
 	var g grant
 	if err := json.Unmarshal(body, &g); err != nil || g.V != 1 || g.Repo == "" {
-		return nil, "", errBadToken
+		return nil, errBadToken
 	}
-	if v.now().Unix() >= g.Exp {
-		return nil, "", errExpired
-	}
-	id, secret := v.keys(tok)
-	if !hmac.Equal([]byte(id), []byte(accessKeyID)) {
-		return nil, "", errKeyID
-	}
-	return &g, secret, nil
+	return &g, nil
 }

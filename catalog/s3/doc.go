@@ -61,7 +61,11 @@
 // (<data>/s3-vending.key, 32 random bytes, 0600, made at first start).
 // The access key id and the secret key are two more HMACs of the token, so
 // the server re-derives the secret from the token a request carries and
-// checks the signature; nothing is stored per credential. Scopes:
+// checks the signature; nothing is stored per credential. (Tokens already
+// verified are kept in a bounded in-memory cache, at most 4096, with
+// their grant and keys, which the token's bytes fix; expiry and the
+// access key id are checked on every request. One engine reading a table
+// sends hundreds of ranged GETs with one token.) Scopes:
 //
 //	read   GET/HEAD/list every key under <repo>/ (the whole repo: anyone
 //	       who may read one branch's data may read every file of the repo)

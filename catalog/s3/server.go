@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
 	"github.com/weir-dev/weir/catalog"
 )
 
@@ -48,6 +50,10 @@ type Server struct {
 	dir     string   // the staging folder's path (hard links need it)
 	log     *slog.Logger
 	ttl     time.Duration
+	// signer recomputes request signatures; one for the server, so its
+	// cache of derived signing keys (per secret, day and region) is
+	// kept across requests.
+	signer *v4.Signer
 }
 
 // NewServer returns the endpoint over wh. stagingDir (created, 0700)
@@ -70,7 +76,7 @@ func NewServer(wh *catalog.LocalWarehouse, v *Vendor, stagingDir string, log *sl
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{wh: wh, v: v, staging: root, dir: stagingDir, log: log}
+	s := &Server{wh: wh, v: v, staging: root, dir: stagingDir, log: log, signer: v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })}
 	s.sweep(24 * time.Hour)
 	return s, nil
 }
