@@ -450,9 +450,6 @@ func (s *deltaSearcher) run(part []searchCand, deadline time.Time, report func(s
 		o := &objects.Object{Type: typ, Data: data}
 		var best objects.Delta
 		for j := len(window) - 1; j >= 0 && c.idx >= 0; j-- {
-			if err := s.ctx.Err(); err != nil {
-				return err
-			}
 			b := window[j]
 			if b.typ != typ {
 				continue
