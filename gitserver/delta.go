@@ -226,8 +226,9 @@ type searchBounds struct {
 	workers int           // goroutines comparing objects
 	time    time.Duration // after this, the rest is left unsearched
 	// yield, when not nil, reports whether clients are being served: the
-	// search then waits, up to yieldWait before each step of 64 objects,
-	// so that the cores go to them first (the background search).
+	// search then waits before each object, up to yieldWait in each step
+	// of 64 objects, so that the cores go to them first (the background
+	// search).
 	yield func() bool
 }
 
@@ -419,20 +420,27 @@ type windowEntry struct {
 // run searches part in order, calling found for every object it decides.
 func (s *deltaSearcher) run(part []searchCand, deadline time.Time, report func(searchCand, objects.Delta, bool)) error {
 	var window []windowEntry
+	var waited time.Duration
 	for k, c := range part {
+		// Every object: one may take a window of comparisons of up to
+		// maxDeltaObject each, and a server stopping waits for this.
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return nil // the rest is sent whole, and searched next time
+		}
+		// Yield before every object (a window of comparisons can take
+		// a core for long), within yieldWait per step of 64 objects, so
+		// that under fetches that never pause it still goes on.
 		if k%64 == 0 {
-			if err := s.ctx.Err(); err != nil {
-				return err
-			}
-			if time.Now().After(deadline) {
-				return nil // the rest is sent whole, and searched next time
-			}
-			for waited := time.Duration(0); s.yield != nil && s.yield() && waited < yieldWait; waited += 10 * time.Millisecond {
-				select {
-				case <-s.ctx.Done():
-					return s.ctx.Err()
-				case <-time.After(10 * time.Millisecond):
-				}
+			waited = 0
+		}
+		for ; s.yield != nil && waited < yieldWait && s.yield(); waited += 10 * time.Millisecond {
+			select {
+			case <-s.ctx.Done():
+				return s.ctx.Err()
+			case <-time.After(10 * time.Millisecond):
 			}
 		}
 		h := c.h

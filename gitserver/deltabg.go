@@ -33,8 +33,9 @@ import (
 // Bounds: one worker per process, one core (the search's single
 // goroutine), backgroundSearchTime per repo, and the search slot shared
 // with fetches (searchSlot). Clients come first: while any upload-pack
-// plans or writes a pack, the search waits (up to yieldWait before each
-// step of 64 objects, so a stream of fetches slows it but never stops it).
+// plans or writes a pack, the search waits before its next object (up to
+// yieldWait in each step of 64 objects, so a stream of fetches slows it
+// but never stops it).
 // A fetch that comes while the worker holds the slot does not wait for
 // it: it sends the deltas recorded so far (the search records each result
 // as it finds it) and the objects still without a record whole, as when

@@ -3,7 +3,7 @@
 // depth, date and ref (deepen, deepen-since, deepen-not, deepen-relative:
 // deepen.go), partial clone filters (blob:none, blob:limit, tree:<depth>:
 // filter.go), side-band progress, and deltas: those kept from pushed packs
-// and those it computes, recorded so a repeated clone reuses them:
+// (most are the objects' stored form, objects/chain.go) and those it computes, recorded so a repeated clone reuses them:
 // delta.go; after a push lands, Server.RunDeltaWorker computes them in
 // the background, so the first clone does not: deltabg.go), clone plans
 // kept per set of wants, extended after a push by the new commits only and

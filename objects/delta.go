@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/weir-dev/weir/kv"
 )
@@ -21,7 +22,8 @@ import (
 // of an ofs- or ref-delta pack entry), so the record is written into a
 // pack as it is: header, then the zlib stream, never inflated.
 //
-// A record is written in two places, and is only ever a hint:
+// A record is written in two places, and is only ever a hint (an object
+// stored as a delta value, chain.go, needs none: Delta returns its delta):
 //   - IngestPack keeps the delta of each delta entry of a received pack
 //     (it resolved to exactly this object against exactly this base, so it
 //     is valid by construction) when its zlib stream is smaller than the
@@ -88,13 +90,13 @@ func parseDelta(v []byte) (Delta, error) {
 	return d, nil
 }
 
-// Delta returns the delta record of h: ok is false when there is none
-// (nothing was tried), and d.Base is zero when the record says no delta
-// was found.
+// Delta returns the delta record of h or, without one, the delta of its
+// delta value (chain.go): ok is false when there is neither (nothing was
+// tried), and d.Base is zero when the record says no delta was found.
 func (s *Store) Delta(ctx context.Context, repo RepoName, h Hash) (d Delta, ok bool, err error) {
 	v, closer, err := s.db.Get(DeltaKey(repo, h))
 	if errors.Is(err, kv.ErrNotFound) {
-		return d, false, nil
+		return s.valueDelta(repo, h)
 	}
 	if err != nil {
 		return d, false, fmt.Errorf("objects: read delta of %s: %w", h, err)
@@ -106,6 +108,26 @@ func (s *Store) Delta(ctx context.Context, repo RepoName, h Hash) (d Delta, ok b
 	}
 	d.ZData = bytes.Clone(d.ZData)
 	return d, true, nil
+}
+
+// valueDelta returns, for an object stored as a delta value (chain.go),
+// that delta as its record; ok is false for any other object.
+func (s *Store) valueDelta(repo RepoName, h Hash) (d Delta, ok bool, err error) {
+	sv, err := getValue(s.db, repo, h)
+	if errors.Is(err, ErrNotFound) {
+		return d, false, nil
+	}
+	if err != nil || !sv.delta {
+		return d, false, err
+	}
+	z := sv.zdata
+	if sv.spilled {
+		z = make([]byte, sv.zlen)
+		if _, err := io.ReadFull(sv.zstream(s.db, repo), z); err != nil {
+			return d, false, fmt.Errorf("objects: read delta of %s: %w", h, err)
+		}
+	}
+	return Delta{Base: sv.base, Size: sv.dsize, ZData: z}, true, nil
 }
 
 // PutDelta records that h is base with the delta whose instructions

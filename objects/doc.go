@@ -13,6 +13,8 @@
 //	key                                   value
 //	'o' <repo> 0x00 <hash:20>             <type:1> <size:uvarint> <zlib deflate of the content>
 //	                                      or, spilled: <0x80|type:1> <size:uvarint> <spill:8> <off:uvarint> <zlen:uvarint>
+//	                                      or a delta value (chain.go): <0x40|type:1> <size:uvarint> <depth:1> <base:20>
+//	                                      <dsize:uvarint> <zlib of the delta instructions>, spilled as above with 0xc0
 //	's' <repo> 0x00 <spill:8> <chunk:4>   64 KiB of a spill: zlib streams of a push's objects, back to back
 //	'S' <spill:8>                         <repo>: a spill whose quarantine has not committed
 //	'd' <repo> 0x00 <hash:20>             <base:20> <size:uvarint> <zlib of delta instructions>, or empty
@@ -20,15 +22,20 @@
 //
 // The value is the body of a non-delta pack entry (or points at it in a
 // spill), so upload-pack streams it into a pack without inflating or
-// recompressing it; a delta record is the body of a delta entry, sent the
-// same way.
+// recompressing it; a delta record, and a delta value's delta, is the body
+// of a delta entry, sent the same way. A delta value is a pushed delta
+// kept as it came (C git keeps its received packs the same way): readers
+// resolve its chain, at most 50 deep, through a cache of resolved bases,
+// and garbage collection keeps its base. Stores written before delta
+// values existed hold none; they read as they did (no migration).
 //
 // The hash is the last 20 bytes of the key and repo names never contain
 // 0x00, so one repo's objects are the key range ['o' repo 0x00, 'o' repo
 // 0x01), and its spills ['s' repo 0x00, 's' repo 0x01). Type is the pack
 // type number (1 commit, 2 tree, 3 blob, 4 tag); size is the inflated
-// size. A pushed non-delta entry is stored with its original zlib bytes; a
-// resolved delta or a Put is deflated at the fastest level
+// size. A pushed non-delta entry is stored with its original zlib bytes,
+// a small pushed delta as its delta value; a larger resolved delta, one
+// past the depth limit, or a Put is deflated at the fastest level
 // (klauspost/compress's zlib, a drop-in for compress/zlib several times
 // faster on small objects; objects are read with it too).
 //
@@ -53,8 +60,11 @@
 // checked (MaxObjectBytes, MaxInflatedBytes) before anything is built from
 // them; then deltas are resolved base by base, on up to four goroutines
 // (the pack's bases first, then each level of their children), each
-// result deflated into its stored value, and a delta smaller than its result's stored value is
-// kept as that object's delta record, for upload-pack to send as it came. Its memory is bounded by Limits and a fixed budget
+// result hashed and, when it and its base are small (1 MiB or less), its
+// chain of delta values shallower than 50 and the object not already
+// held, stored as the delta it came as (a delta value); otherwise deflated
+// into its stored value, and its delta, if smaller, kept as that object's
+// delta record, for upload-pack to send as it came. Its memory is bounded by Limits and a fixed budget
 // (pack.go), not by the pack: a delta bomb is refused from its header, a
 // pack over MaxPackBytes at the byte that crosses it, and a fan or a chain
 // of deltas holds one base and a small cache. A refused pack leaves no

@@ -35,6 +35,7 @@ func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 	for h, t := range q.ingested {
 		types[h] = t
 	}
+	pre := q.checked
 	q.mu.RUnlock()
 	// Every object but the blobs, checked in parallel; the first problem
 	// in hash order wins, and the special blobs are noted in hash order
@@ -68,6 +69,21 @@ func (q *Quarantine) Check(ctx context.Context, tips []Hash) error {
 					}
 				}
 				h := objs[i]
+				if pc, ok := pre[h]; ok {
+					// Checked at ingest, from the same content.
+					for _, n := range pc.notes {
+						notes[w] = append(notes[w], noted{i, h, n.id, n.role})
+					}
+					if pc.err != nil {
+						errs[w] = &indexedError{i, pc.err}
+						return
+					}
+					if linkBytes.Load() < maxKeptLinkBytes {
+						links[i] = pc.links
+						linkBytes.Add(int64(len(pc.links.links)) * linkSize)
+					}
+					continue
+				}
 				o, err := q.Get(ctx, h)
 				if err == nil && o.Type == plumbing.TreeObject {
 					err = checkTree(h, o.Data, func(tree, id Hash, role blobRole) {

@@ -481,20 +481,27 @@ func (s *Store) ForEachObject(ctx context.Context, repo RepoName, fn func(o Stor
 // commit's "code" entry names its code commit in the same repo, which a
 // collector keeps when the repo has it), a tag's target. A blob names
 // nothing and is not read.
+//
+// An object stored as a delta value (chain.go) also names its base, which
+// must outlive it whatever refs reach.
 func (s *Store) Links(ctx context.Context, repo RepoName, h Hash) (Type, []Hash, error) {
-	typ, _, err := statObject(s.db, repo, h)
+	sv, err := getValue(s.db, repo, h)
 	if err != nil {
 		return 0, nil, err
 	}
-	if typ == plumbing.BlobObject {
-		return typ, nil, nil
+	var links []Hash
+	if sv.delta {
+		links = append(links, sv.base)
 	}
-	o, err := getObject(s.db, repo, h)
+	if sv.typ == plumbing.BlobObject {
+		return sv.typ, links, nil
+	}
+	data, err := materialize(valueGetter(s.db, repo), s.db, repo, h, sv, nil, s.cache)
 	if err != nil {
 		return 0, nil, err
 	}
-	links, err := allLinks(h, o.Type, o.Data)
-	return o.Type, links, err
+	named, err := allLinks(h, sv.typ, data)
+	return sv.typ, append(links, named...), err
 }
 
 // allLinks is objectLinks with gitlinks.
@@ -540,10 +547,23 @@ func (q *Quarantine) verifyAfterSweep(tips []Hash) error {
 		return nil
 	}
 	for h, typ := range q.ingested {
+		sv, err := getValue(q.batch, q.repo, h)
+		if err != nil {
+			return err
+		}
+		if sv.delta {
+			ok, err := hasObject(q.batch, q.repo, sv.base)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w (%s, the delta base of %s)", ErrCollected, sv.base, h)
+			}
+		}
 		if typ == plumbing.BlobObject {
 			continue
 		}
-		o, err := getObject(q.batch, q.repo, h)
+		o, err := getObject(q.batch, q.repo, h, q.store.cache)
 		if err != nil {
 			return err
 		}

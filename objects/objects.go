@@ -81,6 +81,8 @@ type Store struct {
 	// bases is the MaxBaseMemory budget shared by every IngestPack.
 	bases *semaphore.Weighted
 	mem   memBudget
+	// cache holds objects resolved from delta values (chain.go).
+	cache *readCache
 	// gc is what garbage collection needs of every write (gc.go).
 	gc gcState
 }
@@ -150,8 +152,9 @@ type Quarantine struct {
 	// mu serialises writes to batch against reads through it: a kv
 	// batch is not safe for a write concurrent with anything else.
 	mu        sync.RWMutex
-	ingested  map[Hash]Type // every object written into this quarantine
-	spills    []*spill      // spills its batch points into; dropped unless committed
+	ingested  map[Hash]Type    // every object written into this quarantine
+	checked   map[Hash]checked // checks made at ingest (precheck.go); replaced, never changed
+	spills    []*spill         // spills its batch points into; dropped unless committed
 	committed bool
 	closed    bool
 	// sweeps is Store.Sweeps when the quarantine was made: a commit after

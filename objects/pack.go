@@ -3,7 +3,6 @@ package objects
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
@@ -55,12 +54,12 @@ const (
 // resolveWorkers goroutines (see resolve): the pack's bases go across the
 // workers, then each level of their children. A base is read whole
 // (copies may come from anywhere in it) under the Store's shared
-// MaxBaseMemory budget; each of its deltas is applied as a stream, its
-// result hashed and deflated (at zlib's fastest level, with
-// klauspost/compress, several times faster than compress/flate on small
-// objects) into its stored value. A result over inlineObject is deflated
-// straight into the spill, never held whole; a smaller one is deflated
-// into the worker's buffer first. A result is kept only if it is itself a
+// MaxBaseMemory budget; each of its deltas is applied as a stream and its
+// result hashed. A result over inlineObject is deflated (at zlib's
+// fastest level, with klauspost/compress) straight into the spill, never
+// held whole; a smaller one is built in the worker's buffer, then stored
+// as the delta it came as (a delta value, chain.go: no deflate at all)
+// when storeDeltaValue allows, else deflated from that buffer. A result is kept only if it is itself a
 // base, small enough for the per-push base cache. A base that was
 // evicted, or did not fit, is read again from the batch or the spill. So
 // a fan of deltas against one base, or a chain of any depth, holds per
@@ -70,6 +69,8 @@ const (
 //	                           + delta records budget (16 MiB: the deltas kept
 //	                             for upload-pack, in the batch; delta.go)
 //	                           + ~120 bytes per entry
+//	                           + the checks of commits, trees and tags made
+//	                             at ingest (up to 32 MiB; precheck.go)
 //	                           + per worker: one base (shared budget),
 //	                             one small result (<= inlineObject) deflated
 //
@@ -199,6 +200,9 @@ type packEntry struct {
 	kind byte  // pack entry type: 1-4, 6 or 7
 	typ  Type  // object type once known (deltas: once resolved)
 	done bool
+	// depth is the length of the object's chain of delta values (0: it
+	// is stored whole; chain.go).
+	depth uint8
 	// Deltas only.
 	base     int32 // ofs-delta: index of the base entry
 	baseHash Hash  // ref-delta: hash of the base
@@ -225,6 +229,21 @@ type ingest struct {
 	deltaUsed  int64 // bytes of delta streams in memory
 	recorded   int64 // bytes of delta records in nb
 
+	// checked holds the checks of commits, trees and tags made as they
+	// were ingested (precheck.go), within checkedBytes.
+	checked      map[Hash]checked
+	checkedBytes int64
+	scratch      []byte // pass 1: the content of the entry being checked
+
+	// written holds every object this ingest stored, so that a delta
+	// value is never written over one (a map: the batch's own lookups
+	// are slow).
+	written map[Hash]struct{}
+
+	// qUsed: the quarantine held objects before this pack (earlier
+	// packs, Put), so they are looked up there too.
+	qUsed bool
+
 	value []byte    // scratch: the inline value being captured
 	vs    valueSink // reused per value
 	ds    deltaSink // reused per delta
@@ -247,6 +266,10 @@ func newIngest(ctx context.Context, q *Quarantine) *ingest {
 		deltas: newSpill(s.db, q.repo),
 	}
 	in.cache = baseCache{budget: in.mem.cache, items: map[int32][]byte{}}
+	in.written = make(map[Hash]struct{})
+	q.mu.RLock()
+	in.qUsed = len(q.ingested) > 0 || !q.batch.Empty()
+	q.mu.RUnlock()
 	return in
 }
 
@@ -395,6 +418,8 @@ func (in *ingest) parse(r io.Reader) error {
 		}
 		var hasher plumbing.Hasher
 		var dh deltaHeader
+		keepContent := e.kind != 3 && e.kind <= 4 && e.size <= maxPrecheckObject && in.checkedBytes < maxKeptLinkBytes
+		in.scratch = in.scratch[:0]
 		if e.kind <= 4 {
 			in.startValue(e.typ, e.size)
 			pr.capture = &in.vs
@@ -405,9 +430,9 @@ func (in *ingest) parse(r io.Reader) error {
 		}
 		pr.zlimit = pr.off + maxZlibLen(e.size)
 		if zr == nil {
-			zr, err = zlib.NewReader(pr)
+			zr, err = kzlib.NewReader(pr)
 		} else {
-			err = zr.(zlib.Resetter).Reset(pr, nil)
+			err = zr.(kzlib.Resetter).Reset(pr, nil)
 		}
 		if err != nil {
 			pr.capture, pr.zlimit = nil, 0
@@ -423,6 +448,9 @@ func (in *ingest) parse(r io.Reader) error {
 			}
 			if e.kind <= 4 {
 				hasher.Write(buf[:m])
+				if keepContent {
+					in.scratch = append(in.scratch, buf[:m]...)
+				}
 			} else if !dh.done {
 				if err := dh.feed(buf[:m]); err != nil {
 					pr.capture = nil
@@ -461,6 +489,10 @@ func (in *ingest) parse(r io.Reader) error {
 			e.done = true
 			if err := in.finishValue(e.hash); err != nil {
 				return err
+			}
+			if keepContent {
+				c, n := precheck(e.hash, e.typ, in.scratch)
+				in.addChecked(e.hash, c, n) // pass 1 is one goroutine
 			}
 		} else {
 			if !dh.done {
@@ -563,6 +595,7 @@ func (s *valueSink) Write(p []byte) (int, error) {
 func (in *ingest) finishValue(h Hash) error {
 	s := &in.vs
 	key := ObjectKey(in.q.repo, h)
+	in.written[h] = struct{}{}
 	var err error
 	if !s.spilled {
 		err = in.nb.Set(key, in.value)
@@ -684,9 +717,10 @@ func (c *baseCache) release(b []byte) {
 
 // baseItem is a resolved object whose deltas are still to be applied.
 type baseItem struct {
-	idx int32 // entry index; -1 for a base from outside the pack
-	h   Hash
-	typ Type
+	idx   int32 // entry index; -1 for a base from outside the pack
+	h     Hash
+	typ   Type
+	depth uint8 // of its chain of delta values
 }
 
 // resolve is pass 2: it gives every delta entry its type, hash and stored
@@ -771,14 +805,14 @@ func (in *ingest) resolve() error {
 		sort.Slice(waiting, func(i, j int) bool { return bytes.Compare(waiting[i][:], waiting[j][:]) < 0 })
 		roots = roots[:0]
 		for _, h := range waiting {
-			typ, _, err := in.q.Stat(in.ctx, h)
+			sv, err := in.q.value(h)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			roots = append(roots, baseItem{idx: -1, h: h, typ: typ})
+			roots = append(roots, baseItem{idx: -1, h: h, typ: sv.typ, depth: sv.depth})
 		}
 		if len(roots) == 0 {
 			break
@@ -925,7 +959,7 @@ func (rs *resolveState) resolveBase(r *resolver, it baseItem, list []int32) erro
 			keep = in.cache.buf(c.dstSize)[:0]
 		}
 		in.mu.Unlock()
-		out, err := in.applyDelta(r, c, it.h, it.typ, base, keep)
+		out, err := in.applyDelta(r, c, it.h, it.typ, it.depth, base, keep)
 		if err != nil {
 			return fmt.Errorf("entry at offset %d: %w", c.off, err)
 		}
@@ -935,7 +969,7 @@ func (rs *resolveState) resolveBase(r *resolver, it baseItem, list []int32) erro
 			if out != nil {
 				in.cache.put(ci, out)
 			}
-			rs.stack = append(rs.stack, baseItem{idx: ci, h: c.hash, typ: c.typ})
+			rs.stack = append(rs.stack, baseItem{idx: ci, h: c.hash, typ: c.typ, depth: c.depth})
 			rs.cond.Signal()
 		} else {
 			in.cache.release(out)
@@ -954,6 +988,7 @@ type resolver struct {
 	zw  *kzlib.Writer
 	z   bytes.Buffer
 	val []byte
+	res []byte // a small result
 }
 
 func (r *resolver) close() {
@@ -1018,10 +1053,7 @@ func (in *ingest) loadBase(it baseItem) ([]byte, func(), error) {
 	var data []byte
 	if err == nil {
 		if it.idx >= 0 {
-			data, err = inflateInto(sv.zstream(in.q.store.db, in.q.repo), sv.size, buf)
-			if err != nil {
-				err = fmt.Errorf("read %s: %w", it.h, err)
-			}
+			data, err = materialize(in.getValue, in.q.store.db, in.q.repo, it.h, sv, buf, in.q.store.cache)
 		} else {
 			_, data, err = in.q.readInto(it.h, buf)
 		}
@@ -1045,7 +1077,7 @@ func (in *ingest) loadBase(it baseItem) ([]byte, func(), error) {
 // result is hashed and deflated into its stored value as it is produced.
 // With keep (an empty buffer with room for the result), it also returns
 // the result, for use as a base. Call it without in.mu.
-func (in *ingest) applyDelta(r *resolver, c *packEntry, baseHash Hash, typ Type, base []byte, keep []byte) ([]byte, error) {
+func (in *ingest) applyDelta(r *resolver, c *packEntry, baseHash Hash, typ Type, baseDepth uint8, base []byte, keep []byte) ([]byte, error) {
 	if c.srcSize != int64(len(base)) {
 		return nil, fmt.Errorf("%w: delta expects a %d-byte base, base has %d", ErrBadPack, c.srcSize, len(base))
 	}
@@ -1058,9 +1090,9 @@ func (in *ingest) applyDelta(r *resolver, c *packEntry, baseHash Hash, typ Type,
 	}
 	var err error
 	if r.zr == nil {
-		r.zr, err = zlib.NewReader(src)
+		r.zr, err = kzlib.NewReader(src)
 	} else {
-		err = r.zr.(zlib.Resetter).Reset(src, nil)
+		err = r.zr.(kzlib.Resetter).Reset(src, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: delta: %v", ErrBadPack, err)
@@ -1079,9 +1111,9 @@ func (in *ingest) applyDelta(r *resolver, c *packEntry, baseHash Hash, typ Type,
 	if r.zw == nil {
 		r.zw = zlibWriters.Get().(*kzlib.Writer)
 	}
-	w := deltaOut{h: plumbing.NewHasher(typ, c.dstSize), zw: r.zw, keep: keep}
 
 	if c.dstSize > in.mem.inlineObject {
+		w := deltaOut{h: plumbing.NewHasher(typ, c.dstSize), zw: r.zw, keep: keep}
 		// Large: deflated straight into the objects spill, under the
 		// lock, never held whole.
 		in.mu.Lock()
@@ -1109,25 +1141,121 @@ func (in *ingest) applyDelta(r *resolver, c *packEntry, baseHash Hash, typ Type,
 		return w.keep, nil
 	}
 
-	r.z.Reset()
-	r.zw.Reset(&r.z)
+	// Small: built in the worker's buffer and hashed, then stored as the
+	// delta it came as (a delta value, chain.go) where it may be, else
+	// deflated whole.
+	r.res = r.res[:0]
+	w := deltaOut{h: plumbing.NewHasher(typ, c.dstSize), res: &r.res}
 	if err := patchDelta(&w, base, r.br, c.dstSize); err != nil {
 		return nil, err
 	}
-	if err := r.zw.Close(); err != nil {
-		return nil, err
-	}
 	c.typ, c.hash, c.done = typ, w.h.Sum(), true
+	if keep != nil {
+		keep = append(keep, r.res...)
+	}
+	var pc checked
+	var pcBytes int64
+	if typ != plumbing.BlobObject {
+		pc, pcBytes = precheck(c.hash, typ, r.res)
+	}
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	if err := in.storeResolved(r, c); err != nil {
+	if typ != plumbing.BlobObject {
+		in.addChecked(c.hash, pc, pcBytes)
+	}
+	stored, err := in.storeDeltaValue(r, c, baseHash, baseDepth)
+	in.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	if err := in.recordDelta(c, baseHash, int64(r.z.Len())); err != nil {
-		return nil, err
+	if !stored {
+		r.z.Reset()
+		r.zw.Reset(&r.z)
+		_, _ = r.zw.Write(r.res)
+		if err := r.zw.Close(); err != nil {
+			return nil, err
+		}
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if err := in.storeResolved(r, c); err != nil {
+			return nil, err
+		}
+		if err := in.recordDelta(c, baseHash, int64(r.z.Len())); err != nil {
+			return nil, err
+		}
 	}
 	c.raw = nil
-	return w.keep, nil
+	return keep, nil
+}
+
+// storeDeltaValue stores the small resolved entry c as the delta it came
+// as, against base (whose chain of delta values is baseDepth deep), and
+// reports whether it did: not when the base or the delta is large, the chain would be
+// deeper than maxStoredDepth, or the object is already in the pack, the
+// quarantine or the repo (a delta value is never written over an object,
+// so none can point, through others, back at itself). Hold in.mu.
+func (in *ingest) storeDeltaValue(r *resolver, c *packEntry, base Hash, baseDepth uint8) (bool, error) {
+	zlen := int64(len(c.raw))
+	if c.raw == nil {
+		zlen = c.rawLen
+	}
+	if c.srcSize > in.mem.inlineObject || baseDepth >= maxStoredDepth || base == c.hash || zlen > maxDeltaValue {
+		return false, nil
+	}
+	repo := in.q.repo
+	if _, ok := in.written[c.hash]; ok {
+		return false, nil
+	}
+	if ok, err := hasObject(in.q.store.db, repo, c.hash); err != nil || ok {
+		return false, err
+	}
+	if in.qUsed {
+		if ok, err := in.q.Has(in.ctx, c.hash); err != nil || ok {
+			return false, err
+		}
+	}
+	z := c.raw
+	if z == nil {
+		z = make([]byte, c.rawLen)
+		if _, err := io.ReadFull(newSpillReader(in.q.store.db, repo, in.deltas.id, c.rawOff, c.rawLen), z); err != nil {
+			return false, fmt.Errorf("objects: read back delta: %w", err)
+		}
+	}
+	depth := baseDepth + 1
+	key := ObjectKey(repo, c.hash)
+	r.val = appendDeltaValueHeader(r.val[:0], false, c.typ, c.dstSize, depth, base, c.size)
+	var err error
+	if n := int64(len(r.val) + len(z)); n <= in.mem.inlineObject && in.inlineUsed+n <= in.mem.inline {
+		r.val = append(r.val, z...)
+		err = in.nb.Set(key, r.val)
+		in.inlineUsed += n
+	} else {
+		start := in.objs.size
+		if _, err = in.objs.Write(z); err == nil {
+			err = in.nb.Set(key, encodeSpilledDelta(c.typ, c.dstSize, depth, base, c.size, in.objs.id, start, int64(len(z))))
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("objects: quarantine write: %w", err)
+	}
+	in.written[c.hash] = struct{}{}
+	c.depth = depth
+	return true, nil
+}
+
+// getValue reads a stored value as this ingest sees it: its own batch,
+// then the quarantine's, then the repo. It takes in.mu.
+func (in *ingest) getValue(h Hash) (storedValue, error) {
+	in.mu.Lock()
+	err := in.objs.sync()
+	var sv storedValue
+	if err == nil {
+		sv, err = getValue(in.nb, in.q.repo, h)
+	}
+	in.mu.Unlock()
+	if errors.Is(err, ErrNotFound) && in.qUsed {
+		return in.q.value(h)
+	}
+	return sv, err
 }
 
 // storeResolved stores the resolved entry c, whose zlib stream is r.z:
@@ -1136,6 +1264,7 @@ func (in *ingest) storeResolved(r *resolver, c *packEntry) error {
 	z := r.z.Bytes()
 	r.val = appendValueHeader(r.val[:0], c.typ, c.dstSize)
 	key := ObjectKey(in.q.repo, c.hash)
+	in.written[c.hash] = struct{}{}
 	var err error
 	if n := int64(len(r.val) + len(z)); n <= in.mem.inlineObject && in.inlineUsed+n <= in.mem.inline {
 		r.val = append(r.val, z...)
@@ -1183,14 +1312,21 @@ func (in *ingest) recordDelta(c *packEntry, base Hash, whole int64) error {
 // stored value and, for a result that is a base itself, a copy.
 type deltaOut struct {
 	h    plumbing.Hasher
-	zw   *kzlib.Writer
+	zw   *kzlib.Writer // nil: not deflated
 	keep []byte
+	res  *[]byte // when not nil, the result is appended there
 }
 
 func (d *deltaOut) Write(p []byte) (int, error) {
 	d.h.Write(p)
 	if d.keep != nil {
 		d.keep = append(d.keep, p...)
+	}
+	if d.res != nil {
+		*d.res = append(*d.res, p...)
+	}
+	if d.zw == nil {
+		return len(p), nil
 	}
 	return d.zw.Write(p)
 }

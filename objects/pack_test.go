@@ -609,3 +609,55 @@ func BenchmarkIngestPackFile(b *testing.B) {
 	b.ReportMetric(float64(weirCPU.Milliseconds())/float64(b.N), "weir-cpu-ms/op")
 	b.ReportMetric(float64(gitCPU.Milliseconds())/float64(b.N), "git-cpu-ms/op")
 }
+
+// BenchmarkIngestCheckPackFile is BenchmarkIngestPackFile with what a push
+// does next: the fsck and connectivity check (Check) of everything
+// ingested, every commit a tip. It reports the CPU time of both steps.
+//
+//	WEIR_BENCH_PACK=/tmp/r.pack go test ./objects -run '^$' -bench IngestCheckPackFile -benchtime 3x
+func BenchmarkIngestCheckPackFile(b *testing.B) {
+	path := os.Getenv("WEIR_BENCH_PACK")
+	if path == "" {
+		b.Skip("WEIR_BENCH_PACK names no pack file")
+	}
+	pack, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := memStore(b, Limits{})
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var ingestCPU, checkCPU time.Duration
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c0 := cpu()
+		q := s.NewQuarantine(RepoName(fmt.Sprintf("bench%d", i)))
+		hashes, err := q.IngestPack(ctx, bytes.NewReader(pack))
+		if err != nil {
+			b.Fatal(err)
+		}
+		c1 := cpu()
+		b.StopTimer()
+		var tips []Hash
+		for _, h := range hashes {
+			if typ, _, err := q.Stat(ctx, h); err == nil && typ == plumbing.CommitObject {
+				tips = append(tips, h)
+			}
+		}
+		b.StartTimer()
+		c2 := cpu()
+		if err := q.Check(ctx, tips); err != nil {
+			b.Fatal(err)
+		}
+		q.Close()
+		ingestCPU += c1 - c0
+		checkCPU += cpu() - c2
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(ingestCPU.Milliseconds())/float64(b.N), "ingest-cpu-ms/op")
+	b.ReportMetric(float64(checkCPU.Milliseconds())/float64(b.N), "check-cpu-ms/op")
+}

@@ -68,6 +68,17 @@ func (q *Quarantine) IngestPack(ctx context.Context, r io.Reader) ([]Hash, error
 		q.spills = append(q.spills, in.objs)
 	}
 	in.objs = nil
+	if len(in.checked) > 0 {
+		// A new map each time: Check reads the one it found without q.mu.
+		m := make(map[Hash]checked, len(q.checked)+len(in.checked))
+		for h, c := range q.checked {
+			m[h] = c
+		}
+		for h, c := range in.checked {
+			m[h] = c
+		}
+		q.checked = m
+	}
 	hashes := make([]Hash, len(in.entries))
 	for i, e := range in.entries {
 		hashes[i] = e.hash
@@ -137,7 +148,7 @@ func (q *Quarantine) Get(ctx context.Context, h Hash) (*Object, error) {
 	if q.closed {
 		return nil, ErrClosed
 	}
-	return getObject(q.batch, q.repo, h)
+	return getObject(q.batch, q.repo, h, q.store.cache)
 }
 
 // Has reports whether h is in the quarantine or the repo.
@@ -157,7 +168,7 @@ func (q *Quarantine) Raw(ctx context.Context, h Hash) (typ Type, size int64, zda
 	if q.closed {
 		return 0, 0, nil, ErrClosed
 	}
-	return getRaw(q.batch, q.repo, h)
+	return getRaw(q.batch, q.repo, h, q.store.cache)
 }
 
 // Stat is Store.Stat over the quarantine and the repo: type and size,
@@ -171,6 +182,16 @@ func (q *Quarantine) Stat(ctx context.Context, h Hash) (Type, int64, error) {
 	return statObject(q.batch, q.repo, h)
 }
 
+// value reads the stored value of h from the quarantine or the repo.
+func (q *Quarantine) value(h Hash) (storedValue, error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return storedValue{}, ErrClosed
+	}
+	return getValue(q.batch, q.repo, h)
+}
+
 // readInto inflates h, from the quarantine or the repo, into buf.
 func (q *Quarantine) readInto(h Hash, buf []byte) (Type, []byte, error) {
 	q.mu.RLock()
@@ -178,7 +199,7 @@ func (q *Quarantine) readInto(h Hash, buf []byte) (Type, []byte, error) {
 	if q.closed {
 		return 0, nil, ErrClosed
 	}
-	return readObjectInto(q.batch, q.repo, h, buf)
+	return readObjectInto(q.batch, q.repo, h, buf, q.store.cache)
 }
 
 // Ingested returns the hashes of every object written into the quarantine,

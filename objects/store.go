@@ -59,6 +59,7 @@ func New(db kv.DB, limits Limits) *Store {
 		db:     db,
 		limits: limits,
 		bases:  semaphore.NewWeighted(limits.MaxBaseMemory),
+		cache:  newReadCache(readCacheBytes),
 		mem: memBudget{
 			inline:       defaultInlineBytes,
 			inlineObject: defaultInlineObject,
@@ -132,6 +133,12 @@ type storedValue struct {
 	size int64
 	// Inline: the zlib stream (it aliases the value).
 	zdata []byte
+	// Delta values (chain.go): the zlib stream is of the delta
+	// instructions (dsize bytes inflated) against base, depth deep.
+	delta bool
+	depth uint8
+	base  Hash
+	dsize int64
 	// Spilled: where the zlib stream is.
 	spilled bool
 	spill   uint64
@@ -149,8 +156,9 @@ func parseValue(v []byte) (storedValue, error) {
 	if len(v) < 2 {
 		return sv, ErrBadObject
 	}
-	sv.typ = Type(v[0] &^ spilledFlag)
+	sv.typ = Type(v[0] &^ (spilledFlag | deltaFlag))
 	sv.spilled = v[0]&spilledFlag != 0
+	sv.delta = v[0]&deltaFlag != 0
 	if !validType(sv.typ) {
 		return sv, ErrBadObject
 	}
@@ -160,6 +168,19 @@ func parseValue(v []byte) (storedValue, error) {
 	}
 	sv.size = int64(n)
 	rest := v[1+w:]
+	if sv.delta {
+		if len(rest) < 21 {
+			return sv, ErrBadObject
+		}
+		sv.depth = rest[0]
+		copy(sv.base[:], rest[1:21])
+		dn, dw := binary.Uvarint(rest[21:])
+		if dw <= 0 || dn > maxStoredSize || sv.depth == 0 || sv.base.IsZero() {
+			return sv, ErrBadObject
+		}
+		sv.dsize = int64(dn)
+		rest = rest[21+dw:]
+	}
 	if !sv.spilled {
 		sv.zdata = rest
 		return sv, nil
@@ -183,10 +204,10 @@ func parseValue(v []byte) (storedValue, error) {
 
 // valueType is the object type of a stored value, 0 if it is corrupt.
 func valueType(v []byte) Type {
-	if len(v) == 0 || !validType(Type(v[0]&^spilledFlag)) {
+	if len(v) == 0 || !validType(Type(v[0]&^(spilledFlag|deltaFlag))) {
 		return 0
 	}
-	return Type(v[0] &^ spilledFlag)
+	return Type(v[0] &^ (spilledFlag | deltaFlag))
 }
 
 // zstream returns a reader of the value's zlib stream: the inline bytes, or
@@ -292,11 +313,19 @@ func getValue(r reader, repo RepoName, h Hash) (storedValue, error) {
 	return sv, nil
 }
 
-// getRaw returns the type, size and zlib stream of h, read through r.
-func getRaw(r reader, repo RepoName, h Hash) (typ Type, size int64, zdata []byte, err error) {
+// getRaw returns the type, size and zlib stream of h, read through r: a
+// delta value is resolved and deflated.
+func getRaw(r reader, repo RepoName, h Hash, c *readCache) (typ Type, size int64, zdata []byte, err error) {
 	sv, err := getValue(r, repo, h)
 	if err != nil {
 		return 0, 0, nil, err
+	}
+	if sv.delta {
+		data, err := materialize(valueGetter(r, repo), r, repo, h, sv, nil, c)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		return sv.typ, sv.size, deflate(data), nil
 	}
 	if !sv.spilled {
 		return sv.typ, sv.size, sv.zdata, nil
@@ -318,8 +347,8 @@ func statObject(r reader, repo RepoName, h Hash) (Type, int64, error) {
 	return sv.typ, sv.size, nil
 }
 
-func getObject(r reader, repo RepoName, h Hash) (*Object, error) {
-	typ, data, err := readObjectInto(r, repo, h, nil)
+func getObject(r reader, repo RepoName, h Hash, c *readCache) (*Object, error) {
+	typ, data, err := readObjectInto(r, repo, h, nil, c)
 	if err != nil {
 		return nil, err
 	}
@@ -327,17 +356,23 @@ func getObject(r reader, repo RepoName, h Hash) (*Object, error) {
 }
 
 // readObjectInto inflates object h into buf (reallocated if too small),
-// streaming a spilled object from its spill.
-func readObjectInto(r reader, repo RepoName, h Hash, buf []byte) (Type, []byte, error) {
+// streaming a spilled object from its spill, or resolves its delta chain
+// (chain.go).
+func readObjectInto(r reader, repo RepoName, h Hash, buf []byte, c *readCache) (Type, []byte, error) {
 	sv, err := getValue(r, repo, h)
 	if err != nil {
 		return 0, nil, err
 	}
-	data, err := inflateInto(sv.zstream(r, repo), sv.size, buf)
+	data, err := materialize(valueGetter(r, repo), r, repo, h, sv, buf, c)
 	if err != nil {
-		return 0, nil, fmt.Errorf("read %s: %w", h, err)
+		return 0, nil, err
 	}
 	return sv.typ, data, nil
+}
+
+// valueGetter reads stored values of repo through r.
+func valueGetter(r reader, repo RepoName) func(Hash) (storedValue, error) {
+	return func(h Hash) (storedValue, error) { return getValue(r, repo, h) }
 }
 
 func hasObject(r reader, repo RepoName, h Hash) (bool, error) {
@@ -355,7 +390,7 @@ func hasObject(r reader, repo RepoName, h Hash) (bool, error) {
 // Get returns the inflated object h of repo, or an error wrapping
 // ErrNotFound.
 func (s *Store) Get(ctx context.Context, repo RepoName, h Hash) (*Object, error) {
-	return getObject(s.db, repo, h)
+	return getObject(s.db, repo, h, s.cache)
 }
 
 // Has reports whether repo holds object h.
@@ -366,7 +401,7 @@ func (s *Store) Has(ctx context.Context, repo RepoName, h Hash) (bool, error) {
 // Raw returns object h as stored: its type, its inflated size and its zlib
 // stream, ready to be written as the body of a non-delta pack entry.
 func (s *Store) Raw(ctx context.Context, repo RepoName, h Hash) (typ Type, size int64, zdata []byte, err error) {
-	return getRaw(s.db, repo, h)
+	return getRaw(s.db, repo, h, s.cache)
 }
 
 // Stat returns the type and inflated size of h without reading its
