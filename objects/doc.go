@@ -28,9 +28,9 @@
 // resolve its chain, at most 50 deep, through a cache of resolved bases,
 // and garbage collection keeps its base. Stores written before delta
 // values existed hold none; they read as they did (no migration). The
-other way does not hold: a build older than delta values reads one as a
-corrupt object, so a data dir a newer server wrote must not be served by
-an older one (restore a backup taken before the upgrade instead).
+// other way does not hold: a build older than delta values reads one as a
+// corrupt object, so a data dir a newer server wrote must not be served by
+// an older one (restore a backup taken before the upgrade instead).
 //
 // The hash is the last 20 bytes of the key and repo names never contain
 // 0x00, so one repo's objects are the key range ['o' repo 0x00, 'o' repo
