@@ -70,6 +70,14 @@
 // exec's default, -1: none). This tree's server warms its pool as weir
 // serve does.
 //
+// -gap D idles D before each push, as between the pushes of one user or
+// agent reading its last result. Back to back (the default) two cores
+// stay saturated, so a pool's refills (4 sandboxes a push) run beside the
+// next push's nodes and git and cost about what they save; with a gap
+// they run in the idle time:
+//
+//	go run ./bench/pipeline -n 20 -nopool -gap 500ms
+//
 // -phases adds the median of each phase of a sandbox (exec's debug log),
 // -cpuprofile the server's CPU profile, -node-cpus the nodes' CPU limit.
 //

@@ -44,6 +44,7 @@ func main() {
 	flag.StringVar(&baseline, "baseline", "", "folder holding a weir-node built from an earlier tree: alternate pushes with the old path (that runner, each sandbox built when its node starts, every table written at the end)")
 	flag.IntVar(&sandboxPool, "sandbox-pool", 0, "generic sandboxes kept built ahead, as weir serve --sandbox-pool (0: exec's default; -1: none, each sandbox built when its node is prepared)")
 	flag.BoolVar(&noPoolPeer, "nopool", false, "also alternate pushes whose sandboxes are each built when its node is prepared (no sandbox pool: exec.Config.SandboxPool -1)")
+	flag.DurationVar(&gap, "gap", 0, "idle time before each push, as between the pushes of one user or agent reading the last result (0: back to back, which keeps two cores saturated and leaves a sandbox pool no idle time to refill in)")
 	flag.BoolVar(&rerun, "rerun", false, "push with -o rerun: run the seed too, though its CSV is unchanged (every node runs)")
 	flag.BoolVar(&sqlPeers, "sql", false, "also alternate pushes whose plan parses its SQL with DuckDB in this process (the server before issue 10) and in a sandbox started when the plan needs it (no parser started ahead)")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile of the measured pushes to this file")
@@ -202,6 +203,7 @@ func run(n int, bin, example string) error {
 		if err := change(i); err != nil {
 			return err
 		}
+		time.Sleep(gap)
 		s, err := srv.push(work, url, variant)
 		if err != nil {
 			return err
@@ -497,6 +499,9 @@ func (s *server) close() {
 
 // rerun pushes with -o rerun (-rerun).
 var rerun bool
+
+// gap is -gap: idle time before each measured push.
+var gap time.Duration
 
 // sandboxPool is -sandbox-pool (exec.Config.SandboxPool).
 var sandboxPool int
