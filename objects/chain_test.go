@@ -15,6 +15,18 @@ import (
 	"github.com/weir-dev/weir/kv"
 )
 
+// readsBack checks that a store opened afresh on db reads each hash of
+// want in repo as its content.
+func readsBack(t *testing.T, db kv.DB, repo RepoName, want map[Hash][]byte) {
+	t.Helper()
+	for h, data := range want {
+		o, err := New(db, Limits{}).Get(context.Background(), repo, h)
+		if err != nil || !bytes.Equal(o.Data, data) {
+			t.Fatalf("%s: %v", h, err)
+		}
+	}
+}
+
 // storedAs decodes the stored value of h in repo, straight from the
 // database.
 func storedAs(t *testing.T, db kv.Reader, repo RepoName, h Hash) storedValue {
@@ -141,12 +153,7 @@ func TestDeltaValueOnWholeRepoBase(t *testing.T) {
 	if sv := storedAs(t, s.DB(), "demo", hc); !sv.delta || sv.depth != 2 || sv.base != hb {
 		t.Fatalf("C stored as %+v", sv)
 	}
-	for h, want := range map[Hash][]byte{hc: c, hb: b, ha: a} {
-		o, err := New(s.DB(), Limits{}).Get(ctx, "demo", h)
-		if err != nil || !bytes.Equal(o.Data, want) {
-			t.Fatalf("%s: %v", h, err)
-		}
-	}
+	readsBack(t, s.DB(), "demo", map[Hash][]byte{hc: c, hb: b, ha: a})
 }
 
 // A delta value is never written over an object the pack, the quarantine
@@ -188,12 +195,7 @@ func TestDeltaValueNeverOverAnObject(t *testing.T) {
 	if sv := storedAs(t, s.DB(), "demo", hb); !sv.delta || sv.base != ha {
 		t.Fatalf("B stored as %+v", sv)
 	}
-	for h, want := range map[Hash][]byte{ha: a, hb: b, hx: x} {
-		o, err := New(s.DB(), Limits{}).Get(ctx, "demo", h)
-		if err != nil || !bytes.Equal(o.Data, want) {
-			t.Fatalf("%s: %v", h, err)
-		}
-	}
+	readsBack(t, s.DB(), "demo", map[Hash][]byte{ha: a, hb: b, hx: x})
 }
 
 // A store written before delta values existed holds whole values (inline
@@ -381,8 +383,5 @@ func TestDeltaValueLargeDeltaStoredWhole(t *testing.T) {
 	if sv := storedAs(t, s.DB(), "demo", h); sv.delta {
 		t.Fatalf("a %d-byte delta stored as a delta value", len(d))
 	}
-	o, err := New(s.DB(), Limits{}).Get(ctx, "demo", h)
-	if err != nil || !bytes.Equal(o.Data, target) {
-		t.Fatalf("read: %v", err)
-	}
+	readsBack(t, s.DB(), "demo", map[Hash][]byte{h: target})
 }

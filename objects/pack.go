@@ -1223,17 +1223,9 @@ func (in *ingest) storeDeltaValue(r *resolver, c *packEntry, base Hash, baseDept
 	depth := baseDepth + 1
 	key := ObjectKey(repo, c.hash)
 	r.val = appendDeltaValueHeader(r.val[:0], false, c.typ, c.dstSize, depth, base, c.size)
-	var err error
-	if n := int64(len(r.val) + len(z)); n <= in.mem.inlineObject && in.inlineUsed+n <= in.mem.inline {
-		r.val = append(r.val, z...)
-		err = in.nb.Set(key, r.val)
-		in.inlineUsed += n
-	} else {
-		start := in.objs.size
-		if _, err = in.objs.Write(z); err == nil {
-			err = in.nb.Set(key, encodeSpilledDelta(c.typ, c.dstSize, depth, base, c.size, in.objs.id, start, int64(len(z))))
-		}
-	}
+	err := in.putValue(key, &r.val, z, func(start, n int64) []byte {
+		return encodeSpilledDelta(c.typ, c.dstSize, depth, base, c.size, in.objs.id, start, n)
+	})
 	if err != nil {
 		return false, fmt.Errorf("objects: quarantine write: %w", err)
 	}
@@ -1258,6 +1250,23 @@ func (in *ingest) getValue(h Hash) (storedValue, error) {
 	return sv, err
 }
 
+// putValue stores the value *head + z under key: whole in the batch
+// while the inline budget lasts (*head, a reused buffer, grows to hold
+// it), else z goes to the objects spill and key gets spilled(start, len(z)),
+// the value that points at it. Hold in.mu.
+func (in *ingest) putValue(key []byte, head *[]byte, z []byte, spilled func(start, n int64) []byte) error {
+	if n := int64(len(*head) + len(z)); n <= in.mem.inlineObject && in.inlineUsed+n <= in.mem.inline {
+		*head = append(*head, z...)
+		in.inlineUsed += n
+		return in.nb.Set(key, *head)
+	}
+	start := in.objs.size
+	if _, err := in.objs.Write(z); err != nil {
+		return err
+	}
+	return in.nb.Set(key, spilled(start, int64(len(z))))
+}
+
 // storeResolved stores the resolved entry c, whose zlib stream is r.z:
 // inline while the budget lasts, else in the objects spill. Hold in.mu.
 func (in *ingest) storeResolved(r *resolver, c *packEntry) error {
@@ -1265,17 +1274,9 @@ func (in *ingest) storeResolved(r *resolver, c *packEntry) error {
 	r.val = appendValueHeader(r.val[:0], c.typ, c.dstSize)
 	key := ObjectKey(in.q.repo, c.hash)
 	in.written[c.hash] = struct{}{}
-	var err error
-	if n := int64(len(r.val) + len(z)); n <= in.mem.inlineObject && in.inlineUsed+n <= in.mem.inline {
-		r.val = append(r.val, z...)
-		err = in.nb.Set(key, r.val)
-		in.inlineUsed += n
-	} else {
-		start := in.objs.size
-		if _, err = in.objs.Write(z); err == nil {
-			err = in.nb.Set(key, encodeSpilled(c.typ, c.dstSize, in.objs.id, start, int64(len(z))))
-		}
-	}
+	err := in.putValue(key, &r.val, z, func(start, n int64) []byte {
+		return encodeSpilled(c.typ, c.dstSize, in.objs.id, start, n)
+	})
 	if err != nil {
 		return fmt.Errorf("objects: quarantine write: %w", err)
 	}
