@@ -84,7 +84,9 @@
 // orphans. The REST catalog vends write for a branch the identity may
 // write (RepoAccess with write=true), read for a data tag, a commit or an
 // identity that may only read. Credentials live DefaultTTL (1 h; weir
-// serve --s3-credential-ttl) and cannot be revoked earlier except by
+// serve --s3-credential-ttl) to 1.25 of it: the expiry is rounded up to a
+// quarter of the TTL, so loads within one quarter get the same
+// credentials (and the REST catalog's ETag holds). They cannot be revoked earlier except by
 // replacing the secret file, which revokes all of them.
 //
 // # Keys and limits

@@ -27,7 +27,7 @@ type s3Flags struct {
 func (f *s3Flags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "s3", "127.0.0.1:7424", "S3 endpoint listen address serving the local warehouse to Iceberg readers, with credentials the REST catalog vends per table (empty: off; new tables then get file:// locations). Off with an S3 --warehouse")
 	fs.StringVar(&f.url, "s3-url", "", "URL of the S3 endpoint as readers reach it, vended as s3.endpoint (default http://<--s3 address>)")
-	fs.DurationVar(&f.ttl, "s3-credential-ttl", s3ep.DefaultTTL, "how long credentials vended for the S3 endpoint live")
+	fs.DurationVar(&f.ttl, "s3-credential-ttl", s3ep.DefaultTTL, "how long credentials vended for the S3 endpoint live, at least (up to a quarter more: loads of a table within one quarter of it get the same credentials, so its ETag holds)")
 }
 
 // s3Endpoint is the running S3 endpoint, when there is one.
