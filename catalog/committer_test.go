@@ -188,13 +188,21 @@ func (f *batchFixture) runBatch(t *testing.T) batchResults {
 	}
 	s1 := base.Metadata().CurrentSnapshot().SnapshotID
 	cm := f.cat.committerFor(f.repo, DataRef("main"))
-	cm.mu.Lock()
-	if cm.leading {
+	// The fixture's own append may have had its answer before its leader
+	// let go: wait for it, then lead (writers queue and wait for the
+	// leader started below).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		cm.mu.Lock()
+		if !cm.leading {
+			cm.leading = true
+			cm.mu.Unlock()
+			break
+		}
 		cm.mu.Unlock()
-		t.Fatal("a batch is being published")
+		if time.Now().After(deadline) {
+			t.Fatal("a batch is still being published after 30s")
+		}
 	}
-	cm.leading = true // writers queue and wait for the leader started below
-	cm.mu.Unlock()
 	queued := func(n int) {
 		for {
 			cm.mu.Lock()
