@@ -544,6 +544,27 @@ func TestIngestThinChainOrder(t *testing.T) {
 	}
 }
 
+// packFileOf reads the pack file WEIR_BENCH_PACK names (the benchmark
+// skips without one).
+func packFileOf(b *testing.B) []byte {
+	path := os.Getenv("WEIR_BENCH_PACK")
+	if path == "" {
+		b.Skip("WEIR_BENCH_PACK names no pack file")
+	}
+	pack, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pack
+}
+
+// processCPU is this process's CPU time so far (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkIngestPackFile ingests the pack file named by WEIR_BENCH_PACK
 // (say, `git pack-objects --all --stdout` of a real repository) into a
 // fresh quarantine each iteration and, in the same iteration, the same
@@ -554,25 +575,14 @@ func TestIngestThinChainOrder(t *testing.T) {
 //	git -C repo.git pack-objects --all --stdout --delta-base-offset </dev/null >/tmp/r.pack
 //	WEIR_BENCH_PACK=/tmp/r.pack go test ./objects -run '^$' -bench IngestPackFile -benchtime 3x
 func BenchmarkIngestPackFile(b *testing.B) {
-	path := os.Getenv("WEIR_BENCH_PACK")
-	if path == "" {
-		b.Skip("WEIR_BENCH_PACK names no pack file")
-	}
-	pack, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
+	pack := packFileOf(b)
 	dir := b.TempDir()
 	if out, err := exec.Command("git", "init", "-q", "--bare", dir).CombinedOutput(); err != nil {
 		b.Fatalf("%v: %s", err, out)
 	}
 	s := memStore(b, Limits{})
 	var weir, git, weirCPU, gitCPU time.Duration
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	cpu := processCPU
 	b.SetBytes(int64(len(pack)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -616,20 +626,9 @@ func BenchmarkIngestPackFile(b *testing.B) {
 //
 //	WEIR_BENCH_PACK=/tmp/r.pack go test ./objects -run '^$' -bench IngestCheckPackFile -benchtime 3x
 func BenchmarkIngestCheckPackFile(b *testing.B) {
-	path := os.Getenv("WEIR_BENCH_PACK")
-	if path == "" {
-		b.Skip("WEIR_BENCH_PACK names no pack file")
-	}
-	pack, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
+	pack := packFileOf(b)
 	s := memStore(b, Limits{})
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	cpu := processCPU
 	var ingestCPU, checkCPU time.Duration
 	ctx := context.Background()
 	b.ResetTimer()
